@@ -1,0 +1,52 @@
+"""Options and error handling shared by every command, spelled the same everywhere."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from typing import Callable
+
+import click
+
+from nersemble_zarr.errors import NersembleError
+
+debug_option = click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+workers_option = click.option(
+    "--workers", "-j", type=click.IntRange(min=1), default=4, show_default=True, help="Parallel workers."
+)
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs instead of skipping them.")
+verbose_option = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+benchmark_argument = click.argument("benchmark", type=click.Choice(["nvs", "mono_flame_avatar"]))
+participant_option = click.option(
+    "--participant", "-p", "participants", multiple=True, type=int,
+    help="Participant id (repeatable); default: all participants of the benchmark.",
+)
+
+
+def handle_errors(command: Callable) -> Callable:
+    """Decorate a command: add --debug and turn the package's errors into one line and an exit code."""
+
+    @debug_option
+    @functools.wraps(command)
+    def wrapper(*args, debug: bool = False, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except NersembleError as error:
+            if debug:
+                raise
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            click.echo("Interrupted; rerun the same command to resume.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def configure_logging(verbose: int) -> None:
+    """Send the package's log records to stderr at a level chosen by -v."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,192 @@
+"""The benchmark catalogue: participants, sequences, cameras, splits, frame sizes and asset paths.
+
+These are facts about the real NeRSemble benchmark server (see DESIGN.md section 2). Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+from .errors import CatalogueError
+
+BENCHMARKS = ("nvs", "mono_flame_avatar")
+
+SERIALS = (
+    "222200042", "222200044", "222200046", "222200040", "222200036", "222200048", "220700191", "222200041",
+    "222200037", "222200038", "222200047", "222200043", "222200049", "222200039", "222200045", "221501007",
+)
+
+# ---------------------------------------------------------------- NVS
+NVS_SEQUENCES: dict[int, str] = {
+    388: "GLASSES",
+    422: "EXP-2-eyes",
+    443: "FREE",
+    445: "EXP-6-tongue-1",
+    475: "HAIR",
+}
+NVS_N_FRAMES: dict[int, int] = {388: 1118, 422: 517, 443: 1108, 445: 514, 475: 259}
+NVS_HOLD_OUT_SERIALS = ("222200046", "222200037", "222200039")
+NVS_TRAIN_SERIALS = tuple(s for s in SERIALS if s not in NVS_HOLD_OUT_SERIALS)
+NVS_FPS = 73.0
+NVS_WIDTH, NVS_HEIGHT = 1100, 1604
+
+# ---------------------------------------------------------------- Mono FLAME avatar
+MONO_PARTICIPANTS = (393, 404, 461, 477, 486)
+MONO_TRAIN_SEQUENCES = (
+    "EXP-1-head", "EXP-2-eyes", "EXP-3-cheeks+nose", "EXP-4-lips", "EXP-5-mouth", "EXP-8-jaw-1", "EXP-9-jaw-2",
+    "EMO-2-surprise+fear", "EMO-3-angry+sad", "EMO-4-disgust+happy",
+    "SEN-01-cramp_small_danger", "SEN-02-same_phrase_thirty_times", "SEN-03-pluck_bright_rose",
+    "SEN-04-two_plus_seven", "SEN-05-glow_eyes_sweet_girl", "SEN-06-problems_wise_chief",
+    "SEN-07-fond_note_fried", "SEN-08-clothes_and_lodging",
+)
+MONO_TEST_SEQUENCES = ("FREE", "EMO-1-shout+laugh", "SEN-09-frown_events_bad", "SEN-10-port_strong_smokey")
+MONO_TRAIN_SERIAL = "222200037"
+MONO_HOLD_OUT_SERIALS = ("222200046", "220700191", "222200039")
+MONO_FPS = 24.3
+MONO_WIDTH, MONO_HEIGHT = 512, 512
+
+# ---------------------------------------------------------------- asset paths (relative to {URL}/{benchmark}/)
+METADATA_FILE = "metadata.json"
+TRACKING_FILE = "flame2023_tracking_v2.npz"
+TRACKING_FILE_V1 = "flame2023_tracking.npz"
+
+ASSETS: dict[str, tuple[str, ...]] = {
+    "nvs": ("calibration", "images", "alpha_maps", "pointclouds"),
+    "mono_flame_avatar": ("calibration", "images", "alpha_maps", "flame2023_tracking", "flame2023_tracking_v1"),
+}
+# The official downloader fetches everything but the optional older tracking file by default.
+DEFAULT_ASSETS: dict[str, tuple[str, ...]] = {
+    "nvs": ("calibration", "images", "alpha_maps", "pointclouds"),
+    "mono_flame_avatar": ("calibration", "images", "alpha_maps", "flame2023_tracking"),
+}
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+\-]*$")
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """Fixed properties of one benchmark: frame size, fps and camera split."""
+
+    name: str
+    width: int
+    height: int
+    fps: float
+    hold_out_serials: tuple[str, ...]
+    train_serials: tuple[str, ...]
+
+
+SPECS: dict[str, BenchmarkSpec] = {
+    "nvs": BenchmarkSpec("nvs", NVS_WIDTH, NVS_HEIGHT, NVS_FPS, NVS_HOLD_OUT_SERIALS, NVS_TRAIN_SERIALS),
+    "mono_flame_avatar": BenchmarkSpec(
+        "mono_flame_avatar", MONO_WIDTH, MONO_HEIGHT, MONO_FPS, MONO_HOLD_OUT_SERIALS, (MONO_TRAIN_SERIAL,)
+    ),
+}
+
+
+def check_benchmark(benchmark: str) -> str:
+    """Return ``benchmark`` if it is known, else raise a CatalogueError naming the choices."""
+    if benchmark not in BENCHMARKS:
+        raise CatalogueError(f"Unknown benchmark {benchmark!r}; expected one of {', '.join(BENCHMARKS)}.")
+    return benchmark
+
+
+def participants(benchmark: str) -> tuple[int, ...]:
+    """All participant ids of a benchmark, in catalogue order."""
+    check_benchmark(benchmark)
+    return tuple(NVS_SEQUENCES) if benchmark == "nvs" else MONO_PARTICIPANTS
+
+
+def check_participants(benchmark: str, requested: Iterable[int] | None) -> tuple[int, ...]:
+    """Validate requested participant ids (None means all) against the catalogue."""
+    known = participants(benchmark)
+    if requested is None:
+        return known
+    requested = tuple(requested)
+    unknown = [p for p in requested if p not in known]
+    if unknown:
+        raise CatalogueError(
+            f"Unknown participant {unknown[0]} for benchmark {benchmark!r}; "
+            f"expected one of {', '.join(str(p) for p in known)}."
+        )
+    return requested
+
+
+def sequences(benchmark: str, participant: int) -> tuple[str, ...]:
+    """The sequences of one participant: the single NVS sequence, or mono train then test sequences."""
+    check_participants(benchmark, [participant])
+    if benchmark == "nvs":
+        return (NVS_SEQUENCES[participant],)
+    return MONO_TRAIN_SEQUENCES + MONO_TEST_SEQUENCES
+
+
+def is_test_sequence(benchmark: str, sequence: str) -> bool:
+    """True for the mono benchmark's hold-out sequences (tracking only, no video on the server)."""
+    return benchmark == "mono_flame_avatar" and sequence in MONO_TEST_SEQUENCES
+
+
+def video_serials(benchmark: str, sequence: str) -> tuple[str, ...]:
+    """Serials whose videos the server has for a sequence."""
+    if benchmark == "nvs":
+        return NVS_TRAIN_SERIALS
+    return () if is_test_sequence(benchmark, sequence) else (MONO_TRAIN_SERIAL,)
+
+
+def split_of(benchmark: str, serial: str) -> str:
+    """'train' or 'test' for a camera serial in a benchmark."""
+    check_serial(serial)
+    return "test" if serial in SPECS[check_benchmark(benchmark)].hold_out_serials else "train"
+
+
+def check_serial(serial: str) -> str:
+    """Return ``serial`` if it is one of the 16 cameras, else raise a CatalogueError."""
+    if serial not in SERIALS:
+        raise CatalogueError(f"Unknown camera serial {serial!r}; expected one of the 16 NeRSemble serials.")
+    return serial
+
+
+def check_safe_name(name: str, what: str) -> str:
+    """Refuse names that could escape a folder (``..``, slashes, absolute paths) or hold odd characters."""
+    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+        raise CatalogueError(f"Refusing {what} name {name!r}: only letters, digits, '_', '+' and '-' are allowed.")
+    return name
+
+
+# ---------------------------------------------------------------- relative paths of assets
+def calibration_path(participant: int) -> str:
+    return f"{participant:03d}/calibration/camera_params.json"
+
+
+def video_path(participant: int, sequence: str, serial: str, kind: str = "images") -> str:
+    """Relative path of an ``images`` or ``alpha_maps`` mp4."""
+    if kind not in ("images", "alpha_maps"):
+        raise CatalogueError(f"Unknown video kind {kind!r}; expected 'images' or 'alpha_maps'.")
+    return f"{participant:03d}/sequences/{check_safe_name(sequence, 'sequence')}/{kind}/cam_{check_serial(serial)}.mp4"
+
+
+def pointcloud_path(participant: int, sequence: str, timestep: int) -> str:
+    return f"{participant:03d}/sequences/{check_safe_name(sequence, 'sequence')}/pointclouds/frame_{int(timestep):05d}.pcd"
+
+
+def tracking_path(participant: int, sequence: str, filename: str = TRACKING_FILE) -> str:
+    return f"{participant:03d}/sequences/{check_safe_name(sequence, 'sequence')}/tracking/{filename}"
+
+
+def submission_entry(participant: int, sequence: str, serial: str) -> str:
+    """Path of one video inside a submission zip."""
+    return f"{participant:03d}/{sequence}/cam_{serial}.mp4"
+
+
+def submission_serials(benchmark: str) -> tuple[str, ...]:
+    """Cameras a submission must contain per sequence (mono: the train camera and the hold-out ones)."""
+    if check_benchmark(benchmark) == "nvs":
+        return NVS_HOLD_OUT_SERIALS
+    return (MONO_TRAIN_SERIAL,) + MONO_HOLD_OUT_SERIALS
+
+
+def submission_sequences(benchmark: str) -> list[tuple[int, str]]:
+    """(participant, sequence) pairs a complete submission covers."""
+    if check_benchmark(benchmark) == "nvs":
+        return list(NVS_SEQUENCES.items())
+    return [(p, s) for p in MONO_PARTICIPANTS for s in MONO_TEST_SEQUENCES]

@@ -1,0 +1,49 @@
+"""The project's exception hierarchy.
+
+Every error a user can cause is one of these, carrying one sentence that names the file or value,
+what was expected, what was found and what to do. The CLI prints that sentence and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class NersembleError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(NersembleError):
+    """A missing or malformed setting (access URL, option value, FLAME folder)."""
+
+    exit_code = 2
+
+
+class CatalogueError(NersembleError):
+    """An unknown benchmark, participant, sequence, serial or asset name."""
+
+    exit_code = 2
+
+
+class DownloadError(NersembleError):
+    """A download that failed for good (HTTP error, truncated body, too many retries)."""
+
+
+class InputDataError(NersembleError):
+    """A fetched file that is missing, truncated, corrupt or of the wrong shape."""
+
+
+class ConversionError(NersembleError):
+    """Converting fetched assets into the store failed."""
+
+
+class StoreError(NersembleError):
+    """A store that is missing, not ours, from a newer format version, or incomplete."""
+
+
+class FlameError(NersembleError):
+    """The FLAME model is missing or malformed, or its parameters have the wrong shape."""
+
+
+class SubmissionError(NersembleError):
+    """Predictions that cannot become a valid submission, or an invalid submission zip."""

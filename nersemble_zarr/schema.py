@@ -1,0 +1,67 @@
+"""Names, dimensions and layout of the store: the contract between convert, FLAME, export and readers.
+
+Every module that reads or writes the store takes its names from here.
+"""
+
+from __future__ import annotations
+
+FORMAT_VERSION = 1
+FORMAT_ATTR = "nersemble_zarr_format"
+CREATED_BY_ATTR = "created_by"
+
+# ---------------------------------------------------------------- dimensions
+SERIAL = "serial"
+TIMESTEP = "timestep"
+Y = "y"
+X = "x"
+CHANNEL = "channel"
+MAT4_ROW, MAT4_COL = "mat4_row", "mat4_col"
+MAT3_ROW, MAT3_COL = "mat3_row", "mat3_col"
+XYZ = "xyz"
+SHAPE_PARAM = "shape_param"
+EXPRESSION_PARAM = "expression_param"
+EYES_PARAM = "eyes_param"
+VERTEX = "vertex"
+LANDMARK = "landmark"
+FACE = "face"
+CORNER = "corner"
+POINTCLOUD_TIMESTEP = "pointcloud_timestep"
+POINT = "point"
+
+# ---------------------------------------------------------------- data variables
+IMAGES = "images"            # (serial, timestep, y, x, channel) uint8, RGB
+ALPHA = "alpha"              # (serial, timestep, y, x) uint8
+VERTICES = "vertices"        # (timestep, vertex, xyz) float32, world space
+LANDMARKS = "landmarks"      # (timestep, landmark, xyz) float32, world space
+FACES = "faces"              # (face, corner) int32
+POINTS = "pointcloud_points"     # (pointcloud_timestep, point, xyz) float32, padded
+COLORS = "pointcloud_colors"     # (pointcloud_timestep, point, xyz) float32 in [0, 1], padded
+NORMALS = "pointcloud_normals"   # (pointcloud_timestep, point, xyz) float32, padded
+POINT_COUNT = "pointcloud_count"  # (pointcloud_timestep,) int64: valid rows of the padded arrays
+
+# ---------------------------------------------------------------- coordinates
+SPLIT = "split"              # (serial,) "train" | "test"
+WORLD_2_CAM = "world_2_cam"  # (serial, mat4_row, mat4_col) float64, OpenCV world-to-camera
+INTRINSICS = "intrinsics"    # (serial, mat3_row, mat3_col) float64
+
+# FLAME tracking (mono benchmark), name -> dims; keys equal the npz keys of the tracking file.
+FLAME_TIMESTEP_PARAMS: dict[str, tuple[str, ...]] = {
+    "expression": (TIMESTEP, EXPRESSION_PARAM),
+    "rotation": (TIMESTEP, XYZ),
+    "rotation_matrices": (TIMESTEP, MAT3_ROW, MAT3_COL),
+    "translation": (TIMESTEP, XYZ),
+    "jaw": (TIMESTEP, XYZ),
+    "neck": (TIMESTEP, XYZ),
+    "eyes": (TIMESTEP, EYES_PARAM),
+}
+FLAME_STATIC_PARAMS: dict[str, tuple[str, ...]] = {
+    "shape": (SHAPE_PARAM,),  # stored from the npz's (1, 300)
+    "scale": (),              # stored from the npz's (1, 1)
+}
+FLAME_N_SHAPE = 300
+FLAME_N_EXPRESSION = 100
+
+
+def sequence_group(benchmark: str, participant: int, sequence: str) -> str:
+    """Path of one sequence's Dataset inside the store, e.g. ``nvs/388/GLASSES``."""
+    return f"{benchmark}/{int(participant)}/{sequence}"
