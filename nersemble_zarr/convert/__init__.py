@@ -1,0 +1,157 @@
+"""Convert fetched benchmark assets into one chunked zarr v3 store (resumable, camera-parallel)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import zarr
+
+from .. import catalogue, schema
+from .. import store as store_module
+from ..codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
+from ..errors import ConversionError, StoreError
+from ..parallel import run_tasks
+from .frames import VideoTask, run_video_task
+from .layout import Chunking, converted_flag, sequence_skeleton
+from .plan import SequenceSource, plan_conversion
+
+__all__ = ["Chunking", "ConvertSummary", "convert", "plan_conversion"]
+
+
+@dataclass
+class ConvertSummary:
+    """What a convert run did."""
+
+    sequences: list[str] = field(default_factory=list)
+    videos_written: int = 0
+    videos_skipped: int = 0
+
+
+def convert(
+    root: str | os.PathLike,
+    store: str | os.PathLike,
+    *,
+    benchmarks: tuple[str, ...] | None = None,
+    participants: tuple[int, ...] | None = None,
+    sequences: tuple[str, ...] | None = None,
+    codec: str = DEFAULT_FRAME_CODEC,
+    chunking: Chunking = Chunking(),
+    workers: int = 4,
+    client: Any = None,
+    on_plan: Callable[[int], None] | None = None,
+    on_video_done: Callable[[int], None] | None = None,
+) -> ConvertSummary:
+    """Convert the fetched benchmark under ``root`` into the zarr v3 store ``store``.
+
+    Every input is validated before anything is written. Cameras are decoded and written in parallel
+    (dask threads, or ``client``); a camera is marked converted only after all its frames are written, so
+    an interrupted run is resumed by running again. Sequences already in the store are left untouched.
+    """
+    root = Path(root)
+    frame_codec_ = frame_codec(codec)
+    benchmarks = benchmarks or tuple(b for b in catalogue.BENCHMARKS if (root / b).is_dir())
+    if not benchmarks:
+        raise ConversionError(f"No fetched benchmark folder (nvs/ or mono_flame_avatar/) under {root}.")
+    plans = [s for b in benchmarks for s in plan_conversion(root, b, participants, sequences)]
+    if not plans:
+        raise ConversionError(f"Nothing to convert under {root} for the given participants and sequences.")
+    store_path = os.fspath(store)
+    store_module.prepare_store(store_path)
+
+    created: list[str] = []
+    tasks: list[VideoTask] = []
+    summary = ConvertSummary()
+    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    try:
+        for source in plans:
+            group = schema.sequence_group(source.benchmark, source.participant, source.sequence)
+            new_ancestor = _first_missing_ancestor(store_path, group)
+            if _ensure_skeleton(store_path, group, source, frame_codec_, chunking):
+                created.append(new_ancestor)
+            pending = _pending_tasks(store_path, group, source, threads)
+            summary.videos_skipped += 2 * len(source.video_serials) if source.has_alpha else len(source.video_serials)
+            summary.videos_skipped -= len(pending)
+            tasks.extend(pending)
+            summary.sequences.append(group)
+        if on_plan:
+            on_plan(len(tasks))
+        errors = [e for e in run_tasks(run_video_task, tasks, workers=workers, client=client, on_done=on_video_done) if e]
+        if errors:
+            raise errors[0]
+    except BaseException:
+        _remove_groups(store_path, created)
+        raise
+    summary.videos_written = len(tasks)
+    for group in summary.sequences:
+        zarr.open_group(store_path, path=group, mode="r+").attrs["converted"] = True
+    _record_benchmarks(store_path, benchmarks)
+    store_module.consolidate(store_path)
+    return summary
+
+
+def _ensure_skeleton(store: str, group: str, source: SequenceSource, codec: FrameCodec, chunking: Chunking) -> bool:
+    """Write the sequence's metadata and coordinates unless present; True when created now."""
+    if _group_exists(store, group):
+        existing = zarr.open_group(store, path=group, mode="r")
+        found = existing.attrs.get("frame_codec")
+        if found != codec.name:
+            raise StoreError(
+                f"The store already holds {group} with codec {found!r}, not {codec.name!r}; "
+                "convert into a new store to change the codec."
+            )
+        if existing.get(schema.TIMESTEP) is None or existing[schema.TIMESTEP].shape[0] != len(source.timesteps):
+            raise StoreError(f"The store's {group} does not match the fetched data's frame count; use a new store.")
+        return False
+    dataset, encoding = sequence_skeleton(source, codec, chunking)
+    dataset.to_zarr(store, group=group, mode="w-", compute=False, encoding=encoding, zarr_format=3, consolidated=False)
+    return True
+
+
+def _pending_tasks(store: str, group: str, source: SequenceSource, threads: int) -> list[VideoTask]:
+    tasks = []
+    kinds = [(schema.IMAGES, "images")] + ([(schema.ALPHA, "alpha_maps")] if source.has_alpha else [])
+    for variable, kind in kinds:
+        done = zarr.open_array(store, path=f"{group}/{converted_flag(variable)}", mode="r")[:]
+        for serial in source.video_serials:
+            index = source.cameras.serials.index(serial)
+            if not done[index]:
+                tasks.append(
+                    VideoTask(store, group, variable, index, source.video_file(serial, kind), len(source.timesteps), threads)
+                )
+    return tasks
+
+
+def _group_exists(store: str, path: str) -> bool:
+    try:
+        zarr.open_group(store, path=path, mode="r")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        return False
+    return True
+
+
+def _first_missing_ancestor(store: str, group: str) -> str:
+    """The outermost group on the way to ``group`` that does not exist yet (``group`` itself at worst)."""
+    parts = group.split("/")
+    for depth in range(1, len(parts) + 1):
+        path = "/".join(parts[:depth])
+        if not _group_exists(store, path):
+            return path
+    return group
+
+
+def _remove_groups(store: str, groups: list[str]) -> None:
+    """Delete the groups this run created, so a failed run leaves the store as it was."""
+    for group in groups:
+        parent, _, name = group.rpartition("/")
+        parent_group = zarr.open_group(store, path=parent, mode="r+") if parent else zarr.open_group(store, mode="r+")
+        if name in parent_group:
+            del parent_group[name]
+
+
+def _record_benchmarks(store: str, benchmarks: tuple[str, ...]) -> None:
+    root = zarr.open_group(store, mode="r+")
+    known = list(root.attrs.get("benchmarks", []))
+    root.attrs["benchmarks"] = known + [b for b in benchmarks if b not in known]

@@ -1,0 +1,131 @@
+"""What a store holds: sequences, arrays with shapes, chunking, codec and size, and what is missing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+import zarr
+
+from . import catalogue, schema
+from .store import read_root_attrs
+
+_FRAME_VARIABLES = (schema.IMAGES, schema.ALPHA)
+
+
+@dataclass
+class ArrayInfo:
+    name: str
+    dims: list[str]
+    shape: list[int]
+    dtype: str
+    chunks: list[int]
+    shards: list[int] | None
+    codec: str
+    stored_bytes: int
+
+
+@dataclass
+class SequenceInfo:
+    path: str
+    converted: bool
+    arrays: list[ArrayInfo] = field(default_factory=list)
+    cameras_missing: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class StoreInventory:
+    store: str
+    attrs: dict
+    sequences: list[SequenceInfo]
+    missing_sequences: list[str]
+    stored_bytes: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def inventory(store: str | os.PathLike) -> StoreInventory:
+    """Describe a store: every sequence's arrays, their chunking, codec and bytes on disk, and gaps."""
+    path = os.fspath(store)
+    attrs = read_root_attrs(path)
+    root = zarr.open_group(path, mode="r", use_consolidated=False)
+    sequences: list[SequenceInfo] = []
+    present: set[str] = set()
+    for benchmark in catalogue.BENCHMARKS:
+        if benchmark not in root:
+            continue
+        for participant_name, participant_group in sorted(root[benchmark].groups()):
+            for sequence_name, group in sorted(participant_group.groups()):
+                group_path = f"{benchmark}/{participant_name}/{sequence_name}"
+                present.add(group_path)
+                sequences.append(_sequence_info(group_path, group))
+    missing = [
+        schema.sequence_group(b, p, s)
+        for b in attrs.get("benchmarks", [])
+        for p in catalogue.participants(b)
+        for s in catalogue.sequences(b, p)
+        if schema.sequence_group(b, p, s) not in present
+    ]
+    return StoreInventory(path, attrs, sequences, missing, sum(a.stored_bytes for s in sequences for a in s.arrays))
+
+
+def _sequence_info(path: str, group: zarr.Group) -> SequenceInfo:
+    info = SequenceInfo(path, bool(group.attrs.get("converted", False)))
+    serials = list(group[schema.SERIAL][:]) if schema.SERIAL in group else []
+    video_serials = set(group.attrs.get("video_serials", []))
+    for name, array in sorted(group.arrays()):
+        info.arrays.append(
+            ArrayInfo(
+                name=name,
+                dims=list(array.metadata.dimension_names or ()),
+                shape=list(array.shape),
+                dtype=str(array.dtype),
+                chunks=list(array.chunks),
+                shards=list(array.shards) if array.shards else None,
+                codec=_codec_name(array),
+                stored_bytes=int(array.nbytes_stored()),
+            )
+        )
+        if name in _FRAME_VARIABLES:
+            done = group[name + "_converted"][:]
+            info.cameras_missing[name] = [str(s) for s, ok in zip(serials, done) if not ok and s in video_serials]
+    return info
+
+
+def _codec_name(array: zarr.Array) -> str:
+    codecs = list(array.serializer and [array.serializer] or []) + list(array.compressors)
+    names = []
+    for codec in codecs:
+        inner = getattr(codec, "codecs", None)  # a sharding codec wraps the real ones
+        for c in inner or [codec]:
+            names.append(c.to_dict()["name"])
+    return "+".join(n for n in names if n not in ("bytes",)) or "none"
+
+
+def format_inventory(inv: StoreInventory) -> str:
+    """Human-readable tree of the inventory."""
+    lines = [f"{inv.store}  (format {inv.attrs.get(schema.FORMAT_ATTR)}, {_size(inv.stored_bytes)} stored)"]
+    for seq in inv.sequences:
+        state = "complete" if seq.converted else "INCOMPLETE"
+        lines.append(f"  /{seq.path}  [{state}]")
+        for a in seq.arrays:
+            chunking = f"chunks {tuple(a.chunks)}" + (f" in shards {tuple(a.shards)}" if a.shards else "")
+            lines.append(
+                f"    {a.name:<22} {str(tuple(a.dims)):<48} {str(tuple(a.shape)):<28} {a.dtype:<6} "
+                f"{chunking}  {a.codec}  {_size(a.stored_bytes)}"
+            )
+        for name, serials in seq.cameras_missing.items():
+            if serials:
+                lines.append(f"    ! {name}: cameras not converted yet: {', '.join(serials)}")
+    if inv.missing_sequences:
+        lines.append(f"  not in the store ({len(inv.missing_sequences)} of the catalogue): {', '.join(inv.missing_sequences)}")
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"

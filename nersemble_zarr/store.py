@@ -1,0 +1,111 @@
+"""Open the converted store and the selections people make most: a sequence, its cameras, one frame."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from . import __version__, catalogue, schema
+from .errors import StoreError
+
+StoreLike = str | os.PathLike
+
+
+def _store_path(store: StoreLike) -> str:
+    return os.fspath(store)
+
+
+def read_root_attrs(store: StoreLike) -> dict[str, Any]:
+    """Root attributes of an existing store, after checking it is ours and of a format we can read."""
+    path = _store_path(store)
+    try:
+        root = zarr.open_group(path, mode="r")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError, KeyError) as error:
+        raise StoreError(f"{path} is not a zarr store; convert one with `nersemble-zarr convert`.") from error
+    attrs = dict(root.attrs)
+    version = attrs.get(schema.FORMAT_ATTR)
+    if version is None:
+        raise StoreError(f"{path} is a zarr store but not one written by nersemble_zarr (no {schema.FORMAT_ATTR}).")
+    if int(version) > schema.FORMAT_VERSION:
+        raise StoreError(
+            f"{path} has store format {version}, newer than the {schema.FORMAT_VERSION} this nersemble_zarr "
+            f"{__version__} reads; upgrade nersemble_zarr."
+        )
+    return attrs
+
+
+def prepare_store(store: StoreLike) -> zarr.Group:
+    """Open a store for writing: create it with root attributes, or check an existing one is ours."""
+    path = _store_path(store)
+    if os.path.isdir(path) and os.listdir(path) and not os.path.exists(os.path.join(path, "zarr.json")):
+        raise StoreError(f"{path} exists and is not a zarr store; choose another output path.")
+    if os.path.exists(os.path.join(path, "zarr.json")) or not os.path.isdir(path) and _exists_remote(path):
+        read_root_attrs(path)
+        return zarr.open_group(path, mode="r+")
+    root = zarr.open_group(path, mode="w-", zarr_format=3)
+    root.attrs.update(
+        {schema.FORMAT_ATTR: schema.FORMAT_VERSION, schema.CREATED_BY_ATTR: f"nersemble_zarr {__version__}", "benchmarks": []}
+    )
+    return root
+
+
+def _exists_remote(path: str) -> bool:
+    if "://" not in path:
+        return False
+    try:
+        zarr.open_group(path, mode="r")
+    except Exception:  # any failure to open means there is no store yet
+        return False
+    return True
+
+
+def consolidate(store: StoreLike) -> None:
+    """Write consolidated metadata so opening the store reads one document."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(_store_path(store))
+
+
+def open(store: StoreLike, *, chunks: dict | None = None) -> xr.DataTree:  # noqa: A001 - mirrors xr.open_*
+    """Open a converted store as a lazy, dask-backed xarray DataTree."""
+    read_root_attrs(store)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        return xr.open_datatree(_store_path(store), engine="zarr", chunks={} if chunks is None else chunks)
+
+
+def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name: str | None = None) -> xr.Dataset:
+    """The Dataset of one sequence; for NVS the sequence name may be left out."""
+    catalogue.check_participants(benchmark, [participant])
+    if sequence_name is None:
+        if benchmark != "nvs":
+            raise StoreError("The mono_flame_avatar benchmark has many sequences per participant; name one.")
+        sequence_name = catalogue.NVS_SEQUENCES[participant]
+    path = schema.sequence_group(benchmark, participant, sequence_name)
+    try:
+        return tree[path].to_dataset()
+    except KeyError as error:
+        raise StoreError(f"The store has no sequence {path}; convert it first.") from error
+
+
+def train_cameras(dataset: xr.Dataset) -> xr.Dataset:
+    """The cameras a method may train on."""
+    return dataset.sel({schema.SERIAL: dataset[schema.SPLIT] == "train"})
+
+
+def hold_out_cameras(dataset: xr.Dataset) -> xr.Dataset:
+    """The benchmark's hold-out (test) cameras."""
+    return dataset.sel({schema.SERIAL: dataset[schema.SPLIT] == "test"})
+
+
+def frame(dataset: xr.Dataset, serial: str, timestep: int) -> np.ndarray:
+    """One RGB frame as an (H, W, 3) uint8 array; ``timestep`` is the original frame index."""
+    try:
+        return dataset[schema.IMAGES].sel({schema.SERIAL: serial, schema.TIMESTEP: timestep}).values
+    except KeyError as error:
+        raise StoreError(f"No frame for camera {serial!r} at timestep {timestep} in this sequence.") from error
