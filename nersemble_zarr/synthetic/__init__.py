@@ -1,0 +1,30 @@
+"""A synthetic NeRSemble benchmark: the real server's files and layout, with a rendered moving head.
+
+``generate(root, SyntheticConfig.tiny())`` writes both benchmarks under ``root``; ``render_views`` renders any
+camera (hold-out cameras included) as hidden ground truth; ``tracking`` and ``camera_params`` give the exact
+values behind the files, and ``model_to_world`` is the FLAME placement every render follows.
+"""
+
+from __future__ import annotations
+
+from .config import SyntheticConfig
+from .generator import expected_files, generate, mono_metadata, nvs_metadata, older_tracking, timesteps
+from .render import render_views
+from .scene import camera_params, model_to_world, original_frames, project, rotation_matrices, tracking
+
+__all__ = [
+    "SyntheticConfig",
+    "camera_params",
+    "expected_files",
+    "generate",
+    "model_to_world",
+    "mono_metadata",
+    "nvs_metadata",
+    "older_tracking",
+    "original_frames",
+    "project",
+    "render_views",
+    "rotation_matrices",
+    "timesteps",
+    "tracking",
+]

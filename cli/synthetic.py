@@ -1,0 +1,29 @@
+"""``nersemble-zarr synthetic OUT``: write a synthetic benchmark in the real server's layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import handle_errors
+
+
+@click.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--size", type=click.Choice(["tiny", "full"]), default="tiny", show_default=True,
+    help="tiny: one participant per benchmark, 6 frames, 1/10 resolution; full: the whole benchmark at real size.",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random choice.")
+@handle_errors
+def synthetic(out: Path, size: str, seed: int) -> None:
+    """Write a synthetic NeRSemble benchmark (both benchmarks, server layout) under OUT."""
+    from tqdm import tqdm
+
+    from nersemble_zarr.synthetic import SyntheticConfig, expected_files, generate
+
+    config = SyntheticConfig.tiny(seed) if size == "tiny" else SyntheticConfig.full(seed)
+    with tqdm(total=len(expected_files(config)), unit="file", desc="synthetic") as bar:
+        generate(out, config, on_file=lambda _: bar.update())
+    click.echo(f"Wrote the {size} synthetic benchmark to {out}")

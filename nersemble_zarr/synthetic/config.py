@@ -1,0 +1,119 @@
+"""What the synthetic benchmark contains: participants, cameras, sequence lengths, resolution and seed."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from .. import catalogue
+from ..errors import ConfigError
+
+# Original capture frames kept by the benchmark: every FRAME_STRIDE-th frame from FRAME_OFFSET, so timestep
+# labels (metadata "timesteps", tracking "frames", point cloud names) are not simply 0..N-1.
+FRAME_OFFSET = 2
+FRAME_STRIDE = 3
+
+
+def even_size(length: int, scale: float) -> int:
+    """``length * scale`` rounded to the nearest even number (H.264 with yuv420p needs even sizes), at least 16."""
+    return max(16, 2 * round(length * scale / 2))
+
+
+def mono_real_length(sequence: str) -> int:
+    """A plausible real length for a mono sequence (the catalogue does not know them): 200 to 399 frames."""
+    return 200 + zlib.crc32(sequence.encode()) % 200
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Which parts of the benchmark to synthesise, at what size, from which seed.
+
+    ``scale`` multiplies the real frame sizes (1100x1604 and 512x512); ``n_frames`` caps every sequence
+    (None: the real length). Only the listed participants, cameras and sequences are written.
+    """
+
+    seed: int = 0
+    scale: float = 1.0
+    n_frames: int | None = None
+    nvs_participants: tuple[int, ...] = tuple(catalogue.NVS_SEQUENCES)
+    nvs_serials: tuple[str, ...] = catalogue.NVS_TRAIN_SERIALS
+    mono_participants: tuple[int, ...] = catalogue.MONO_PARTICIPANTS
+    mono_train_sequences: tuple[str, ...] = catalogue.MONO_TRAIN_SEQUENCES
+    mono_test_sequences: tuple[str, ...] = catalogue.MONO_TEST_SEQUENCES
+    n_points: int = 30_000
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"Synthetic seed {self.seed!r} is invalid; expected a non-negative integer.")
+        if not self.scale > 0:
+            raise ConfigError(f"Synthetic scale {self.scale!r} is invalid; expected a positive number.")
+        if self.n_frames is not None and self.n_frames < 1:
+            raise ConfigError(f"Synthetic n_frames {self.n_frames!r} is invalid; expected at least 1 or None.")
+        if self.n_points < 1:
+            raise ConfigError(f"Synthetic n_points {self.n_points!r} is invalid; expected at least 1.")
+        catalogue.check_participants("nvs", self.nvs_participants)
+        catalogue.check_participants("mono_flame_avatar", self.mono_participants)
+        for serial in self.nvs_serials:
+            if serial not in catalogue.NVS_TRAIN_SERIALS:
+                raise ConfigError(
+                    f"Synthetic NVS camera {serial!r} is not a train camera; the server only has videos of "
+                    f"{', '.join(catalogue.NVS_TRAIN_SERIALS)}."
+                )
+        for sequence in self.mono_train_sequences:
+            if sequence not in catalogue.MONO_TRAIN_SEQUENCES:
+                raise ConfigError(f"Synthetic mono train sequence {sequence!r} is not in the catalogue.")
+        for sequence in self.mono_test_sequences:
+            if sequence not in catalogue.MONO_TEST_SEQUENCES:
+                raise ConfigError(f"Synthetic mono test sequence {sequence!r} is not in the catalogue.")
+
+    @classmethod
+    def tiny(cls, seed: int = 0) -> "SyntheticConfig":
+        """A few seconds' worth for tests: NVS 388 with its 13 train cameras, mono 393 with one train and one
+        test sequence, 6 frames each, 1/10 of the real resolution."""
+        return cls(
+            seed=seed,
+            scale=0.1,
+            n_frames=6,
+            nvs_participants=(388,),
+            nvs_serials=catalogue.NVS_TRAIN_SERIALS,
+            mono_participants=(393,),
+            mono_train_sequences=("EXP-1-head",),
+            mono_test_sequences=("FREE",),
+            n_points=3_000,
+        )
+
+    @classmethod
+    def full(cls, seed: int = 0) -> "SyntheticConfig":
+        """The whole benchmark at real resolution and real (NVS) or plausible (mono) sequence lengths."""
+        return cls(seed=seed)
+
+    def frame_size(self, benchmark: str) -> tuple[int, int]:
+        """(width, height) of the benchmark's frames at this config's scale."""
+        spec = catalogue.SPECS[catalogue.check_benchmark(benchmark)]
+        return even_size(spec.width, self.scale), even_size(spec.height, self.scale)
+
+    def n_frames_of(self, benchmark: str, participant: int, sequence: str) -> int:
+        """Number of frames of one sequence: the real (or plausible) length, capped by ``n_frames``."""
+        if catalogue.check_benchmark(benchmark) == "nvs":
+            real = catalogue.NVS_N_FRAMES[participant]
+        else:
+            real = mono_real_length(sequence)
+        return real if self.n_frames is None else min(real, self.n_frames)
+
+    def sequences_of(self, benchmark: str, participant: int) -> tuple[str, ...]:
+        """The sequences generated for a participant (mono: train then test)."""
+        if catalogue.check_benchmark(benchmark) == "nvs":
+            return (catalogue.NVS_SEQUENCES[participant],)
+        return self.mono_train_sequences + self.mono_test_sequences
+
+    def participants_of(self, benchmark: str) -> tuple[int, ...]:
+        """The participants generated for a benchmark."""
+        if catalogue.check_benchmark(benchmark) == "nvs":
+            return self.nvs_participants
+        return self.mono_participants
+
+    def video_serials_of(self, benchmark: str, sequence: str) -> tuple[str, ...]:
+        """Cameras whose videos are written for a sequence (never the hold-out ones)."""
+        if benchmark == "nvs":
+            return self.nvs_serials
+        return catalogue.video_serials(benchmark, sequence)

@@ -1,0 +1,193 @@
+"""Write a synthetic benchmark to disk in exactly the real server's layout (DESIGN.md section 2).
+
+Every file is written under a temporary name in its final folder and moved into place when complete, and
+its content depends only on the config (byte-identical for the same config; mp4s decode identically).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .. import catalogue
+from ..errors import ConfigError
+from .appearance import Appearance
+from .config import SyntheticConfig
+from .pointcloud import head_pointcloud, write_pcd
+from .render import render_views
+from .scene import camera_params, rng_for, rotation_matrices, tracking
+
+VIDEO_CRF = 14
+VIDEO_PRESET = "fast"
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # zip entry timestamps, so npz files are byte-identical
+
+
+# ---------------------------------------------------------------- what is written
+def timesteps(config: SyntheticConfig, benchmark: str, participant: int, sequence: str) -> list[int]:
+    """Original frame indices of a sequence's frames (NVS metadata "timesteps", tracking "frames")."""
+    return tracking(config, benchmark, participant, sequence)["frames"].tolist()
+
+
+def nvs_metadata(config: SyntheticConfig) -> dict:
+    """Content of ``nvs/metadata.json`` for the generated participants."""
+    sequences = {}
+    for participant in config.nvs_participants:
+        sequence = catalogue.NVS_SEQUENCES[participant]
+        sequences[str(participant)] = {
+            "sequence_name": sequence,
+            "timesteps": timesteps(config, "nvs", participant, sequence),
+        }
+    return {"sequences": sequences}
+
+
+def mono_metadata(config: SyntheticConfig) -> dict:
+    """Content of ``mono_flame_avatar/metadata.json`` (train and test sequences) for the generated participants."""
+    participants = {}
+    for participant in config.mono_participants:
+        participants[str(participant)] = {
+            "sequences_metadata": {
+                sequence: {"n_frames": config.n_frames_of("mono_flame_avatar", participant, sequence)}
+                for sequence in config.sequences_of("mono_flame_avatar", participant)
+            }
+        }
+    return {"participants_metadata": participants}
+
+
+def older_tracking(config: SyntheticConfig, participant: int, sequence: str) -> dict[str, np.ndarray]:
+    """The older ``flame2023_tracking.npz``: same keys and shapes as v2, slightly different values."""
+    params = tracking(config, "mono_flame_avatar", participant, sequence)
+    rng = rng_for(config.seed, "tracking_v1", participant, sequence)
+    older = dict(params)
+    older["expression"] = (params["expression"] * 0.9).astype(np.float32)
+    older["rotation"] = (params["rotation"] + rng.normal(scale=0.005, size=3)).astype(np.float32)
+    older["rotation_matrices"] = rotation_matrices(older["rotation"]).astype(np.float32)
+    return older
+
+
+def expected_files(config: SyntheticConfig) -> list[str]:
+    """Every file ``generate`` writes, relative to the root (``nvs/388/calibration/camera_params.json``, ...)."""
+    return [f"{benchmark}/{relative}" for benchmark, relative, _ in _assets(config)]
+
+
+def _assets(config: SyntheticConfig) -> Iterator[tuple[str, str, tuple]]:
+    """(benchmark, relative path, what) of every file, in writing order; ``what`` names its content."""
+    for benchmark in catalogue.BENCHMARKS:
+        if not config.participants_of(benchmark):
+            continue
+        yield benchmark, catalogue.METADATA_FILE, ("metadata",)
+        for participant in config.participants_of(benchmark):
+            yield benchmark, catalogue.calibration_path(participant), ("calibration", participant)
+            for sequence in config.sequences_of(benchmark, participant):
+                if benchmark == "mono_flame_avatar":
+                    for name in (catalogue.TRACKING_FILE, catalogue.TRACKING_FILE_V1):
+                        yield benchmark, catalogue.tracking_path(participant, sequence, name), ("tracking", participant, sequence, name)
+                for serial in config.video_serials_of(benchmark, sequence):
+                    for kind in ("images", "alpha_maps"):
+                        path = catalogue.video_path(participant, sequence, serial, kind)
+                        yield benchmark, path, ("video", participant, sequence, serial, kind)
+                if benchmark == "nvs":
+                    for index, timestep in enumerate(timesteps(config, benchmark, participant, sequence)):
+                        path = catalogue.pointcloud_path(participant, sequence, timestep)
+                        yield benchmark, path, ("pointcloud", participant, sequence, index)
+
+
+# ---------------------------------------------------------------- atomic writers
+@contextmanager
+def _atomic(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; move it to ``final`` only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = final.with_name(f".{final.stem}.{os.getpid()}.tmp{final.suffix}")
+    try:
+        yield temp
+        os.replace(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, content: dict) -> None:
+    with _atomic(path) as temp:
+        temp.write_text(json.dumps(content, indent=2) + "\n")
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An uncompressed, pickle-free npz (what ``np.savez`` writes) with fixed entry timestamps."""
+    with _atomic(path) as temp, zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED) as archive:
+        for key, value in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(value), allow_pickle=False)
+            archive.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=FIXED_ZIP_TIME), buffer.getvalue())
+
+
+def _write_videos(config: SyntheticConfig, root: Path, benchmark: str, participant: int, sequence: str, serial: str) -> None:
+    """Render one camera of a sequence into its images and alpha_maps mp4s (alpha as grey RGB)."""
+    from ..video import VideoWriter
+
+    width, height = config.frame_size(benchmark)
+    fps = catalogue.SPECS[benchmark].fps
+    paths = [root / benchmark / catalogue.video_path(participant, sequence, serial, kind) for kind in ("images", "alpha_maps")]
+    with ExitStack() as stack:
+        images_temp, alpha_temp = (stack.enter_context(_atomic(path)) for path in paths)
+        images, alpha = (
+            stack.enter_context(VideoWriter(temp, width=width, height=height, fps=fps, crf=VIDEO_CRF, preset=VIDEO_PRESET))
+            for temp in (images_temp, alpha_temp)
+        )
+        for rgb, mask in render_views(config, benchmark, participant, sequence, serial):
+            images.write(rgb)
+            alpha.write(np.repeat(mask[..., None], 3, axis=-1))
+
+
+def _write_pointcloud(config: SyntheticConfig, root: Path, participant: int, sequence: str, index: int, path: Path) -> None:
+    params = tracking(config, "nvs", participant, sequence)
+    cameras = camera_params(config, "nvs", participant)["world_2_cam"]
+    centres = np.array([-cameras[s][:3, :3].T @ cameras[s][:3, 3] for s in catalogue.NVS_TRAIN_SERIALS])
+    appearance = Appearance.of(config.seed, "nvs", participant)
+    arrays = head_pointcloud(config.seed, ("nvs", participant, sequence), config.n_points, params, index, appearance, centres)
+    with _atomic(path) as temp:
+        write_pcd(temp, *arrays)
+
+
+# ---------------------------------------------------------------- entry point
+def generate(
+    root: str | os.PathLike, config: SyntheticConfig | None = None, *, on_file: Callable[[str], None] | None = None
+) -> Path:
+    """Write the synthetic benchmark of ``config`` (default: ``SyntheticConfig.tiny()``) under ``root``.
+
+    Files land at ``root/{benchmark}/{relative path}`` as on the real server; ``on_file(relative)`` is called
+    after each one (for a progress bar; ``expected_files`` gives the total). Returns ``root`` as a Path.
+    """
+    config = SyntheticConfig.tiny() if config is None else config
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"Cannot write the synthetic benchmark into {root}: it is a file, not a folder.")
+    written_videos = set()
+    for benchmark, relative, what in _assets(config):
+        path = root / benchmark / relative
+        kind = what[0]
+        if kind == "metadata":
+            _write_json(path, nvs_metadata(config) if benchmark == "nvs" else mono_metadata(config))
+        elif kind == "calibration":
+            cameras = camera_params(config, benchmark, what[1])
+            _write_json(path, {group: {s: m.tolist() for s, m in matrices.items()} for group, matrices in cameras.items()})
+        elif kind == "tracking":
+            _, participant, sequence, name = what
+            arrays = tracking(config, benchmark, participant, sequence)
+            _write_npz(path, arrays if name == catalogue.TRACKING_FILE else older_tracking(config, participant, sequence))
+        elif kind == "video":
+            _, participant, sequence, serial, _ = what
+            if (participant, sequence, serial) not in written_videos:
+                _write_videos(config, root, benchmark, participant, sequence, serial)
+                written_videos.add((participant, sequence, serial))
+        else:
+            _, participant, sequence, index = what
+            _write_pointcloud(config, root, participant, sequence, index, path)
+        if on_file is not None:
+            on_file(f"{benchmark}/{relative}")
+    return root
