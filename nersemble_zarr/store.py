@@ -76,7 +76,13 @@ def open(store: StoreLike, *, chunks: dict | None = None) -> xr.DataTree:  # noq
     read_root_attrs(store)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        return xr.open_datatree(_store_path(store), engine="zarr", chunks={} if chunks is None else chunks)
+        tree = xr.open_datatree(_store_path(store), engine="zarr", chunks={} if chunks is None else chunks)
+    return tree.map_over_datasets(_load_coordinates)
+
+
+def _load_coordinates(dataset: xr.Dataset) -> xr.Dataset:
+    """Cameras and FLAME parameters are small: keep them in memory so selections never touch the disk."""
+    return dataset.assign_coords({name: dataset[name].load() for name in dataset.coords})
 
 
 def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name: str | None = None) -> xr.Dataset:

@@ -111,7 +111,9 @@ def _ensure_skeleton(store: str, group: str, source: SequenceSource, codec: Fram
 
 
 def _pending_tasks(store: str, group: str, source: SequenceSource, threads: int) -> list[VideoTask]:
-    tasks = []
+    tasks: list[VideoTask] = []
+    if not source.video_serials:
+        return tasks
     kinds = [(schema.IMAGES, "images")] + ([(schema.ALPHA, "alpha_maps")] if source.has_alpha else [])
     for variable, kind in kinds:
         done = zarr.open_array(store, path=f"{group}/{converted_flag(variable)}", mode="r")[:]
@@ -144,9 +146,9 @@ def _first_missing_ancestor(store: str, group: str) -> str:
 
 def _remove_groups(store: str, groups: list[str]) -> None:
     """Delete the groups this run created, so a failed run leaves the store as it was."""
-    for group in groups:
+    for group in reversed(groups):
         parent, _, name = group.rpartition("/")
-        parent_group = zarr.open_group(store, path=parent, mode="r+") if parent else zarr.open_group(store, mode="r+")
+        parent_group = zarr.open_group(store, path=parent, mode="r+")
         if name in parent_group:
             del parent_group[name]
 

@@ -1,0 +1,211 @@
+"""Convert and read benchmarks on full-resolution synthetic NVS videos, each phase in its own process.
+
+    python -m benchmarks.bench_convert --cameras 2 --frames 120 --workers 2
+
+(a) random single-frame reads from the store vs the official toolkit's way (OpenCV seek + read);
+(b) streaming a whole camera through dask vs plain PyAV decode of the mp4;
+(c) convert throughput vs decode-only throughput of the same videos with the same workers;
+(d) bytes on disk per frame for each codec vs the mp4, and PSNR for the lossy codec.
+Peak memory is the peak resident set size of the process that ran the phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nersemble_zarr import catalogue
+
+PARTICIPANT, SEQUENCE = 388, "GLASSES"
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _videos(root: Path) -> list[Path]:
+    folder = root / "nvs" / f"{PARTICIPANT:03d}" / "sequences" / SEQUENCE
+    return sorted((folder / "images").glob("*.mp4")) + sorted((folder / "alpha_maps").glob("*.mp4"))
+
+
+def phase_generate(args) -> dict:
+    from nersemble_zarr.synthetic import SyntheticConfig, generate
+
+    config = SyntheticConfig(
+        scale=1.0, n_frames=args.frames, nvs_participants=(PARTICIPANT,),
+        nvs_serials=catalogue.NVS_TRAIN_SERIALS[: args.cameras], mono_participants=(), n_points=1000,
+    )
+    start = time.perf_counter()
+    generate(args.root, config)
+    return {"seconds": time.perf_counter() - start}
+
+
+def phase_decode(args) -> dict:
+    from nersemble_zarr.parallel import run_tasks
+    from nersemble_zarr.video import iter_frames
+
+    def decode(path: Path) -> int:
+        return sum(1 for _ in iter_frames(path, gray="alpha_maps" in path.parts, threads=max(1, 2 // args.workers)))
+
+    start = time.perf_counter()
+    frames = sum(run_tasks(decode, _videos(args.root), workers=args.workers))
+    return {"seconds": time.perf_counter() - start, "frames": frames}
+
+
+def phase_convert(args) -> dict:
+    from nersemble_zarr.convert import convert
+
+    store = args.work / f"{args.codec}.zarr"
+    start = time.perf_counter()
+    convert(args.root, store, benchmarks=("nvs",), codec=args.codec, workers=args.workers)
+    seconds = time.perf_counter() - start
+    import zarr
+
+    images = zarr.open_array(store, path=f"nvs/{PARTICIPANT}/{SEQUENCE}/images", mode="r")
+    result = {"seconds": seconds, "images_bytes": int(images.nbytes_stored())}
+    if args.codec != "zstd":
+        result["psnr_db"] = _psnr(args.root, store)
+    return result
+
+
+def _psnr(root: Path, store: Path) -> float:
+    from nersemble_zarr import store as store_module
+    from nersemble_zarr.video import iter_frames
+
+    dataset = store_module.sequence(store_module.open(store), "nvs", PARTICIPANT)
+    serial = dataset.attrs["video_serials"][0]
+    source = root / "nvs" / catalogue.video_path(PARTICIPANT, SEQUENCE, serial)
+    errors = [
+        np.mean((dataset.images.sel(serial=serial).isel(timestep=i).values.astype(np.float64) - frame) ** 2)
+        for i, frame in enumerate(iter_frames(source))
+    ]
+    return float(10 * np.log10(255**2 / np.mean(errors)))
+
+
+def _random_picks(args, n_frames: int) -> list[tuple[str, int]]:
+    rng = np.random.default_rng(0)
+    serials = catalogue.NVS_TRAIN_SERIALS[: args.cameras]
+    return [(serials[rng.integers(len(serials))], int(rng.integers(n_frames))) for _ in range(args.reads)]
+
+
+def phase_read_store(args) -> dict:
+    from nersemble_zarr import store as store_module
+
+    dataset = store_module.sequence(store_module.open(args.work / "zstd.zarr"), "nvs", PARTICIPANT)
+    picks = _random_picks(args, dataset.sizes["timestep"])
+    start = time.perf_counter()
+    for serial, index in picks:
+        frame = dataset.images.sel(serial=serial).isel(timestep=index).values
+        assert frame.shape == (catalogue.NVS_HEIGHT, catalogue.NVS_WIDTH, 3)
+    return {"seconds": time.perf_counter() - start, "reads": len(picks)}
+
+
+def phase_read_opencv(args) -> dict:
+    import cv2
+
+    picks = _random_picks(args, args.frames)
+    captures = {}
+    start = time.perf_counter()
+    for serial, index in picks:
+        if serial not in captures:
+            captures[serial] = cv2.VideoCapture(str(args.root / "nvs" / catalogue.video_path(PARTICIPANT, SEQUENCE, serial)))
+        capture = captures[serial]
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+        assert ok and frame.shape == (catalogue.NVS_HEIGHT, catalogue.NVS_WIDTH, 3)
+        cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    return {"seconds": time.perf_counter() - start, "reads": len(picks)}
+
+
+def phase_stream_store(args) -> dict:
+    import dask
+
+    from nersemble_zarr import store as store_module
+
+    dataset = store_module.sequence(store_module.open(args.work / "zstd.zarr"), "nvs", PARTICIPANT)
+    serial = catalogue.NVS_TRAIN_SERIALS[0]
+    start = time.perf_counter()
+    with dask.config.set(scheduler="threads", num_workers=args.workers):
+        means = dataset.images.sel(serial=serial).mean(dim=("y", "x", "channel")).compute()
+    return {"seconds": time.perf_counter() - start, "frames": int(means.size)}
+
+
+def phase_stream_pyav(args) -> dict:
+    from nersemble_zarr.video import iter_frames
+
+    path = args.root / "nvs" / catalogue.video_path(PARTICIPANT, SEQUENCE, catalogue.NVS_TRAIN_SERIALS[0])
+    start = time.perf_counter()
+    means = [frame.mean() for frame in iter_frames(path)]
+    return {"seconds": time.perf_counter() - start, "frames": len(means)}
+
+
+PHASES = {name[len("phase_"):]: fn for name, fn in globals().items() if name.startswith("phase_")}
+
+
+def _run(args, phase: str, **extra) -> dict:
+    command = [sys.executable, "-m", "benchmarks.bench_convert", "--phase", phase, "--root", str(args.root),
+               "--work", str(args.work), "--cameras", str(args.cameras), "--frames", str(args.frames),
+               "--workers", str(args.workers), "--reads", str(args.reads)]
+    for key, value in extra.items():
+        command += [f"--{key}", str(value)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cameras", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--reads", type=int, default=40)
+    parser.add_argument("--codec", default="zstd")
+    parser.add_argument("--phase", choices=sorted(PHASES))
+    parser.add_argument("--root", type=Path)
+    parser.add_argument("--work", type=Path)
+    args = parser.parse_args()
+    if args.phase:
+        result = PHASES[args.phase](args)
+        result["peak_rss_mib"] = _peak_mib()
+        print(json.dumps(result))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
+        args.root, args.work = Path(tmp) / "fetched", Path(tmp)
+        _run(args, "generate")
+        n_videos = len(_videos(args.root))
+        mp4_bytes = sum(p.stat().st_size for p in _videos(args.root)[: n_videos // 2])
+        decode = _run(args, "decode")
+        results = {codec: _run(args, "convert", codec=codec) for codec in ("zstd", "jpegxl-lossless", "jpegxl")}
+        store_read, cv_read = _run(args, "read_store"), _run(args, "read_opencv")
+        stream_store, stream_pyav = _run(args, "stream_store"), _run(args, "stream_pyav")
+    frames = args.frames * args.cameras
+    print(f"full resolution {catalogue.NVS_WIDTH}x{catalogue.NVS_HEIGHT}, {args.cameras} cameras x {args.frames} frames "
+          f"(images + alpha = {n_videos} videos), {args.workers} workers")
+    print(f"(a) random single-frame read: store {1000 * store_read['seconds'] / store_read['reads']:.1f} ms, "
+          f"OpenCV seek {1000 * cv_read['seconds'] / cv_read['reads']:.1f} ms -> "
+          f"{cv_read['seconds'] / store_read['seconds']:.1f}x faster "
+          f"(peak RSS {store_read['peak_rss_mib']:.0f} / {cv_read['peak_rss_mib']:.0f} MiB)")
+    print(f"(b) stream one camera: dask over the store {stream_store['frames'] / stream_store['seconds']:.1f} frames/s, "
+          f"PyAV decode {stream_pyav['frames'] / stream_pyav['seconds']:.1f} frames/s -> "
+          f"{stream_pyav['seconds'] / stream_store['seconds']:.2f}x (peak RSS {stream_store['peak_rss_mib']:.0f} / "
+          f"{stream_pyav['peak_rss_mib']:.0f} MiB)")
+    zstd = results["zstd"]
+    print(f"(c) convert (zstd) {decode['frames'] / zstd['seconds']:.1f} frames/s vs decode-only "
+          f"{decode['frames'] / decode['seconds']:.1f} frames/s -> ratio {decode['seconds'] / zstd['seconds']:.2f} "
+          f"(peak RSS {zstd['peak_rss_mib']:.0f} / {decode['peak_rss_mib']:.0f} MiB)")
+    print(f"(d) bytes per RGB frame: mp4 {mp4_bytes / frames / 1024:.0f} KiB; raw {catalogue.NVS_WIDTH * catalogue.NVS_HEIGHT * 3 / 1024:.0f} KiB")
+    for codec, result in results.items():
+        psnr = f", PSNR {result['psnr_db']:.1f} dB" if "psnr_db" in result else ""
+        print(f"    {codec:<16} {result['images_bytes'] / frames / 1024:8.0f} KiB "
+              f"({result['images_bytes'] / mp4_bytes:.1f}x the mp4){psnr}; convert {decode['frames'] / result['seconds']:.1f} frames/s")
+
+
+if __name__ == "__main__":
+    main()
