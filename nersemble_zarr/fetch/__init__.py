@@ -1,0 +1,171 @@
+"""Fetching benchmark assets from the server into ``ROOT/{benchmark}/`` in the official folder layout.
+
+``fetch`` validates the request against the catalogue before any network traffic, downloads
+``{benchmark}/metadata.json``, plans the relative paths, asks the server for each size (HEAD), skips
+complete files, and downloads the rest in parallel, each resumable and atomic (see ``download``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .. import catalogue
+from ..credentials import resolve_url
+from .download import Cancelled, Downloader, FileDownloadError, RetryPolicy
+from .logsafety import redacted_logs
+from .metadata import ServerMetadata, parse_metadata
+from .plan import FetchRequest, PointcloudFrames, local_path, make_request, plan_paths
+from .summary import FetchIncomplete, FetchSummary, PlannedFile, ProgressEvent, human_bytes
+
+__all__ = [
+    "FetchIncomplete", "FetchRequest", "FetchSummary", "PlannedFile", "ProgressEvent", "RetryPolicy",
+    "fetch", "human_bytes", "make_request",
+]
+
+
+def fetch(
+    root: str | Path,
+    benchmark: str,
+    *,
+    url: str | None = None,
+    participants: Iterable[int] | None = None,
+    assets: Iterable[str] | str | None = None,
+    pointcloud_frames: PointcloudFrames = (0,),
+    workers: int = 4,
+    dry_run: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[ProgressEvent], None] | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+) -> FetchSummary:
+    """Fetch a benchmark's assets into ``root/{benchmark}``; raises FetchIncomplete if any file failed.
+
+    ``participants`` (None = all on the server), ``assets`` (None = the official defaults, or ``"all"``)
+    and ``pointcloud_frames`` (timesteps, or ``"all"``) use the catalogue's names. ``url`` overrides the
+    configured access URL. With ``dry_run`` nothing is written; the summary lists files and sizes.
+    """
+    request = make_request(benchmark, participants, assets, pointcloud_frames)
+    base_url = resolve_url(url)
+    started = time.perf_counter()
+    report = _locked(progress)
+    summary = FetchSummary(benchmark, dry_run=dry_run)
+    with redacted_logs(base_url), Downloader(
+        base_url, benchmark, retry,
+        on_bytes=lambda n: report(ProgressEvent("bytes", n)),
+        on_discard=lambda n: report(ProgressEvent("plan", n)),
+    ) as downloader:
+        try:
+            metadata = _metadata(downloader, Path(root), request, summary, overwrite)
+            planned = _inspect(downloader, Path(root), plan_paths(request, metadata), overwrite, workers)
+            summary.files += planned
+            summary.skipped += sum(f.action == "skip" for f in planned)
+            report(ProgressEvent("plan", sum(f.bytes_to_fetch for f in planned)))
+            if not dry_run:
+                _download_all(downloader, Path(root), planned, summary, workers, report)
+        except (KeyboardInterrupt, Cancelled):
+            downloader.stop.set()
+            raise KeyboardInterrupt from None
+    summary.seconds = time.perf_counter() - started
+    if summary.failed:
+        raise FetchIncomplete(summary)
+    return summary
+
+
+def _locked(progress: Callable[[ProgressEvent], None] | None) -> Callable[[ProgressEvent], None]:
+    """Serialise progress callbacks coming from worker threads."""
+    if progress is None:
+        return lambda event: None
+    lock = threading.Lock()
+
+    def report(event: ProgressEvent) -> None:
+        with lock:
+            progress(event)
+
+    return report
+
+
+def _metadata(
+    downloader: Downloader, root: Path, request: FetchRequest, summary: FetchSummary, overwrite: bool
+) -> ServerMetadata:
+    """Bring ``{benchmark}/metadata.json`` up to date (in memory only for a dry run) and parse it."""
+    path = catalogue.METADATA_FILE
+    entry = _inspect_one(downloader, root, path, overwrite)
+    if entry.action == "failed":
+        raise FileDownloadError(f"{request.benchmark}/{path}", entry.error or "unavailable")
+    target = local_path(root, request.benchmark, path)
+    if entry.action == "skip":
+        raw = target.read_bytes()
+        summary.skipped += 1
+    elif summary.dry_run:
+        raw = downloader.read(path)
+    else:
+        summary.bytes_downloaded += downloader.download(path, target, entry.size)
+        summary.downloaded += 1
+        raw = target.read_bytes()
+    summary.files.append(entry)
+    return parse_metadata(request.benchmark, raw)
+
+
+def _inspect(downloader: Downloader, root: Path, paths: list[str], overwrite: bool, workers: int) -> list[PlannedFile]:
+    """HEAD every path in parallel and decide per file: skip, resume, download, or failed."""
+    with _pool(downloader, workers) as pool:
+        return list(pool.map(lambda path: _inspect_one(downloader, root, path, overwrite), paths))
+
+
+def _inspect_one(downloader: Downloader, root: Path, path: str, overwrite: bool) -> PlannedFile:
+    target = local_path(root, downloader.benchmark, path)
+    part = target.with_name(target.name + ".part")
+    try:
+        size = downloader.remote_size(path)
+    except FileDownloadError as error:
+        return PlannedFile(path, action="failed", error=error.reason)
+    if overwrite:
+        part.unlink(missing_ok=True)
+        return PlannedFile(path, size)
+    if target.is_file() and size is not None and target.stat().st_size == size:
+        return PlannedFile(path, size, action="skip")
+    if part.is_file() and (size is None or part.stat().st_size <= size):
+        return PlannedFile(path, size, local_bytes=part.stat().st_size, action="resume")
+    return PlannedFile(path, size)
+
+
+def _download_all(
+    downloader: Downloader,
+    root: Path,
+    planned: list[PlannedFile],
+    summary: FetchSummary,
+    workers: int,
+    report: Callable[[ProgressEvent], None],
+) -> None:
+    """Download every planned file that is not complete; failures are recorded on the entry, not raised."""
+    with _pool(downloader, workers) as pool:
+        futures = {
+            pool.submit(downloader.download, entry.path, local_path(root, summary.benchmark, entry.path), entry.size): entry
+            for entry in planned if entry.action in ("download", "resume")
+        }
+        for future in as_completed(futures):
+            entry = futures[future]
+            try:
+                summary.bytes_downloaded += future.result()
+                summary.downloaded += 1
+                report(ProgressEvent("file", path=entry.path, outcome="downloaded"))
+            except FileDownloadError as error:
+                entry.action, entry.error = "failed", error.reason
+                report(ProgressEvent("file", path=entry.path, outcome="failed"))
+
+
+@contextmanager
+def _pool(downloader: Downloader, workers: int) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that, when the caller is interrupted, stops running downloads and drops queued ones."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nersemble-fetch")
+    try:
+        yield pool
+    except BaseException:
+        downloader.stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

@@ -1,0 +1,108 @@
+"""``nersemble-zarr fetch ROOT BENCHMARK``: download benchmark assets into ROOT in the official layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import (
+    benchmark_argument, configure_logging, handle_errors, overwrite_option, participant_option, verbose_option,
+    workers_option,
+)
+
+
+class FramesType(click.ParamType):
+    """``0``, ``0,3,6`` or ``all``."""
+
+    name = "FRAMES"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() == "all":
+            return "all"
+        try:
+            return tuple(int(part) for part in value.split(",") if part.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not 'all' or a comma-separated list of frame numbers such as 0,3,6.", param, ctx)
+
+
+@click.command()
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@benchmark_argument
+@participant_option
+@click.option(
+    "--assets", "-a", multiple=True,
+    help="Asset to fetch (repeatable or comma-separated; 'all' for every one); default: the official defaults.",
+)
+@click.option(
+    "--pointcloud-frames", type=FramesType(), default="0", show_default=True,
+    help="NVS point cloud frames (0 = the first frame of the sequence): e.g. 0, 0,3,6 or all.",
+)
+@workers_option
+@click.option("--dry-run", is_flag=True, help="List the files with their sizes and the total; download nothing.")
+@click.option("--url", metavar="URL", help="Access URL, overriding $NERSEMBLE_BENCHMARK_URL and the .env file.")
+@overwrite_option
+@verbose_option
+@handle_errors
+def fetch(root: Path, benchmark: str, participants: tuple[int, ...], assets: tuple[str, ...],
+          pointcloud_frames, workers: int, dry_run: bool, url: str | None, overwrite: bool, verbose: int) -> None:
+    """Download BENCHMARK's assets into ROOT/BENCHMARK, resuming partial files and skipping complete ones."""
+    from nersemble_zarr import fetch as fetching
+
+    configure_logging(verbose)
+    names = [name for value in assets for name in value.split(",") if name]
+    chosen_assets = None if not names else "all" if names == ["all"] else names
+    bar = _Bar(f"fetch {benchmark}", enabled=not dry_run)
+    try:
+        try:
+            summary = fetching.fetch(
+                root, benchmark, url=url, participants=participants or None, assets=chosen_assets,
+                pointcloud_frames=pointcloud_frames, workers=workers, dry_run=dry_run, overwrite=overwrite,
+                progress=bar.on_progress,
+            )
+        finally:
+            bar.close()
+    except fetching.FetchIncomplete as error:
+        _report(error.summary)
+        raise
+    _report(summary)
+
+
+class _Bar:
+    """One tqdm bar of bytes, opened when the plan is known (so early errors print no empty bar)."""
+
+    def __init__(self, description: str, enabled: bool) -> None:
+        self.description, self.enabled, self.bar = description, enabled, None
+
+    def on_progress(self, event) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=self.description,
+                            dynamic_ncols=True)
+        if event.kind == "plan":
+            self.bar.total += event.nbytes
+            self.bar.refresh()
+        elif event.kind == "bytes":
+            self.bar.update(event.nbytes)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _report(summary) -> None:
+    """The summary line, after one line per planned file (size, path below ROOT, action) for a dry run."""
+    from nersemble_zarr.fetch import human_bytes
+
+    if summary.dry_run:
+        for entry in summary.files:
+            size = "?" if entry.size is None else human_bytes(entry.size)
+            note = {"skip": "complete", "resume": f"resume after {human_bytes(entry.local_bytes)}",
+                    "failed": entry.error, "download": ""}[entry.action]
+            click.echo(f"{size:>10}  {summary.benchmark}/{entry.path}" + (f"  ({note})" if note else ""))
+    click.echo(summary.line())

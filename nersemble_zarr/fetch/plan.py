@@ -1,0 +1,144 @@
+"""Which files to fetch: validating a request, and turning it into relative paths below ``{URL}/{benchmark}/``.
+
+Nothing here does I/O. Paths are built only from catalogue names; ``local_path`` refuses anything that
+could land outside ``ROOT/{benchmark}``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Literal, Sequence, Union
+
+from .. import catalogue
+from ..errors import CatalogueError, ConfigError
+from .metadata import ServerMetadata
+
+PointcloudFrames = Union[Literal["all"], Sequence[int], int]
+
+_SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+.\-]*$")
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """A validated request: benchmark, participants (None = all on the server), assets, point cloud frames.
+
+    Point cloud frames are positions in a sequence (0 = its first frame), turned into timesteps, and so
+    into ``frame_{timestep:05d}.pcd`` names, by the server's metadata.json.
+    """
+
+    benchmark: str
+    participants: tuple[int, ...] | None
+    assets: tuple[str, ...]
+    pointcloud_frames: tuple[int, ...] | Literal["all"]
+
+
+def make_request(
+    benchmark: str,
+    participants: Iterable[int] | None = None,
+    assets: Iterable[str] | str | None = None,
+    pointcloud_frames: PointcloudFrames = (0,),
+) -> FetchRequest:
+    """Check every name against the catalogue (no I/O); unknown names raise CatalogueError."""
+    catalogue.check_benchmark(benchmark)
+    chosen = None if participants is None else catalogue.check_participants(benchmark, _as_ints(participants))
+    return FetchRequest(benchmark, chosen, _check_assets(benchmark, assets), _check_frames(pointcloud_frames))
+
+
+def _as_ints(participants: Iterable[int]) -> tuple[int, ...]:
+    values = tuple(participants)
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CatalogueError(f"Participant id {value!r} is not an integer id such as 388.")
+    return values
+
+
+def _check_assets(benchmark: str, assets: Iterable[str] | str | None) -> tuple[str, ...]:
+    if assets is None:
+        return catalogue.DEFAULT_ASSETS[benchmark]
+    if assets == "all":
+        return catalogue.ASSETS[benchmark]
+    names = (assets,) if isinstance(assets, str) else tuple(assets)
+    known = catalogue.ASSETS[benchmark]
+    for name in names:
+        if name not in known:
+            raise CatalogueError(
+                f"Unknown asset {name!r} for benchmark {benchmark!r}; expected one of {', '.join(known)} or 'all'."
+            )
+    if not names:
+        raise CatalogueError(f"No assets chosen for benchmark {benchmark!r}; expected some of {', '.join(known)}.")
+    return tuple(dict.fromkeys(names))
+
+
+def _check_frames(frames: PointcloudFrames) -> tuple[int, ...] | Literal["all"]:
+    if frames == "all":
+        return "all"
+    values = (frames,) if isinstance(frames, int) else tuple(frames)
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"Point cloud frame {value!r} is not a non-negative frame number; use e.g. 0, '0,3,6' or 'all'.")
+    return tuple(dict.fromkeys(values))
+
+
+def plan_paths(request: FetchRequest, metadata: ServerMetadata) -> list[str]:
+    """Relative paths (below the benchmark folder) of every file the request covers, in a stable order."""
+    benchmark = request.benchmark
+    on_server = metadata.sequences
+    chosen = request.participants or tuple(p for p in catalogue.participants(benchmark) if p in on_server)
+    for participant in chosen:
+        if participant not in on_server:
+            raise CatalogueError(
+                f"Participant {participant} is not listed in the server's {benchmark}/metadata.json "
+                f"(it lists {', '.join(str(p) for p in on_server) or 'none'})."
+            )
+    paths: list[str] = []
+    for participant in chosen:
+        if "calibration" in request.assets:
+            paths.append(catalogue.calibration_path(participant))
+        for sequence in on_server[participant]:
+            paths += _sequence_paths(request, metadata, participant, sequence)
+    return list(dict.fromkeys(paths))
+
+
+def _sequence_paths(request: FetchRequest, metadata: ServerMetadata, participant: int, sequence: str) -> list[str]:
+    benchmark, assets = request.benchmark, request.assets
+    paths = [
+        catalogue.video_path(participant, sequence, serial, kind)
+        for kind in ("images", "alpha_maps") if kind in assets
+        for serial in catalogue.video_serials(benchmark, sequence)
+    ]
+    if "pointclouds" in assets:
+        paths += [catalogue.pointcloud_path(participant, sequence, t) for t in _frames(request, metadata, participant)]
+    if "flame2023_tracking" in assets:
+        paths.append(catalogue.tracking_path(participant, sequence, catalogue.TRACKING_FILE))
+    if "flame2023_tracking_v1" in assets:
+        paths.append(catalogue.tracking_path(participant, sequence, catalogue.TRACKING_FILE_V1))
+    return paths
+
+
+def _frames(request: FetchRequest, metadata: ServerMetadata, participant: int) -> tuple[int, ...]:
+    """Timesteps of the requested point cloud frames: frame k is the k-th timestep in metadata.json."""
+    timesteps = metadata.timesteps.get(participant, ())
+    if request.pointcloud_frames == "all":
+        return timesteps
+    for frame in request.pointcloud_frames:
+        if frame >= len(timesteps):
+            raise CatalogueError(
+                f"Point cloud frame {frame} is out of range: participant {participant} has {len(timesteps)} "
+                f"frames (0 to {len(timesteps) - 1}) in the server's nvs/metadata.json."
+            )
+    return tuple(timesteps[frame] for frame in request.pointcloud_frames)
+
+
+def local_path(root: str | Path, benchmark: str, relative: str) -> Path:
+    """``ROOT/{benchmark}/{relative}``, refusing any path part that could escape that folder."""
+    catalogue.check_benchmark(benchmark)
+    parts = relative.split("/")
+    if not all(_SAFE_PART.match(part) for part in parts):
+        raise CatalogueError(f"Refusing unsafe relative path {relative!r}.")
+    base = (Path(root) / benchmark).resolve()
+    target = base.joinpath(*parts).resolve()
+    if not target.is_relative_to(base):
+        raise CatalogueError(f"Refusing relative path {relative!r}: it leads outside {base}.")
+    return target

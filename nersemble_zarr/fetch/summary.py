@@ -1,0 +1,102 @@
+"""What a fetch planned and did: per-file entries, progress events, the summary and its failure error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import DownloadError
+
+Action = Literal["download", "resume", "skip", "failed"]
+Outcome = Literal["downloaded", "skipped", "failed"]
+
+
+@dataclass
+class PlannedFile:
+    """One file of the plan: path relative to the benchmark folder, remote size, local state, result."""
+
+    path: str
+    size: int | None = None  # Content-Length from HEAD (None if unknown)
+    local_bytes: int = 0  # bytes already in a .part file that a resume keeps
+    action: Action = "download"
+    error: str | None = None  # short reason when the file failed
+
+    @property
+    def bytes_to_fetch(self) -> int:
+        return 0 if self.action in ("skip", "failed") else max(0, (self.size or 0) - self.local_bytes)
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """``plan``: ``nbytes`` more to download (sent once, and again when a restart discards bytes);
+    ``bytes``: ``nbytes`` received; ``file``: ``path`` finished with ``outcome``."""
+
+    kind: Literal["plan", "bytes", "file"]
+    nbytes: int = 0
+    path: str = ""
+    outcome: Outcome | None = None
+
+
+@dataclass
+class FetchSummary:
+    """Counts and bytes of one fetch (or of a dry run, where nothing is downloaded)."""
+
+    benchmark: str
+    files: list[PlannedFile] = field(default_factory=list)
+    dry_run: bool = False
+    downloaded: int = 0
+    skipped: int = 0
+    bytes_downloaded: int = 0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[PlannedFile]:
+        return [f for f in self.files if f.action == "failed"]
+
+    @property
+    def bytes_total(self) -> int:
+        """Remote size of every planned file whose size is known."""
+        return sum(f.size or 0 for f in self.files)
+
+    @property
+    def bytes_to_fetch(self) -> int:
+        return sum(f.bytes_to_fetch for f in self.files)
+
+    def line(self) -> str:
+        """One human sentence summarising the run."""
+        if self.dry_run:
+            return (
+                f"{len(self.files)} files, {human_bytes(self.bytes_total)} in all; "
+                f"{human_bytes(self.bytes_to_fetch)} to download, "
+                f"{sum(f.action == 'skip' for f in self.files)} already complete, {len(self.failed)} unavailable."
+            )
+        rate = self.bytes_downloaded / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"{len(self.files)} files: {self.downloaded} downloaded ({human_bytes(self.bytes_downloaded)} "
+            f"in {self.seconds:.1f} s, {human_bytes(rate)}/s), {self.skipped} already complete, "
+            f"{len(self.failed)} failed."
+        )
+
+
+class FetchIncomplete(DownloadError):
+    """Some files failed; the others were fetched. ``summary`` holds every file's outcome."""
+
+    def __init__(self, summary: FetchSummary) -> None:
+        failed = summary.failed
+        listed = ", ".join(f"{summary.benchmark}/{f.path} ({f.error})" for f in failed[:3])
+        more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+        super().__init__(
+            f"Could not fetch {len(failed)} of {len(summary.files)} files: {listed}{more}; "
+            "the others are in place, rerun the same command to retry."
+        )
+        self.summary = summary
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    step = 0
+    while abs(n) >= 1024 and step < len(units) - 1:
+        n /= 1024
+        step += 1
+    return f"{n:.0f} B" if step == 0 else f"{n:.1f} {units[step]}"
