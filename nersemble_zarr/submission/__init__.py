@@ -1,0 +1,21 @@
+"""Benchmark submissions: write the crf-14 H.264 zip from predictions, and validate a zip like the server.
+
+    export_submission(predictions, "submission.zip", "nvs")        # store, DataTree, mapping or image folder
+    validate_submission("submission.zip", "nvs").raise_if_invalid()
+"""
+
+from .expected import ExpectedVideo, SubmissionSpec, expected_submission
+from .predictions import FOLDER_LAYOUT, collect_predictions
+from .validator import ValidationReport, validate_submission
+from .writer import export_submission
+
+__all__ = [
+    "FOLDER_LAYOUT",
+    "ExpectedVideo",
+    "SubmissionSpec",
+    "ValidationReport",
+    "collect_predictions",
+    "expected_submission",
+    "export_submission",
+    "validate_submission",
+]

@@ -1,0 +1,130 @@
+"""``export-submission`` and ``validate-submission``: the benchmark's crf-14 H.264 zip."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+from nersemble_zarr.errors import ConfigError, SubmissionError
+
+from .options import handle_errors, overwrite_option, workers_option
+
+BENCHMARKS = ("nvs", "mono_flame_avatar")
+
+
+def _parse_resolution(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    width, _, height = value.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 1100x1604.")
+    return int(width), int(height)
+
+
+benchmark_option = click.option(
+    "--benchmark", "-b", type=click.Choice(BENCHMARKS), required=True, help="Which benchmark the zip is for."
+)
+root_option = click.option(
+    "--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Fetched folder whose {benchmark}/metadata.json gives the frame counts.",
+)
+store_option = click.option(
+    "--store", type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Converted store whose sequence groups give the frame counts (length of 'timestep').",
+)
+partial_option = click.option("--partial", is_flag=True, help="Allow a subset of the benchmark's videos.")
+resolution_option = click.option(
+    "--resolution", metavar="WIDTHxHEIGHT", callback=_parse_resolution,
+    help="Expected frame size instead of the benchmark's (1100x1604 nvs, 512x512 mono); for previews and tests.",
+)
+
+
+@click.command("export-submission")
+@click.argument("predictions", type=click.Path(exists=True, path_type=Path))
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@benchmark_option
+@root_option
+@store_option
+@partial_option
+@resolution_option
+@workers_option
+@click.option(
+    "--scheduler", metavar="ADDRESS",
+    help="dask.distributed scheduler to encode on (its workers must see OUTPUT's folder); default: local threads.",
+)
+@overwrite_option
+@handle_errors
+def export_submission(
+    predictions: Path, output: Path, benchmark: str, root: Path | None, store: Path | None, partial: bool,
+    resolution: tuple[int, int] | None, workers: int, scheduler: str | None, overwrite: bool,
+) -> None:
+    """Encode PREDICTIONS (a zarr store laid out like a converted one, or a folder of images
+    PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png) into the submission zip OUTPUT."""
+    from tqdm import tqdm
+
+    from nersemble_zarr.submission import export_submission as export
+
+    with _client(scheduler) as client, tqdm(desc="encoding", unit="frame", dynamic_ncols=True) as bar:
+        report = export(
+            predictions, output, benchmark, root=root, store=store, resolution=resolution, partial=partial,
+            overwrite=overwrite, workers=workers, client=client, progress=_advance(bar),
+        )
+    click.echo(f"Wrote {output} with {len(report.valid_videos)} validated {benchmark} videos.")
+
+
+@click.command("validate-submission")
+@click.argument("zip_path", metavar="ZIP", type=click.Path(path_type=Path))
+@benchmark_option
+@root_option
+@store_option
+@partial_option
+@resolution_option
+@handle_errors
+def validate_submission(
+    zip_path: Path, benchmark: str, root: Path | None, store: Path | None, partial: bool,
+    resolution: tuple[int, int] | None,
+) -> None:
+    """Check ZIP like the benchmark server: files, frame counts, size, codec, pixel format and fps.
+    Every problem is listed; the exit status is non-zero if there is any."""
+    from tqdm import tqdm
+
+    from nersemble_zarr.submission import validate_submission as validate
+
+    with tqdm(desc="checking", unit="video", dynamic_ncols=True) as bar:
+        report = validate(
+            zip_path, benchmark, root=root, store=store, resolution=resolution, partial=partial,
+            progress=_advance(bar),
+        )
+    if report.ok:
+        click.echo(f"{zip_path} is a valid {benchmark} submission ({len(report.valid_videos)} videos checked).")
+        return
+    for problem in report.problems:
+        click.echo(f"- {problem}", err=True)
+    raise SubmissionError(f"{zip_path} is not a valid {benchmark} submission: {len(report.problems)} problem(s), listed above.")
+
+
+def _advance(bar):
+    def advance(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return advance
+
+
+@contextmanager
+def _client(address: str | None) -> Iterator[object | None]:
+    """A dask.distributed client connected to ``address`` (None: no client, local threads)."""
+    if address is None:
+        yield None
+        return
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as error:
+        raise ConfigError(f"Cannot reach the dask scheduler at {address} ({error}).") from error
+    with client:
+        yield client

@@ -1,0 +1,160 @@
+"""What a submission must contain: the videos of a benchmark, their frame counts, size, rate and codec.
+
+Frame counts come from the benchmark's metadata.json (a fetched folder), a converted store (the length of
+each sequence group's ``timestep`` coordinate), an explicit mapping, or, for NVS only, the catalogue.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from .. import catalogue, schema
+from ..errors import StoreError, SubmissionError
+
+VideoKey = tuple[int, str, str]  # (participant, sequence, serial)
+FrameCounts = Mapping[tuple[int, str], int]
+
+CODEC = "h264"
+PIX_FMT = "yuv420p"
+
+
+@dataclass(frozen=True)
+class ExpectedVideo:
+    """One video of a submission; ``n_frames`` is None when no frame count is known (partial checks only)."""
+
+    participant: int
+    sequence: str
+    serial: str
+    n_frames: int | None
+
+    @property
+    def key(self) -> VideoKey:
+        return (self.participant, self.sequence, self.serial)
+
+    @property
+    def entry(self) -> str:
+        """Path of the video inside the zip, e.g. ``388/GLASSES/cam_222200046.mp4``."""
+        return catalogue.submission_entry(self.participant, self.sequence, self.serial)
+
+
+@dataclass(frozen=True)
+class SubmissionSpec:
+    """Every video a complete submission holds, with the frame size (width x height) and rate they share."""
+
+    benchmark: str
+    width: int
+    height: int
+    fps: float
+    videos: tuple[ExpectedVideo, ...]
+
+    def by_key(self) -> dict[VideoKey, ExpectedVideo]:
+        return {video.key: video for video in self.videos}
+
+    def by_entry(self) -> dict[str, ExpectedVideo]:
+        return {video.entry: video for video in self.videos}
+
+
+def expected_submission(
+    benchmark: str,
+    *,
+    root: str | os.PathLike | None = None,
+    store=None,
+    frame_counts: FrameCounts | None = None,
+    resolution: tuple[int, int] | None = None,
+    partial: bool = False,
+) -> SubmissionSpec:
+    """The videos a ``benchmark`` submission must hold, with frame counts from one of the sources.
+
+    ``root`` is a fetched folder (``ROOT/{benchmark}/metadata.json``), ``store`` a converted store path or
+    DataTree, ``frame_counts`` a mapping ``(participant, sequence) -> n``; without any of them NVS uses the
+    catalogue's counts. ``resolution`` = (width, height) overrides the benchmark's frame size (tests, previews).
+    With ``partial`` a sequence without a known count is allowed (its videos must then not be submitted).
+    """
+    catalogue.check_benchmark(benchmark)
+    given = [name for name, value in (("root", root), ("store", store), ("frame_counts", frame_counts)) if value is not None]
+    if len(given) > 1:
+        raise SubmissionError(f"Give frame counts from one source only, not {' and '.join(given)}.")
+    if frame_counts is not None:
+        counts = {(int(p), str(s)): int(n) for (p, s), n in frame_counts.items()}
+    elif root is not None:
+        counts = _counts_from_metadata(benchmark, Path(root))
+    elif store is not None:
+        counts = _counts_from_store(benchmark, store)
+    elif benchmark == "nvs":
+        counts = {(p, s): catalogue.NVS_N_FRAMES[p] for p, s in catalogue.NVS_SEQUENCES.items()}
+    else:
+        raise SubmissionError(
+            "The frame counts of mono_flame_avatar videos come from its metadata.json; "
+            "pass the fetched folder (--root) or a converted store (--store)."
+        )
+    sequences = catalogue.submission_sequences(benchmark)
+    unknown = [f"{p:03d}/{s}" for p, s in sequences if (p, s) not in counts]
+    if unknown and not partial:
+        raise SubmissionError(
+            f"No frame count is known for {len(unknown)} {benchmark} sequence(s) ({listed(unknown)}); "
+            "use complete metadata or a store holding them, or export with --partial."
+        )
+    bad = [f"{p:03d}/{s}={counts[p, s]}" for p, s in sequences if counts.get((p, s), 1) < 1]
+    if bad:
+        raise SubmissionError(f"Frame counts must be at least 1; found {', '.join(bad)}.")
+    spec = catalogue.SPECS[benchmark]
+    width, height = resolution if resolution is not None else (spec.width, spec.height)
+    if width < 2 or height < 2 or width % 2 or height % 2:
+        raise SubmissionError(f"Resolution {width}x{height} is invalid; H.264 yuv420p needs even sizes >= 2.")
+    videos = tuple(
+        ExpectedVideo(p, s, serial, counts.get((p, s)))
+        for p, s in sequences
+        for serial in catalogue.submission_serials(benchmark)
+    )
+    return SubmissionSpec(benchmark, int(width), int(height), spec.fps, videos)
+
+
+def listed(names: list[str], limit: int = 8) -> str:
+    """Names joined by commas, the first ``limit`` only, then "and N more"."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def _counts_from_metadata(benchmark: str, root: Path) -> dict[tuple[int, str], int]:
+    """Frame counts from ``ROOT/{benchmark}/metadata.json`` (also accepts ROOT/{benchmark} itself)."""
+    from ..convert.sources import mono_frame_counts, nvs_timesteps
+
+    if root.name == benchmark and not (root / benchmark).is_dir():
+        root = root.parent
+    if benchmark == "nvs":
+        return {(p, name): len(timesteps) for p, (name, timesteps) in nvs_timesteps(root).items()}
+    return {(p, s): n for p, sequences in mono_frame_counts(root).items() for s, n in sequences.items()}
+
+
+def _counts_from_store(benchmark: str, store) -> dict[tuple[int, str], int]:
+    """Frame counts from a converted store: the length of each sequence group's ``timestep`` coordinate."""
+    if isinstance(store, (str, os.PathLike)):
+        import zarr
+
+        try:
+            root = zarr.open_group(str(store), mode="r")
+        except (OSError, ValueError) as error:  # a missing folder, or one without zarr.json
+            raise StoreError(f"{store} is not a zarr store ({error}); pass a store made by `nersemble-zarr convert`.") from error
+
+        def length(group: str) -> int | None:
+            try:
+                return int(root[f"{group}/{schema.TIMESTEP}"].shape[0])
+            except KeyError:
+                return None
+    else:
+
+        def length(group: str) -> int | None:
+            try:
+                return int(store[group].sizes[schema.TIMESTEP])
+            except KeyError:
+                return None
+
+    counts = {}
+    for participant, sequence in catalogue.submission_sequences(benchmark):
+        n = length(schema.sequence_group(benchmark, participant, sequence))
+        if n is not None:
+            counts[participant, sequence] = n
+    return counts

@@ -1,0 +1,274 @@
+"""Find the predicted videos in what the user hands in, and check them against the submission's spec.
+
+Accepted predictions:
+
+- a zarr store path or an xarray DataTree laid out like a converted store: groups ``nvs/388/GLASSES`` with
+  ``images`` (serial, timestep, y, x, channel); groups and cameras outside the submission are ignored;
+- a mapping ``(participant, sequence, serial) -> frames``, the frames a numpy or dask array
+  (timestep, y, x, channel), an xarray DataArray (with those dims, or a ``serial`` dim holding the camera)
+  or a Dataset with an ``images`` variable;
+- a folder of images ``PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png`` (or .jpg), one file
+  per frame, taken in numeric order of their names.
+
+Frames are uint8 (0..255) or float (0..1) RGB at the benchmark's size; nothing is read here but metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .. import catalogue, schema
+from ..errors import SubmissionError
+from .expected import ExpectedVideo, SubmissionSpec, VideoKey, listed
+from .frames import check_dtype
+from .sources import ArrayVideo, FrameSource, ImageFolderVideo, read_image
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_FRAME_NAME = re.compile(r"^(\d+)\.(png|jpe?g)$", re.IGNORECASE)
+FOLDER_LAYOUT = "PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png"
+
+
+def collect_predictions(predictions: Any, spec: SubmissionSpec, *, partial: bool = False) -> list[FrameSource]:
+    """The predicted videos in submission order, each checked for size, dtype and frame count.
+
+    Without ``partial`` every video of the spec must be there; the error lists what is missing.
+    """
+    found = _find_videos(predictions, spec)
+    expected = spec.by_key()
+    for key, source in found.items():
+        _check_source(source, expected[key], spec)
+    missing = [video.entry for video in spec.videos if video.key not in found]
+    if not found:
+        raise SubmissionError(f"No {spec.benchmark} prediction was found in {_describe(predictions)}.")
+    if missing and not partial:
+        raise SubmissionError(
+            f"{len(missing)} of {len(spec.videos)} {spec.benchmark} videos are missing from the predictions "
+            f"({listed(missing)}); add them, or pass --partial to export a subset."
+        )
+    return [found[video.key] for video in spec.videos if video.key in found]
+
+
+def _find_videos(predictions: Any, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
+    import xarray as xr
+
+    if isinstance(predictions, Mapping):
+        return _from_mapping(predictions, spec)
+    if isinstance(predictions, xr.DataTree):
+        return _from_tree(predictions, spec)
+    if isinstance(predictions, (str, os.PathLike)):
+        path = Path(predictions)
+        if not path.is_dir():
+            raise SubmissionError(f"Predictions {path} should be a zarr store or a folder of images; it is not a folder.")
+        if (path / "zarr.json").is_file():
+            return _from_tree(_open_store(path), spec)
+        return _from_image_folder(path, spec)
+    raise SubmissionError(
+        f"Predictions of type {type(predictions).__name__} are not supported; pass a zarr store path, an xarray "
+        "DataTree, a mapping (participant, sequence, serial) -> frames, or a folder of images."
+    )
+
+
+def _open_store(path: Path):
+    import warnings
+
+    import xarray as xr
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zarr's notes on consolidated metadata and string dtypes
+            return xr.open_datatree(path, engine="zarr", chunks=None)
+    except (OSError, ValueError, KeyError) as error:
+        raise SubmissionError(f"Predictions store {path} cannot be opened ({error}).") from error
+
+
+# ---------------------------------------------------------------- store or DataTree
+def _from_tree(tree, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
+    found: dict[VideoKey, FrameSource] = {}
+    for video in spec.videos:
+        group = schema.sequence_group(spec.benchmark, video.participant, video.sequence)
+        try:
+            node = tree[group]
+        except KeyError:
+            continue
+        if schema.IMAGES not in node.dataset:
+            raise SubmissionError(f"Prediction group {group} has no {schema.IMAGES!r} variable.")
+        images = node.dataset[schema.IMAGES]
+        if schema.SERIAL not in images.dims or schema.SERIAL not in images.coords:
+            raise SubmissionError(
+                f"{schema.IMAGES!r} of prediction group {group} needs a {schema.SERIAL!r} dimension with camera "
+                f"serials as coordinate; found dims {images.dims}."
+            )
+        if video.serial in images.coords[schema.SERIAL].values.astype(str):
+            found[video.key] = _array_video(images, video)
+    return found
+
+
+# ---------------------------------------------------------------- mapping of arrays
+def _from_mapping(predictions: Mapping, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
+    expected = spec.by_key()
+    found: dict[VideoKey, FrameSource] = {}
+    for raw_key, value in predictions.items():
+        key = _normalise_key(raw_key)
+        if key not in expected:
+            raise SubmissionError(f"Prediction key {raw_key!r} is refused: {_not_in_submission(spec, key)}.")
+        if key in found:
+            raise SubmissionError(f"Predictions hold {expected[key].entry} twice (keys differ only in spelling).")
+        found[key] = _array_video(value, expected[key])
+    return found
+
+
+def _normalise_key(key: Any) -> VideoKey:
+    if not (isinstance(key, tuple) and len(key) == 3):
+        raise SubmissionError(f"Prediction key {key!r} should be a tuple (participant, sequence, serial).")
+    participant, sequence, serial = key
+    try:
+        participant = int(participant)
+    except (TypeError, ValueError) as error:
+        raise SubmissionError(f"Prediction key {key!r} has participant {participant!r}; expected an integer id.") from error
+    return participant, str(sequence), str(serial)
+
+
+def _array_video(value: Any, video: ExpectedVideo) -> ArrayVideo:
+    """Wrap an array-like holding one camera's frames as (timestep, y, x, channel)."""
+    import xarray as xr
+
+    if isinstance(value, xr.Dataset):
+        if schema.IMAGES not in value:
+            raise SubmissionError(f"The Dataset given for {video.entry} has no {schema.IMAGES!r} variable.")
+        value = value[schema.IMAGES]
+    time_chunks = None
+    if isinstance(value, xr.DataArray):
+        value = _camera_of(value, video)
+        frame_dims = (schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL)
+        if set(value.dims) == set(frame_dims):
+            value = value.transpose(*frame_dims)
+        preferred = value.encoding.get("preferred_chunks", {}).get(value.dims[0]) if value.ndim else None
+        if value.chunks is not None:
+            time_chunks = tuple(value.chunks[0])
+        elif preferred:
+            time_chunks = _regular_chunks(value.shape[0], int(preferred))
+    elif not (hasattr(value, "shape") and hasattr(value, "dtype") and hasattr(value, "__getitem__")):
+        raise SubmissionError(
+            f"Frames for {video.entry} are a {type(value).__name__}; expected a numpy, dask or xarray array."
+        )
+    elif getattr(value, "chunks", None) is not None and not isinstance(value, np.ndarray):
+        time_chunks = tuple(value.chunks[0])
+    if len(value.shape) != 4:
+        raise SubmissionError(
+            f"Frames for {video.entry} have shape {tuple(value.shape)}; expected (frames, height, width, 3)."
+        )
+    return ArrayVideo(video.entry, value, time_chunks)
+
+
+def _camera_of(images, video: ExpectedVideo):
+    """Select ``video.serial`` from a DataArray with a serial dimension (others pass through)."""
+    if schema.SERIAL not in images.dims:
+        return images
+    serials = images.coords[schema.SERIAL].values.astype(str) if schema.SERIAL in images.coords else None
+    if serials is None or video.serial not in serials:
+        raise SubmissionError(
+            f"The frames given for {video.entry} have a {schema.SERIAL!r} dimension without camera {video.serial}."
+        )
+    return images.isel({schema.SERIAL: int(np.flatnonzero(serials == video.serial)[0])})
+
+
+def _regular_chunks(length: int, chunk: int) -> tuple[int, ...]:
+    return tuple(min(chunk, length - start) for start in range(0, length, chunk))
+
+
+# ---------------------------------------------------------------- folder of images
+def _from_image_folder(root: Path, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
+    expected = spec.by_key()
+    found: dict[VideoKey, FrameSource] = {}
+    for participant_dir in _visible(root):
+        participant = _participant_of(participant_dir, spec)
+        for sequence_dir in _visible(participant_dir):
+            for camera_dir in _visible(sequence_dir):
+                key = (participant, sequence_dir.name, camera_dir.name.removeprefix("cam_"))
+                if not camera_dir.name.startswith("cam_") or key not in expected:
+                    raise SubmissionError(
+                        f"{camera_dir} is not part of the {spec.benchmark} submission "
+                        f"({_not_in_submission(spec, key)}); expected folders {FOLDER_LAYOUT}."
+                    )
+                files = _frame_files(camera_dir)
+                shape = read_image(files[0]).shape if files else (spec.height, spec.width, 3)
+                found[key] = ImageFolderVideo(expected[key].entry, files, shape)
+    return found
+
+
+def _visible(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise SubmissionError(f"{folder} should be a folder; expected the layout {FOLDER_LAYOUT}.")
+    return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
+
+
+def _participant_of(folder: Path, spec: SubmissionSpec) -> int:
+    participants = {video.participant for video in spec.videos}
+    name = folder.name
+    if not (name.isdigit() and int(name) in participants and name == f"{int(name):03d}"):
+        raise SubmissionError(
+            f"{folder} is not a {spec.benchmark} participant folder; expected one of "
+            f"{', '.join(f'{p:03d}' for p in sorted(participants))} (layout {FOLDER_LAYOUT})."
+        )
+    return int(name)
+
+
+def _frame_files(folder: Path) -> tuple[Path, ...]:
+    numbered: dict[int, Path] = {}
+    for path in _visible(folder):
+        match = _FRAME_NAME.match(path.name)
+        if not match or not path.is_file():
+            raise SubmissionError(
+                f"{path} is not a frame image; name frames by their index, e.g. 00000.png, 00001.png (PNG or JPEG)."
+            )
+        index = int(match.group(1))
+        if index in numbered:
+            raise SubmissionError(f"{path} and {numbered[index].name} both claim frame {index} in {folder}.")
+        numbered[index] = path
+    return tuple(numbered[index] for index in sorted(numbered))
+
+
+# ---------------------------------------------------------------- checks and messages
+def _check_source(source: FrameSource, video: ExpectedVideo, spec: SubmissionSpec) -> None:
+    if isinstance(source, ArrayVideo):
+        shape = tuple(source.data.shape[1:])
+        check_dtype(source.data.dtype, video.entry)
+    else:
+        shape = source.shape
+    if shape != (spec.height, spec.width, 3):
+        raise SubmissionError(
+            f"Frames of {video.entry} have shape {shape} (height, width, channels); "
+            f"expected ({spec.height}, {spec.width}, 3) RGB at {spec.width}x{spec.height}."
+        )
+    if video.n_frames is None:
+        raise SubmissionError(
+            f"The frame count of {video.participant:03d}/{video.sequence} is unknown; "
+            "give metadata or a store that holds this sequence."
+        )
+    if source.n_frames != video.n_frames:
+        raise SubmissionError(
+            f"{video.entry} has {source.n_frames} frames; the benchmark metadata expects {video.n_frames}."
+        )
+
+
+def _not_in_submission(spec: SubmissionSpec, key: VideoKey) -> str:
+    participant, sequence, serial = key
+    videos = spec.videos
+    if participant not in {v.participant for v in videos}:
+        return f"participant {participant} is not in the {spec.benchmark} submission"
+    sequences = sorted({v.sequence for v in videos if v.participant == participant})
+    if sequence not in sequences:
+        return f"sequence {sequence!r} of participant {participant} is not submitted; expected {', '.join(sequences)}"
+    serials = catalogue.submission_serials(spec.benchmark)
+    return f"camera {serial!r} is not submitted for {spec.benchmark}; expected {', '.join(serials)}"
+
+
+def _describe(predictions: Any) -> str:
+    if isinstance(predictions, (str, os.PathLike)):
+        return str(predictions)
+    return f"the given {type(predictions).__name__}"

@@ -1,0 +1,113 @@
+"""Sources of predicted frames: one video read block by block, so memory stays bounded at any length.
+
+A source is small and picklable (it holds a lazy array or a list of file names), so a dask.distributed
+worker can read the frames itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from ..errors import SubmissionError
+
+# Frames read at once are capped at this many bytes of source data (12 full-size NVS uint8 frames).
+BLOCK_BYTES = 64 * 2**20
+
+
+class FrameSource(Protocol):
+    """One predicted video: its name in the zip, its length, and its frames in blocks (k, H, W, 3)."""
+
+    video: str
+    n_frames: int
+
+    def blocks(self) -> Iterator[np.ndarray]: ...
+
+
+def plan_blocks(chunk_sizes: Sequence[int], max_frames: int) -> list[tuple[int, int]]:
+    """Group consecutive storage chunks (sizes along time) into (start, stop) blocks of at most ``max_frames``.
+
+    Blocks follow chunk boundaries so no chunk is read twice; a chunk longer than ``max_frames`` is split.
+    """
+    bounds: list[tuple[int, int]] = []
+    start = block_start = 0
+    for size in chunk_sizes:
+        stop = start + size
+        if size > max_frames:
+            if block_start < start:
+                bounds.append((block_start, start))
+            bounds.extend((s, min(s + max_frames, stop)) for s in range(start, stop, max_frames))
+            block_start = stop
+        elif stop - block_start > max_frames:
+            bounds.append((block_start, start))
+            block_start = start
+        start = stop
+    if block_start < start:
+        bounds.append((block_start, start))
+    return bounds
+
+
+@dataclass(frozen=True)
+class ArrayVideo:
+    """Frames (timestep, y, x, channel) of a numpy array, dask array or (lazy) xarray DataArray.
+
+    ``time_chunks`` are the storage or dask chunk sizes along time (None: no preference).
+    """
+
+    video: str
+    data: Any
+    time_chunks: tuple[int, ...] | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.data.shape[0])
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        from dask.base import is_dask_collection
+
+        frame_bytes = int(np.prod(self.data.shape[1:])) * np.dtype(self.data.dtype).itemsize
+        max_frames = max(1, BLOCK_BYTES // max(frame_bytes, 1))
+        for start, stop in plan_blocks(self.time_chunks or (1,) * self.n_frames, max_frames):
+            block = self.data[start:stop]
+            if is_dask_collection(block):
+                # Synchronous: this already runs inside one task per video (threads or a distributed worker).
+                block = block.compute(scheduler="synchronous")
+            yield np.asarray(block)
+
+
+@dataclass(frozen=True)
+class ImageFolderVideo:
+    """Frames stored as one PNG or JPEG file each, in frame order; every image must have ``shape``."""
+
+    video: str
+    files: tuple[Path, ...]
+    shape: tuple[int, int, int]
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.files)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        for path in self.files:
+            image = read_image(path)
+            if image.shape != self.shape:
+                raise SubmissionError(
+                    f"Image {path} has size {image.shape[1]}x{image.shape[0]}; the other frames of {self.video} "
+                    f"are {self.shape[1]}x{self.shape[0]}."
+                )
+            yield image[None]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode a PNG or JPEG with PyAV into (H, W, 3) uint8 RGB (an alpha channel is dropped)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+            return frame.to_ndarray(format="rgb24")
+    except (av.FFmpegError, StopIteration, OSError, ValueError) as error:
+        raise SubmissionError(f"Image {path} is not a readable PNG or JPEG ({error}).") from error

@@ -1,0 +1,100 @@
+"""Write a benchmark submission zip from predictions, streaming frames and never exposing a partial zip.
+
+Steps: check the predictions against the spec (metadata only), encode every video in parallel into its own
+mp4 in a hidden temp folder beside the output, store them into a zip under a hidden temporary name in the
+output's folder, validate that zip, and only then move it onto the output name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tempfile
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import SubmissionError
+from ..video import SUBMISSION_CRF
+from .encode import EncodeSettings, encode_videos
+from .expected import FrameCounts, expected_submission
+from .predictions import collect_predictions
+from .validator import ValidationReport, validate_submission
+
+
+def export_submission(
+    predictions: Any,
+    output: str | os.PathLike,
+    benchmark: str,
+    *,
+    root: str | os.PathLike | None = None,
+    store=None,
+    frame_counts: FrameCounts | None = None,
+    resolution: tuple[int, int] | None = None,
+    partial: bool = False,
+    overwrite: bool = False,
+    workers: int | None = None,
+    client=None,
+    crf: int = SUBMISSION_CRF,
+    progress: Callable[[int, int], None] | None = None,
+) -> ValidationReport:
+    """Encode ``predictions`` into the submission zip ``output`` for ``benchmark`` and return its validation.
+
+    ``predictions``: a store path or DataTree, a mapping (participant, sequence, serial) -> frames, or a
+    folder of images (see ``predictions``). Frame counts come from ``root``, ``store`` or ``frame_counts``
+    (NVS: the catalogue by default); ``resolution`` = (width, height) overrides the frame size. Videos are
+    encoded on ``workers`` threads, or on a dask.distributed ``client`` whose workers can write the
+    output's folder. ``progress(done, total)`` is called with frame counts as frames are encoded. With ``partial`` a subset
+    of the videos is enough. An existing ``output`` is only replaced with ``overwrite``, and only by a zip
+    that validated; on any error nothing new remains beside it.
+    """
+    spec = expected_submission(
+        benchmark, root=root, store=store, frame_counts=frame_counts, resolution=resolution, partial=partial
+    )
+    output = _check_output(Path(output), overwrite)
+    sources = collect_predictions(predictions, spec, partial=partial)
+    settings = EncodeSettings(spec.width, spec.height, spec.fps, crf)
+    with tempfile.TemporaryDirectory(
+        dir=output.parent, prefix=f".{output.name}.", suffix=".videos", ignore_cleanup_errors=True
+    ) as folder:
+        jobs = [(source, Path(folder) / f"{index:03d}.mp4") for index, source in enumerate(sources)]
+        counter = None if progress is None else FrameCounter(sum(s.n_frames for s in sources), progress)
+        encode_videos(jobs, settings, workers=workers, client=client, progress=counter)
+        partial_zip = output.with_name(f".{output.name}.{secrets.token_hex(4)}.part")
+        try:
+            with zipfile.ZipFile(partial_zip, "x", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for source, path in jobs:
+                    archive.write(path, arcname=source.video)
+                    path.unlink()  # keep at most one copy of each video on disk
+            report = dataclasses.replace(validate_submission(partial_zip, spec=spec, partial=partial), path=output)
+            report.raise_if_invalid()
+            os.replace(partial_zip, output)
+        finally:
+            partial_zip.unlink(missing_ok=True)
+    return report
+
+
+class FrameCounter:
+    """Thread-safe running total of encoded frames, reported as ``progress(done, total)``."""
+
+    def __init__(self, total: int, progress: Callable[[int, int], None]) -> None:
+        self.total, self.done = total, 0
+        self._progress = progress
+        self._lock = threading.Lock()
+
+    def __call__(self, n_frames: int) -> None:
+        with self._lock:
+            self.done += n_frames
+            self._progress(self.done, self.total)
+
+
+def _check_output(output: Path, overwrite: bool) -> Path:
+    if output.is_dir():
+        raise SubmissionError(f"The output {output} is a folder; give the path of the zip file to write.")
+    if not output.parent.is_dir():
+        raise SubmissionError(f"The folder of the output {output} does not exist; create it first.")
+    if output.exists() and not overwrite:
+        raise SubmissionError(f"The output {output} exists; pass --overwrite to replace it.")
+    return output.absolute()
