@@ -1,0 +1,77 @@
+"""``nersemble-zarr meshes`` and ``export-mesh``: FLAME meshes into the store, one mesh out of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import handle_errors, overwrite_option, participant_option
+
+flame_dir_option = click.option(
+    "--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Folder with flame2023.pkl (default: $NERSEMBLE_FLAME_DIR, else ~/.cache/FLAME).",
+)
+device_option = click.option(
+    "--device", default="auto", show_default=True, help="Torch device: auto (GPU when available), cuda, cuda:N or cpu.",
+)
+
+
+@click.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@participant_option
+@click.option("--sequence", "-s", "sequences", multiple=True, help="Sequence name (repeatable); default: all.")
+@flame_dir_option
+@device_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Timesteps per batch (default: from free GPU memory, or 128 on CPU).")
+@overwrite_option
+@handle_errors
+def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...], flame_dir: Path | None,
+           device: str, batch_size: int | None, overwrite: bool) -> None:
+    """Evaluate FLAME for every timestep of the mono sequences in STORE and store vertices and landmarks.
+
+    Resumable: finished sequences are skipped and an interrupted sequence continues where it stopped.
+    """
+    from tqdm import tqdm
+
+    from nersemble_zarr.flame.lbs import FlameModel
+    from nersemble_zarr.flame.store import find_flame_sequences, write_sequence_meshes
+
+    targets = find_flame_sequences(store, participants or None, sequences or None)
+    todo = [target for target in targets if overwrite or not target.complete]
+    click.echo(f"{len(targets)} sequence(s) with FLAME tracking, {len(targets) - len(todo)} already complete.")
+    if not todo:
+        return
+    model = FlameModel.load(flame_dir, device)
+    if model.assets.is_standin:
+        click.echo("Warning: the model in the FLAME folder is the test STAND-IN, not FLAME.", err=True)
+    with tqdm(total=sum(target.n_timesteps for target in todo), unit="mesh", desc="meshes") as bar:
+        for target in todo:
+            bar.set_postfix_str(target.path)
+            write_sequence_meshes(store, target, model, batch_size=batch_size, overwrite=overwrite,
+                                  progress=bar.update)
+    click.echo(f"Wrote meshes of {len(todo)} sequence(s) on {model.device}.")
+
+
+@click.command("export-mesh")
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--participant", "-p", type=int, required=True, help="Participant id.")
+@click.option("--sequence", "-s", required=True, help="Sequence name.")
+@click.option("--timestep", "-t", type=int, required=True, help="Frame index (a value of the timestep coordinate).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Mesh file to write (.ply or .obj).")
+@flame_dir_option
+@device_option
+@handle_errors
+def export_mesh(store: Path, participant: int, sequence: str, timestep: int, output: Path,
+                flame_dir: Path | None, device: str) -> None:
+    """Write the FLAME mesh of one timestep as PLY or OBJ (from stored vertices, else evaluated)."""
+    from nersemble_zarr.flame.lbs import FlameModel
+    from nersemble_zarr.flame.mesh_io import check_mesh_path, write_mesh
+    from nersemble_zarr.flame.store import read_mesh
+
+    check_mesh_path(output)
+    vertices, faces = read_mesh(store, participant, sequence, timestep, lambda: FlameModel.load(flame_dir, device))
+    write_mesh(output, vertices, faces)
+    click.echo(f"Wrote {output} ({len(vertices)} vertices, {len(faces)} faces).")

@@ -1,0 +1,237 @@
+"""Batched FLAME evaluation in torch: many timesteps of one sequence per call, on GPU or CPU.
+
+Per timestep this computes what the official ``FlameProvider`` computes one timestep at a time:
+the FLAME forward (linear blend skinning) with global rotation 0 and no translation, then the
+model-to-world transform ``v_world = scale * R(t) @ v + translation[t]`` with ``R(t)`` the intrinsic
+XYZ Euler rotation of ``rotation[t]``. The shape blend is constant over a sequence and is computed
+once (:meth:`FlameModel.identity`); the model-to-world rotation and scale are folded into the
+skinning transforms, so the vertices are transformed once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from ..errors import FlameError
+from .batching import default_batch_size, plan_timestep_batches, resolve_device
+from .model import FLAME_URL, N_EXPRESSION, N_SHAPE, STATIC_EMBEDDING_FILE, FlameAssets, load_flame_assets
+from .params import FlameParameters
+
+if TYPE_CHECKING:
+    import torch
+
+MAX_CONTOUR_ANGLE = 39
+
+
+@dataclass(frozen=True)
+class FlameIdentity:
+    """The shape-dependent part of FLAME for one sequence, on the model's device."""
+
+    shaped_vertices: torch.Tensor  # (V * 3,) template + shape blend, flattened
+    shaped_joints: torch.Tensor    # (5, 3) joints of the shaped template
+    scale: float
+
+
+@dataclass(frozen=True)
+class FlameMeshes:
+    """Evaluated world-space meshes of a run of timesteps (numpy, float32)."""
+
+    vertices: np.ndarray              # (T, 5023, 3)
+    landmarks: np.ndarray | None      # (T, L, 3), L = 68 with contour landmarks, else 51
+
+
+class FlameModel:
+    """FLAME on a torch device in float32, evaluating whole runs of timesteps per call."""
+
+    def __init__(self, assets: FlameAssets, device: str = "auto") -> None:
+        import torch
+
+        self.assets = assets
+        self.device = resolve_device(device)
+        vertex_count = assets.v_template.shape[0]
+        self._shape_dirs = assets.shapedirs[:, :, :N_SHAPE].reshape(vertex_count * 3, N_SHAPE)
+        expression_dirs = assets.shapedirs[:, :, N_SHAPE:]
+        # One basis for what changes per timestep: 100 expression directions then 36 pose correctives.
+        basis = np.concatenate([
+            expression_dirs.reshape(vertex_count * 3, -1).T,
+            assets.posedirs.reshape(vertex_count * 3, -1).T,
+        ])
+        joint_expression_dirs = np.einsum("jv,vkl->ljk", assets.j_regressor, expression_dirs)
+
+        def on_device(array: np.ndarray, dtype=torch.float32) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device)
+
+        self._basis = on_device(basis)                                                    # (136, V * 3)
+        self._joint_expression_dirs = on_device(joint_expression_dirs.reshape(N_EXPRESSION, -1))  # (100, 15)
+        self._weights = on_device(assets.weights)                                         # (V, 5)
+        self._parents = [int(p) for p in assets.parents]
+        self._faces = on_device(assets.faces, torch.int64)
+        if assets.has_landmarks:
+            self._static_landmark_vertices = self._faces[on_device(assets.static_face_idx, torch.int64)]
+            self._static_bary = on_device(assets.static_bary)
+        if assets.dynamic_face_idx is not None:
+            self._contour_vertices = self._faces[on_device(assets.dynamic_face_idx, torch.int64)]
+            self._contour_bary = on_device(assets.dynamic_bary)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike | None = None, device: str = "auto") -> FlameModel:
+        """Load the model files from the FLAME folder (see :func:`load_flame_assets`) onto ``device``."""
+        return cls(load_flame_assets(folder), device)
+
+    @property
+    def faces(self) -> np.ndarray:
+        """Triangles (9976, 3) as int32 vertex indices."""
+        return self.assets.faces.astype(np.int32)
+
+    @property
+    def n_landmarks(self) -> int:
+        """Landmarks per mesh: 17 contour (with the dynamic embedding) + 51 static, or 0 without embeddings."""
+        if not self.assets.has_landmarks:
+            return 0
+        contour = 0 if self.assets.dynamic_face_idx is None else self.assets.dynamic_face_idx.shape[1]
+        return contour + len(self.assets.static_face_idx)
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("nersemble_zarr.FlameModel", str(self.assets.folder), self.assets.is_standin, str(self.device))
+
+    def identity(self, shape: np.ndarray, scale: float) -> FlameIdentity:
+        """Shape blend of one sequence (float64 on the host, then moved to the device), reused per batch."""
+        import torch
+
+        shaped = self.assets.v_template.reshape(-1) + self._shape_dirs @ np.asarray(shape, dtype=np.float64)
+        joints = self.assets.j_regressor @ shaped.reshape(-1, 3)
+        return FlameIdentity(
+            shaped_vertices=torch.as_tensor(shaped, dtype=torch.float32, device=self.device),
+            shaped_joints=torch.as_tensor(joints, dtype=torch.float32, device=self.device),
+            scale=float(scale),
+        )
+
+    def evaluate(
+        self,
+        params: FlameParameters,
+        *,
+        identity: FlameIdentity | None = None,
+        batch_size: int | None = None,
+        landmarks: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> FlameMeshes:
+        """World-space vertices (and landmarks) for every timestep of ``params``, in batches.
+
+        ``identity`` (from :meth:`identity`) skips the shape blend when the caller already has it;
+        ``progress`` is called with the number of timesteps finished after each batch.
+        """
+        import torch
+
+        if landmarks:
+            self.require_landmarks()
+        if identity is None:
+            identity = self.identity(params.shape, params.scale)
+        batches = plan_timestep_batches(params.n_timesteps, batch_size or default_batch_size(self.device))
+        vertices = np.empty((params.n_timesteps, self.assets.v_template.shape[0], 3), dtype=np.float32)
+        points = np.empty((params.n_timesteps, self.n_landmarks, 3), dtype=np.float32) if landmarks else None
+        with torch.inference_mode():
+            for batch in batches:
+                batch_vertices = self.forward(identity, params.take(batch))
+                vertices[batch] = batch_vertices.cpu().numpy()
+                if points is not None:
+                    points[batch] = self.landmarks(batch_vertices, params.take(batch)).cpu().numpy()
+                if progress is not None:
+                    progress(batch.stop - batch.start)
+        return FlameMeshes(vertices=vertices, landmarks=points)
+
+    def forward(self, identity: FlameIdentity, params: FlameParameters) -> torch.Tensor:
+        """World-space vertices (B, V, 3) on the device for the B timesteps of ``params``."""
+        import torch
+
+        from .rotation import axis_angle_to_matrix, euler_xyz_to_matrix
+
+        tensor = lambda array: torch.as_tensor(np.asarray(array), dtype=torch.float32, device=self.device)
+        expression, translation = tensor(params.expression), tensor(params.translation)
+        n = expression.shape[0]
+        joint_rotations = axis_angle_to_matrix(self._pose(params, tensor))                  # (B, 5, 3, 3)
+
+        identity_matrix = torch.eye(3, dtype=torch.float32, device=self.device)
+        pose_features = (joint_rotations[:, 1:] - identity_matrix).reshape(n, -1)          # (B, 36)
+        features = torch.cat([expression, pose_features], dim=1)
+        posed = torch.addmm(identity.shaped_vertices, features, self._basis).view(n, -1, 3)
+        joints = identity.shaped_joints + (expression @ self._joint_expression_dirs).view(n, -1, 3)
+
+        rotations, translations = self._skinning_transforms(joint_rotations, joints)
+        model_to_world = identity.scale * euler_xyz_to_matrix(tensor(params.rotation))      # (B, 3, 3)
+        rotations = model_to_world[:, None] @ rotations
+        translations = (model_to_world[:, None] @ translations[..., None])[..., 0]
+        per_vertex = self._weights @ torch.cat([rotations.flatten(2), translations], dim=2)  # (B, V, 12)
+        linear = per_vertex[..., :9].view(n, -1, 3, 3)
+        return (linear * posed[:, :, None, :]).sum(-1) + per_vertex[..., 9:] + translation[:, None, :]
+
+    def landmarks(self, vertices: torch.Tensor, params: FlameParameters) -> torch.Tensor:
+        """Landmarks (B, L, 3): barycentric points on the meshes ``vertices`` (contour ones first)."""
+        import torch
+
+        self.require_landmarks()
+        n = vertices.shape[0]
+        corners = self._static_landmark_vertices.expand(n, -1, -1)
+        bary = self._static_bary.expand(n, -1, -1)
+        if self.assets.dynamic_face_idx is not None:
+            neck = torch.as_tensor(np.asarray(params.neck), dtype=torch.float32, device=self.device)
+            angle_index = _contour_angle_index(neck)
+            corners = torch.cat([self._contour_vertices[angle_index], corners], dim=1)
+            bary = torch.cat([self._contour_bary[angle_index], bary], dim=1)
+        batch_index = torch.arange(n, device=self.device)[:, None, None]
+        return (vertices[batch_index, corners] * bary[..., None]).sum(dim=2)
+
+    def _pose(self, params: FlameParameters, tensor: Callable) -> torch.Tensor:
+        """Axis-angle poses (B, 5, 3) of global (always 0), neck, jaw, left eye and right eye."""
+        import torch
+
+        neck, jaw, eyes = tensor(params.neck), tensor(params.jaw), tensor(params.eyes)
+        return torch.stack([torch.zeros_like(neck), neck, jaw, eyes[:, :3], eyes[:, 3:]], dim=1)
+
+    def _skinning_transforms(
+        self, joint_rotations: torch.Tensor, joints: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-joint rigid transforms (B, 5, 3, 3) and (B, 5, 3) mapping rest pose to posed vertices."""
+        import torch
+
+        world_rotations, world_translations = [], []
+        for joint, parent in enumerate(self._parents):
+            rotation = joint_rotations[:, joint]
+            if parent < 0:
+                world_rotations.append(rotation)
+                world_translations.append(joints[:, joint])
+                continue
+            offset = joints[:, joint] - joints[:, parent]
+            world_rotations.append(world_rotations[parent] @ rotation)
+            world_translations.append(
+                (world_rotations[parent] @ offset[..., None])[..., 0] + world_translations[parent])
+        rotations = torch.stack(world_rotations, dim=1)
+        translations = torch.stack(world_translations, dim=1) - (rotations @ joints[..., None])[..., 0]
+        return rotations, translations
+
+    def require_landmarks(self) -> None:
+        """Raise a FlameError saying where the embeddings go when the landmark embeddings are missing."""
+        if not self.assets.has_landmarks:
+            raise FlameError(
+                f"Landmarks need {self.assets.folder / STATIC_EMBEDDING_FILE}, which is missing; download the "
+                f"landmark embeddings with the FLAME model from {FLAME_URL} and put them beside flame2023.pkl."
+            )
+
+
+def _contour_angle_index(neck: torch.Tensor) -> torch.Tensor:
+    """Row (0..78) of the contour embedding for each timestep, from the neck's rotation about y.
+
+    FLAME's convention: the angle in whole degrees, clamped to 39, with negative angles mapped to 40..78.
+    """
+    import torch
+
+    from .rotation import axis_angle_to_matrix
+
+    rotation = axis_angle_to_matrix(neck)  # the global rotation is 0, so the neck chain is the neck alone
+    yaw = torch.atan2(-rotation[:, 2, 0], torch.sqrt(rotation[:, 0, 0] ** 2 + rotation[:, 1, 0] ** 2))
+    degrees = torch.round(torch.clamp(-yaw * 180.0 / np.pi, max=MAX_CONTOUR_ANGLE)).long()
+    negative = torch.where(degrees < -MAX_CONTOUR_ANGLE, 2 * MAX_CONTOUR_ANGLE, MAX_CONTOUR_ANGLE - degrees)
+    return torch.where(degrees < 0, negative, degrees)

@@ -1,0 +1,186 @@
+"""Write FLAME meshes into the sequence groups of a store, resumably, and read one mesh back.
+
+Each mono sequence group that has FLAME tracking coordinates gets ``vertices`` (timestep, vertex, xyz),
+``landmarks`` (timestep, landmark, xyz) when the embeddings exist, and ``faces`` (face, corner).
+Vertices are written one region of whole timestep chunks at a time; unwritten chunks hold NaN (the
+fill value), which is how a rerun finds what is left. ``attrs["vertices_complete"]`` is set only
+after every chunk of a sequence is written, and complete sequences are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from .. import schema
+from ..errors import StoreError
+from .batching import default_batch_size, merge_consecutive, plan_timestep_batches
+from .lbs import FlameModel
+from .sequence import flame_parameters
+
+BENCHMARK = "mono_flame_avatar"
+COMPLETE_ATTR = "vertices_complete"
+MODEL_ATTR = "vertices_flame_model"
+CHUNK_TIMESTEPS = 32
+
+
+@dataclass(frozen=True)
+class SequenceGroup:
+    """One sequence group of the store that has FLAME tracking."""
+
+    participant: int
+    sequence: str
+    n_timesteps: int
+    complete: bool
+
+    @property
+    def path(self) -> str:
+        """The group path inside the store, e.g. ``mono_flame_avatar/393/EXP-1-head``."""
+        return schema.sequence_group(BENCHMARK, self.participant, self.sequence)
+
+
+def find_flame_sequences(
+    store: str | os.PathLike,
+    participants: Iterable[int] | None = None,
+    sequences: Iterable[str] | None = None,
+) -> list[SequenceGroup]:
+    """The sequence groups with FLAME tracking, optionally only those of some participants / sequences."""
+    root = _open_root(store)
+    participants = None if participants is None else [int(p) for p in participants]
+    sequences = None if sequences is None else list(sequences)
+    found = []
+    benchmark = root.get(BENCHMARK)
+    participant_groups = dict(benchmark.groups()) if isinstance(benchmark, zarr.Group) else {}
+    for participant_name, participant_group in sorted(participant_groups.items()):
+        if participants is not None and int(participant_name) not in participants:
+            continue
+        for sequence_name, group in sorted(participant_group.groups()):
+            if (sequences is not None and sequence_name not in sequences) or "expression" not in group:
+                continue
+            found.append(SequenceGroup(
+                participant=int(participant_name), sequence=sequence_name,
+                n_timesteps=group["expression"].shape[0], complete=bool(group.attrs.get(COMPLETE_ATTR, False)),
+            ))
+    _check_requested(store, found, participants, sequences)
+    return found
+
+
+def write_sequence_meshes(
+    store: str | os.PathLike,
+    target: SequenceGroup,
+    model: FlameModel,
+    *,
+    batch_size: int | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> bool:
+    """Evaluate and store the meshes of one sequence; False when it was already complete (and kept).
+
+    Chunks whose vertices are already written (not NaN, the fill value) are kept, so an interrupted
+    run resumes where it stopped.
+    ``progress`` is called with the number of timesteps written (or found already written) so far.
+    """
+    group = zarr.open_group(store, path=target.path, mode="r+", use_consolidated=False)
+    if group.attrs.get(COMPLETE_ATTR) and not overwrite:
+        return False
+    ds = xr.open_zarr(store, group=target.path, consolidated=False)
+    params = flame_parameters(ds)
+    outputs = {schema.VERTICES: (schema.VERTEX, model.assets.v_template.shape[0])}
+    if model.n_landmarks:
+        outputs[schema.LANDMARKS] = (schema.LANDMARK, model.n_landmarks)
+    group.attrs.update({COMPLETE_ATTR: False, MODEL_ATTR: model.assets.description})
+    arrays = {
+        name: _mesh_array(group, name, (params.n_timesteps, size, 3), (schema.TIMESTEP, dim, schema.XYZ), overwrite)
+        for name, (dim, size) in outputs.items()
+    }
+    group.create_array(
+        schema.FACES, data=model.faces, dimension_names=(schema.FACE, schema.CORNER), overwrite=True)
+    chunks = plan_timestep_batches(params.n_timesteps, CHUNK_TIMESTEPS)
+    vertices = arrays[schema.VERTICES]
+    pending = chunks if vertices.nchunks_initialized == 0 else [
+        chunk for chunk in chunks if np.isnan(vertices[chunk.start, 0, 0])]
+    if progress is not None:
+        progress(params.n_timesteps - sum(chunk.stop - chunk.start for chunk in pending))
+    identity = model.identity(params.shape, params.scale)
+    for region in merge_consecutive(pending, batch_size or default_batch_size(model.device)):
+        meshes = model.evaluate(
+            params.take(region), identity=identity, batch_size=batch_size, landmarks=model.n_landmarks > 0)
+        if schema.LANDMARKS in arrays:
+            arrays[schema.LANDMARKS][region] = meshes.landmarks
+        arrays[schema.VERTICES][region] = meshes.vertices  # written last: its chunks mark progress
+        if progress is not None:
+            progress(region.stop - region.start)
+    group.attrs[COMPLETE_ATTR] = True
+    _refresh_consolidated_metadata(store)
+    return True
+
+
+def read_mesh(store: str | os.PathLike, participant: int, sequence: str, timestep: int,
+              model_loader: Callable[[], FlameModel]) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (5023, 3) and faces of one timestep (a frame index of the ``timestep`` coordinate).
+
+    Stored vertices are used when the sequence is complete; otherwise the model from ``model_loader``
+    evaluates that timestep.
+    """
+    from .sequence import sequence_vertices
+
+    _open_root(store)
+    path = schema.sequence_group(BENCHMARK, participant, sequence)
+    try:
+        ds = xr.open_zarr(store, group=path, consolidated=False)
+    except (FileNotFoundError, KeyError) as error:
+        raise StoreError(f"{store} has no sequence group {path}; run convert for that sequence first.") from error
+    timesteps = ds[schema.TIMESTEP].values
+    if timestep not in timesteps:
+        raise StoreError(f"Timestep {timestep} is not in {path} of {store}; its timesteps run from "
+                         f"{timesteps.min()} to {timesteps.max()} ({len(timesteps)} frames).")
+    one = ds.sel({schema.TIMESTEP: [timestep]})
+    if ds.attrs.get(COMPLETE_ATTR) and schema.FACES in ds:
+        return one[schema.VERTICES].values[0], ds[schema.FACES].values
+    model = model_loader()
+    return sequence_vertices(one, model).values[0], model.faces
+
+
+def _open_root(store: str | os.PathLike) -> zarr.Group:
+    if not Path(store).exists():
+        raise StoreError(f"Store {store} does not exist; create it with `nersemble-zarr convert`.")
+    try:
+        # Never consolidated metadata: it may predate arrays and attrs this module wrote.
+        return zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+    except Exception as error:
+        raise StoreError(f"{store} is not a zarr v3 store ({type(error).__name__}: {error}).") from error
+
+
+def _check_requested(store, found: list[SequenceGroup], participants, sequences) -> None:
+    """Raise a StoreError naming the first requested participant or sequence without FLAME tracking."""
+    for participant in participants or []:
+        if not any(group.participant == participant for group in found):
+            raise StoreError(f"{store} has no sequence with FLAME tracking for participant {participant}.")
+    for sequence in sequences or []:
+        if not any(group.sequence == sequence for group in found):
+            raise StoreError(f"{store} has no FLAME tracking for sequence {sequence!r}"
+                             + (f" of participant(s) {', '.join(map(str, participants))}." if participants else "."))
+
+
+def _mesh_array(group: zarr.Group, name: str, shape: tuple[int, ...], dims: tuple[str, ...],
+                overwrite: bool) -> zarr.Array:
+    """The float32 NaN-filled array ``name`` of ``group``, reused when it already has the right shape."""
+    existing = group.get(name)
+    if isinstance(existing, zarr.Array) and existing.shape == shape and not overwrite:
+        return existing
+    return group.create_array(
+        name, shape=shape, chunks=(CHUNK_TIMESTEPS, *shape[1:]), dtype="float32", fill_value=np.nan,
+        dimension_names=dims, overwrite=True,
+    )
+
+
+def _refresh_consolidated_metadata(store: str | os.PathLike) -> None:
+    """Re-consolidate the store's metadata when it has any, so readers see the new arrays."""
+    if zarr.open_group(store, mode="r", zarr_format=3).metadata.consolidated_metadata is not None:
+        zarr.consolidate_metadata(store)
