@@ -118,6 +118,7 @@ class VideoWriter:
         preset: str = "medium",
         threads: int = 0,
         pix_fmt: str = "yuv420p",
+        x264_params: str = "",
     ) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
@@ -130,6 +131,8 @@ class VideoWriter:
         self._stream.codec_context.thread_count = threads
         if codec == "libx264":
             self._stream.options = {"crf": str(crf), "preset": preset}
+            if x264_params:  # extra libx264 settings, e.g. "no-mbtree=1" for run-to-run identical output
+                self._stream.options = {**self._stream.options, "x264-params": x264_params}
         self.n_frames = 0
 
     def write(self, frame: np.ndarray) -> None:

@@ -26,6 +26,10 @@ from .scene import camera_params, rng_for, rotation_matrices, tracking
 
 VIDEO_CRF = 14
 VIDEO_PRESET = "fast"
+# libx264's macroblock tree gives run-to-run different bitstreams under CPU contention (seen on this project's
+# machines), and the thread count changes the bitstream: both are fixed so the same config decodes identically.
+VIDEO_X264_PARAMS = "no-mbtree=1"
+VIDEO_THREADS = 4
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # zip entry timestamps, so npz files are byte-identical
 
 
@@ -136,7 +140,10 @@ def _write_videos(config: SyntheticConfig, root: Path, benchmark: str, participa
     with ExitStack() as stack:
         images_temp, alpha_temp = (stack.enter_context(_atomic(path)) for path in paths)
         images, alpha = (
-            stack.enter_context(VideoWriter(temp, width=width, height=height, fps=fps, crf=VIDEO_CRF, preset=VIDEO_PRESET))
+            stack.enter_context(VideoWriter(
+                temp, width=width, height=height, fps=fps, crf=VIDEO_CRF, preset=VIDEO_PRESET,
+                threads=VIDEO_THREADS, x264_params=VIDEO_X264_PARAMS,
+            ))
             for temp in (images_temp, alpha_temp)
         )
         for rgb, mask in render_views(config, benchmark, participant, sequence, serial):
