@@ -59,7 +59,7 @@ def fetch(
         on_discard=lambda n: report(ProgressEvent("plan", n)),
     ) as downloader:
         try:
-            metadata = _metadata(downloader, Path(root), request, summary, overwrite)
+            metadata = _metadata(downloader, Path(root), request, summary, overwrite, report)
             planned = _inspect(downloader, Path(root), plan_paths(request, metadata), overwrite, workers)
             summary.files += planned
             summary.skipped += sum(f.action == "skip" for f in planned)
@@ -89,7 +89,12 @@ def _locked(progress: Callable[[ProgressEvent], None] | None) -> Callable[[Progr
 
 
 def _metadata(
-    downloader: Downloader, root: Path, request: FetchRequest, summary: FetchSummary, overwrite: bool
+    downloader: Downloader,
+    root: Path,
+    request: FetchRequest,
+    summary: FetchSummary,
+    overwrite: bool,
+    report: Callable[[ProgressEvent], None],
 ) -> ServerMetadata:
     """Bring ``{benchmark}/metadata.json`` up to date (in memory only for a dry run) and parse it."""
     path = catalogue.METADATA_FILE
@@ -103,6 +108,7 @@ def _metadata(
     elif summary.dry_run:
         raw = downloader.read(path)
     else:
+        report(ProgressEvent("plan", entry.bytes_to_fetch))
         summary.bytes_downloaded += downloader.download(path, target, entry.size)
         summary.downloaded += 1
         raw = target.read_bytes()

@@ -4,7 +4,8 @@
 port. ``server.url`` ends in a random secret-looking path segment, like the real access URL; requests
 without it are refused, so tests can prove the secret never leaks. It answers HEAD (Content-Length),
 GET and single byte-range requests (206 + Content-Range, 416 out of range), and records every request in
-``server.requests`` (method, path without the secret, Range header, status, body bytes sent).
+``server.requests`` (method, path without the secret, Range header, status, body bytes sent); reading it
+waits until the requests being answered are recorded, so a test sees every request it has had an answer to.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ class Faults:
     # Cut the connection after this many body bytes, for the first ``drop_requests`` GETs (None = every GET).
     drop_after_bytes: int | None = None
     drop_requests: int | None = 1
-    # Answer ``error_status`` (500, 503, 429, ...) to the first ``error_requests`` requests (HEAD or GET).
+    # Answer ``error_status`` (500, 503, 429, ...) to the first ``error_requests`` requests of ``error_methods``.
     error_status: int = 503
     error_requests: int = 0
+    error_methods: tuple[str, ...] = ("HEAD", "GET")
     retry_after: float | None = None  # seconds sent as Retry-After with 429 and 503 answers
     error_rate: float = 0.0  # probability that any request gets ``error_status`` instead, drawn with ``seed``
     seed: int = 0
@@ -94,8 +96,10 @@ class BenchmarkServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.root = Path(root).resolve()
         self.token = secrets.token_urlsafe(18)
-        self.requests: list[RequestRecord] = []
+        self._log: list[RequestRecord] = []
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._in_flight = 0
         self._state = _FaultState(faults or Faults())
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -115,14 +119,17 @@ class BenchmarkServer(ThreadingHTTPServer):
         with self._lock:
             self._state = _FaultState(faults)
 
-    def paths_requested(self, method: str = "GET") -> list[str]:
-        """Relative paths of the logged requests with this method, in order."""
-        with self._lock:
-            return [r.path for r in self.requests if r.method == method]
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A copy of the request log, once requests being answered right now are recorded (waits up to 5 s)."""
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=5)
+            return list(self._log)
 
     def clear_log(self) -> None:
-        with self._lock:
-            self.requests.clear()
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=5)
+            self._log.clear()
 
     def start(self) -> "BenchmarkServer":
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -153,7 +160,12 @@ class BenchmarkServer(ThreadingHTTPServer):
     # ---- used by the handler
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
-            self.requests.append(record)
+            self._log.append(record)
+
+    def _answering(self, started: bool) -> None:
+        with self._settled:
+            self._in_flight += 1 if started else -1
+            self._settled.notify_all()
 
     def _track(self, connection: socket.socket, active: bool) -> None:
         with self._lock:
@@ -164,7 +176,7 @@ class BenchmarkServer(ThreadingHTTPServer):
         with self._lock:
             state = self._state
             faults = state.faults
-            if not state.applies(path):
+            if not state.applies(path) or method not in faults.error_methods:
                 return None
             if faults.error_requests and state.count("error", path) <= faults.error_requests:
                 return faults.error_status
@@ -203,10 +215,17 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_HEAD(self) -> None:
-        self._answer(head=True)
+        self._answer_counted(head=True)
 
     def do_GET(self) -> None:
-        self._answer(head=False)
+        self._answer_counted(head=False)
+
+    def _answer_counted(self, head: bool) -> None:
+        self.server._answering(True)
+        try:
+            self._answer(head)
+        finally:
+            self.server._answering(False)
 
     # ------------------------------------------------------------------ request handling
     def _answer(self, head: bool) -> None:
@@ -288,14 +307,16 @@ class _Handler(BaseHTTPRequestHandler):
             stop_at = min(stop_at, start + drop)
         rate = faults.bytes_per_second if self.server._state.applies(relative) else None
         sent = 0
+        began = time.monotonic()
         try:
             with open(file, "rb") as handle:
                 handle.seek(start)
                 for chunk in _chunks(handle, stop_at - start, rate):
+                    # pace by deadline: this chunk is out no earlier than (bytes so far) / rate after the start
+                    if rate and self._sleep(max(0.0, began + (sent + len(chunk)) / rate - time.monotonic())):
+                        break
                     self.wfile.write(chunk)
                     sent += len(chunk)
-                    if rate and self._sleep(len(chunk) / rate):
-                        break
             if sent < end - start:  # cut short (fault or shutdown): end the connection so the client sees it
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_WR)

@@ -1,0 +1,175 @@
+"""The loopback benchmark server: secret prefix, HEAD/GET/Range, every fault switch, request log, shutdown."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from nersemble_zarr.synthetic.server import Faults, RequestRecord, serve
+
+SIZE = 100_000
+REL = "nvs/388/sequences/GLASSES/images/cam_222200042.mp4"
+OTHER = "nvs/388/calibration/camera_params.json"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("served")
+    for relative, size in ((REL, SIZE), (OTHER, 1000)):
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes(i % 251 for i in range(size)))
+    return root
+
+
+@pytest.fixture
+def body(folder: Path) -> bytes:
+    return (folder / REL).read_bytes()
+
+
+def raw_get(server, relative: str, headers: str = "") -> tuple[bytes, bytes]:
+    """(header block, body bytes read until the server closes) of one GET over a plain socket."""
+    path = server.url.split(str(server.server_address[1]), 1)[1]
+    with socket.create_connection(server.server_address, timeout=5) as connection:
+        connection.sendall(f"GET {path}/{relative} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n".encode())
+        data = b""
+        while chunk := connection.recv(65536):
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def test_url_has_secret_prefix_and_requests_without_it_are_refused(folder: Path) -> None:
+    with serve(folder) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        assert len(server.token) >= 20 and server.url.endswith(server.token)
+        base = server.url.rsplit("/", 1)[0]
+        assert requests.get(f"{base}/{REL}", timeout=5).status_code == 403
+        assert requests.get(f"{base}/wrong-secret/{REL}", timeout=5).status_code == 403
+        assert requests.get(f"{server.url}/nvs/missing.mp4", timeout=5).status_code == 404
+        assert requests.get(f"{server.url}/nvs/%2e%2e/%2e%2e/etc/passwd", timeout=5).status_code == 404
+        assert [r.status for r in server.requests] == [403, 403, 404, 404]
+        assert all(server.token not in r.path for r in server.requests)
+
+
+def test_head_get_and_ranges(folder: Path, body: bytes) -> None:
+    with serve(folder) as server, requests.Session() as session:
+        url = f"{server.url}/{REL}"
+        head = session.head(url, timeout=5)
+        assert head.status_code == 200 and head.headers["Content-Length"] == str(SIZE) and head.content == b""
+        assert session.get(url, timeout=5).content == body
+        ranged = session.get(url, headers={"Range": "bytes=1000-"}, timeout=5)
+        assert ranged.status_code == 206 and ranged.content == body[1000:]
+        assert ranged.headers["Content-Range"] == f"bytes 1000-{SIZE - 1}/{SIZE}"
+        closed = session.get(url, headers={"Range": "bytes=10-19"}, timeout=5)
+        assert closed.status_code == 206 and closed.content == body[10:20]
+        suffix = session.get(url, headers={"Range": "bytes=-5"}, timeout=5)
+        assert suffix.content == body[-5:]
+        beyond = session.get(url, headers={"Range": f"bytes={SIZE}-"}, timeout=5)
+        assert beyond.status_code == 416 and beyond.headers["Content-Range"] == f"bytes */{SIZE}"
+        multi = session.get(url, headers={"Range": "bytes=0-1,5-6"}, timeout=5)
+        assert multi.status_code == 200 and multi.content == body  # unsupported forms are ignored, as HTTP allows
+    assert server.requests[2] == RequestRecord("GET", REL, "bytes=1000-", 206, SIZE - 1000)
+    assert [r.method for r in server.requests][:2] == ["HEAD", "GET"]
+
+
+def test_drop_after_bytes_cuts_the_first_gets_only(folder: Path, body: bytes) -> None:
+    with serve(folder, Faults(drop_after_bytes=12_345, drop_requests=2)) as server:
+        for _ in range(2):
+            head, data = raw_get(server, REL)
+            assert f"Content-Length: {SIZE}".encode() in head and data == body[:12_345]
+        assert raw_get(server, REL)[1] == body
+        server.faults = Faults(drop_after_bytes=0, drop_requests=None)
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            requests.get(f"{server.url}/{REL}", timeout=5).content
+    assert [r.bytes_sent for r in server.requests] == [12_345, 12_345, SIZE, 0]
+
+
+def test_counted_errors_per_path_and_global_with_retry_after(folder: Path) -> None:
+    with serve(folder, Faults(error_status=429, error_requests=2, retry_after=7)) as server:
+        url = f"{server.url}/{REL}"
+        first = requests.get(url, timeout=5)
+        assert first.status_code == 429 and first.headers["Retry-After"] == "7"
+        assert requests.head(url, timeout=5).status_code == 429
+        assert requests.get(url, timeout=5).status_code == 200
+        assert requests.get(f"{server.url}/{OTHER}", timeout=5).status_code == 429  # counted per path
+        server.faults = Faults(error_status=500, error_requests=1, scope="global")
+        assert requests.get(url, timeout=5).status_code == 500
+        assert requests.get(f"{server.url}/{OTHER}", timeout=5).status_code == 200
+        server.faults = Faults(error_status=503, error_requests=1, error_methods=("GET",), paths=("*.json",))
+        assert requests.head(f"{server.url}/{OTHER}", timeout=5).status_code == 200
+        assert requests.get(url, timeout=5).status_code == 200
+        assert requests.get(f"{server.url}/{OTHER}", timeout=5).status_code == 503
+
+
+def test_random_errors_are_reproducible_from_the_seed(folder: Path) -> None:
+    def statuses(seed: int) -> list[int]:
+        with serve(folder, Faults(error_rate=0.5, seed=seed)) as server, requests.Session() as session:
+            return [session.head(f"{server.url}/{REL}", timeout=5).status_code for _ in range(20)]
+
+    first = statuses(3)
+    assert first == statuses(3)
+    assert 0 < first.count(503) < 20 and set(first) == {200, 503}
+
+
+def test_ignore_range_and_short_body(folder: Path, body: bytes) -> None:
+    with serve(folder, Faults(ignore_range=True)) as server:
+        response = requests.get(f"{server.url}/{REL}", headers={"Range": "bytes=500-"}, timeout=5)
+        assert response.status_code == 200 and response.content == body
+        assert response.headers["Accept-Ranges"] == "none"
+        server.faults = Faults(short_body_bytes=100)
+        head, data = raw_get(server, REL)
+        assert f"Content-Length: {SIZE}".encode() in head and data == body[:-100]
+        head, data = raw_get(server, REL, "Range: bytes=1000-\r\n")
+        assert f"Content-Length: {SIZE - 1000}".encode() in head and data == body[1000:-100]
+
+
+def test_throttle_and_delay(folder: Path) -> None:
+    with serve(folder, Faults(bytes_per_second=10_000, paths=("*.json",))) as server:
+        started = time.perf_counter()
+        assert len(requests.get(f"{server.url}/{OTHER}", timeout=5).content) == 1000
+        assert time.perf_counter() - started >= 0.09  # 1000 bytes at 10 kB/s
+        started = time.perf_counter()
+        assert len(requests.get(f"{server.url}/{REL}", timeout=5).content) == SIZE
+        assert time.perf_counter() - started < 1.0  # another path: not throttled (10 s if it were)
+        server.faults = Faults(delay_s=0.3)
+        with pytest.raises(requests.Timeout):
+            requests.head(f"{server.url}/{OTHER}", timeout=0.1)
+        started = time.perf_counter()
+        assert requests.head(f"{server.url}/{OTHER}", timeout=5).status_code == 200
+        assert time.perf_counter() - started >= 0.3
+
+
+def test_stop_ends_open_connections_and_frees_the_port(folder: Path) -> None:
+    server = serve(folder, Faults(bytes_per_second=50_000))
+    session = requests.Session()
+    assert session.head(f"{server.url}/{REL}", timeout=5).status_code == 200  # keep-alive connection stays open
+    result: dict = {}
+
+    def slow_get() -> None:
+        try:
+            result["length"] = len(requests.get(f"{server.url}/{REL}", timeout=5).content)
+        except requests.RequestException as error:
+            result["error"] = error
+
+    reader = threading.Thread(target=slow_get)
+    reader.start()
+    time.sleep(0.3)
+    started = time.perf_counter()
+    server.stop()
+    reader.join(timeout=5)
+    assert time.perf_counter() - started < 3
+    assert not reader.is_alive() and "error" in result  # the throttled body was cut, not finished
+    with pytest.raises(requests.ConnectionError):
+        requests.head(f"{server.url}/{REL}", timeout=2)
+    session.close()
+
+
+def test_serving_a_missing_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        serve(tmp_path / "absent")
