@@ -52,7 +52,8 @@ def redact(text: str, url: str | None) -> str:
     text = text.replace(url, REDACTED)
     host = re.sub(r"^https?://", "", url).split("/", 1)[0]
     secret_path = url.split(host, 1)[1].strip("/") if host in url else ""
-    for secret in (secret_path, host):
+    hostname = host.rsplit(":", 1)[0]  # libraries also log the host without its port
+    for secret in (secret_path, host, hostname):
         if len(secret) >= 6:
             text = text.replace(secret, REDACTED)
     return text
