@@ -59,8 +59,39 @@ def _inside(longitude: np.ndarray, latitude: np.ndarray, centre: tuple, radii: t
     return 1.0 - _smoothstep(1.0 - edge, 1.0 + edge, distance)
 
 
-def _paint(colour: np.ndarray, mask: np.ndarray, paint: np.ndarray) -> np.ndarray:
-    return colour * (1 - mask[:, None]) + paint * mask[:, None]
+def _near(longitude: np.ndarray, latitude: np.ndarray, centre: tuple, radii: tuple) -> np.ndarray:
+    """Indices of the points inside an ellipse's bounding box, soft edge included (painting only these is fast)."""
+    reach = 1.0 + EDGE / min(radii)
+    return np.flatnonzero(
+        (np.abs(longitude - centre[0]) < radii[0] * reach) & (np.abs(latitude - centre[1]) < radii[1] * reach)
+    )
+
+
+def _blend(colour: np.ndarray, mask: np.ndarray, paint: np.ndarray) -> np.ndarray:
+    return colour + (paint - colour) * mask[:, None]
+
+
+def _paint_ellipse(
+    colour: np.ndarray, longitude: np.ndarray, latitude: np.ndarray, centre: tuple, radii: tuple,
+    paint: np.ndarray, strength: float = 1.0,
+) -> None:
+    """Blend ``paint`` into ``colour`` (in place) inside a soft ellipse, at most ``strength`` opaque."""
+    near = _near(longitude, latitude, centre, radii)
+    mask = strength * _inside(longitude[near], latitude[near], centre, radii)
+    colour[near] = _blend(colour[near], mask, paint)
+
+
+def _paint_eye(
+    colour: np.ndarray, longitude: np.ndarray, latitude: np.ndarray, centre: tuple, gaze: np.ndarray, iris: np.ndarray
+) -> None:
+    """White of the eye with an iris and pupil moved by the gaze, clipped to the eye's outline."""
+    near = _near(longitude, latitude, centre, (0.13, 0.06))
+    lon, lat = longitude[near], latitude[near]
+    iris_centre = (centre[0] + gaze[0], centre[1] + gaze[1])
+    outline = _inside(lon, lat, centre, (0.12, 0.055))
+    painted = _blend(colour[near], _inside(lon, lat, centre, (0.13, 0.06)), SCLERA)
+    painted = _blend(painted, _inside(lon, lat, iris_centre, (0.05, 0.05)) * outline, iris)
+    colour[near] = _blend(painted, _inside(lon, lat, iris_centre, (0.022, 0.022)) * outline, np.full(3, 0.02))
 
 
 def albedo(
@@ -75,35 +106,26 @@ def albedo(
     blotches = np.sin(direction @ appearance.wave_vectors.T + appearance.wave_phases).mean(axis=1)
     colour = appearance.skin[None, :] * (1.0 + 0.12 * blotches[:, None])
     for side in (-1, 1):
-        cheek = _inside(longitude, latitude, (side * 0.55, -0.2), (0.2, 0.15))
-        colour = _paint(colour, 0.3 * cheek, np.array([0.85, 0.45, 0.45]))
-    nose_shadow = _inside(longitude, latitude, (0.0, -0.12), (0.07, 0.035))
-    colour = colour * (1 - 0.25 * nose_shadow[:, None])
+        _paint_ellipse(colour, longitude, latitude, (side * 0.55, -0.2), (0.2, 0.15), np.array([0.85, 0.45, 0.45]), 0.3)
+    _paint_ellipse(colour, longitude, latitude, (0.0, -0.12), (0.07, 0.035), np.zeros(3), 0.25)  # nose shadow
 
     smile = float(expression[1])
     mouth_height = 0.03 + 0.3 * max(float(jaw[0]), 0.0)
     mouth_centre, mouth_radii = (0.0, -0.42), (0.22 * (1 + 0.15 * smile), mouth_height)
-    colour = _paint(colour, _inside(longitude, latitude, mouth_centre, mouth_radii), LIPS)
+    _paint_ellipse(colour, longitude, latitude, mouth_centre, mouth_radii, LIPS)
     inner = (mouth_radii[0] * 0.8, max(mouth_height - 0.03, 0.005))
-    colour = _paint(colour, _inside(longitude, latitude, mouth_centre, inner), MOUTH_INSIDE)
+    _paint_ellipse(colour, longitude, latitude, mouth_centre, inner, MOUTH_INSIDE)
 
     gaze = np.array([eyes[1], -eyes[0]]) * 0.4
     brow_lift = 0.04 * float(np.tanh(expression[0]))
     for side in (-1, 1):
-        eye_centre = (side * 0.33, 0.15)
-        colour = _paint(colour, _inside(longitude, latitude, eye_centre, (0.13, 0.06)), SCLERA)
-        iris_centre = (eye_centre[0] + gaze[0], eye_centre[1] + gaze[1])
-        eye = _inside(longitude, latitude, eye_centre, (0.12, 0.055))
-        iris = _inside(longitude, latitude, iris_centre, (0.05, 0.05)) * eye
-        colour = _paint(colour, iris, appearance.iris)
-        pupil = _inside(longitude, latitude, iris_centre, (0.022, 0.022)) * eye
-        colour = _paint(colour, pupil, np.array([0.02, 0.02, 0.02]))
-        brow = _inside(longitude, latitude, (side * 0.33, 0.27 + brow_lift), (0.15, 0.025))
-        colour = _paint(colour, brow, appearance.hair)
+        _paint_eye(colour, longitude, latitude, (side * 0.33, 0.15), gaze, appearance.iris)
+        _paint_ellipse(colour, longitude, latitude, (side * 0.33, 0.27 + brow_lift), (0.15, 0.025), appearance.hair)
 
     # Hairline: high at the forehead, down to the nape at the back of the head.
     hairline = appearance.hairline + 0.06 * np.cos(3 * longitude) - 0.9 * _smoothstep(0.9, 2.2, np.abs(longitude))
-    hair = _smoothstep(-EDGE, EDGE, latitude - hairline)
-    strands = 0.85 + 0.15 * np.sin(40 * longitude + 6 * latitude)
-    colour = _paint(colour, hair, appearance.hair[None, :] * strands[:, None])
+    hair = np.flatnonzero(latitude > hairline - EDGE)
+    strands = 0.85 + 0.15 * np.sin(40 * longitude[hair] + 6 * latitude[hair])
+    mask = _smoothstep(-EDGE, EDGE, latitude[hair] - hairline[hair])
+    colour[hair] = _blend(colour[hair], mask, appearance.hair[None, :] * strands[:, None])
     return np.clip(colour, 0.0, 1.0)

@@ -7,7 +7,7 @@ The alpha map is anti-aliased from each ray's distance to the silhouette; the ba
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -45,12 +45,15 @@ def render_frame(
     rotation_matrix: np.ndarray,
     translation: np.ndarray,
     scale: float,
-    colours,
+    colours: Callable[[np.ndarray], np.ndarray],
+    noise: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Render the head placed by (R, t, s) into one camera: premultiplied RGB (H, W, 3) and alpha (H, W),
-    floats in [0, 1]. ``colours(model_points) -> (N, 3)`` paints surface points."""
-    rgb = np.zeros((height, width, 3))
-    alpha = np.zeros((height, width))
+    """Render the head placed by (R, t, s) into one camera: RGB (H, W, 3) premultiplied by alpha (H, W), uint8.
+
+    ``colours(model_points) -> (N, 3)`` paints surface points; ``noise`` draws the sensor noise.
+    """
+    rgb = np.zeros((height, width, 3), dtype=np.uint8)
+    alpha = np.zeros((height, width), dtype=np.uint8)
     centre = scale * rotation_matrix @ HEAD_CENTER + translation
     box = _bounding_box(centre, 1.05 * scale * HEAD_RADII.max(), world_2_cam, intrinsics, width, height)
     if box is None:
@@ -65,24 +68,22 @@ def render_frame(
     origin = (origin_model - HEAD_CENTER) / HEAD_RADII
     directions = directions_model / HEAD_RADII
     a = np.einsum("...i,...i", directions, directions)
-    b = directions @ origin
-    closest = -b / a
+    closest = -(directions @ origin) / a
     miss = np.linalg.norm(origin + closest[..., None] * directions, axis=-1)  # < 1 where the ray hits
     gradient = np.hypot(*np.gradient(miss))
     coverage = np.clip(0.5 + (1.0 - miss) / np.maximum(gradient, 1e-9), 0.0, 1.0)
     covered = coverage > 0
-    if not covered.any():
-        return rgb, alpha
     # Nearest intersection; rays that just miss use their closest point to the silhouette.
-    half_chord = np.sqrt(np.maximum(1.0 - miss[covered] ** 2, 0.0)) / np.sqrt(a[covered])
-    distance = closest[covered] - half_chord
-    points = origin_model + distance[:, None] * directions_model[covered]
+    half_chord = np.sqrt(np.maximum(1.0 - miss[covered] ** 2, 0.0) / a[covered])
+    points = origin_model + (closest[covered] - half_chord)[:, None] * directions_model[covered]
     normals_world = ellipsoid_normals(points) @ rotation_matrix.T
     shade = AMBIENT + (1 - AMBIENT) * np.clip(normals_world @ LIGHT_DIRECTION, 0.0, 1.0)
-    window_rgb = np.zeros((y1 - y0, x1 - x0, 3))
-    window_rgb[covered] = colours(points) * shade[:, None] * coverage[covered][:, None]
+    weight = coverage[covered][:, None]
+    colour = (colours(points) * shade[:, None] + noise.normal(scale=NOISE_SIGMA, size=(len(points), 3))) * weight
+    window_rgb = np.zeros((y1 - y0, x1 - x0, 3), dtype=np.uint8)
+    window_rgb[covered] = np.round(np.clip(colour, 0.0, 1.0) * 255)
     rgb[y0:y1, x0:x1] = window_rgb
-    alpha[y0:y1, x0:x1] = coverage
+    alpha[y0:y1, x0:x1] = np.round(coverage * 255)
     return rgb, alpha
 
 
@@ -118,15 +119,9 @@ def render_views(
         def colours(points: np.ndarray, index: int = index) -> np.ndarray:
             return albedo(points, appearance, params["expression"][index], params["jaw"][index], params["eyes"][index])
 
-        rgb, alpha = render_frame(
+        yield render_frame(
             world_2_cam, intrinsics, width, height,
             params["rotation_matrices"][index].astype(np.float64), params["translation"][index].astype(np.float64),
             float(params["scale"].reshape(())), colours,
-        )
-        covered = alpha > 0
-        noise = rng_for(config.seed, "noise", benchmark, participant, sequence, serial, index)
-        rgb[covered] += noise.normal(scale=NOISE_SIGMA, size=(int(covered.sum()), 3)) * alpha[covered][:, None]
-        yield (
-            np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8),
-            np.round(alpha * 255).astype(np.uint8),
+            rng_for(config.seed, "noise", benchmark, participant, sequence, serial, index),
         )
