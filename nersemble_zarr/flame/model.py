@@ -61,9 +61,8 @@ class ChumpyStandIn:
     such array and cannot be evaluated without chumpy (:func:`to_numpy` says so).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.chumpy_class = type(self).__qualname__
-        self.state: dict[str, Any] = {}
+    chumpy_class = "chumpy"  # the pickled class path, set per stood-in class
+    state: dict[str, Any] = {}
 
     def __setstate__(self, state: Any) -> None:
         if isinstance(state, tuple) and len(state) == 2:  # (dict state, slot state)
@@ -73,7 +72,7 @@ class ChumpyStandIn:
 
 @functools.lru_cache(maxsize=None)
 def _chumpy_stand_in_class(module: str, name: str) -> type:
-    return type(name, (ChumpyStandIn,), {"__module__": module, "__qualname__": f"{module}.{name}"})
+    return type(name, (ChumpyStandIn,), {"__module__": module, "chumpy_class": f"{module}.{name}"})
 
 
 class ChumpyFreeUnpickler(pickle.Unpickler):
