@@ -56,10 +56,10 @@ def collect_predictions(predictions: Any, spec: SubmissionSpec, *, partial: bool
 def _find_videos(predictions: Any, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
     import xarray as xr
 
+    if isinstance(predictions, xr.DataTree):  # before Mapping: a DataTree is one too
+        return _from_tree(predictions, spec)
     if isinstance(predictions, Mapping):
         return _from_mapping(predictions, spec)
-    if isinstance(predictions, xr.DataTree):
-        return _from_tree(predictions, spec)
     if isinstance(predictions, (str, os.PathLike)):
         path = Path(predictions)
         if not path.is_dir():
@@ -103,7 +103,7 @@ def _from_tree(tree, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
                 f"{schema.IMAGES!r} of prediction group {group} needs a {schema.SERIAL!r} dimension with camera "
                 f"serials as coordinate; found dims {images.dims}."
             )
-        if video.serial in images.coords[schema.SERIAL].values.astype(str):
+        if video.serial in _serials(images):
             found[video.key] = _array_video(images, video)
     return found
 
@@ -169,12 +169,19 @@ def _camera_of(images, video: ExpectedVideo):
     """Select ``video.serial`` from a DataArray with a serial dimension (others pass through)."""
     if schema.SERIAL not in images.dims:
         return images
-    serials = images.coords[schema.SERIAL].values.astype(str) if schema.SERIAL in images.coords else None
-    if serials is None or video.serial not in serials:
+    serials = _serials(images)
+    if video.serial not in serials:
         raise SubmissionError(
             f"The frames given for {video.entry} have a {schema.SERIAL!r} dimension without camera {video.serial}."
         )
-    return images.isel({schema.SERIAL: int(np.flatnonzero(serials == video.serial)[0])})
+    return images.isel({schema.SERIAL: serials.index(video.serial)})
+
+
+def _serials(images) -> list[str]:
+    """Camera serials of a DataArray's serial coordinate as str (stores may hold numpy StringDType)."""
+    if schema.SERIAL not in images.coords:
+        return []
+    return [str(serial) for serial in images.coords[schema.SERIAL].values]
 
 
 def _regular_chunks(length: int, chunk: int) -> tuple[int, ...]:
