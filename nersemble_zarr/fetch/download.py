@@ -28,7 +28,7 @@ from ..errors import DownloadError
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 4 << 20
+CHUNK_SIZE = 1 << 20  # largest body read per call; read1 returns what one socket read brings
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)$")
 
