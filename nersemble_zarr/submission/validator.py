@@ -141,7 +141,8 @@ def _check_video(
         next(iter_frames(scratch, stop=1))
     except (InputDataError, StopIteration) as error:
         cause = error.__cause__ or error
-        return [f"{name} is not a readable video ({type(cause).__name__}: {cause})."]
+        reason = getattr(cause, "strerror", None) or "no frame could be decoded"  # FFmpeg's reason, not our temp path
+        return [f"{name} is not a readable video ({reason})."]
     problems = []
     if found.codec != CODEC:
         problems.append(f"{name} is encoded with {found.codec}; expected {CODEC} (H.264).")
