@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import click
 
@@ -63,14 +63,12 @@ def export_submission(
 ) -> None:
     """Encode PREDICTIONS (a zarr store laid out like a converted one, or a folder of images
     PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png) into the submission zip OUTPUT."""
-    from tqdm import tqdm
-
     from nersemble_zarr.submission import export_submission as export
 
-    with _client(scheduler) as client, tqdm(desc="encoding", unit="frame", dynamic_ncols=True) as bar:
+    with _client(scheduler) as client, _progress_bar("encoding", "frame") as progress:
         report = export(
             predictions, output, benchmark, root=root, store=store, resolution=resolution, partial=partial,
-            overwrite=overwrite, workers=workers, client=client, progress=_advance(bar),
+            overwrite=overwrite, workers=workers, client=client, progress=progress,
         )
     click.echo(f"Wrote {output} with {len(report.valid_videos)} validated {benchmark} videos.")
 
@@ -89,14 +87,11 @@ def validate_submission(
 ) -> None:
     """Check ZIP like the benchmark server: files, frame counts, size, codec, pixel format and fps.
     Every problem is listed; the exit status is non-zero if there is any."""
-    from tqdm import tqdm
-
     from nersemble_zarr.submission import validate_submission as validate
 
-    with tqdm(desc="checking", unit="video", dynamic_ncols=True) as bar:
+    with _progress_bar("checking", "video") as progress:
         report = validate(
-            zip_path, benchmark, root=root, store=store, resolution=resolution, partial=partial,
-            progress=_advance(bar),
+            zip_path, benchmark, root=root, store=store, resolution=resolution, partial=partial, progress=progress
         )
     if report.ok:
         click.echo(f"{zip_path} is a valid {benchmark} submission ({len(report.valid_videos)} videos checked).")
@@ -106,12 +101,24 @@ def validate_submission(
     raise SubmissionError(f"{zip_path} is not a valid {benchmark} submission: {len(report.problems)} problem(s), listed above.")
 
 
-def _advance(bar):
-    def advance(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+@contextmanager
+def _progress_bar(description: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback drawing a tqdm bar, opened at the first report (so checks that
+    fail before any work print no bar)."""
+    from tqdm import tqdm
 
-    return advance
+    bars = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(desc=description, unit=unit, total=total, dynamic_ncols=True))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        yield progress
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 @contextmanager

@@ -95,7 +95,7 @@ def expected_submission(
     if unknown and not partial:
         raise SubmissionError(
             f"No frame count is known for {len(unknown)} {benchmark} sequence(s) ({listed(unknown)}); "
-            "use complete metadata or a store holding them, or export with --partial."
+            "use complete metadata or a store holding them, or allow a subset with --partial."
         )
     bad = [f"{p:03d}/{s}={counts[p, s]}" for p, s in sequences if counts.get((p, s), 1) < 1]
     if bad:
