@@ -93,7 +93,8 @@ def run_client(variant: str, out: Path) -> dict:
                         workers=workers)
         received = summary.bytes_downloaded
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "bytes": received, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "bytes": received, "peak_mib": peak_mib}
 
 
 # ---------------------------------------------------------------- driver

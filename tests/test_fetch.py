@@ -276,3 +276,34 @@ def test_the_secret_never_reaches_logs_or_exceptions(source, tmp_path, caplog) -
     assert secret not in caplog.text
     rendered = "".join(traceback.format_exception(caught.value))
     assert secret not in rendered and f"nvs/{VIDEO}" in rendered
+
+
+@pytest.mark.parametrize(
+    "part, overwrite, expected_get",
+    [
+        ("complete", False, ("bytes={size}-", 416)),  # the .part already holds every byte: just renamed
+        ("garbage-longer", False, (None, 200)),  # longer than the remote file: cannot be a prefix, start over
+        ("prefix", True, (None, 200)),  # --overwrite never trusts a .part
+    ],
+)
+def test_part_file_states(synthetic_root, tmp_path, part, overwrite, expected_get) -> None:
+    original = (synthetic_root / NVS / PCD).read_bytes()
+    target = tmp_path / NVS / PCD
+    target.parent.mkdir(parents=True)
+    content = {"complete": original, "garbage-longer": b"x" * (len(original) + 5), "prefix": b"y" * 1000}[part]
+    target.with_name(target.name + ".part").write_bytes(content)
+    with serve(synthetic_root) as server:
+        fetch(tmp_path, NVS, url=server.url, assets=["pointclouds"], overwrite=overwrite)
+        gets = [(r.range, r.status) for r in server.requests if r.method == "GET" and r.path.endswith(".pcd")]
+    assert gets == [(expected_get[0] and expected_get[0].format(size=len(original)), expected_get[1])]
+    assert target.read_bytes() == original and not target.with_name(target.name + ".part").exists()
+
+
+def test_dry_run_with_overwrite_keeps_part_files(synthetic_root, tmp_path) -> None:
+    part = tmp_path / NVS / (PCD + ".part")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"z" * 100)
+    with serve(synthetic_root) as server:
+        summary = fetch(tmp_path, NVS, url=server.url, assets=["pointclouds"], overwrite=True, dry_run=True)
+    assert part.read_bytes() == b"z" * 100 and files_under(tmp_path) == {f"{NVS}/{PCD}.part"}
+    assert [f.action for f in summary.files] == ["download", "download"]

@@ -67,7 +67,7 @@ def test_dry_run_lists_paths_sizes_and_total(synthetic_root, tmp_path) -> None:
     assert not (tmp_path / "out").exists() and server.token not in result.output
 
 
-def test_bad_options_and_missing_url_exit_non_zero_without_requests(synthetic_root, tmp_path, no_configured_url) -> None:
+def test_bad_options_and_missing_url_exit_non_zero(synthetic_root, tmp_path, no_configured_url) -> None:
     with serve(synthetic_root) as server:
         unknown = run(str(tmp_path), "nvs", "--url", server.url, "-a", "depth")
         frames = run(str(tmp_path), "nvs", "--url", server.url, "--pointcloud-frames", "first")

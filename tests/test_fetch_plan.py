@@ -149,4 +149,5 @@ def test_retry_waits_double_are_capped_and_honour_retry_after() -> None:
 
 
 def test_human_bytes() -> None:
-    assert [human_bytes(n) for n in (0, 1023, 1536, 5 << 20, 3 << 40)] == ["0 B", "1023 B", "1.5 KiB", "5.0 MiB", "3.0 TiB"]
+    sizes = (0, 1023, 1536, 5 << 20, 3 << 40)
+    assert [human_bytes(n) for n in sizes] == ["0 B", "1023 B", "1.5 KiB", "5.0 MiB", "3.0 TiB"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from nersemble_zarr.errors import ConfigError
 from nersemble_zarr.synthetic.server import Faults, RequestRecord, serve
 
 SIZE = 100_000
@@ -171,5 +172,5 @@ def test_stop_ends_open_connections_and_frees_the_port(folder: Path) -> None:
 
 
 def test_serving_a_missing_folder_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="not a folder"):
+    with pytest.raises(ConfigError, match="not a folder"):
         serve(tmp_path / "absent")

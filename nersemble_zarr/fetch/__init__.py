@@ -109,7 +109,7 @@ def _metadata(
         raw = downloader.read(path)
     else:
         report(ProgressEvent("plan", entry.bytes_to_fetch))
-        summary.bytes_downloaded += downloader.download(path, target, entry.size)
+        summary.bytes_downloaded += downloader.download(path, target, entry.size, resume=entry.action == "resume")
         summary.downloaded += 1
         raw = target.read_bytes()
     summary.files.append(entry)
@@ -130,8 +130,7 @@ def _inspect_one(downloader: Downloader, root: Path, path: str, overwrite: bool)
     except FileDownloadError as error:
         return PlannedFile(path, action="failed", error=error.reason)
     if overwrite:
-        part.unlink(missing_ok=True)
-        return PlannedFile(path, size)
+        return PlannedFile(path, size)  # "download" starts from zero, dropping any .part
     if target.is_file() and size is not None and target.stat().st_size == size:
         return PlannedFile(path, size, action="skip")
     if part.is_file() and (size is None or part.stat().st_size <= size):
@@ -150,7 +149,10 @@ def _download_all(
     """Download every planned file that is not complete; failures are recorded on the entry, not raised."""
     with _pool(downloader, workers) as pool:
         futures = {
-            pool.submit(downloader.download, entry.path, local_path(root, summary.benchmark, entry.path), entry.size): entry
+            pool.submit(
+                downloader.download, entry.path, local_path(root, summary.benchmark, entry.path), entry.size,
+                resume=entry.action == "resume",
+            ): entry
             for entry in planned if entry.action in ("download", "resume")
         }
         for future in as_completed(futures):

@@ -128,15 +128,18 @@ class Downloader:
 
         return self._retrying(path, get)
 
-    def download(self, path: str, target: Path, expected_size: int | None = None) -> int:
-        """Fetch ``path`` into ``target`` (via ``target.part``, resuming it); returns body bytes received."""
+    def download(self, path: str, target: Path, expected_size: int | None = None, resume: bool = True) -> int:
+        """Fetch ``path`` into ``target`` via ``target.part`` (continued if ``resume``); returns bytes received."""
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(target.name + ".part")
+        if not resume:
+            part.unlink(missing_ok=True)
         received = [0]
         try:
             self._retrying(path, lambda: self._download_once(path, target, part, expected_size, received))
         except OSError as error:  # writing locally failed (disk full, permissions); never a request error here
-            raise self._failure(path, f"writing {part.name} failed ({error.strerror or type(error).__name__})") from None
+            reason = error.strerror or type(error).__name__
+            raise self._failure(path, f"writing {part.name} failed ({reason})") from None
         return received[0]
 
     # ------------------------------------------------------------------ internals

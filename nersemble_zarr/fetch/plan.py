@@ -77,7 +77,9 @@ def _check_frames(frames: PointcloudFrames) -> tuple[int, ...] | Literal["all"]:
     values = (frames,) if isinstance(frames, int) else tuple(frames)
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"Point cloud frame {value!r} is not a non-negative frame number; use e.g. 0, '0,3,6' or 'all'.")
+            raise ConfigError(
+                f"Point cloud frame {value!r} is not a non-negative frame number; use e.g. 0, '0,3,6' or 'all'."
+            )
     return tuple(dict.fromkeys(values))
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Iterator, Literal
 from urllib.parse import unquote, urlsplit
 
+from ..errors import ConfigError
+
 SEND_CHUNK = 1 << 20
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -46,7 +48,7 @@ class Faults:
     error_requests: int = 0
     error_methods: tuple[str, ...] = ("HEAD", "GET")
     retry_after: float | None = None  # seconds sent as Retry-After with 429 and 503 answers
-    error_rate: float = 0.0  # probability that any request gets ``error_status`` instead, drawn with ``seed``
+    error_rate: float = 0.0  # probability that a request of ``error_methods`` gets ``error_status``, from ``seed``
     seed: int = 0
     ignore_range: bool = False  # answer Range requests with 200 and the full body
     short_body_bytes: int = 0  # every GET promises the full Content-Length but omits this many final bytes
@@ -362,5 +364,5 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | Literal["unsatisfi
 def serve(root: str | os.PathLike, faults: Faults | None = None) -> BenchmarkServer:
     """Start serving ``root`` on 127.0.0.1 at a free port; use as ``with serve(root) as server:``."""
     if not Path(root).is_dir():
-        raise FileNotFoundError(f"Cannot serve {root}: it is not a folder.")
+        raise ConfigError(f"Cannot serve {root}: it is not a folder.")
     return BenchmarkServer(Path(root), faults).start()
