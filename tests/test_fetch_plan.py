@@ -12,7 +12,7 @@ import requests
 
 from nersemble_zarr import catalogue
 from nersemble_zarr.errors import CatalogueError, ConfigError, InputDataError
-from nersemble_zarr.fetch import RetryPolicy, human_bytes, make_request
+from nersemble_zarr.fetch import RetryPolicy, fetch, human_bytes, make_request
 from nersemble_zarr.fetch.download import _retry_after
 from nersemble_zarr.fetch.metadata import ServerMetadata, parse_metadata
 from nersemble_zarr.fetch.plan import local_path, plan_paths
@@ -146,6 +146,13 @@ def test_retry_waits_double_are_capped_and_honour_retry_after() -> None:
     assert 25 < _retry_after(response) <= 30
     response.headers["Retry-After"] = "soon"
     assert _retry_after(response) is None
+
+
+def test_bad_workers_and_retry_policies_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="workers=0 is invalid"):
+        fetch(tmp_path, "nvs", url="http://127.0.0.1:9/never-contacted", workers=0)
+    with pytest.raises(ConfigError, match="attempts must be at least 1"):
+        RetryPolicy(attempts=0)
 
 
 def test_human_bytes() -> None:

@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 from .. import catalogue
 from ..credentials import resolve_url
+from ..errors import ConfigError
 from .download import Cancelled, Downloader, FileDownloadError, RetryPolicy
 from .logsafety import redacted_logs
 from .metadata import ServerMetadata, parse_metadata
@@ -45,10 +46,13 @@ def fetch(
     """Fetch a benchmark's assets into ``root/{benchmark}``; raises FetchIncomplete if any file failed.
 
     ``participants`` (None = all on the server), ``assets`` (None = the official defaults, or ``"all"``)
-    and ``pointcloud_frames`` (timesteps, or ``"all"``) use the catalogue's names. ``url`` overrides the
+    and ``pointcloud_frames`` (positions in the sequence, 0 = first frame, or ``"all"``) are checked against
+    the catalogue before any request. ``url`` overrides the
     configured access URL. With ``dry_run`` nothing is written; the summary lists files and sizes.
     """
     request = make_request(benchmark, participants, assets, pointcloud_frames)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers={workers!r} is invalid; expected a whole number of at least 1.")
     base_url = resolve_url(url)
     started = time.perf_counter()
     report = _locked(progress)

@@ -24,7 +24,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from ..errors import DownloadError
+from ..errors import ConfigError, DownloadError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ class RetryPolicy:
     max_backoff_s: float = 60.0  # cap on any wait, including a server's Retry-After
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.backoff_s < 0 or self.max_backoff_s < 0:
+            raise ConfigError(f"{self} is invalid; attempts must be at least 1 and waits non-negative.")
 
     def wait(self, failed_attempts: int, retry_after: float | None) -> float:
         """Seconds to wait after ``failed_attempts`` failures: backoff, or Retry-After if longer, capped."""
@@ -123,7 +127,7 @@ class Downloader:
         def get() -> bytes:
             with self._request("GET", path, {}) as response:
                 body = b"".join(self._stream(response, path))
-                self._check_length(path, len(body), _content_length(response))
+                _check_length(len(body), _content_length(response))
                 return body
 
         return self._retrying(path, get)
@@ -178,7 +182,7 @@ class Downloader:
                     received[0] += len(chunk)
                     self._on_bytes(len(chunk))
         size = part.stat().st_size
-        self._check_length(path, size, total if total is not None else expected)
+        _check_length(size, total if total is not None else expected)
         os.replace(part, target)
 
     def _stream(self, response: requests.Response, path: str) -> Iterator[bytes]:
@@ -194,10 +198,6 @@ class Downloader:
                 yield chunk
         except (urllib3.exceptions.HTTPError, requests.RequestException, OSError):
             raise _Transient("the connection broke mid-body") from None
-
-    def _check_length(self, path: str, size: int, total: int | None) -> None:
-        if total is not None and size != total:
-            raise _Transient(f"the body ended after {size} of {total} bytes")
 
     def _failure(self, path: str, reason: str) -> FileDownloadError:
         return FileDownloadError(f"{self.benchmark}/{path}", reason)
@@ -261,6 +261,12 @@ class Downloader:
                 if self.stop.wait(wait):
                     raise Cancelled(path) from None
         raise AssertionError("unreachable")
+
+
+def _check_length(size: int, total: int | None) -> None:
+    """A body shorter (or longer) than announced is a transient failure: the retry resumes or restarts."""
+    if total is not None and size != total:
+        raise _Transient(f"the body ended after {size} of {total} bytes")
 
 
 def _content_length(response: requests.Response) -> int | None:
