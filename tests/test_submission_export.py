@@ -330,6 +330,27 @@ def test_dask_frames_are_computed_block_by_block(monkeypatch):
     assert max(computed) <= 5 and sum(blocks) == 20  # never more than one 5-frame chunk at a time
 
 
+def test_read_ahead_keeps_order_passes_errors_and_stops_its_thread():
+    import threading
+
+    from nersemble_zarr.submission.encode import read_ahead
+
+    blocks = [np.full((1, 2, 2, 3), i, np.uint8) for i in range(5)]
+    assert [int(b[0, 0, 0, 0]) for b in read_ahead(iter(blocks))] == [0, 1, 2, 3, 4]
+
+    def failing():
+        yield blocks[0]
+        raise SubmissionError("image 3 is broken")
+
+    with pytest.raises(SubmissionError, match="image 3 is broken"):
+        list(read_ahead(failing()))
+    before = threading.active_count()
+    reader = read_ahead(iter(blocks * 100))
+    next(reader)
+    reader.close()  # an encode that stops early must not leave the reader thread behind
+    assert threading.active_count() == before
+
+
 def test_distributed_cluster_encodes_the_same_videos_as_threads(tmp_path, nvs_truth):
     from distributed import Client, LocalCluster
 

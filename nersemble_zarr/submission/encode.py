@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import functools
 import os
+import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
 
 from ..errors import SubmissionError
 from ..video import SUBMISSION_CRF, VideoWriter
@@ -52,7 +55,7 @@ def encode_video(
             path, width=settings.width, height=settings.height, fps=settings.fps,
             crf=settings.crf, threads=settings.threads,
         ) as writer:
-            for block in source.blocks():
+            for block in read_ahead(source.blocks()):
                 if cancelled is not None and cancelled.is_set():
                     raise Cancelled(source.video)
                 frames = to_uint8(block, source.video, written)
@@ -76,6 +79,40 @@ def encode_video(
         Path(path).unlink(missing_ok=True)
         raise SubmissionError(f"{source.video} yielded {written} frames while reading; {source.n_frames} were announced.")
     return written
+
+
+def read_ahead(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """Yield ``blocks`` while a helper thread already reads the next one (at most one block ahead), so
+    reading and decompressing overlap with encoding; memory stays bounded at two blocks."""
+    slot: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for block in blocks:
+                while not stop.is_set():
+                    try:
+                        slot.put(block, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slot.put(done)
+        except BaseException as error:  # handed to the consumer, which raises it
+            slot.put(error)
+
+    reader = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := slot.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def encode_videos(

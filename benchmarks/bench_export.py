@@ -1,0 +1,148 @@
+"""Submission export: throughput vs a bare PyAV crf-14 encode, and peak memory vs sequence length.
+
+    python -m benchmarks.bench_export [--frames 75,150,300] [--folder DIR]
+
+One full-resolution (1100x1604) NVS camera of procedurally textured moving frames is written to a zarr
+predictions store (1 frame per chunk). For each length N, two fresh processes read its first N frames:
+
+- ``list``: the official toolkit's way: all frames read into a Python list, then written with PyAV
+  (libx264 crf 14, yuv420p, 73 fps); the encode alone is timed: the bare-encode baseline;
+- ``export``: ``export_submission`` on the lazily opened store (one worker), timed end to end (read,
+  encode, zip, validate).
+
+Printed per N: frames/s of each, their ratio, and each process's peak resident memory (ru_maxrss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+WIDTH, HEIGHT = 1100, 1604
+KEY = (388, "GLASSES", "222200046")
+
+
+def frame(t: int, texture: np.ndarray) -> np.ndarray:
+    """Frame ``t``: a textured ellipse (the 'head') drifting over a slowly shifting textured background."""
+    background = np.roll(texture, (t * 3, t * 2), axis=(0, 1)) // 3
+    y, x = np.ogrid[0:HEIGHT, 0:WIDTH]
+    cy, cx = HEIGHT / 2 + 60 * np.sin(t / 40), WIDTH / 2 + 50 * np.cos(t / 55)
+    inside = ((y - cy) / 520) ** 2 + ((x - cx) / 380) ** 2 < 1
+    head = np.roll(texture, (-t * 4, t), axis=(0, 1))
+    return np.where(inside[..., None], head, background)
+
+
+def smooth_texture(seed: int = 0) -> np.ndarray:
+    """Band-limited colour texture (sums of random sinusoids), uint8 (H, W, 3)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    out = np.zeros((HEIGHT, WIDTH, 3), np.float32)
+    for channel in range(3):
+        for _ in range(6):
+            fy, fx = rng.uniform(0.005, 0.08, 2)
+            out[..., channel] += np.sin(fy * y + fx * x + rng.uniform(0, 6.3))
+    out = (out - out.min()) / (out.max() - out.min())
+    return (out * 255).astype(np.uint8)
+
+
+def write_store(path: Path, n_frames: int) -> None:
+    """The predictions store: nvs/388/GLASSES images (serial, timestep, y, x, channel), 1 frame per chunk."""
+    import dask.array as da
+    import xarray as xr
+
+    from nersemble_zarr import schema
+
+    texture = smooth_texture()
+    frames = da.map_blocks(
+        lambda block, block_info=None: frame(block_info[None]["chunk-location"][1], texture)[None, None],
+        da.zeros((1, n_frames, HEIGHT, WIDTH, 3), dtype=np.uint8, chunks=(1, 1, HEIGHT, WIDTH, 3)),
+        dtype=np.uint8,
+    )
+    dataset = xr.Dataset(
+        {schema.IMAGES: ((schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL), frames)},
+        coords={schema.SERIAL: np.array([KEY[2]], dtype=object), schema.TIMESTEP: np.arange(n_frames)},
+    )
+    tree = xr.DataTree.from_dict({schema.sequence_group("nvs", KEY[0], KEY[1]): dataset})
+    tree.to_zarr(path, consolidated=False, compute=True)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(mode: str, store: Path, n_frames: int, folder: Path) -> dict:
+    """One measurement in this (fresh) process; returns frames/s and peak memory."""
+    import xarray as xr
+
+    from nersemble_zarr import schema
+
+    tree = xr.open_datatree(store, engine="zarr", chunks=None)
+    group = schema.sequence_group("nvs", KEY[0], KEY[1])
+    images = tree[group].dataset.isel({schema.TIMESTEP: slice(0, n_frames)})
+    if mode == "list":
+        from nersemble_zarr.video import VideoWriter
+
+        frames = [images[schema.IMAGES][0, t].values for t in range(n_frames)]
+        start = time.perf_counter()
+        with VideoWriter(folder / "bare.mp4", width=WIDTH, height=HEIGHT, fps=73.0) as writer:
+            for image in frames:
+                writer.write(image)
+        seconds = time.perf_counter() - start
+    else:
+        from nersemble_zarr.submission import export_submission
+
+        predictions = xr.DataTree.from_dict({group: images})
+        start = time.perf_counter()
+        export_submission(
+            predictions, folder / "submission.zip", "nvs", frame_counts={KEY[:2]: n_frames}, partial=True,
+            overwrite=True, workers=1,
+        )
+        seconds = time.perf_counter() - start
+    return {"fps": n_frames / seconds, "peak_mib": peak_rss_mib()}
+
+
+def measure(mode: str, store: Path, n_frames: int, folder: Path) -> dict:
+    command = [sys.executable, "-m", "benchmarks.bench_export", "--child", mode, "--store", str(store),
+               "--frames", str(n_frames), "--folder", str(folder)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", default="75,150,300", help="comma-separated sequence lengths")
+    parser.add_argument("--folder", type=Path, default=None, help="scratch folder (default: a temp folder)")
+    parser.add_argument("--child", choices=["list", "export"], help=argparse.SUPPRESS)
+    parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.store, int(args.frames), args.folder)))
+        return
+
+    lengths = sorted(int(n) for n in args.frames.split(","))
+    with tempfile.TemporaryDirectory(dir=args.folder) as scratch:
+        folder = Path(scratch)
+        store = folder / "pred.zarr"
+        start = time.perf_counter()
+        write_store(store, lengths[-1])
+        print(f"store: {lengths[-1]} frames of {WIDTH}x{HEIGHT} written in {time.perf_counter() - start:.0f} s")
+        print(f"{'frames':>6} {'bare fps':>9} {'export fps':>11} {'ratio':>6} {'list peak MiB':>14} {'export peak MiB':>16}")
+        for n_frames in lengths:
+            bare = measure("list", store, n_frames, folder)
+            export = measure("export", store, n_frames, folder)
+            print(
+                f"{n_frames:>6} {bare['fps']:>9.2f} {export['fps']:>11.2f} {export['fps'] / bare['fps']:>6.2f} "
+                f"{bare['peak_mib']:>14.0f} {export['peak_mib']:>16.0f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
