@@ -24,7 +24,7 @@ device_option = click.option(
 @flame_dir_option
 @device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Timesteps per batch (default: from free GPU memory, or 128 on CPU).")
+              help="Timesteps per batch (default: from free GPU memory, or 64 on CPU).")
 @overwrite_option
 @handle_errors
 def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...], flame_dir: Path | None,

@@ -25,13 +25,14 @@ if TYPE_CHECKING:
     import torch
 
 MAX_CONTOUR_ANGLE = 39
+CPU_TILE_BYTES = 1 << 20  # per-vertex transforms skinned together on CPU: sized to stay in a core's cache
 
 
 @dataclass(frozen=True)
 class FlameIdentity:
     """The shape-dependent part of FLAME for one sequence, on the model's device."""
 
-    shaped_vertices: torch.Tensor  # (V * 3,) template + shape blend, flattened
+    blend_basis: torch.Tensor      # (V * 3, 137): template + shape blend, then expression and pose directions
     shaped_joints: torch.Tensor    # (5, 3) joints of the shaped template
     scale: float
 
@@ -56,16 +57,14 @@ class FlameModel:
         self._shape_dirs = assets.shapedirs[:, :, :N_SHAPE].reshape(vertex_count * 3, N_SHAPE)
         expression_dirs = assets.shapedirs[:, :, N_SHAPE:]
         # One basis for what changes per timestep: 100 expression directions then 36 pose correctives.
-        basis = np.concatenate([
-            expression_dirs.reshape(vertex_count * 3, -1).T,
-            assets.posedirs.reshape(vertex_count * 3, -1).T,
-        ])
+        basis = np.concatenate(
+            [expression_dirs.reshape(vertex_count * 3, -1), assets.posedirs.reshape(vertex_count * 3, -1)], axis=1)
         joint_expression_dirs = np.einsum("jv,vkl->ljk", assets.j_regressor, expression_dirs)
 
         def on_device(array: np.ndarray, dtype=torch.float32) -> torch.Tensor:
             return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device)
 
-        self._basis = on_device(basis)                                                    # (136, V * 3)
+        self._basis = on_device(basis)                                                    # (V * 3, 136)
         self._joint_expression_dirs = on_device(joint_expression_dirs.reshape(N_EXPRESSION, -1))  # (100, 15)
         self._weights = on_device(assets.weights)                                         # (V, 5)
         self._parents = [int(p) for p in assets.parents]
@@ -104,8 +103,9 @@ class FlameModel:
 
         shaped = self.assets.v_template.reshape(-1) + self._shape_dirs @ np.asarray(shape, dtype=np.float64)
         joints = self.assets.j_regressor @ shaped.reshape(-1, 3)
+        shaped = torch.as_tensor(shaped, dtype=torch.float32, device=self.device)
         return FlameIdentity(
-            shaped_vertices=torch.as_tensor(shaped, dtype=torch.float32, device=self.device),
+            blend_basis=torch.cat([shaped[:, None], self._basis], dim=1),
             shaped_joints=torch.as_tensor(joints, dtype=torch.float32, device=self.device),
             scale=float(scale),
         )
@@ -144,7 +144,7 @@ class FlameModel:
         return FlameMeshes(vertices=vertices, landmarks=points)
 
     def forward(self, identity: FlameIdentity, params: FlameParameters) -> torch.Tensor:
-        """World-space vertices (B, V, 3) on the device for the B timesteps of ``params``."""
+        """World-space vertices (B, V, 3) on the device for the B timesteps of ``params`` (a strided view)."""
         import torch
 
         from .rotation import axis_angle_to_matrix, euler_xyz_to_matrix
@@ -156,17 +156,27 @@ class FlameModel:
 
         identity_matrix = torch.eye(3, dtype=torch.float32, device=self.device)
         pose_features = (joint_rotations[:, 1:] - identity_matrix).reshape(n, -1)          # (B, 36)
-        features = torch.cat([expression, pose_features], dim=1)
-        posed = torch.addmm(identity.shaped_vertices, features, self._basis).view(n, -1, 3)
+        ones = torch.ones((n, 1), dtype=torch.float32, device=self.device)
+        features = torch.cat([ones, expression, pose_features], dim=1)                   # (B, 137)
+        # Vertex-major layout (V, ..., B), timesteps innermost: each step is a GEMM or an in-place pass.
+        posed = (identity.blend_basis @ features.T).view(-1, 3, n)
         joints = identity.shaped_joints + (expression @ self._joint_expression_dirs).view(n, -1, 3)
 
         rotations, translations = self._skinning_transforms(joint_rotations, joints)
         model_to_world = identity.scale * euler_xyz_to_matrix(tensor(params.rotation))      # (B, 3, 3)
         rotations = model_to_world[:, None] @ rotations
         translations = (model_to_world[:, None] @ translations[..., None])[..., 0]
-        per_vertex = self._weights @ torch.cat([rotations.flatten(2), translations], dim=2)  # (B, V, 12)
-        linear = per_vertex[..., :9].view(n, -1, 3, 3)
-        return (linear * posed[:, :, None, :]).sum(-1) + per_vertex[..., 9:] + translation[:, None, :]
+        # Per joint: the rotation's columns (k-major) then the translation -> (5, 12 * B).
+        joint_transforms = torch.cat([rotations.transpose(-1, -2).flatten(2), translations], dim=2)
+        joint_transforms = joint_transforms.permute(1, 2, 0).reshape(len(self._parents), -1)
+        vertices = torch.empty_like(posed)
+        vertex_tile = len(posed) if self.device.type != "cpu" else max(64, CPU_TILE_BYTES // (12 * 4 * n))
+        for tile in plan_timestep_batches(len(posed), vertex_tile):
+            blended = (self._weights[tile] @ joint_transforms).view(-1, 12, n)  # per-vertex 3x4 transforms
+            out = torch.add(blended[:, 9:], translation.T, out=vertices[tile])
+            for axis in range(3):
+                out.addcmul_(blended[:, 3 * axis:3 * axis + 3], posed[tile, axis:axis + 1])
+        return vertices.permute(2, 0, 1)
 
     def landmarks(self, vertices: torch.Tensor, params: FlameParameters) -> torch.Tensor:
         """Landmarks (B, L, 3): barycentric points on the meshes ``vertices`` (contour ones first)."""

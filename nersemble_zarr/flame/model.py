@@ -171,11 +171,11 @@ def load_flame_assets(folder: str | os.PathLike | None = None) -> FlameAssets:
         raise FlameError(f"{path} has face indices outside 0..{N_VERTICES - 1}; "
                          f"download flame2023.pkl again from {FLAME_URL}.")
     return FlameAssets(
-        v_template=arrays["v_template"].astype(np.float64),
-        shapedirs=arrays["shapedirs"].astype(np.float64),
-        posedirs=arrays["posedirs"].astype(np.float64),
-        j_regressor=arrays["J_regressor"].astype(np.float64),
-        weights=arrays["weights"].astype(np.float64),
+        v_template=arrays["v_template"].astype(np.float64, copy=False),
+        shapedirs=arrays["shapedirs"].astype(np.float64, copy=False),
+        posedirs=arrays["posedirs"].astype(np.float64, copy=False),
+        j_regressor=arrays["J_regressor"].astype(np.float64, copy=False),
+        weights=arrays["weights"].astype(np.float64, copy=False),
         parents=parents,
         faces=faces,
         folder=folder,

@@ -1,0 +1,172 @@
+"""FLAME meshes of a whole sequence: batched evaluation vs the official one-timestep-at-a-time loop.
+
+    python -m benchmarks.bench_flame [--timesteps 1000] [--device cpu|cuda|auto] [--batch-size N]
+                                     [--threads N] [--flame-dir DIR]
+
+Random tracking-like parameters for one sequence of ``--timesteps`` timesteps; two fresh processes:
+
+- ``reference``: the official ``FlameProvider`` way: the ``flame_model`` package's FLAME (batch size 1)
+  forward for one timestep at a time (global rotation 0), then the model-to-world transform
+  (scale * R(t) @ v + translation[t], R from scipy's intrinsic XYZ Euler angles), on CPU;
+- ``batched``: ``FlameModel.evaluate`` (shape blend once, batches of timesteps) on ``--device``.
+
+Both time all timesteps after a short warm-up (model loading is not timed). Printed: meshes/s of each,
+their ratio, the largest vertex difference between them, each process's peak resident memory
+(ru_maxrss), and on CUDA the peak GPU memory. Without ``--flame-dir`` the stand-in model (FLAME 2023's
+array sizes, random values, NOT FLAME) is written to a temporary folder; ``flame_model`` needs a pickle
+without chumpy objects, so a real flame2023.pkl only works for the reference where chumpy imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+WARM_UP_TIMESTEPS = 8
+
+
+def random_parameters(n_timesteps: int, seed: int = 0):
+    """Tracking-like parameters: random shape/expression, poses of a few tenths of a radian."""
+    from nersemble_zarr.flame.params import FlameParameters
+
+    rng = np.random.default_rng(seed)
+    return FlameParameters(
+        shape=rng.normal(size=300), scale=1.1, expression=rng.normal(size=(n_timesteps, 100)),
+        rotation=rng.normal(size=(n_timesteps, 3)) * 0.3, translation=rng.normal(size=(n_timesteps, 3)) * 0.1,
+        jaw=rng.normal(size=(n_timesteps, 3)) * 0.2, neck=rng.normal(size=(n_timesteps, 3)) * 0.2,
+        eyes=rng.normal(size=(n_timesteps, 6)) * 0.2,
+    )
+
+
+def run_reference(flame_dir: Path, n_timesteps: int) -> tuple[float, np.ndarray, dict]:
+    """The official loop: flame_model forward per timestep, then the model-to-world transform."""
+    import torch
+    from flame_model import FLAME, FlameConfig
+    from scipy.spatial.transform import Rotation
+
+    flame = FLAME(FlameConfig(flame_folder=str(flame_dir), shape_params=300, expression_params=100, batch_size=1))
+    params = random_parameters(n_timesteps)
+    shape = torch.tensor(params.shape[None], dtype=torch.float32)
+    expression, jaw = torch.tensor(params.expression, dtype=torch.float32), torch.tensor(params.jaw, dtype=torch.float32)
+    neck, eyes = torch.tensor(params.neck, dtype=torch.float32), torch.tensor(params.eyes, dtype=torch.float32)
+    pose = torch.cat([torch.zeros_like(jaw), jaw], dim=1)
+
+    def mesh(t: int) -> np.ndarray:
+        vertices, _ = flame.forward(shape_params=shape, expression_params=expression[[t]], pose_params=pose[[t]],
+                                    neck_pose=neck[[t]], eye_pose=eyes[[t]])
+        model_to_world = np.eye(4)
+        model_to_world[:3, :3] = params.scale * Rotation.from_euler("XYZ", params.rotation[t]).as_matrix()
+        model_to_world[:3, 3] = params.translation[t]
+        transform = torch.tensor(model_to_world, dtype=torch.float32)
+        homogeneous = torch.cat([vertices, torch.ones_like(vertices[..., :1])], dim=-1)
+        return torch.bmm(homogeneous, transform.T[None])[0, :, :3].numpy()
+
+    with torch.no_grad():
+        for t in range(WARM_UP_TIMESTEPS):
+            mesh(t)
+        start = time.perf_counter()
+        vertices = np.stack([mesh(t) for t in range(n_timesteps)])
+        seconds = time.perf_counter() - start
+    return seconds, vertices, {}
+
+
+def run_batched(flame_dir: Path, n_timesteps: int, device: str, batch_size: int | None) -> tuple[float, np.ndarray, dict]:
+    """The batched path on ``device``."""
+    import torch
+
+    from nersemble_zarr.flame.batching import default_batch_size
+    from nersemble_zarr.flame.lbs import FlameModel
+
+    model = FlameModel.load(flame_dir, device)
+    params = random_parameters(n_timesteps)
+    model.evaluate(params.take(slice(0, WARM_UP_TIMESTEPS)), batch_size=batch_size)
+    if model.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(model.device)
+    start = time.perf_counter()
+    vertices = model.evaluate(params, batch_size=batch_size).vertices  # ends with the copy to host memory
+    seconds = time.perf_counter() - start
+    extra = {"device": str(model.device), "batch_size": batch_size or default_batch_size(model.device)}
+    if model.device.type == "cuda":
+        extra["gpu_peak_mib"] = torch.cuda.max_memory_allocated(model.device) / 2**20
+        extra["gpu"] = torch.cuda.get_device_name(model.device)
+    return seconds, vertices, extra
+
+
+def child(args: argparse.Namespace) -> None:
+    """One measured phase in this (fresh) process; writes its vertices and prints one JSON line."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.phase == "reference":
+        seconds, vertices, extra = run_reference(args.flame_dir, args.timesteps)
+    else:
+        seconds, vertices, extra = run_batched(args.flame_dir, args.timesteps, args.device, args.batch_size)
+    np.save(args.output, vertices.astype(np.float32))
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_mib, "threads": torch.get_num_threads(), **extra}))
+
+
+def measure(phase: str, args: argparse.Namespace, flame_dir: Path, output: Path) -> dict:
+    command = [sys.executable, "-m", "benchmarks.bench_flame", "--phase", phase, "--flame-dir", str(flame_dir),
+               "--timesteps", str(args.timesteps), "--device", args.device, "--output", str(output)]
+    command += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+    command += ["--threads", str(args.threads)] if args.threads else []
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--timesteps", type=int, default=1000)
+    parser.add_argument("--device", default="cpu", help="device of the batched path: cpu, cuda or auto")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 64 on CPU, from free GPU memory")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads in both phases (default: torch's)")
+    parser.add_argument("--flame-dir", type=Path, default=None, help="default: the stand-in in a temporary folder")
+    parser.add_argument("--phase", choices=["reference", "batched"], help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        child(args)
+        return
+
+    import torch
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        flame_dir = args.flame_dir
+        if flame_dir is None:
+            from nersemble_zarr.flame.standin import write_standin_flame
+
+            flame_dir = folder / "flame"
+            write_standin_flame(flame_dir, chumpy_objects=False)
+        load = os.getloadavg()[0]
+        reference = measure("reference", args, flame_dir, folder / "reference.npy")
+        batched = measure("batched", args, flame_dir, folder / "batched.npy")
+        difference = float(np.abs(np.load(folder / "reference.npy") - np.load(folder / "batched.npy")).max())
+
+    rate = lambda result: args.timesteps / result["seconds"]
+    model = "stand-in (FLAME 2023 sizes, NOT FLAME)" if args.flame_dir is None else str(args.flame_dir)
+    print(f"FLAME meshes of one {args.timesteps}-timestep sequence; model: {model}; torch {torch.__version__}; "
+          f"{os.cpu_count()} CPUs, load average {load:.2f} at start")
+    print(f"  reference (flame_model forward per timestep + transform, cpu, {reference['threads']} threads): "
+          f"{reference['seconds']:.2f} s, {rate(reference):.0f} meshes/s, peak RSS {reference['peak_rss_mib']:.0f} MiB")
+    gpu = (f", {batched['gpu']}, peak GPU memory {batched['gpu_peak_mib']:.0f} MiB"
+           if "gpu_peak_mib" in batched else "")
+    print(f"  batched (FlameModel.evaluate, {batched['device']}, batch {batched['batch_size']}, "
+          f"{batched['threads']} threads{gpu}): {batched['seconds']:.3f} s, {rate(batched):.0f} meshes/s, "
+          f"peak RSS {batched['peak_rss_mib']:.0f} MiB")
+    print(f"  speed-up: {rate(batched) / rate(reference):.1f}x; largest vertex difference {difference:.2e} m")
+
+
+if __name__ == "__main__":
+    main()
