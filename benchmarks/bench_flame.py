@@ -55,9 +55,9 @@ def run_reference(flame_dir: Path, n_timesteps: int) -> tuple[float, np.ndarray,
 
     flame = FLAME(FlameConfig(flame_folder=str(flame_dir), shape_params=300, expression_params=100, batch_size=1))
     params = random_parameters(n_timesteps)
-    shape = torch.tensor(params.shape[None], dtype=torch.float32)
-    expression, jaw = torch.tensor(params.expression, dtype=torch.float32), torch.tensor(params.jaw, dtype=torch.float32)
-    neck, eyes = torch.tensor(params.neck, dtype=torch.float32), torch.tensor(params.eyes, dtype=torch.float32)
+    shape, expression, jaw, neck, eyes = (
+        torch.tensor(array, dtype=torch.float32)
+        for array in (params.shape[None], params.expression, params.jaw, params.neck, params.eyes))
     pose = torch.cat([torch.zeros_like(jaw), jaw], dim=1)
 
     def mesh(t: int) -> np.ndarray:
@@ -79,7 +79,9 @@ def run_reference(flame_dir: Path, n_timesteps: int) -> tuple[float, np.ndarray,
     return seconds, vertices, {}
 
 
-def run_batched(flame_dir: Path, n_timesteps: int, device: str, batch_size: int | None) -> tuple[float, np.ndarray, dict]:
+def run_batched(
+    flame_dir: Path, n_timesteps: int, device: str, batch_size: int | None
+) -> tuple[float, np.ndarray, dict]:
     """The batched path on ``device``."""
     import torch
 

@@ -55,7 +55,8 @@ def test_meshes_writes_vertices_landmarks_and_faces_then_skips_complete_sequence
         assert stored[schema.LANDMARKS].dims == (schema.TIMESTEP, schema.LANDMARK, schema.XYZ)
         assert stored[schema.FACES].dtype == np.int32 and stored[schema.FACES].shape == (9976, 3)
         assert stored[schema.VERTICES].encoding["chunks"] == (CHUNK_TIMESTEPS, 5023, 3)
-        np.testing.assert_allclose(stored[schema.VERTICES].values, sequence_vertices(stored, cpu_model).values, atol=1e-6)
+        np.testing.assert_allclose(
+            stored[schema.VERTICES].values, sequence_vertices(stored, cpu_model).values, atol=1e-6)
         np.testing.assert_allclose(stored[schema.LANDMARKS].values, sequence_landmarks(stored, cpu_model).values,
                                    atol=1e-6)
         np.testing.assert_array_equal(stored[schema.FACES].values, cpu_model.faces)
@@ -73,7 +74,8 @@ def test_an_interrupted_sequence_resumes_without_rewriting_finished_chunks(store
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        write_sequence_meshes(store, target, cpu_model, batch_size=CHUNK_TIMESTEPS, progress=interrupt_after_first_region)
+        write_sequence_meshes(
+            store, target, cpu_model, batch_size=CHUNK_TIMESTEPS, progress=interrupt_after_first_region)
     group = zarr.open_group(store, path=target.path, use_consolidated=False)
     assert group.attrs[COMPLETE_ATTR] is False
     written = chunk_files(store, 393, "EXP-1-head")

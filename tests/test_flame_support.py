@@ -106,9 +106,8 @@ def reference_meshes(flame, params: FlameParameters) -> tuple[np.ndarray, np.nda
                 pose_params=torch.cat([torch.zeros(1, 3), row(params.jaw[t])], dim=1),
                 neck_pose=row(params.neck[t]), eye_pose=row(params.eyes[t]))
         rotation = Rotation.from_euler("XYZ", params.rotation[t]).as_matrix()
-        to_world = lambda points: params.scale * points[0].numpy().astype(np.float64) @ rotation.T + params.translation[t]
-        vertices.append(to_world(v))
-        landmarks.append(to_world(lmk))
+        for points, out in ((v, vertices), (lmk, landmarks)):
+            out.append(params.scale * points[0].numpy().astype(np.float64) @ rotation.T + params.translation[t])
     return np.stack(vertices), np.stack(landmarks)
 
 

@@ -59,22 +59,19 @@ class FlameModel:
         # One basis for what changes per timestep: 100 expression directions then 36 pose correctives.
         basis = np.concatenate(
             [expression_dirs.reshape(vertex_count * 3, -1), assets.posedirs.reshape(vertex_count * 3, -1)], axis=1)
-        joint_expression_dirs = np.einsum("jv,vkl->ljk", assets.j_regressor, expression_dirs)
+        joint_expression_dirs = np.einsum("jv,vkl->ljk", assets.j_regressor, expression_dirs).reshape(N_EXPRESSION, -1)
 
-        def on_device(array: np.ndarray, dtype=torch.float32) -> torch.Tensor:
-            return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device)
-
-        self._basis = on_device(basis)                                                    # (V * 3, 136)
-        self._joint_expression_dirs = on_device(joint_expression_dirs.reshape(N_EXPRESSION, -1))  # (100, 15)
-        self._weights = on_device(assets.weights)                                         # (V, 5)
+        self._basis = self._tensor(basis)                                      # (V * 3, 136)
+        self._joint_expression_dirs = self._tensor(joint_expression_dirs)      # (100, 5 * 3)
+        self._weights = self._tensor(assets.weights)                           # (V, 5)
         self._parents = [int(p) for p in assets.parents]
-        self._faces = on_device(assets.faces, torch.int64)
+        self._faces = self._tensor(assets.faces, torch.int64)
         if assets.has_landmarks:
-            self._static_landmark_vertices = self._faces[on_device(assets.static_face_idx, torch.int64)]
-            self._static_bary = on_device(assets.static_bary)
+            self._static_landmark_vertices = self._faces[self._tensor(assets.static_face_idx, torch.int64)]
+            self._static_bary = self._tensor(assets.static_bary)
         if assets.dynamic_face_idx is not None:
-            self._contour_vertices = self._faces[on_device(assets.dynamic_face_idx, torch.int64)]
-            self._contour_bary = on_device(assets.dynamic_bary)
+            self._contour_vertices = self._faces[self._tensor(assets.dynamic_face_idx, torch.int64)]
+            self._contour_bary = self._tensor(assets.dynamic_bary)
 
     @classmethod
     def load(cls, folder: str | os.PathLike | None = None, device: str = "auto") -> FlameModel:
@@ -103,10 +100,9 @@ class FlameModel:
 
         shaped = self.assets.v_template.reshape(-1) + self._shape_dirs @ np.asarray(shape, dtype=np.float64)
         joints = self.assets.j_regressor @ shaped.reshape(-1, 3)
-        shaped = torch.as_tensor(shaped, dtype=torch.float32, device=self.device)
         return FlameIdentity(
-            blend_basis=torch.cat([shaped[:, None], self._basis], dim=1),
-            shaped_joints=torch.as_tensor(joints, dtype=torch.float32, device=self.device),
+            blend_basis=torch.cat([self._tensor(shaped)[:, None], self._basis], dim=1),
+            shaped_joints=self._tensor(joints),
             scale=float(scale),
         )
 
@@ -149,10 +145,9 @@ class FlameModel:
 
         from .rotation import axis_angle_to_matrix, euler_xyz_to_matrix
 
-        tensor = lambda array: torch.as_tensor(np.asarray(array), dtype=torch.float32, device=self.device)
-        expression, translation = tensor(params.expression), tensor(params.translation)
+        expression, translation = self._tensor(params.expression), self._tensor(params.translation)
         n = expression.shape[0]
-        joint_rotations = axis_angle_to_matrix(self._pose(params, tensor))                  # (B, 5, 3, 3)
+        joint_rotations = axis_angle_to_matrix(self._pose(params))                          # (B, 5, 3, 3)
 
         identity_matrix = torch.eye(3, dtype=torch.float32, device=self.device)
         pose_features = (joint_rotations[:, 1:] - identity_matrix).reshape(n, -1)          # (B, 36)
@@ -163,7 +158,7 @@ class FlameModel:
         joints = identity.shaped_joints + (expression @ self._joint_expression_dirs).view(n, -1, 3)
 
         rotations, translations = self._skinning_transforms(joint_rotations, joints)
-        model_to_world = identity.scale * euler_xyz_to_matrix(tensor(params.rotation))      # (B, 3, 3)
+        model_to_world = identity.scale * euler_xyz_to_matrix(self._tensor(params.rotation))  # (B, 3, 3)
         rotations = model_to_world[:, None] @ rotations
         translations = (model_to_world[:, None] @ translations[..., None])[..., 0]
         # Per joint: the rotation's columns (k-major) then the translation -> (5, 12 * B).
@@ -187,18 +182,23 @@ class FlameModel:
         corners = self._static_landmark_vertices.expand(n, -1, -1)
         bary = self._static_bary.expand(n, -1, -1)
         if self.assets.dynamic_face_idx is not None:
-            neck = torch.as_tensor(np.asarray(params.neck), dtype=torch.float32, device=self.device)
-            angle_index = _contour_angle_index(neck)
+            angle_index = _contour_angle_index(self._tensor(params.neck))
             corners = torch.cat([self._contour_vertices[angle_index], corners], dim=1)
             bary = torch.cat([self._contour_bary[angle_index], bary], dim=1)
         batch_index = torch.arange(n, device=self.device)[:, None, None]
         return (vertices[batch_index, corners] * bary[..., None]).sum(dim=2)
 
-    def _pose(self, params: FlameParameters, tensor: Callable) -> torch.Tensor:
+    def _tensor(self, array: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """A tensor (float32 unless ``dtype`` says otherwise) on the model's device."""
+        import torch
+
+        return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype or torch.float32, device=self.device)
+
+    def _pose(self, params: FlameParameters) -> torch.Tensor:
         """Axis-angle poses (B, 5, 3) of global (always 0), neck, jaw, left eye and right eye."""
         import torch
 
-        neck, jaw, eyes = tensor(params.neck), tensor(params.jaw), tensor(params.eyes)
+        neck, jaw, eyes = self._tensor(params.neck), self._tensor(params.jaw), self._tensor(params.eyes)
         return torch.stack([torch.zeros_like(neck), neck, jaw, eyes[:, :3], eyes[:, 3:]], dim=1)
 
     def _skinning_transforms(
