@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import handle_errors
+from .options import handle_errors, workers_option
 
 
 @click.command()
@@ -16,8 +16,9 @@ from .options import handle_errors
     help="tiny: one participant per benchmark, 6 frames, 1/10 resolution; full: the whole benchmark at real size.",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random choice.")
+@workers_option
 @handle_errors
-def synthetic(out: Path, size: str, seed: int) -> None:
+def synthetic(out: Path, size: str, seed: int, workers: int) -> None:
     """Write a synthetic NeRSemble benchmark (both benchmarks, server layout) under OUT."""
     from tqdm import tqdm
 
@@ -25,5 +26,5 @@ def synthetic(out: Path, size: str, seed: int) -> None:
 
     config = SyntheticConfig.tiny(seed) if size == "tiny" else SyntheticConfig.full(seed)
     with tqdm(total=len(expected_files(config)), unit="file", desc="synthetic") as bar:
-        generate(out, config, on_file=lambda _: bar.update())
+        generate(out, config, workers=workers, on_file=lambda _: bar.update())
     click.echo(f"Wrote the {size} synthetic benchmark to {out}")

@@ -253,8 +253,10 @@ def test_pointclouds_are_open3d_readable_on_the_head_surface(synthetic_root, syn
 
 
 # ---------------------------------------------------------------- determinism and atomic writes
-def test_same_config_gives_identical_files(synthetic_root, synthetic_config, tmp_path):
-    again = generate(tmp_path / "again", synthetic_config)
+def test_same_config_gives_identical_files_in_parallel_too(synthetic_root, synthetic_config, tmp_path):
+    progress = []
+    again = generate(tmp_path / "again", synthetic_config, workers=2, on_file=progress.append)
+    assert sorted(progress) == sorted(expected_files(synthetic_config))
     paths = sorted(files_under(synthetic_root))
     assert sorted(files_under(again)) == paths
     for relative in paths:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
 import zipfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -30,6 +34,7 @@ VIDEO_PRESET = "fast"
 # machines), and the thread count changes the bitstream: both are fixed so the same config decodes identically.
 VIDEO_X264_PARAMS = "no-mbtree=1"
 VIDEO_THREADS = 4
+VIDEO_KINDS = ("images", "alpha_maps")
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # zip entry timestamps, so npz files are byte-identical
 
 
@@ -75,31 +80,50 @@ def older_tracking(config: SyntheticConfig, participant: int, sequence: str) -> 
     return older
 
 
-def expected_files(config: SyntheticConfig) -> list[str]:
-    """Every file ``generate`` writes, relative to the root (``nvs/388/calibration/camera_params.json``, ...)."""
-    return [f"{benchmark}/{relative}" for benchmark, relative, _ in _assets(config)]
+@dataclass(frozen=True)
+class _Job:
+    """One unit of work: ``write(root)`` writes ``files`` (paths relative to the root)."""
+
+    files: tuple[str, ...]
+    write: Callable[[Path], None]
 
 
-def _assets(config: SyntheticConfig) -> Iterator[tuple[str, str, tuple]]:
-    """(benchmark, relative path, what) of every file, in writing order; ``what`` names its content."""
+def _jobs(config: SyntheticConfig) -> list[_Job]:
+    """Every write, in a sensible order (small files first per participant); each is independent."""
+    jobs = []
     for benchmark in catalogue.BENCHMARKS:
         if not config.participants_of(benchmark):
             continue
-        yield benchmark, catalogue.METADATA_FILE, ("metadata",)
+        jobs.append(_Job((f"{benchmark}/{catalogue.METADATA_FILE}",), partial(_write_metadata, config=config, benchmark=benchmark)))
         for participant in config.participants_of(benchmark):
-            yield benchmark, catalogue.calibration_path(participant), ("calibration", participant)
+            path = f"{benchmark}/{catalogue.calibration_path(participant)}"
+            jobs.append(_Job((path,), partial(_write_calibration, config=config, benchmark=benchmark, participant=participant)))
             for sequence in config.sequences_of(benchmark, participant):
-                if benchmark == "mono_flame_avatar":
-                    for name in (catalogue.TRACKING_FILE, catalogue.TRACKING_FILE_V1):
-                        yield benchmark, catalogue.tracking_path(participant, sequence, name), ("tracking", participant, sequence, name)
-                for serial in config.video_serials_of(benchmark, sequence):
-                    for kind in ("images", "alpha_maps"):
-                        path = catalogue.video_path(participant, sequence, serial, kind)
-                        yield benchmark, path, ("video", participant, sequence, serial, kind)
-                if benchmark == "nvs":
-                    for index, timestep in enumerate(timesteps(config, benchmark, participant, sequence)):
-                        path = catalogue.pointcloud_path(participant, sequence, timestep)
-                        yield benchmark, path, ("pointcloud", participant, sequence, index)
+                jobs += _sequence_jobs(config, benchmark, participant, sequence)
+    return jobs
+
+
+def _sequence_jobs(config: SyntheticConfig, benchmark: str, participant: int, sequence: str) -> list[_Job]:
+    jobs = []
+    if benchmark == "mono_flame_avatar":
+        for name in (catalogue.TRACKING_FILE, catalogue.TRACKING_FILE_V1):
+            path = f"{benchmark}/{catalogue.tracking_path(participant, sequence, name)}"
+            jobs.append(_Job((path,), partial(_write_tracking, config=config, participant=participant, sequence=sequence, name=name)))
+    for serial in config.video_serials_of(benchmark, sequence):
+        paths = tuple(f"{benchmark}/{catalogue.video_path(participant, sequence, serial, kind)}" for kind in VIDEO_KINDS)
+        jobs.append(_Job(paths, partial(
+            _write_videos, config=config, benchmark=benchmark, participant=participant, sequence=sequence, serial=serial
+        )))
+    if benchmark == "nvs":
+        for index, timestep in enumerate(timesteps(config, benchmark, participant, sequence)):
+            path = f"{benchmark}/{catalogue.pointcloud_path(participant, sequence, timestep)}"
+            jobs.append(_Job((path,), partial(_write_pointcloud, config=config, participant=participant, sequence=sequence, index=index)))
+    return jobs
+
+
+def expected_files(config: SyntheticConfig) -> list[str]:
+    """Every file ``generate`` writes, relative to the root (``nvs/388/calibration/camera_params.json``, ...)."""
+    return [path for job in _jobs(config) for path in job.files]
 
 
 # ---------------------------------------------------------------- atomic writers
@@ -130,13 +154,31 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             archive.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=FIXED_ZIP_TIME), buffer.getvalue())
 
 
-def _write_videos(config: SyntheticConfig, root: Path, benchmark: str, participant: int, sequence: str, serial: str) -> None:
+def _write_metadata(root: Path, *, config: SyntheticConfig, benchmark: str) -> None:
+    content = nvs_metadata(config) if benchmark == "nvs" else mono_metadata(config)
+    _write_json(root / benchmark / catalogue.METADATA_FILE, content)
+
+
+def _write_calibration(root: Path, *, config: SyntheticConfig, benchmark: str, participant: int) -> None:
+    cameras = camera_params(config, benchmark, participant)
+    content = {group: {serial: matrix.tolist() for serial, matrix in matrices.items()} for group, matrices in cameras.items()}
+    _write_json(root / benchmark / catalogue.calibration_path(participant), content)
+
+
+def _write_tracking(root: Path, *, config: SyntheticConfig, participant: int, sequence: str, name: str) -> None:
+    benchmark = "mono_flame_avatar"
+    current = name == catalogue.TRACKING_FILE
+    arrays = tracking(config, benchmark, participant, sequence) if current else older_tracking(config, participant, sequence)
+    _write_npz(root / benchmark / catalogue.tracking_path(participant, sequence, name), arrays)
+
+
+def _write_videos(root: Path, *, config: SyntheticConfig, benchmark: str, participant: int, sequence: str, serial: str) -> None:
     """Render one camera of a sequence into its images and alpha_maps mp4s (alpha as grey RGB)."""
     from ..video import VideoWriter
 
     width, height = config.frame_size(benchmark)
     fps = catalogue.SPECS[benchmark].fps
-    paths = [root / benchmark / catalogue.video_path(participant, sequence, serial, kind) for kind in ("images", "alpha_maps")]
+    paths = [root / benchmark / catalogue.video_path(participant, sequence, serial, kind) for kind in VIDEO_KINDS]
     with ExitStack() as stack:
         images_temp, alpha_temp = (stack.enter_context(_atomic(path)) for path in paths)
         images, alpha = (
@@ -151,50 +193,50 @@ def _write_videos(config: SyntheticConfig, root: Path, benchmark: str, participa
             alpha.write(np.repeat(mask[..., None], 3, axis=-1))
 
 
-def _write_pointcloud(config: SyntheticConfig, root: Path, participant: int, sequence: str, index: int, path: Path) -> None:
+def _write_pointcloud(root: Path, *, config: SyntheticConfig, participant: int, sequence: str, index: int) -> None:
     params = tracking(config, "nvs", participant, sequence)
     cameras = camera_params(config, "nvs", participant)["world_2_cam"]
     centres = np.array([-cameras[s][:3, :3].T @ cameras[s][:3, 3] for s in catalogue.NVS_TRAIN_SERIALS])
     appearance = Appearance.of(config.seed, "nvs", participant)
     arrays = head_pointcloud(config.seed, ("nvs", participant, sequence), config.n_points, params, index, appearance, centres)
-    with _atomic(path) as temp:
+    with _atomic(root / "nvs" / catalogue.pointcloud_path(participant, sequence, int(params["frames"][index]))) as temp:
         write_pcd(temp, *arrays)
 
 
 # ---------------------------------------------------------------- entry point
 def generate(
-    root: str | os.PathLike, config: SyntheticConfig | None = None, *, on_file: Callable[[str], None] | None = None
+    root: str | os.PathLike,
+    config: SyntheticConfig | None = None,
+    *,
+    workers: int = 1,
+    on_file: Callable[[str], None] | None = None,
 ) -> Path:
     """Write the synthetic benchmark of ``config`` (default: ``SyntheticConfig.tiny()``) under ``root``.
 
-    Files land at ``root/{benchmark}/{relative path}`` as on the real server; ``on_file(relative)`` is called
-    after each one (for a progress bar; ``expected_files`` gives the total). Returns ``root`` as a Path.
+    Files land at ``root/{benchmark}/{relative path}`` as on the real server, the same whatever ``workers``
+    (processes; 1 writes in this process). ``on_file(relative)`` is called after each file (for a progress
+    bar; ``expected_files`` gives the total). Returns ``root`` as a Path.
     """
     config = SyntheticConfig.tiny() if config is None else config
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise ConfigError(f"Cannot write the synthetic benchmark into {root}: it is a file, not a folder.")
-    written_videos = set()
-    for benchmark, relative, what in _assets(config):
-        path = root / benchmark / relative
-        kind = what[0]
-        if kind == "metadata":
-            _write_json(path, nvs_metadata(config) if benchmark == "nvs" else mono_metadata(config))
-        elif kind == "calibration":
-            cameras = camera_params(config, benchmark, what[1])
-            _write_json(path, {group: {s: m.tolist() for s, m in matrices.items()} for group, matrices in cameras.items()})
-        elif kind == "tracking":
-            _, participant, sequence, name = what
-            arrays = tracking(config, benchmark, participant, sequence)
-            _write_npz(path, arrays if name == catalogue.TRACKING_FILE else older_tracking(config, participant, sequence))
-        elif kind == "video":
-            _, participant, sequence, serial, _ = what
-            if (participant, sequence, serial) not in written_videos:
-                _write_videos(config, root, benchmark, participant, sequence, serial)
-                written_videos.add((participant, sequence, serial))
-        else:
-            _, participant, sequence, index = what
-            _write_pointcloud(config, root, participant, sequence, index, path)
-        if on_file is not None:
-            on_file(f"{benchmark}/{relative}")
+    report = on_file or (lambda relative: None)
+    jobs = _jobs(config)
+    if workers <= 1:
+        for job in jobs:
+            job.write(root)
+            for relative in job.files:
+                report(relative)
+        return root
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(job.write, root): job for job in jobs}
+        try:
+            for future in as_completed(futures):
+                future.result()
+                for relative in futures[future].files:
+                    report(relative)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
     return root
