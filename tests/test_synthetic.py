@@ -88,7 +88,8 @@ def test_tracking_files_have_the_real_keys_shapes_and_dtypes(synthetic_root, seq
     expected_matrices = Rotation.from_euler("XYZ", arrays["rotation"]).as_matrix()
     np.testing.assert_allclose(arrays["rotation_matrices"], expected_matrices, atol=1e-6)
     mono_meta = read_json(synthetic_root / MONO / "metadata.json")
-    assert len(arrays["frames"]) == mono_meta["participants_metadata"]["393"]["sequences_metadata"][sequence]["n_frames"]
+    sequences = mono_meta["participants_metadata"]["393"]["sequences_metadata"]
+    assert len(arrays["frames"]) == sequences[sequence]["n_frames"]
     assert not np.array_equal(arrays["frames"], np.arange(6))
     # Smooth: no parameter jumps by more than a small step between frames, yet the head moves.
     assert np.abs(np.diff(arrays["rotation"], axis=0)).max() < 0.3
@@ -176,7 +177,8 @@ def test_videos_decode_to_the_rendered_ground_truth(synthetic_root, synthetic_co
     images_path = synthetic_root / NVS / catalogue.video_path(388, "GLASSES", serial, "images")
     alpha_path = synthetic_root / NVS / catalogue.video_path(388, "GLASSES", serial, "alpha_maps")
     truth = list(render_views(synthetic_config, NVS, 388, "GLASSES", serial))
-    for (rgb, alpha), (true_rgb, true_alpha) in zip(zip(iter_frames(images_path), iter_frames(alpha_path, gray=True)), truth):
+    decoded = zip(iter_frames(images_path), iter_frames(alpha_path, gray=True))
+    for (rgb, alpha), (true_rgb, true_alpha) in zip(decoded, truth, strict=True):
         subject = true_alpha > 0
         assert 0.05 < subject.mean() < 0.6
         # Codec ringing reaches a couple of pixels beyond the silhouette; farther out it is only noise.
@@ -216,7 +218,8 @@ def test_render_views_covers_hold_out_cameras_and_frame_ranges(synthetic_config)
     all_frames = list(render_views(synthetic_config, NVS, 388, "GLASSES", "222200046"))
     assert len(all_frames) == 6
     rgb, alpha = all_frames[0]
-    assert rgb.shape == (160, 110, 3) and rgb.dtype == np.uint8 and alpha.shape == (160, 110) and alpha.dtype == np.uint8
+    assert rgb.shape == (160, 110, 3) and alpha.shape == (160, 110)
+    assert rgb.dtype == alpha.dtype == np.uint8
     some = list(render_views(synthetic_config, NVS, 388, "GLASSES", "222200046", start=2, stop=4))
     assert len(some) == 2
     np.testing.assert_array_equal(some[0][0], all_frames[2][0])
@@ -261,7 +264,8 @@ def test_same_config_gives_identical_files_in_parallel_too(synthetic_root, synth
     assert sorted(files_under(again)) == paths
     for relative in paths:
         if relative.endswith(".mp4"):
-            for first, second in zip(iter_frames(synthetic_root / relative), iter_frames(again / relative)):
+            frames = zip(iter_frames(synthetic_root / relative), iter_frames(again / relative), strict=True)
+            for first, second in frames:
                 np.testing.assert_array_equal(first, second)
         else:
             assert (synthetic_root / relative).read_bytes() == (again / relative).read_bytes(), relative
@@ -317,7 +321,8 @@ def test_cli_writes_a_benchmark_and_reports_bad_output_in_one_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert files_under(tmp_path / "out") == set(expected_files(SyntheticConfig.tiny(3)))
     with np.load(tmp_path / "out" / MONO / catalogue.tracking_path(393, "FREE")) as npz:
-        np.testing.assert_array_equal(npz["expression"], tracking(SyntheticConfig.tiny(3), MONO, 393, "FREE")["expression"])
+        expected = tracking(SyntheticConfig.tiny(3), MONO, 393, "FREE")["expression"]
+        np.testing.assert_array_equal(npz["expression"], expected)
 
     a_file = tmp_path / "a_file"
     a_file.write_text("")

@@ -88,16 +88,20 @@ class _Job:
     write: Callable[[Path], None]
 
 
+def _job(files: str | tuple[str, ...], write: Callable[..., None], **arguments) -> _Job:
+    return _Job((files,) if isinstance(files, str) else files, partial(write, **arguments))
+
+
 def _jobs(config: SyntheticConfig) -> list[_Job]:
     """Every write, in a sensible order (small files first per participant); each is independent."""
     jobs = []
     for benchmark in catalogue.BENCHMARKS:
         if not config.participants_of(benchmark):
             continue
-        jobs.append(_Job((f"{benchmark}/{catalogue.METADATA_FILE}",), partial(_write_metadata, config=config, benchmark=benchmark)))
+        jobs.append(_job(f"{benchmark}/{catalogue.METADATA_FILE}", _write_metadata, config=config, benchmark=benchmark))
         for participant in config.participants_of(benchmark):
             path = f"{benchmark}/{catalogue.calibration_path(participant)}"
-            jobs.append(_Job((path,), partial(_write_calibration, config=config, benchmark=benchmark, participant=participant)))
+            jobs.append(_job(path, _write_calibration, config=config, benchmark=benchmark, participant=participant))
             for sequence in config.sequences_of(benchmark, participant):
                 jobs += _sequence_jobs(config, benchmark, participant, sequence)
     return jobs
@@ -105,19 +109,20 @@ def _jobs(config: SyntheticConfig) -> list[_Job]:
 
 def _sequence_jobs(config: SyntheticConfig, benchmark: str, participant: int, sequence: str) -> list[_Job]:
     jobs = []
+    where = {"config": config, "participant": participant, "sequence": sequence}
     if benchmark == "mono_flame_avatar":
         for name in (catalogue.TRACKING_FILE, catalogue.TRACKING_FILE_V1):
             path = f"{benchmark}/{catalogue.tracking_path(participant, sequence, name)}"
-            jobs.append(_Job((path,), partial(_write_tracking, config=config, participant=participant, sequence=sequence, name=name)))
+            jobs.append(_job(path, _write_tracking, name=name, **where))
     for serial in config.video_serials_of(benchmark, sequence):
-        paths = tuple(f"{benchmark}/{catalogue.video_path(participant, sequence, serial, kind)}" for kind in VIDEO_KINDS)
-        jobs.append(_Job(paths, partial(
-            _write_videos, config=config, benchmark=benchmark, participant=participant, sequence=sequence, serial=serial
-        )))
+        paths = tuple(
+            f"{benchmark}/{catalogue.video_path(participant, sequence, serial, kind)}" for kind in VIDEO_KINDS
+        )
+        jobs.append(_job(paths, _write_videos, benchmark=benchmark, serial=serial, **where))
     if benchmark == "nvs":
         for index, timestep in enumerate(timesteps(config, benchmark, participant, sequence)):
             path = f"{benchmark}/{catalogue.pointcloud_path(participant, sequence, timestep)}"
-            jobs.append(_Job((path,), partial(_write_pointcloud, config=config, participant=participant, sequence=sequence, index=index)))
+            jobs.append(_job(path, _write_pointcloud, index=index, **where))
     return jobs
 
 
@@ -161,18 +166,23 @@ def _write_metadata(root: Path, *, config: SyntheticConfig, benchmark: str) -> N
 
 def _write_calibration(root: Path, *, config: SyntheticConfig, benchmark: str, participant: int) -> None:
     cameras = camera_params(config, benchmark, participant)
-    content = {group: {serial: matrix.tolist() for serial, matrix in matrices.items()} for group, matrices in cameras.items()}
+    content = {
+        group: {serial: matrix.tolist() for serial, matrix in matrices.items()} for group, matrices in cameras.items()
+    }
     _write_json(root / benchmark / catalogue.calibration_path(participant), content)
 
 
 def _write_tracking(root: Path, *, config: SyntheticConfig, participant: int, sequence: str, name: str) -> None:
-    benchmark = "mono_flame_avatar"
-    current = name == catalogue.TRACKING_FILE
-    arrays = tracking(config, benchmark, participant, sequence) if current else older_tracking(config, participant, sequence)
-    _write_npz(root / benchmark / catalogue.tracking_path(participant, sequence, name), arrays)
+    if name == catalogue.TRACKING_FILE:
+        arrays = tracking(config, "mono_flame_avatar", participant, sequence)
+    else:
+        arrays = older_tracking(config, participant, sequence)
+    _write_npz(root / "mono_flame_avatar" / catalogue.tracking_path(participant, sequence, name), arrays)
 
 
-def _write_videos(root: Path, *, config: SyntheticConfig, benchmark: str, participant: int, sequence: str, serial: str) -> None:
+def _write_videos(
+    root: Path, *, config: SyntheticConfig, benchmark: str, participant: int, sequence: str, serial: str
+) -> None:
     """Render one camera of a sequence into its images and alpha_maps mp4s (alpha as grey RGB)."""
     from ..video import VideoWriter
 
@@ -198,7 +208,8 @@ def _write_pointcloud(root: Path, *, config: SyntheticConfig, participant: int, 
     cameras = camera_params(config, "nvs", participant)["world_2_cam"]
     centres = np.array([-cameras[s][:3, :3].T @ cameras[s][:3, 3] for s in catalogue.NVS_TRAIN_SERIALS])
     appearance = Appearance.of(config.seed, "nvs", participant)
-    arrays = head_pointcloud(config.seed, ("nvs", participant, sequence), config.n_points, params, index, appearance, centres)
+    keys = ("nvs", participant, sequence)
+    arrays = head_pointcloud(config.seed, keys, config.n_points, params, index, appearance, centres)
     with _atomic(root / "nvs" / catalogue.pointcloud_path(participant, sequence, int(params["frames"][index]))) as temp:
         write_pcd(temp, *arrays)
 
