@@ -17,7 +17,7 @@ from nersemble_zarr.synthetic.server import Faults, serve
 
 NVS, MONO = "nvs", "mono_flame_avatar"
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=1.0, read_timeout_s=5.0)
-PCD = "388/sequences/GLASSES/pointclouds/frame_00002.pcd"  # the first frame's point cloud (timestep 2)
+PCD = "388/sequences/GLASSES/pointclouds/frame_00000.pcd"  # the first frame's point cloud (timestep 0)
 VIDEO = "388/sequences/GLASSES/images/cam_222200042.mp4"
 
 
@@ -187,7 +187,7 @@ def test_wrong_secret_is_refused_without_retries(synthetic_root, tmp_path) -> No
 
 def test_truncated_body_is_detected_and_never_becomes_the_final_file(synthetic_root, tmp_path) -> None:
     with serve(synthetic_root, Faults(short_body_bytes=100, paths=(f"{NVS}/{PCD}",))) as server:
-        with pytest.raises(FetchIncomplete, match="frame_00002.pcd") as caught:
+        with pytest.raises(FetchIncomplete, match="frame_00000.pcd") as caught:
             fetch(tmp_path, NVS, url=server.url, retry=FAST)
         gets = [r for r in server.requests if r.path == f"{NVS}/{PCD}" and r.method == "GET"]
     assert len(gets) == 3 and not (tmp_path / NVS / PCD).exists()
@@ -221,8 +221,8 @@ def test_unknown_names_are_rejected_before_any_request(synthetic_root, tmp_path,
 
 def test_frames_and_participants_beyond_the_server_metadata_are_rejected(synthetic_root, tmp_path) -> None:
     with serve(synthetic_root) as server:
-        with pytest.raises(CatalogueError, match="frame 6 is out of range.*6 frames"):
-            fetch(tmp_path, NVS, url=server.url, pointcloud_frames=[0, 6])
+        with pytest.raises(CatalogueError, match="frame 7 is not a timestep of participant 388.*run 0, 3"):
+            fetch(tmp_path, NVS, url=server.url, pointcloud_frames=[0, 7])
         with pytest.raises(CatalogueError, match="Participant 422 is not listed"):
             fetch(tmp_path, NVS, url=server.url, participants=[422])
         assert {r.path for r in server.requests} == {"nvs/metadata.json"}
@@ -231,15 +231,15 @@ def test_frames_and_participants_beyond_the_server_metadata_are_rejected(synthet
 def test_dry_run_lists_sizes_and_writes_nothing(synthetic_root, tmp_path) -> None:
     out = tmp_path / "out"
     with serve(synthetic_root) as server:
-        summary = fetch(out, NVS, url=server.url, dry_run=True, pointcloud_frames=[1, 2])
+        summary = fetch(out, NVS, url=server.url, dry_run=True, pointcloud_frames=[3, 6])
         methods = {(r.method, r.path.endswith("metadata.json")) for r in server.requests}
     assert not out.exists()
     assert methods == {("HEAD", True), ("GET", True), ("HEAD", False)}
     sizes = {f.path: f.size for f in summary.files}
-    assert sizes["388/sequences/GLASSES/pointclouds/frame_00005.pcd"] == (
-        synthetic_root / NVS / "388/sequences/GLASSES/pointclouds/frame_00005.pcd"
+    assert sizes["388/sequences/GLASSES/pointclouds/frame_00003.pcd"] == (
+        synthetic_root / NVS / "388/sequences/GLASSES/pointclouds/frame_00003.pcd"
     ).stat().st_size
-    assert "388/sequences/GLASSES/pointclouds/frame_00002.pcd" not in sizes
+    assert "388/sequences/GLASSES/pointclouds/frame_00000.pcd" not in sizes
     assert summary.bytes_total == sum(sizes.values()) and summary.downloaded == 0
     assert "30 files" in summary.line()
 

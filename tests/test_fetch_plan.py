@@ -61,16 +61,16 @@ def test_nvs_plan_covers_every_participant_with_frame_zero() -> None:
     assert not any("222200046" in p or "222200037" in p or "222200039" in p for p in paths)  # hold-out cameras
 
 
-def test_point_cloud_frames_are_positions_turned_into_timesteps() -> None:
-    request = make_request("nvs", participants=[388], assets=["pointclouds"], pointcloud_frames=[0, 2])
+def test_point_cloud_frames_are_timestep_labels_as_in_the_official_tool() -> None:
+    request = make_request("nvs", participants=[388], assets=["pointclouds"], pointcloud_frames=[0, 6])
     assert plan_paths(request, FULL_NVS) == [
         "388/sequences/GLASSES/pointclouds/frame_00000.pcd", "388/sequences/GLASSES/pointclouds/frame_00006.pcd",
     ]
     everything = plan_paths(make_request("nvs", participants=[475], assets=["pointclouds"], pointcloud_frames="all"),
                             FULL_NVS)
     assert len(everything) == catalogue.NVS_N_FRAMES[475] and everything[-1].endswith("frame_00774.pcd")
-    with pytest.raises(CatalogueError, match="frame 259 is out of range: participant 475 has 259 frames"):
-        plan_paths(make_request("nvs", participants=[475], pointcloud_frames=[259]), FULL_NVS)
+    with pytest.raises(CatalogueError, match="frame 1 is not a timestep of participant 475"):
+        plan_paths(make_request("nvs", participants=[475], pointcloud_frames=[1]), FULL_NVS)
 
 
 def test_mono_plan_videos_for_train_sequences_tracking_for_all() -> None:

@@ -120,17 +120,19 @@ def _sequence_paths(request: FetchRequest, metadata: ServerMetadata, participant
 
 
 def _frames(request: FetchRequest, metadata: ServerMetadata, participant: int) -> tuple[int, ...]:
-    """Timesteps of the requested point cloud frames: frame k is the k-th timestep in metadata.json."""
+    """Timesteps of the requested point clouds: frame numbers are timestep labels, as in the official tool."""
     timesteps = metadata.timesteps.get(participant, ())
     if request.pointcloud_frames == "all":
         return timesteps
     for frame in request.pointcloud_frames:
-        if frame >= len(timesteps):
+        if frame not in timesteps:
             raise CatalogueError(
-                f"Point cloud frame {frame} is out of range: participant {participant} has {len(timesteps)} "
-                f"frames (0 to {len(timesteps) - 1}) in the server's nvs/metadata.json."
+                f"Point cloud frame {frame} is not a timestep of participant {participant} in the server's "
+                f"nvs/metadata.json (its timesteps run {timesteps[0]}, {timesteps[1]}, ... {timesteps[-1]})."
+                if len(timesteps) > 1 else
+                f"Point cloud frame {frame} is not a timestep of participant {participant} in nvs/metadata.json."
             )
-    return tuple(timesteps[frame] for frame in request.pointcloud_frames)
+    return tuple(request.pointcloud_frames)
 
 
 def local_path(root: str | Path, benchmark: str, relative: str) -> Path:

@@ -9,8 +9,9 @@ from .. import catalogue
 from ..errors import ConfigError
 
 # Original capture frames kept by the benchmark: every FRAME_STRIDE-th frame from FRAME_OFFSET, so timestep
-# labels (metadata "timesteps", tracking "frames", point cloud names) are not simply 0..N-1.
-FRAME_OFFSET = 2
+# labels (metadata "timesteps", tracking "frames", point cloud names) are not simply 0..N-1. Frame 0 exists,
+# as on the real server, where the official downloader fetches frame_00000.pcd by default.
+FRAME_OFFSET = 0
 FRAME_STRIDE = 3
 
 
