@@ -55,12 +55,14 @@ def validate_submission(
     partial: bool = False,
     spec: SubmissionSpec | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scratch_dir: str | os.PathLike | None = None,
 ) -> ValidationReport:
     """Validate the zip at ``path`` against a benchmark's expectations and return the report.
 
     Frame counts come from ``root`` (fetched folder), ``store`` (converted store), ``frame_counts`` or,
     for NVS, the catalogue; or pass a ready ``spec``. With ``partial`` missing videos are allowed.
-    The zip is never extracted: each expected entry is copied, size-capped, into a private temp file.
+    The zip is never extracted: each expected entry is copied, size-capped, into a private temp file
+    (in ``scratch_dir``, default the system's temp folder).
     ``progress(done, total)`` is called after each video is checked.
     """
     if spec is None:
@@ -77,7 +79,7 @@ def validate_submission(
     with archive:
         problems, to_check = _check_listing(archive.infolist(), spec, partial)
         valid: list[str] = []
-        with tempfile.TemporaryDirectory(prefix="nersemble-validate-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="nersemble-validate-", dir=scratch_dir) as scratch:
             for done, info in enumerate(to_check, 1):
                 found = _check_video(archive, info, spec.by_entry()[info.filename], spec, Path(scratch) / "entry.mp4")
                 problems.extend(found)

@@ -68,7 +68,8 @@ def export_submission(
                 for source, path in jobs:
                     archive.write(path, arcname=source.video)
                     path.unlink()  # keep at most one copy of each video on disk
-            report = dataclasses.replace(validate_submission(partial_zip, spec=spec, partial=partial), path=output)
+            report = validate_submission(partial_zip, spec=spec, partial=partial, scratch_dir=folder)
+            report = dataclasses.replace(report, path=output)
             report.raise_if_invalid()
             os.replace(partial_zip, output)
         finally:
