@@ -24,7 +24,7 @@ def read_root_attrs(store: StoreLike) -> dict[str, Any]:
     """Root attributes of an existing store, after checking it is ours and of a format we can read."""
     path = _store_path(store)
     try:
-        root = zarr.open_group(path, mode="r")
+        root = zarr.open_group(path, mode="r", zarr_format=3)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError, KeyError) as error:
         raise StoreError(f"{path} is not a zarr store; convert one with `nersemble-zarr convert`.") from error
     attrs = dict(root.attrs)
@@ -71,18 +71,28 @@ def consolidate(store: StoreLike) -> None:
         zarr.consolidate_metadata(_store_path(store))
 
 
+def sequence_keys(store: StoreLike) -> list[tuple[str, int, str]]:
+    """(benchmark, participant, sequence) of every full-resolution sequence group in a store, sorted."""
+    root = zarr.open_group(_store_path(store), mode="r", use_consolidated=False)
+    keys = []
+    for benchmark in catalogue.BENCHMARKS:
+        if benchmark not in root:
+            continue
+        for participant, participant_group in root[benchmark].groups():
+            if participant.isdigit():
+                keys.extend((benchmark, int(participant), name) for name, _ in participant_group.groups())
+    return sorted(keys)
+
+
 def open(store: StoreLike, *, chunks: dict | None = None) -> xr.DataTree:  # noqa: A001 - mirrors xr.open_*
-    """Open a converted store as a lazy, dask-backed xarray DataTree."""
+    """Open a converted store (a path or an fsspec URL such as ``s3://bucket/nersemble.zarr``) as a lazy,
+    dask-backed xarray DataTree, reading the consolidated metadata written by ``convert``."""
     read_root_attrs(store)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        tree = xr.open_datatree(_store_path(store), engine="zarr", chunks={} if chunks is None else chunks)
-    return tree.map_over_datasets(_load_coordinates)
-
-
-def _load_coordinates(dataset: xr.Dataset) -> xr.Dataset:
-    """Cameras and FLAME parameters are small: keep them in memory so selections never touch the disk."""
-    return dataset.assign_coords({name: dataset[name].load() for name in dataset.coords})
+        return xr.open_datatree(
+            _store_path(store), engine="zarr", chunks={} if chunks is None else chunks, zarr_format=3
+        )
 
 
 def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name: str | None = None) -> xr.Dataset:
@@ -94,9 +104,11 @@ def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name:
         sequence_name = catalogue.NVS_SEQUENCES[participant]
     path = schema.sequence_group(benchmark, participant, sequence_name)
     try:
-        return tree[path].to_dataset()
+        dataset = tree[path].to_dataset()
     except KeyError as error:
         raise StoreError(f"The store has no sequence {path}; convert it first.") from error
+    # Cameras and FLAME parameters are small: load them once so selections never touch the store again.
+    return dataset.assign_coords({name: dataset[name].load() for name in dataset.coords})
 
 
 def train_cameras(dataset: xr.Dataset) -> xr.Dataset:
