@@ -38,7 +38,7 @@ class FramesType(click.ParamType):
 )
 @click.option(
     "--pointcloud-frames", type=FramesType(), default="0", show_default=True,
-    help="NVS point cloud frames (0 = the first frame of the sequence): e.g. 0, 0,3,6 or all.",
+    help="NVS point cloud frames by timestep (as in metadata.json): e.g. 0, 0,3,6 or all.",
 )
 @workers_option
 @click.option("--dry-run", is_flag=True, help="List the files with their sizes and the total; download nothing.")

@@ -46,7 +46,7 @@ def fetch(
     """Fetch a benchmark's assets into ``root/{benchmark}``; raises FetchIncomplete if any file failed.
 
     ``participants`` (None = all on the server), ``assets`` (None = the official defaults, or ``"all"``)
-    and ``pointcloud_frames`` (positions in the sequence, 0 = first frame, or ``"all"``) are checked against
+    and ``pointcloud_frames`` (timestep labels as in metadata.json, or ``"all"``) are checked against
     the catalogue before any request. ``url`` overrides the
     configured access URL. With ``dry_run`` nothing is written; the summary lists files and sizes.
     """
