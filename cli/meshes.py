@@ -25,19 +25,24 @@ device_option = click.option(
 @device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Timesteps per batch (default: from free GPU memory, or 64 on CPU).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch (default: torch's, one per core); 1 is fastest on a busy shared CPU.")
 @overwrite_option
 @handle_errors
 def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...], flame_dir: Path | None,
-           device: str, batch_size: int | None, overwrite: bool) -> None:
+           device: str, batch_size: int | None, threads: int | None, overwrite: bool) -> None:
     """Evaluate FLAME for every timestep of the mono sequences in STORE and store vertices and landmarks.
 
     Resumable: finished sequences are skipped and an interrupted sequence continues where it stopped.
     """
+    import torch
     from tqdm import tqdm
 
     from nersemble_zarr.flame.lbs import FlameModel
     from nersemble_zarr.flame.store import find_flame_sequences, write_sequence_meshes
 
+    if threads:
+        torch.set_num_threads(threads)
     targets = find_flame_sequences(store, participants or None, sequences or None)
     todo = [target for target in targets if overwrite or not target.complete]
     click.echo(f"{len(targets)} sequence(s) with FLAME tracking, {len(targets) - len(todo)} already complete.")

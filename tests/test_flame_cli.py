@@ -92,7 +92,8 @@ def test_an_interrupted_sequence_resumes_without_rewriting_finished_chunks(store
 
 
 def test_meshes_selects_participants_and_sequences(store, standin_dir):
-    result = run("meshes", store, "-p", "404", "--sequence", "FREE", "--flame-dir", standin_dir, "--device", "cpu")
+    result = run("meshes", store, "-p", "404", "--sequence", "FREE", "--flame-dir", standin_dir, "--device", "cpu",
+                 "--threads", "1")
     assert result.exit_code == 0, result.output
     assert "1 sequence(s)" in result.output
     assert [group.complete for group in find_flame_sequences(store)] == [False, True]

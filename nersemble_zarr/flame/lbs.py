@@ -63,7 +63,8 @@ class FlameModel:
 
         self._basis = self._tensor(basis)                                      # (V * 3, 136)
         self._joint_expression_dirs = self._tensor(joint_expression_dirs)      # (100, 5 * 3)
-        self._weights = self._tensor(assets.weights)                           # (V, 5)
+        # Skinning weights plus a column of ones: a sixth "joint" that carries the world translation.
+        self._weights = self._tensor(np.concatenate([assets.weights, np.ones((vertex_count, 1))], axis=1))
         self._parents = [int(p) for p in assets.parents]
         self._faces = self._tensor(assets.faces, torch.int64)
         if assets.has_landmarks:
@@ -132,7 +133,7 @@ class FlameModel:
         with torch.inference_mode():
             for batch in batches:
                 batch_vertices = self.forward(identity, params.take(batch))
-                vertices[batch] = batch_vertices.cpu().numpy()
+                torch.from_numpy(vertices[batch]).copy_(batch_vertices)  # also (V, 3, B) -> (B, V, 3)
                 if points is not None:
                     points[batch] = self.landmarks(batch_vertices, params.take(batch)).cpu().numpy()
                 if progress is not None:
@@ -161,16 +162,16 @@ class FlameModel:
         model_to_world = identity.scale * euler_xyz_to_matrix(self._tensor(params.rotation))  # (B, 3, 3)
         rotations = model_to_world[:, None] @ rotations
         translations = (model_to_world[:, None] @ translations[..., None])[..., 0]
-        # Per joint: the rotation's columns (k-major) then the translation -> (5, 12 * B).
+        # Per joint: the rotation's columns (k-major) then the translation; then the world translation.
         joint_transforms = torch.cat([rotations.transpose(-1, -2).flatten(2), translations], dim=2)
-        joint_transforms = joint_transforms.permute(1, 2, 0).reshape(len(self._parents), -1)
+        world_translation = torch.cat([torch.zeros((n, 1, 9), device=self.device), translation[:, None]], dim=2)
+        joint_transforms = torch.cat([joint_transforms, world_translation], dim=1).permute(1, 2, 0).reshape(6, -1)
         vertices = torch.empty_like(posed)
         vertex_tile = len(posed) if self.device.type != "cpu" else max(64, CPU_TILE_BYTES // (12 * 4 * n))
         for tile in plan_timestep_batches(len(posed), vertex_tile):
             blended = (self._weights[tile] @ joint_transforms).view(-1, 12, n)  # per-vertex 3x4 transforms
-            out = torch.add(blended[:, 9:], translation.T, out=vertices[tile])
-            for axis in range(3):
-                out.addcmul_(blended[:, 3 * axis:3 * axis + 3], posed[tile, axis:axis + 1])
+            out = torch.addcmul(blended[:, 9:], blended[:, 0:3], posed[tile, 0:1], out=vertices[tile])
+            out.addcmul_(blended[:, 3:6], posed[tile, 1:2]).addcmul_(blended[:, 6:9], posed[tile, 2:3])
         return vertices.permute(2, 0, 1)
 
     def landmarks(self, vertices: torch.Tensor, params: FlameParameters) -> torch.Tensor:

@@ -89,7 +89,7 @@ def write_sequence_meshes(
     group = zarr.open_group(store, path=target.path, mode="r+", use_consolidated=False)
     if group.attrs.get(COMPLETE_ATTR) and not overwrite:
         return False
-    ds = xr.open_zarr(store, group=target.path, consolidated=False)
+    ds = xr.open_zarr(store, group=target.path, consolidated=False, chunks=None)
     params = flame_parameters(ds)
     outputs = {schema.VERTICES: (schema.VERTEX, model.assets.v_template.shape[0])}
     if model.n_landmarks:
@@ -133,7 +133,7 @@ def read_mesh(store: str | os.PathLike, participant: int, sequence: str, timeste
     _open_root(store)
     path = schema.sequence_group(BENCHMARK, participant, sequence)
     try:
-        ds = xr.open_zarr(store, group=path, consolidated=False)
+        ds = xr.open_zarr(store, group=path, consolidated=False, chunks=None)
     except (FileNotFoundError, KeyError) as error:
         raise StoreError(f"{store} has no sequence group {path}; run convert for that sequence first.") from error
     timesteps = ds[schema.TIMESTEP].values
