@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import zipfile
 from fractions import Fraction
 from pathlib import Path
@@ -345,10 +346,12 @@ def test_read_ahead_keeps_order_passes_errors_and_stops_its_thread():
     with pytest.raises(SubmissionError, match="image 3 is broken"):
         list(read_ahead(failing()))
     before = threading.active_count()
-    reader = read_ahead(iter(blocks * 100))
-    next(reader)
-    reader.close()  # an encode that stops early must not leave the reader thread behind
-    assert threading.active_count() == before
+    for source in (blocks * 100, blocks[:2]):  # reader blocked on a block, or on the end marker
+        reader = read_ahead(iter(source))
+        next(reader)
+        time.sleep(0.2)
+        reader.close()  # an encode that stops early must not hang nor leave the reader thread behind
+        assert threading.active_count() == before
 
 
 def test_distributed_cluster_encodes_the_same_videos_as_threads(tmp_path, nvs_truth):

@@ -26,13 +26,12 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    """How every video of a submission is encoded: size, rate, libx264 crf and encoder threads (0: auto)."""
+    """How every video of a submission is encoded: size, rate and libx264 crf."""
 
     width: int
     height: int
     fps: float
     crf: int = SUBMISSION_CRF
-    threads: int = 0
 
 
 class Cancelled(Exception):
@@ -51,10 +50,7 @@ def encode_video(
 
     written = 0
     try:
-        with VideoWriter(
-            path, width=settings.width, height=settings.height, fps=settings.fps,
-            crf=settings.crf, threads=settings.threads,
-        ) as writer:
+        with VideoWriter(path, width=settings.width, height=settings.height, fps=settings.fps, crf=settings.crf) as writer:
             for block in read_ahead(source.blocks()):
                 if cancelled is not None and cancelled.is_set():
                     raise Cancelled(source.video)
@@ -88,20 +84,24 @@ def read_ahead(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     stop = threading.Event()
     done = object()
 
+    def offer(item: object) -> bool:
+        """Put ``item`` in the slot unless the consumer has stopped; False once it has."""
+        while not stop.is_set():
+            try:
+                slot.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for block in blocks:
-                while not stop.is_set():
-                    try:
-                        slot.put(block, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(block):
                     return
-            slot.put(done)
+            offer(done)
         except BaseException as error:  # handed to the consumer, which raises it
-            slot.put(error)
+            offer(error)
 
     reader = threading.Thread(target=produce, name="read-ahead", daemon=True)
     reader.start()

@@ -46,8 +46,8 @@ def export_submission(
     folder of images (see ``predictions``). Frame counts come from ``root``, ``store`` or ``frame_counts``
     (NVS: the catalogue by default); ``resolution`` = (width, height) overrides the frame size. Videos are
     encoded on ``workers`` threads, or on a dask.distributed ``client`` whose workers can write the
-    output's folder. ``progress(done, total)`` is called with frame counts as frames are encoded. With ``partial`` a subset
-    of the videos is enough. An existing ``output`` is only replaced with ``overwrite``, and only by a zip
+    output's folder. ``progress(done, total)`` receives encoded frame counts. With ``partial`` a subset of
+    the videos is enough. An existing ``output`` is only replaced with ``overwrite``, and only by a zip
     that validated; on any error nothing new remains beside it.
     """
     spec = expected_submission(
