@@ -98,7 +98,9 @@ def validate_submission(
         return
     for problem in report.problems:
         click.echo(f"- {problem}", err=True)
-    raise SubmissionError(f"{zip_path} is not a valid {benchmark} submission: {len(report.problems)} problem(s), listed above.")
+    raise SubmissionError(
+        f"{zip_path} is not a valid {benchmark} submission: {len(report.problems)} problem(s), listed above."
+    )
 
 
 @contextmanager

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
+from nersemble_zarr.cli.main import main as cli
 
 from nersemble_zarr import catalogue, schema
-from nersemble_zarr.cli.main import main as cli
 from nersemble_zarr.synthetic import render_views
 
 SEQUENCE = (388, "GLASSES")

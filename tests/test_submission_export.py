@@ -17,8 +17,7 @@ import xarray as xr
 
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr.errors import StoreError, SubmissionError
-from nersemble_zarr.submission import expected_submission, export_submission, validate_submission
-from nersemble_zarr.submission import sources
+from nersemble_zarr.submission import expected_submission, export_submission, sources, validate_submission
 from nersemble_zarr.submission.frames import to_uint8
 from nersemble_zarr.submission.sources import ArrayVideo, plan_blocks
 from nersemble_zarr.synthetic import SyntheticConfig, render_views
@@ -81,7 +80,10 @@ def write_store(path: Path, truth: dict, *, extra_serial: bool = False) -> Path:
         images = np.stack(frames)
         groups[schema.sequence_group("nvs", p, s)] = xr.Dataset(
             {schema.IMAGES: ((schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL), images)},
-            coords={schema.SERIAL: np.array(serials, dtype=object), schema.TIMESTEP: np.arange(images.shape[1]) * 3 + 2},
+            coords={
+                schema.SERIAL: np.array(serials, dtype=object),
+                schema.TIMESTEP: np.arange(images.shape[1]) * 3 + 2,
+            },
         )
     tree = xr.DataTree.from_dict(groups)
     encoding = {f"/{g}": {schema.IMAGES: {"chunks": (1, 2) + ds[schema.IMAGES].shape[2:]}} for g, ds in groups.items()}
@@ -98,7 +100,9 @@ def test_store_round_trip_is_faithful_complete_and_valid(tmp_path, nvs_truth):
     store = write_store(tmp_path / "pred.zarr", nvs_truth, extra_serial=True)
     output = tmp_path / "submission.zip"
     seen = []
-    report = export_submission(store, output, "nvs", progress=lambda done, total: seen.append((done, total)), **options("nvs"))
+    report = export_submission(
+        store, output, "nvs", progress=lambda done, total: seen.append((done, total)), **options("nvs")
+    )
 
     assert report.ok and report.path == output
     assert seen[-1] == (60, 60) and [d for d, _ in seen] == sorted(d for d, _ in seen)
@@ -128,11 +132,13 @@ def test_every_input_kind_gives_each_camera_its_own_frames(tmp_path, nvs_truth, 
     elif kind == "dask":
         predictions = {key: da.from_array(frames, chunks=(3, -1, -1, -1)) for key, frames in truth.items()}
     elif kind == "dataarray-with-serial":  # any dim order; the camera is picked by its serial
-        predictions = {key: stacked.transpose(schema.SERIAL, schema.X, schema.Y, schema.TIMESTEP, schema.CHANNEL) for key in truth}
+        shuffled = stacked.transpose(schema.SERIAL, schema.X, schema.Y, schema.TIMESTEP, schema.CHANNEL)
+        predictions = {key: shuffled for key in truth}
     elif kind == "dataset":
         predictions = {key: xr.Dataset({schema.IMAGES: stacked.sel(serial=key[2])}) for key in truth}
     else:
-        predictions = xr.DataTree.from_dict({"nvs/388/GLASSES": xr.Dataset({schema.IMAGES: stacked.chunk({schema.TIMESTEP: 1})})})
+        chunked = xr.Dataset({schema.IMAGES: stacked.chunk({schema.TIMESTEP: 1})})
+        predictions = xr.DataTree.from_dict({"nvs/388/GLASSES": chunked})
     output = tmp_path / "submission.zip"
     export_submission(predictions, output, "nvs", partial=True, workers=2, **options("nvs"))
 
@@ -264,7 +270,8 @@ def test_bad_predictions_are_refused_before_encoding(tmp_path, nvs_truth, change
 
 def test_missing_videos_are_listed_unless_partial(tmp_path, nvs_truth):
     truth = {key: frames for key, frames in nvs_truth.items() if key[0] != 443}
-    with pytest.raises(SubmissionError, match=r"3 of 15 nvs videos are missing .*443/FREE/cam_222200046.mp4.*--partial"):
+    missing = r"3 of 15 nvs videos are missing .*443/FREE/cam_222200046.mp4.*--partial"
+    with pytest.raises(SubmissionError, match=missing):
         export_submission(truth, tmp_path / "out.zip", "nvs", **options("nvs"))
 
 

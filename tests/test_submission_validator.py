@@ -49,7 +49,9 @@ def write_zip(path: Path, entries: dict[str, bytes] | list[tuple[str | zipfile.Z
     return path
 
 
-def encoded(path: Path, *, frames: int = 4, width: int = WIDTH, height: int = HEIGHT, fps: float = 73.0, **codec) -> bytes:
+def encoded(
+    path: Path, *, frames: int = 4, width: int = WIDTH, height: int = HEIGHT, fps: float = 73.0, **codec
+) -> bytes:
     """An mp4 of smooth moving content with the given properties."""
     y, x = np.mgrid[0:height, 0:width]
     with VideoWriter(path, width=width, height=height, fps=fps, **codec) as writer:
@@ -192,7 +194,8 @@ def test_files_that_are_no_zip_give_one_problem(tmp_path, videos, content):
         path.mkdir()
     report = validate_submission(path, "nvs", **OPTIONS)
     assert len(report.problems) == 1 and str(path) in report.problems[0]
-    expected = "does not exist or is not a file" if content in ("missing", "folder") else "is not a zip file, or it is truncated"
+    not_a_file = content in ("missing", "folder")
+    expected = "does not exist or is not a file" if not_a_file else "is not a zip file, or it is truncated"
     assert expected in report.problems[0]
 
 

@@ -50,7 +50,9 @@ def encode_video(
 
     written = 0
     try:
-        with VideoWriter(path, width=settings.width, height=settings.height, fps=settings.fps, crf=settings.crf) as writer:
+        with VideoWriter(
+            path, width=settings.width, height=settings.height, fps=settings.fps, crf=settings.crf
+        ) as writer:
             for block in read_ahead(source.blocks()):
                 if cancelled is not None and cancelled.is_set():
                     raise Cancelled(source.video)
@@ -73,7 +75,9 @@ def encode_video(
         raise
     if written != source.n_frames:
         Path(path).unlink(missing_ok=True)
-        raise SubmissionError(f"{source.video} yielded {written} frames while reading; {source.n_frames} were announced.")
+        raise SubmissionError(
+            f"{source.video} yielded {written} frames while reading; {source.n_frames} were announced."
+        )
     return written
 
 
@@ -157,7 +161,9 @@ def _encode_threaded(jobs, settings: EncodeSettings, workers: int | None, progre
 def _encode_distributed(jobs, settings: EncodeSettings, client, progress: Progress | None) -> None:
     from distributed import as_completed
 
-    futures = [client.submit(functools.partial(encode_video, source, path, settings), pure=False) for source, path in jobs]
+    futures = [
+        client.submit(functools.partial(encode_video, source, path, settings), pure=False) for source, path in jobs
+    ]
     try:
         for future in as_completed(futures):
             n_frames = future.result()

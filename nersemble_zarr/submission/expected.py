@@ -74,7 +74,8 @@ def expected_submission(
     With ``partial`` a sequence without a known count is allowed (its videos must then not be submitted).
     """
     catalogue.check_benchmark(benchmark)
-    given = [name for name, value in (("root", root), ("store", store), ("frame_counts", frame_counts)) if value is not None]
+    count_sources = (("root", root), ("store", store), ("frame_counts", frame_counts))
+    given = [name for name, value in count_sources if value is not None]
     if len(given) > 1:
         raise SubmissionError(f"Give frame counts from one source only, not {' and '.join(given)}.")
     if frame_counts is not None:
@@ -137,7 +138,9 @@ def _counts_from_store(benchmark: str, store) -> dict[tuple[int, str], int]:
         try:
             root = zarr.open_group(str(store), mode="r")
         except (OSError, ValueError) as error:  # a missing folder, or one without zarr.json
-            raise StoreError(f"{store} is not a zarr store ({error}); pass a store made by `nersemble-zarr convert`.") from error
+            raise StoreError(
+                f"{store} is not a zarr store ({error}); pass a store made by `nersemble-zarr convert`."
+            ) from error
 
         def length(group: str) -> int | None:
             try:

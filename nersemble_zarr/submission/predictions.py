@@ -63,7 +63,9 @@ def _find_videos(predictions: Any, spec: SubmissionSpec) -> dict[VideoKey, Frame
     if isinstance(predictions, (str, os.PathLike)):
         path = Path(predictions)
         if not path.is_dir():
-            raise SubmissionError(f"Predictions {path} should be a zarr store or a folder of images; it is not a folder.")
+            raise SubmissionError(
+                f"Predictions {path} should be a zarr store or a folder of images; it is not a folder."
+            )
         if (path / "zarr.json").is_file():
             return _from_tree(_open_store(path), spec)
         return _from_image_folder(path, spec)
@@ -129,7 +131,9 @@ def _normalise_key(key: Any) -> VideoKey:
     try:
         participant = int(participant)
     except (TypeError, ValueError) as error:
-        raise SubmissionError(f"Prediction key {key!r} has participant {participant!r}; expected an integer id.") from error
+        raise SubmissionError(
+            f"Prediction key {key!r} has participant {participant!r}; expected an integer id."
+        ) from error
     return participant, str(sequence), str(serial)
 
 

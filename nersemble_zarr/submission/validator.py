@@ -95,7 +95,8 @@ def _check_listing(
 ) -> tuple[list[str], list[zipfile.ZipInfo]]:
     """Problems with the entry list (names, duplicates, missing, unexpected) and the entries to open."""
     if len(infos) > MAX_ENTRIES:
-        return [f"The zip holds {len(infos)} entries; a submission has {len(spec.videos)}, refusing to look further."], []
+        refusal = f"The zip holds {len(infos)} entries; a submission has {len(spec.videos)}, refusing to look further."
+        return [refusal], []
     expected = spec.by_entry()
     folders = {entry.rsplit("/", i)[0] + "/" for entry in expected for i in (1, 2)}
     counts = Counter(info.filename for info in infos)

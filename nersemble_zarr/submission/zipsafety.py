@@ -63,7 +63,10 @@ def size_problem(info: zipfile.ZipInfo, max_bytes: int) -> str | None:
     if info.flag_bits & 0x1:
         return f"Entry {shown(info.filename)} is encrypted."
     if info.file_size > max_bytes:
-        return f"Entry {shown(info.filename)} declares {info.file_size} bytes, more than the {max_bytes} a video of it may take."
+        return (
+            f"Entry {shown(info.filename)} declares {info.file_size} bytes, "
+            f"more than the {max_bytes} a video of it may take."
+        )
     if info.file_size > _RATIO_FLOOR_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
         return (
             f"Entry {shown(info.filename)} would expand {info.file_size / max(info.compress_size, 1):.0f}-fold; "
