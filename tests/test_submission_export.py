@@ -14,6 +14,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr.errors import StoreError, SubmissionError
@@ -117,7 +118,9 @@ def test_store_round_trip_is_faithful_complete_and_valid(tmp_path, nvs_truth):
     assert listing(tmp_path) == ["pred.zarr", "submission.zip"]
 
 
-@pytest.mark.parametrize("kind", ["uint8", "float32", "dask", "dataarray-with-serial", "dataset", "datatree"])
+@pytest.mark.parametrize(
+    "kind", ["uint8", "float32", "dask", "zarr-array", "dataarray-with-serial", "dataset", "datatree"]
+)
 def test_every_input_kind_gives_each_camera_its_own_frames(tmp_path, nvs_truth, kind):
     truth = {key: nvs_truth[key] for key in NVS_388}
     dims = (schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL)
@@ -131,6 +134,13 @@ def test_every_input_kind_gives_each_camera_its_own_frames(tmp_path, nvs_truth, 
         predictions = {key: frames.astype(np.float32) / 255 for key, frames in truth.items()}
     elif kind == "dask":
         predictions = {key: da.from_array(frames, chunks=(3, -1, -1, -1)) for key, frames in truth.items()}
+    elif kind == "zarr-array":
+        predictions = {}
+        for key, frames in truth.items():
+            path = tmp_path / f"{key[2]}.zarr"
+            array = zarr.create_array(path, shape=frames.shape, chunks=(3, 160, 110, 3), dtype="u1")
+            array[...] = frames
+            predictions[key] = array
     elif kind == "dataarray-with-serial":  # any dim order; the camera is picked by its serial
         shuffled = stacked.transpose(schema.SERIAL, schema.X, schema.Y, schema.TIMESTEP, schema.CHANNEL)
         predictions = {key: shuffled for key in truth}

@@ -4,13 +4,14 @@ Accepted predictions:
 
 - a zarr store path or an xarray DataTree laid out like a converted store: groups ``nvs/388/GLASSES`` with
   ``images`` (serial, timestep, y, x, channel); groups and cameras outside the submission are ignored;
-- a mapping ``(participant, sequence, serial) -> frames``, the frames a numpy or dask array
+- a mapping ``(participant, sequence, serial) -> frames``, the frames a numpy, dask or zarr array
   (timestep, y, x, channel), an xarray DataArray (with those dims, or a ``serial`` dim holding the camera)
   or a Dataset with an ``images`` variable;
 - a folder of images ``PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png`` (or .jpg), one file
   per frame, taken in numeric order of their names.
 
-Frames are uint8 (0..255) or float (0..1) RGB at the benchmark's size; nothing is read here but metadata.
+Frames are uint8 (0..255) or float (0..1) RGB at the benchmark's size. Only metadata is read here (and the
+first image of each image folder, for its size).
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def _array_video(value: Any, video: ExpectedVideo) -> ArrayVideo:
             f"Frames for {video.entry} are a {type(value).__name__}; expected a numpy, dask or xarray array."
         )
     elif getattr(value, "chunks", None) is not None and not isinstance(value, np.ndarray):
-        time_chunks = tuple(value.chunks[0])
+        first = value.chunks[0]  # dask: sizes of every chunk along time; zarr: one regular chunk size
+        time_chunks = _regular_chunks(value.shape[0], first) if isinstance(first, int) else tuple(first)
     if len(value.shape) != 4:
         raise SubmissionError(
             f"Frames for {video.entry} have shape {tuple(value.shape)}; expected (frames, height, width, 3)."
