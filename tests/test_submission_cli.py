@@ -56,6 +56,10 @@ def test_export_then_validate(tmp_path, predictions, synthetic_root, synthetic_c
     result = run("validate-submission", output, *common(synthetic_root, synthetic_config))
     assert result.exit_code == 0, result.output
     assert f"{output} is a valid nvs submission (3 videos checked)." in result.stdout
+    # Frame counts from a store's timestep coordinate (here the predictions store itself) work the same way.
+    width, height = synthetic_config.frame_size("nvs")
+    by_store = ["--store", predictions, "--partial", "--resolution", f"{width}x{height}"]
+    assert run("validate-submission", output, "-b", "nvs", *by_store).exit_code == 0
 
 
 def test_validate_lists_every_problem_and_fails(tmp_path, predictions, synthetic_root, synthetic_config):

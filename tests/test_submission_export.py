@@ -220,6 +220,9 @@ def test_frame_counts_from_a_converted_store(tmp_path, synthetic_root):
     spec = expected_submission("mono_flame_avatar", store=store, partial=True)
     known = {(v.participant, v.sequence): v.n_frames for v in spec.videos if v.n_frames is not None}
     assert known == {(393, "FREE"): 6}
+    tree = xr.open_datatree(store, engine="zarr")  # the same store, opened as a DataTree
+    spec = expected_submission("mono_flame_avatar", store=tree, partial=True)
+    assert {(v.participant, v.sequence): v.n_frames for v in spec.videos if v.n_frames is not None} == known
     with pytest.raises(StoreError, match="not a zarr store"):
         expected_submission("nvs", store=tmp_path)
 
