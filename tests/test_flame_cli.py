@@ -14,6 +14,7 @@ from nersemble_zarr.cli.main import main
 from nersemble_zarr.flame.lbs import FlameModel
 from nersemble_zarr.flame.model import MODEL_FILE
 from nersemble_zarr.flame.sequence import sequence_landmarks, sequence_vertices
+from nersemble_zarr.store import consolidate, prepare_store
 from nersemble_zarr.flame.store import CHUNK_TIMESTEPS, COMPLETE_ATTR, find_flame_sequences, write_sequence_meshes
 from test_flame_support import cpu_model, sequence_dataset, standin_dir  # noqa: F401 (fixtures)
 
@@ -24,13 +25,14 @@ SEQUENCES = {(393, "EXP-1-head"): 70, (404, "FREE"): 20}
 def store(tmp_path):
     """A zarr v3 store with two mono sequences with tracking, one NVS sequence without, and consolidated metadata."""
     path = tmp_path / "nersemble.zarr"
+    prepare_store(path)
     for index, ((participant, sequence), n_timesteps) in enumerate(SEQUENCES.items()):
         ds = sequence_dataset(n_timesteps, seed=index)
         ds.to_zarr(path, group=schema.sequence_group("mono_flame_avatar", participant, sequence),
                    zarr_format=3, consolidated=False)
     xr.Dataset(coords={schema.SERIAL: ["222200037"]}).to_zarr(
         path, group=schema.sequence_group("nvs", 388, "GLASSES"), zarr_format=3, consolidated=False)
-    zarr.consolidate_metadata(path)
+    consolidate(path)
     return path
 
 
@@ -91,11 +93,19 @@ def test_an_interrupted_sequence_resumes_without_rewriting_finished_chunks(store
     np.testing.assert_allclose(stored[schema.VERTICES].values, sequence_vertices(stored, cpu_model).values, atol=1e-6)
 
 
-def test_meshes_selects_participants_and_sequences(store, standin_dir):
+@pytest.fixture
+def restore_torch_threads():
+    """--threads sets torch's process-wide thread count; put it back for the tests that follow."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_meshes_selects_participants_and_sequences(store, standin_dir, restore_torch_threads):
     result = run("meshes", store, "-p", "404", "--sequence", "FREE", "--flame-dir", standin_dir, "--device", "cpu",
                  "--threads", "1")
     assert result.exit_code == 0, result.output
-    assert "1 sequence(s)" in result.output
+    assert "1 sequence(s)" in result.output and torch.get_num_threads() == 1
     assert [group.complete for group in find_flame_sequences(store)] == [False, True]
 
 
@@ -125,9 +135,12 @@ def test_missing_model_is_one_line_error(store, tmp_path):
     assert not find_flame_sequences(store)[0].complete
 
 
-def test_missing_store_is_one_line_error(tmp_path, standin_dir):
+def test_missing_or_foreign_store_is_one_line_error(tmp_path, standin_dir):
     result = run("meshes", tmp_path / "absent.zarr", "--flame-dir", standin_dir)
     assert result.exit_code != 0 and "does not exist" in result.output and "Traceback" not in result.output
+    zarr.open_group(tmp_path / "foreign.zarr", mode="w", zarr_format=3)
+    result = run("meshes", tmp_path / "foreign.zarr", "--flame-dir", standin_dir)
+    assert result.exit_code != 0 and "not one written by nersemble_zarr" in result.output
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")

@@ -20,6 +20,7 @@ import zarr
 
 from .. import schema
 from ..errors import StoreError
+from ..store import consolidate, read_root_attrs
 from .batching import default_batch_size, merge_consecutive, plan_timestep_batches
 from .lbs import FlameModel
 from .sequence import flame_parameters
@@ -58,7 +59,7 @@ def find_flame_sequences(
     benchmark = root.get(BENCHMARK)
     participant_groups = dict(benchmark.groups()) if isinstance(benchmark, zarr.Group) else {}
     for participant_name, participant_group in sorted(participant_groups.items()):
-        if participants is not None and int(participant_name) not in participants:
+        if not participant_name.isdigit() or (participants is not None and int(participant_name) not in participants):
             continue
         for sequence_name, group in sorted(participant_group.groups()):
             if (sequences is not None and sequence_name not in sequences) or "expression" not in group:
@@ -150,11 +151,9 @@ def read_mesh(store: str | os.PathLike, participant: int, sequence: str, timeste
 def _open_root(store: str | os.PathLike) -> zarr.Group:
     if not Path(store).exists():
         raise StoreError(f"Store {store} does not exist; create it with `nersemble-zarr convert`.")
-    try:
-        # Never consolidated metadata: it may predate arrays and attrs this module wrote.
-        return zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
-    except Exception as error:
-        raise StoreError(f"{store} is not a zarr v3 store ({type(error).__name__}: {error}).") from error
+    read_root_attrs(store)  # raises unless it is a store of ours in a format we read
+    # Never consolidated metadata: it may predate arrays and attrs this module wrote.
+    return zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
 
 
 def _check_requested(store, found: list[SequenceGroup], participants, sequences) -> None:
@@ -183,4 +182,4 @@ def _mesh_array(group: zarr.Group, name: str, shape: tuple[int, ...], dims: tupl
 def _refresh_consolidated_metadata(store: str | os.PathLike) -> None:
     """Re-consolidate the store's metadata when it has any, so readers see the new arrays."""
     if zarr.open_group(store, mode="r", zarr_format=3).metadata.consolidated_metadata is not None:
-        zarr.consolidate_metadata(store)
+        consolidate(store)
