@@ -1,0 +1,221 @@
+"""A PyTorch ``Dataset`` of single frames of the store, for training loops.
+
+    loader = make_dataloader("nersemble.zarr", "nvs", participants=[388], batch_size=8, num_workers=4)
+    for batch in loader:   # batch["image"] (B, 3, H, W) float32 in [0, 1], batch["world_2_cam"] (B, 4, 4), ...
+
+Each item is one frame of one camera: a (serial, timestep) of one sequence. Cameras, timesteps and FLAME
+parameters are read once into memory when the dataset is made; frames are read on demand from the store,
+which every worker process opens for itself on its first item (nothing open is pickled or inherited).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import DataLoader, Dataset
+
+from . import catalogue, schema
+from . import store as store_module
+from .convert.layout import converted_flag
+from .errors import ConfigError, StoreError
+
+SPLITS = ("train", "test")
+FLAME_PARAMS = (*schema.FLAME_TIMESTEP_PARAMS, *schema.FLAME_STATIC_PARAMS)
+
+
+@dataclass(frozen=True)
+class SequenceFrames:
+    """What the dataset keeps in memory about one sequence: its cameras, timesteps and FLAME parameters."""
+
+    group: str                      # e.g. "nvs/388/GLASSES"
+    serials: tuple[str, ...]        # every camera of the sequence's ``serial`` coordinate
+    world_2_cam: np.ndarray         # (serial, 4, 4) float32
+    intrinsics: np.ndarray          # (serial, 3, 3) float32
+    timesteps: np.ndarray           # (timestep,) int64, original frame indices
+    has_alpha: bool
+    flame: dict[str, np.ndarray] | None  # name -> float32 array, per-timestep ones with timestep first
+
+
+class FrameDataset(Dataset):
+    """Single frames (one camera, one timestep) of a benchmark's sequences in a converted store.
+
+    ``split`` ("train", "test" or None for both) and ``serials`` choose the cameras; only cameras whose
+    frames are stored take part. ``participants`` / ``sequences`` narrow the sequences (default: every
+    sequence of ``benchmark`` in the store that has frames). Items are dicts of tensors:
+    ``image`` (3, H, W) and ``alpha`` (1, H, W) as float32 in [0, 1] (or uint8 with ``dtype=torch.uint8``),
+    ``world_2_cam`` (4, 4) and ``intrinsics`` (3, 3) float32 (OpenCV world-to-camera), ``timestep`` (the
+    original frame index), ``serial_index`` (position in the sequence's ``serial`` coordinate),
+    ``sequence_index`` (position in ``self.sequences``), and ``flame``: a dict of float32 FLAME parameters
+    of that timestep (expression, rotation, ..., shape, scale) when the sequences have tracking.
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike,
+        benchmark: str,
+        *,
+        participants: Iterable[int] | None = None,
+        sequences: Iterable[str] | None = None,
+        split: str | None = "train",
+        serials: Iterable[str] | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if split not in (*SPLITS, None):
+            raise ConfigError(f"Split {split!r} is unknown; expected 'train', 'test' or None (both).")
+        if dtype not in (torch.float32, torch.uint8):
+            raise ConfigError(f"Frame dtype {dtype} is not supported; expected torch.float32 or torch.uint8.")
+        serials = None if serials is None else tuple(str(s) for s in serials)
+        self.store = os.fspath(store)
+        self.dtype = dtype
+        tree = store_module.open(self.store)
+        self.sequences = _select_sequences(tree, self.store, catalogue.check_benchmark(benchmark), participants, sequences)
+        rows = []
+        for index, sequence in enumerate(self.sequences):
+            cameras = _select_cameras(tree[sequence.group].to_dataset(), sequence.group, split, serials)
+            grid = np.stack(np.meshgrid(cameras, np.arange(len(sequence.timesteps)), indexing="ij"), -1).reshape(-1, 2)
+            rows.append(np.column_stack([np.full(len(grid), index), grid]))
+        # (sequence_index, serial_index, timestep_index) of every item: small and cheap to pickle.
+        self.index = np.concatenate(rows).astype(np.int64) if rows else np.empty((0, 3), np.int64)
+        if len(self.index) == 0:
+            raise StoreError(
+                f"{self.store} has no stored frames of {benchmark} for split {split!r}"
+                + (f" and cameras {', '.join(serials)}" if serials else "") + "; convert them first."
+            )
+        self._arrays: dict[tuple[int, str], zarr.Array] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        sequence_index, serial_index, timestep_index = (int(v) for v in self.index[item])
+        sequence = self.sequences[sequence_index]
+        result: dict[str, Any] = {
+            "image": self._frame(sequence_index, schema.IMAGES, serial_index, timestep_index).permute(2, 0, 1),
+            "world_2_cam": torch.from_numpy(sequence.world_2_cam[serial_index]),
+            "intrinsics": torch.from_numpy(sequence.intrinsics[serial_index]),
+            "timestep": torch.tensor(sequence.timesteps[timestep_index]),
+            "serial_index": torch.tensor(serial_index),
+            "sequence_index": torch.tensor(sequence_index),
+        }
+        if sequence.has_alpha:
+            result["alpha"] = self._frame(sequence_index, schema.ALPHA, serial_index, timestep_index)[None]
+        if sequence.flame is not None:
+            result["flame"] = {
+                name: torch.from_numpy(values[timestep_index] if name in schema.FLAME_TIMESTEP_PARAMS else values)
+                for name, values in sequence.flame.items()
+            }
+        return result
+
+    def item_key(self, item: int) -> tuple[str, str, int]:
+        """(sequence group, camera serial, original timestep) of an item, for logging and checks."""
+        sequence_index, serial_index, timestep_index = (int(v) for v in self.index[item])
+        sequence = self.sequences[sequence_index]
+        return sequence.group, sequence.serials[serial_index], int(sequence.timesteps[timestep_index])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_arrays"] = {}  # never pickle open zarr arrays; each process opens its own
+        return state
+
+    def _frame(self, sequence_index: int, variable: str, serial_index: int, timestep_index: int) -> torch.Tensor:
+        frame = self._array(sequence_index, variable)[serial_index, timestep_index]
+        if self.dtype == torch.float32:  # in numpy: torch's thread pool costs more than the division on one frame
+            frame = np.divide(frame, np.float32(255), dtype=np.float32)
+        return torch.from_numpy(np.ascontiguousarray(frame))
+
+    def _array(self, sequence_index: int, variable: str) -> zarr.Array:
+        """The zarr array of a frame variable, opened once per process (forked workers reopen it)."""
+        if self._pid != os.getpid():
+            self._arrays, self._pid = {}, os.getpid()
+        key = (sequence_index, variable)
+        if key not in self._arrays:
+            path = f"{self.sequences[sequence_index].group}/{variable}"
+            self._arrays[key] = zarr.open_array(self.store, path=path, mode="r")
+        return self._arrays[key]
+
+
+def make_dataloader(
+    store: str | os.PathLike,
+    benchmark: str,
+    *,
+    batch_size: int = 1,
+    shuffle: bool = True,
+    num_workers: int = 0,
+    seed: int | None = None,
+    multiprocessing_context: str | None = None,
+    dtype: torch.dtype = torch.float32,
+    **selection: Any,
+) -> DataLoader:
+    """A ``DataLoader`` over a ``FrameDataset`` of ``store`` (random frames per epoch with ``shuffle``).
+
+    ``selection`` goes to ``FrameDataset`` (participants, sequences, split, serials). ``seed`` fixes the
+    shuffling order; ``num_workers`` worker processes read frames in parallel, each opening the store itself.
+    """
+    dataset = FrameDataset(store, benchmark, dtype=dtype, **selection)
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, generator=generator,
+        multiprocessing_context=multiprocessing_context if num_workers else None,
+        persistent_workers=num_workers > 0,
+    )
+
+
+def _select_sequences(tree, store: str, benchmark: str, participants, sequences) -> list[SequenceFrames]:
+    """The sequences of ``benchmark`` in the store that have frames, narrowed by participants and names."""
+    wanted_participants = None if participants is None else {int(p) for p in participants}
+    wanted_sequences = None if sequences is None else set(sequences)
+    found = []
+    benchmark_node = tree.children.get(benchmark)
+    for participant_name, participant_node in sorted(benchmark_node.children.items() if benchmark_node else []):
+        if wanted_participants is not None and int(participant_name) not in wanted_participants:
+            continue
+        for sequence_name, node in sorted(participant_node.children.items()):
+            if wanted_sequences is not None and sequence_name not in wanted_sequences:
+                continue
+            if schema.IMAGES in node.dataset:
+                found.append(_sequence_frames(node.to_dataset(), f"{benchmark}/{participant_name}/{sequence_name}"))
+    for participant in sorted(wanted_participants or ()):
+        if not any(s.group.split("/")[1] == str(participant) for s in found):
+            raise StoreError(f"{store} has no {benchmark} sequence with frames for participant {participant}.")
+    for name in sorted(wanted_sequences or ()):
+        if not any(s.group.split("/")[2] == name for s in found):
+            raise StoreError(f"{store} has no {benchmark} sequence {name!r} with frames.")
+    return found
+
+
+def _sequence_frames(dataset, group: str) -> SequenceFrames:
+    flame = None
+    if all(name in dataset.coords for name in FLAME_PARAMS):
+        flame = {name: np.asarray(dataset[name].values, dtype=np.float32) for name in FLAME_PARAMS}
+    return SequenceFrames(
+        group=group,
+        serials=tuple(str(s) for s in dataset[schema.SERIAL].values),
+        world_2_cam=np.asarray(dataset[schema.WORLD_2_CAM].values, dtype=np.float32),
+        intrinsics=np.asarray(dataset[schema.INTRINSICS].values, dtype=np.float32),
+        timesteps=np.asarray(dataset[schema.TIMESTEP].values, dtype=np.int64),
+        has_alpha=schema.ALPHA in dataset,
+        flame=flame,
+    )
+
+
+def _select_cameras(dataset, group: str, split: str | None, serials: tuple[str, ...] | None) -> np.ndarray:
+    """Indices (into the serial coordinate) of the chosen cameras whose frames are all stored."""
+    all_serials = [str(s) for s in dataset[schema.SERIAL].values]
+    chosen = np.ones(len(all_serials), dtype=bool)
+    if split is not None:
+        chosen &= np.array([str(s) == split for s in dataset[schema.SPLIT].values])
+    if serials is not None:
+        for serial in serials:
+            if serial not in all_serials:
+                raise StoreError(f"Camera {serial!r} is not a camera of {group}; it has {', '.join(all_serials)}.")
+        chosen &= np.isin(all_serials, serials)
+    flag = converted_flag(schema.IMAGES)
+    if flag in dataset.coords:
+        chosen &= np.asarray(dataset[flag].values, dtype=bool)
+    return np.flatnonzero(chosen)

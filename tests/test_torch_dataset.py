@@ -1,0 +1,137 @@
+"""FrameDataset / make_dataloader: items equal the store, every frame once per epoch, worker processes."""
+
+from __future__ import annotations
+
+import pickle
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nersemble_zarr import catalogue, schema
+from nersemble_zarr import store as store_module
+from nersemble_zarr.convert import convert
+from nersemble_zarr.errors import ConfigError, StoreError
+from nersemble_zarr.torch_dataset import FLAME_PARAMS, FrameDataset, make_dataloader
+
+
+@pytest.fixture(scope="module")
+def store(synthetic_root, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("torch") / "bench.zarr"
+    convert(synthetic_root, path, workers=2)
+    return path
+
+
+def unbatch(batch: dict) -> list[dict]:
+    """The items of a collated batch (nested dicts of tensors with a leading batch dimension)."""
+    size = len(batch["timestep"])
+    return [
+        {key: ({k: v[i] for k, v in value.items()} if isinstance(value, dict) else value[i]) for key, value in batch.items()}
+        for i in range(size)
+    ]
+
+
+def check_item_equals_store(item: dict, dataset: FrameDataset, tree) -> tuple[str, str, int]:
+    sequence = dataset.sequences[int(item["sequence_index"])]
+    serial = sequence.serials[int(item["serial_index"])]
+    timestep = int(item["timestep"])
+    ds = tree[sequence.group].to_dataset().sel({schema.SERIAL: serial, schema.TIMESTEP: timestep})
+    image = (item["image"] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(image, ds[schema.IMAGES].values)
+    np.testing.assert_array_equal((item["alpha"][0] * 255).round().to(torch.uint8).numpy(), ds[schema.ALPHA].values)
+    np.testing.assert_array_equal(item["world_2_cam"].numpy(), ds[schema.WORLD_2_CAM].values.astype(np.float32))
+    np.testing.assert_array_equal(item["intrinsics"].numpy(), ds[schema.INTRINSICS].values.astype(np.float32))
+    assert ds[schema.SPLIT].item() == "train"
+    return sequence.group, serial, timestep
+
+
+def test_dataloader_with_two_worker_processes_gives_every_train_frame_once_per_epoch(store):
+    loader = make_dataloader(store, "nvs", batch_size=5, num_workers=2, seed=0, multiprocessing_context="fork")
+    dataset = loader.dataset
+    tree = store_module.open(store)
+    nvs = store_module.sequence(tree, "nvs", 388)
+    expected = Counter(
+        ("nvs/388/GLASSES", serial, int(t)) for serial in catalogue.NVS_TRAIN_SERIALS for t in nvs.timestep.values
+    )
+    assert len(dataset) == sum(expected.values()) == 13 * 6
+    orders = []
+    for _ in range(2):
+        seen = Counter()
+        order = []
+        for batch in loader:
+            assert batch["image"].shape[1:] == (3, 160, 110) and batch["image"].dtype == torch.float32
+            assert batch["alpha"].shape[1:] == (1, 160, 110)
+            for item in unbatch(batch):
+                key = check_item_equals_store(item, dataset, tree)
+                seen[key] += 1
+                order.append(key)
+        assert seen == expected
+        orders.append(order)
+    assert orders[0] != orders[1], "shuffling draws a new order every epoch"
+    assert orders[0] != sorted(orders[0]), "frames come in random order"
+    assert dataset._arrays == {}, "frames were read in the worker processes, not in the main one"
+
+
+def test_the_same_seed_gives_the_same_order(store):
+    first = [b["timestep"].tolist() + b["serial_index"].tolist() for b in make_dataloader(store, "nvs", batch_size=4, seed=3)]
+    again = [b["timestep"].tolist() + b["serial_index"].tolist() for b in make_dataloader(store, "nvs", batch_size=4, seed=3)]
+    assert first == again
+
+
+def test_mono_items_carry_the_flame_parameters_of_their_timestep(store):
+    dataset = FrameDataset(store, "mono_flame_avatar", dtype=torch.uint8)
+    assert [s.group for s in dataset.sequences] == ["mono_flame_avatar/393/EXP-1-head"]  # FREE has no frames
+    tree = store_module.open(store)
+    ds = store_module.sequence(tree, "mono_flame_avatar", 393, "EXP-1-head")
+    assert len(dataset) == ds.sizes[schema.TIMESTEP]
+    for index in range(len(dataset)):
+        item = dataset[index]
+        group, serial, timestep = dataset.item_key(index)
+        assert serial == catalogue.MONO_TRAIN_SERIAL and int(item["timestep"]) == timestep
+        frame = ds.sel({schema.SERIAL: serial, schema.TIMESTEP: timestep})
+        assert item["image"].dtype == torch.uint8
+        np.testing.assert_array_equal(item["image"].permute(1, 2, 0).numpy(), frame[schema.IMAGES].values)
+        assert set(item["flame"]) == set(FLAME_PARAMS)
+        for name, value in item["flame"].items():
+            np.testing.assert_array_equal(value.numpy(), frame[name].values.astype(np.float32), err_msg=name)
+    batch = next(iter(make_dataloader(store, "mono_flame_avatar", batch_size=3, shuffle=False)))
+    assert batch["flame"]["expression"].shape == (3, schema.FLAME_N_EXPRESSION)
+    assert batch["flame"]["shape"].shape == (3, schema.FLAME_N_SHAPE)
+
+
+def test_serials_narrow_the_cameras(store):
+    chosen = catalogue.NVS_TRAIN_SERIALS[:2]
+    dataset = FrameDataset(store, "nvs", serials=chosen)
+    assert {dataset.item_key(i)[1] for i in range(len(dataset))} == set(chosen)
+    assert len(dataset) == 2 * 6
+
+
+def test_pickled_dataset_holds_no_open_store_and_reads_after_unpickling(store):
+    dataset = FrameDataset(store, "nvs")
+    first = dataset[0]
+    assert dataset._arrays, "reading an item opens the arrays in this process"
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert copy._arrays == {}
+    assert torch.equal(copy[0]["image"], first["image"])
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"split": "validation"}, ConfigError, "Split 'validation'"),
+        ({"split": "test"}, StoreError, "no stored frames"),
+        ({"serials": ["123"]}, StoreError, "Camera '123'"),
+        ({"participants": [422]}, StoreError, "participant 422"),
+        ({"sequences": ["HAIR"]}, StoreError, "'HAIR'"),
+    ],
+)
+def test_bad_selections_are_one_sentence_errors(store, options, error, message):
+    with pytest.raises(error, match=message):
+        FrameDataset(store, "nvs", **options)
+
+
+def test_a_missing_store_is_a_store_error(tmp_path):
+    with pytest.raises(StoreError, match="not a zarr store"):
+        FrameDataset(tmp_path / "nothing.zarr", "nvs")
