@@ -1,0 +1,81 @@
+"""Convert throughput on a dask.distributed LocalCluster of 1 vs N worker processes (full-resolution videos).
+
+    python -m benchmarks.bench_scaling --cameras 4 --frames 100 --workers 1 2
+
+Generates a full-resolution synthetic NVS sequence (``--cameras`` train cameras x ``--frames`` frames, images
+and alpha videos), then converts it once per entry of ``--workers`` on a fresh LocalCluster with that many
+worker processes of one thread each, passing ``client=`` to ``convert``. The first entry is the baseline of
+the speed-up ratio. Peak memory is the peak resident set size of each worker process, read from the workers
+at the end of the run (fresh processes per cluster), and of this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from nersemble_zarr import catalogue
+
+PARTICIPANT = 388
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def generate_videos(root: Path, cameras: int, frames: int, workers: int) -> int:
+    """Write the full-resolution sequence; return the number of frames across all videos."""
+    from nersemble_zarr.synthetic import SyntheticConfig, generate
+
+    config = SyntheticConfig(
+        scale=1.0, n_frames=frames, nvs_participants=(PARTICIPANT,),
+        nvs_serials=catalogue.NVS_TRAIN_SERIALS[:cameras], mono_participants=(), n_points=1000,
+    )
+    generate(root, config, workers=workers)
+    return 2 * cameras * config.n_frames_of("nvs", PARTICIPANT, catalogue.NVS_SEQUENCES[PARTICIPANT])
+
+
+def convert_on_cluster(root: Path, store: Path, n_workers: int) -> dict:
+    """Convert ``root`` into ``store`` on a fresh LocalCluster; wall time and per-worker peak RSS."""
+    from distributed import Client, LocalCluster
+
+    from nersemble_zarr.convert import convert
+
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            client.run(lambda: __import__("nersemble_zarr.convert"))  # imports are not part of the measurement
+            start = time.perf_counter()
+            summary = convert(root, store, benchmarks=("nvs",), workers=n_workers, client=client)
+            seconds = time.perf_counter() - start
+            peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {"seconds": seconds, "videos": summary.videos_written, "worker_peak_mib": sorted(peaks.values())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cameras", type=int, default=4, help="train cameras to generate (at most 13)")
+    parser.add_argument("--frames", type=int, default=100, help="frames per camera")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker processes per run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:
+        start = time.perf_counter()
+        frames = generate_videos(Path(tmp) / "fetched", args.cameras, args.frames, workers=os.cpu_count() or 1)
+        print(f"generated {args.cameras} cameras x {args.frames} frames at {catalogue.NVS_WIDTH}x{catalogue.NVS_HEIGHT} "
+              f"(images + alpha: {frames} frames) in {time.perf_counter() - start:.0f} s on {os.cpu_count()} cores")
+        runs = {n: convert_on_cluster(Path(tmp) / "fetched", Path(tmp) / f"store-{n}.zarr", n) for n in args.workers}
+    baseline = runs[args.workers[0]]["seconds"]
+    for n, run in runs.items():
+        peaks = run["worker_peak_mib"]
+        print(f"LocalCluster {n} worker process(es): {run['seconds']:.1f} s, {frames / run['seconds']:.1f} frames/s, "
+              f"{run['videos']} videos; speed-up vs {args.workers[0]}: {baseline / run['seconds']:.2f}x; "
+              f"peak RSS per worker {' / '.join(f'{p:.0f}' for p in peaks)} MiB (sum {sum(peaks):.0f} MiB)")
+    print(f"peak RSS of the client process: {_peak_rss_mib():.0f} MiB; "
+          f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
