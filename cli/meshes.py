@@ -39,18 +39,21 @@ def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...
     from tqdm import tqdm
 
     from nersemble_zarr.flame.lbs import FlameModel
-    from nersemble_zarr.flame.store import find_flame_sequences, write_sequence_meshes
+    from nersemble_zarr.flame.store import find_flame_sequences, split_by_state, write_sequence_meshes
 
     if threads:
         torch.set_num_threads(threads)
     targets = find_flame_sequences(store, participants or None, sequences or None)
-    todo = [target for target in targets if overwrite or not target.complete]
-    click.echo(f"{len(targets)} sequence(s) with FLAME tracking, {len(targets) - len(todo)} already complete.")
-    if not todo:
-        return
     model = FlameModel.load(flame_dir, device)
     if model.assets.is_standin:
         click.echo("Warning: the model in the FLAME folder is the test STAND-IN, not FLAME.", err=True)
+    todo, other_model = split_by_state(targets, model, overwrite)
+    click.echo(f"{len(targets)} sequence(s) with FLAME tracking, {len(targets) - len(todo)} already complete.")
+    if other_model:
+        click.echo(f"Warning: {len(other_model)} complete sequence(s) were made with another model "
+                   f"(e.g. {other_model[0].path}); rerun with --overwrite to recompute them.", err=True)
+    if not todo:
+        return
     with tqdm(total=sum(target.n_timesteps for target in todo), unit="mesh", desc="meshes") as bar:
         for target in todo:
             bar.set_postfix_str(target.path)

@@ -14,6 +14,7 @@ from nersemble_zarr.cli.main import main
 from nersemble_zarr.flame.lbs import FlameModel
 from nersemble_zarr.flame.model import MODEL_FILE
 from nersemble_zarr.flame.sequence import sequence_landmarks, sequence_vertices
+from nersemble_zarr.flame.standin import write_standin_flame
 from nersemble_zarr.store import consolidate, prepare_store
 from nersemble_zarr.flame.store import CHUNK_TIMESTEPS, COMPLETE_ATTR, find_flame_sequences, write_sequence_meshes
 from test_flame_support import cpu_model, sequence_dataset, standin_dir  # noqa: F401 (fixtures)
@@ -99,6 +100,26 @@ def restore_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+def test_another_model_restarts_an_interrupted_sequence_and_is_reported_when_complete(
+    store, standin_dir, cpu_model, tmp_path
+):
+    target = find_flame_sequences(store, [393])[0]
+
+    def interrupt(done: int) -> None:
+        if done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_sequence_meshes(store, target, cpu_model, batch_size=CHUNK_TIMESTEPS, progress=interrupt)
+    other_dir = tmp_path / "other_standin"
+    write_standin_flame(other_dir, seed=1)
+    progress = []
+    assert write_sequence_meshes(store, target, FlameModel.load(other_dir, "cpu"), progress=progress.append)
+    assert progress[0] == 0  # nothing kept from the first model
+    result = run("meshes", store, "-p", 393, "--flame-dir", standin_dir, "--device", "cpu")
+    assert result.exit_code == 0 and "1 complete sequence(s) were made with another model" in result.output
 
 
 def test_meshes_selects_participants_and_sequences(store, standin_dir, restore_torch_threads):

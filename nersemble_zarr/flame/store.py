@@ -39,6 +39,7 @@ class SequenceGroup:
     sequence: str
     n_timesteps: int
     complete: bool
+    model: str | None  # description of the model that made the stored meshes, if any
 
     @property
     def path(self) -> str:
@@ -67,9 +68,19 @@ def find_flame_sequences(
             found.append(SequenceGroup(
                 participant=int(participant_name), sequence=sequence_name,
                 n_timesteps=group["expression"].shape[0], complete=bool(group.attrs.get(COMPLETE_ATTR, False)),
+                model=group.attrs.get(MODEL_ATTR),
             ))
     _check_requested(store, found, participants, sequences)
     return found
+
+
+def split_by_state(
+    targets: list[SequenceGroup], model: FlameModel, overwrite: bool = False
+) -> tuple[list[SequenceGroup], list[SequenceGroup]]:
+    """The sequences to write, and the complete ones that are kept although another model made them."""
+    todo = [target for target in targets if overwrite or not target.complete]
+    other_model = [t for t in targets if t not in todo and t.model != model.assets.description]
+    return todo, other_model
 
 
 def write_sequence_meshes(
@@ -84,12 +95,13 @@ def write_sequence_meshes(
     """Evaluate and store the meshes of one sequence; False when it was already complete (and kept).
 
     Chunks whose vertices are already written (not NaN, the fill value) are kept, so an interrupted
-    run resumes where it stopped.
+    run resumes where it stopped, unless they were made with another model: then it starts over.
     ``progress`` is called with the number of timesteps written (or found already written) so far.
     """
     group = zarr.open_group(store, path=target.path, mode="r+", use_consolidated=False)
     if group.attrs.get(COMPLETE_ATTR) and not overwrite:
         return False
+    restart = overwrite or group.attrs.get(MODEL_ATTR, model.assets.description) != model.assets.description
     ds = xr.open_zarr(store, group=target.path, consolidated=False, chunks=None)
     params = flame_parameters(ds)
     outputs = {schema.VERTICES: (schema.VERTEX, model.assets.v_template.shape[0])}
@@ -97,7 +109,7 @@ def write_sequence_meshes(
         outputs[schema.LANDMARKS] = (schema.LANDMARK, model.n_landmarks)
     group.attrs.update({COMPLETE_ATTR: False, MODEL_ATTR: model.assets.description})
     arrays = {
-        name: _mesh_array(group, name, (params.n_timesteps, size, 3), (schema.TIMESTEP, dim, schema.XYZ), overwrite)
+        name: _mesh_array(group, name, (params.n_timesteps, size, 3), (schema.TIMESTEP, dim, schema.XYZ), restart)
         for name, (dim, size) in outputs.items()
     }
     group.create_array(
@@ -169,7 +181,7 @@ def _check_requested(store, found: list[SequenceGroup], participants, sequences)
 
 def _mesh_array(group: zarr.Group, name: str, shape: tuple[int, ...], dims: tuple[str, ...],
                 overwrite: bool) -> zarr.Array:
-    """The float32 NaN-filled array ``name`` of ``group``, reused when it already has the right shape."""
+    """The float32 NaN-filled array ``name`` of ``group``, reused (unless ``overwrite``) when its shape fits."""
     existing = group.get(name)
     if isinstance(existing, zarr.Array) and existing.shape == shape and not overwrite:
         return existing
