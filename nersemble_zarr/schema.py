@@ -65,3 +65,14 @@ FLAME_N_EXPRESSION = 100
 def sequence_group(benchmark: str, participant: int, sequence: str) -> str:
     """Path of one sequence's Dataset inside the store, e.g. ``nvs/388/GLASSES``."""
     return f"{benchmark}/{int(participant)}/{sequence}"
+
+
+# ---------------------------------------------------------------- resolution levels
+LEVEL_PREFIX = "level_"  # level s > 1 of every sequence lives under the root group level_{s}/
+
+
+def level_group(level: int, benchmark: str, participant: int, sequence: str) -> str:
+    """Path of a sequence at resolution level ``level`` (1 = full resolution, the sequence group itself);
+    level s > 1 mirrors the tree under ``level_{s}/``, e.g. ``level_2/nvs/388/GLASSES``."""
+    path = sequence_group(benchmark, participant, sequence)
+    return path if int(level) == 1 else f"{LEVEL_PREFIX}{int(level)}/{path}"

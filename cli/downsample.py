@@ -1,0 +1,57 @@
+"""`nersemble-zarr downsample`: resolution levels (2x, 4x, ...) of the store's sequences."""
+
+from __future__ import annotations
+
+import click
+
+from .options import handle_errors, participant_option, workers_option
+
+
+def _parse_levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers such as 2,4.") from None
+
+
+@click.command()
+@click.argument("store")
+@click.option("--levels", "-l", default="2,4", show_default=True, callback=_parse_levels,
+              help="Downsampling factors, comma-separated; each level is computed from the coarsest level it is a "
+                   "multiple of (4 from 2).")
+@participant_option
+@click.option("--sequence", "-s", "sequences", multiple=True, help="Sequence name (repeatable); default: all.")
+@click.option("--scheduler", default=None, help="Address of a dask.distributed scheduler; default: local threads.")
+@workers_option
+@handle_errors
+def downsample(store, levels, participants, sequences, scheduler, workers):
+    """Write area-averaged resolution levels of the sequences in STORE, with rescaled intrinsics (resumable).
+
+    Level s of nvs/388/GLASSES is written to the group level_s/nvs/388/GLASSES.
+    """
+    from tqdm import tqdm
+
+    from nersemble_zarr.levels import downsample as run_downsample
+    from nersemble_zarr.parallel import connect
+
+    bar = tqdm(total=0, unit="camera", desc="downsample", disable=None)
+    client = connect(scheduler)
+    try:
+        summary = run_downsample(
+            store, levels, participants=tuple(participants) or None, sequences=tuple(sequences) or None,
+            workers=workers, client=client, on_plan=lambda n: bar.reset(total=n), on_camera_done=bar.update,
+        )
+    finally:
+        bar.close()
+        if client is not None:
+            client.close()
+    click.echo(
+        f"Levels {','.join(map(str, levels))} of {len(summary.sequences)} sequence(s): "
+        f"{summary.cameras_written} camera(s) written, {summary.cameras_skipped} already complete."
+    )
+    if summary.cameras_not_converted:
+        click.echo(
+            f"Skipped {len(summary.cameras_not_converted)} camera(s) not yet converted "
+            f"(first: {summary.cameras_not_converted[0]}); finish `nersemble-zarr convert` and run this again.",
+            err=True,
+        )

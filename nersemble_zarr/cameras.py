@@ -1,0 +1,131 @@
+"""Camera conventions: the store's OpenCV world-to-camera, OpenCV camera-to-world, and OpenGL/NeRF.
+
+Conventions (docs/conventions.md has the derivations):
+
+* **OpenCV** (stored): camera axes x right, y down, z forward (the viewing direction). Pixel coordinates
+  (u, v) = (column, row) with pixel centres at integer coordinates: pixel (0, 0) covers
+  [-0.5, 0.5] x [-0.5, 0.5]. ``u = fx * x / z + s * y / z + cx``, ``v = fy * y / z + cy``.
+* **OpenGL / NeRF**: camera axes x right, y up, z backward (the camera looks along -z), poses stored
+  camera-to-world. The intrinsics (fx, fy, cx, cy) are the same numbers: the image still has its origin at
+  the top-left and rows going down, so ``cy`` is NOT flipped to ``H - cy``; only the camera axes change.
+  A rasteriser's projection matrix is where the flip happens (``opengl_projection_matrix``).
+
+All functions broadcast over leading dimensions: poses (..., 4, 4), intrinsics (..., 3, 3), points (..., 3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Camera axes of OpenGL expressed in OpenCV's (and back): flip y and z.
+OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def invert_rigid(pose: np.ndarray) -> np.ndarray:
+    """Inverse of rigid 4x4 transforms (..., 4, 4): [R | t]^-1 = [R^T | -R^T t]."""
+    pose = np.asarray(pose, dtype=np.float64)
+    rotation_t = np.swapaxes(pose[..., :3, :3], -1, -2)
+    inverse = np.zeros_like(pose)
+    inverse[..., :3, :3] = rotation_t
+    inverse[..., :3, 3] = -np.einsum("...ij,...j->...i", rotation_t, pose[..., :3, 3])
+    inverse[..., 3, 3] = 1.0
+    return inverse
+
+
+def opencv_camera_to_world(world_2_cam: np.ndarray) -> np.ndarray:
+    """OpenCV camera-to-world poses (camera position in the last column) of stored world-to-camera matrices."""
+    return invert_rigid(world_2_cam)
+
+
+def opencv_world_to_camera(cam_2_world: np.ndarray) -> np.ndarray:
+    """OpenCV world-to-camera matrices (the store's convention) of OpenCV camera-to-world poses."""
+    return invert_rigid(cam_2_world)
+
+
+def opengl_camera_to_world(world_2_cam: np.ndarray) -> np.ndarray:
+    """OpenGL/NeRF camera-to-world poses (x right, y up, z backward) of stored OpenCV world-to-camera matrices.
+
+    This is the ``transform_matrix`` of a NeRF ``transforms.json``.
+    """
+    return opencv_camera_to_world(world_2_cam) @ OPENCV_TO_OPENGL
+
+
+def opengl_to_opencv_world_to_camera(cam_2_world_gl: np.ndarray) -> np.ndarray:
+    """Stored-convention OpenCV world-to-camera matrices of OpenGL/NeRF camera-to-world poses."""
+    return invert_rigid(np.asarray(cam_2_world_gl, dtype=np.float64) @ OPENCV_TO_OPENGL)
+
+
+def _pixels(camera_cv: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    homogeneous = np.einsum("...ij,...j->...i", np.asarray(intrinsics, dtype=np.float64), camera_cv)
+    return homogeneous[..., :2] / homogeneous[..., 2:3]
+
+
+def _transform(pose: np.ndarray, points: np.ndarray) -> np.ndarray:
+    pose = np.asarray(pose, dtype=np.float64)
+    return np.einsum("...ij,...j->...i", pose[..., :3, :3], np.asarray(points, dtype=np.float64)) + pose[..., :3, 3]
+
+
+def project_opencv(points: np.ndarray, world_2_cam: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (..., 2) (OpenCV, centres at integers) and depth (...) of world points, stored convention."""
+    camera = _transform(world_2_cam, points)
+    return _pixels(camera, intrinsics), camera[..., 2]
+
+
+def project_opencv_camera_to_world(
+    points: np.ndarray, cam_2_world: np.ndarray, intrinsics: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels and depth of world points seen by OpenCV camera-to-world poses (same pixels as project_opencv)."""
+    return project_opencv(points, invert_rigid(cam_2_world), intrinsics)
+
+
+def project_opengl(
+    points: np.ndarray, cam_2_world_gl: np.ndarray, intrinsics: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (OpenCV pixel coordinates) and depth of world points seen by OpenGL/NeRF camera-to-world poses.
+
+    In OpenGL camera coordinates (x, y, z) a point in front of the camera has z < 0; its pixel is
+    ``u = cx + fx * x / -z``, ``v = cy - fy * y / -z`` (y up in the camera, rows down in the image).
+    Depth is ``-z``.
+    """
+    camera_gl = _transform(invert_rigid(cam_2_world_gl), points)
+    camera_cv = camera_gl * np.array([1.0, -1.0, -1.0])
+    return _pixels(camera_cv, intrinsics), camera_cv[..., 2]
+
+
+def opengl_projection_matrix(
+    intrinsics: np.ndarray, width: int, height: int, near: float = 0.01, far: float = 100.0
+) -> np.ndarray:
+    """OpenGL projection matrices (..., 4, 4) for OpenCV intrinsics of a ``width`` x ``height`` image.
+
+    Maps OpenGL camera coordinates to clip space so that, after the perspective divide, NDC x = -1 / +1 is
+    the left / right edge of the image and NDC y = +1 / -1 its top / bottom edge (OpenGL's window origin is
+    the bottom-left, so read-back framebuffers are flipped vertically to become images). Pixel centres:
+    OpenCV's u sits at window x = u + 0.5, its row v at window y = height - (v + 0.5).
+    """
+    intrinsics = np.asarray(intrinsics, dtype=np.float64)
+    fx, skew, cx = intrinsics[..., 0, 0], intrinsics[..., 0, 1], intrinsics[..., 0, 2]
+    fy, cy = intrinsics[..., 1, 1], intrinsics[..., 1, 2]
+    projection = np.zeros(intrinsics.shape[:-2] + (4, 4))
+    projection[..., 0, 0] = 2 * fx / width
+    projection[..., 0, 1] = -2 * skew / width
+    projection[..., 0, 2] = 1 - (2 * cx + 1) / width
+    projection[..., 1, 1] = 2 * fy / height
+    projection[..., 1, 2] = (2 * cy + 1) / height - 1
+    projection[..., 2, 2] = -(far + near) / (far - near)
+    projection[..., 2, 3] = -2 * far * near / (far - near)
+    projection[..., 3, 2] = -1.0
+    return projection
+
+
+def project_opengl_clip(
+    points: np.ndarray, cam_2_world_gl: np.ndarray, projection: np.ndarray, width: int, height: int
+) -> np.ndarray:
+    """OpenCV pixel coordinates (..., 2) of world points through the full OpenGL pipeline
+    (view matrix, ``projection`` from opengl_projection_matrix, perspective divide, viewport)."""
+    camera_gl = _transform(invert_rigid(cam_2_world_gl), points)
+    homogeneous = np.concatenate([camera_gl, np.ones(camera_gl.shape[:-1] + (1,))], axis=-1)
+    clip = np.einsum("...ij,...j->...i", np.asarray(projection, dtype=np.float64), homogeneous)
+    ndc = clip[..., :2] / clip[..., 3:4]
+    u = (ndc[..., 0] + 1) * width / 2 - 0.5
+    v = (1 - ndc[..., 1]) * height / 2 - 0.5
+    return np.stack([u, v], axis=-1)

@@ -1,0 +1,154 @@
+"""Resolution levels: downsampled images and alpha of every sequence, with exactly rescaled intrinsics.
+
+Level s of sequence ``nvs/388/GLASSES`` is the Dataset at ``level_s/nvs/388/GLASSES`` (a tree mirroring the
+full-resolution one; ``xr.open_datatree`` opens it like any other group). Frames are area averages of s x s
+pixels (see ``resample``), each level computed from the coarsest level it is a multiple of (level 4 from
+level 2), one camera per task, shard by shard, so no video is ever held in memory. A camera is flagged
+complete at a level only after all its frames are written; running again resumes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import xarray as xr
+
+from .. import schema
+from .. import store as store_module
+from ..errors import ConfigError, StoreError
+from ..parallel import run_tasks
+from .layout import camera_flags, existing_levels, group_exists, level_skeleton
+from .resample import downsample_frames, level_size, scale_intrinsics
+from .write import CameraLevelsTask, plan_steps, write_camera_levels
+
+__all__ = [
+    "DownsampleSummary",
+    "check_levels",
+    "downsample",
+    "downsample_frames",
+    "level_size",
+    "scale_intrinsics",
+]
+
+
+@dataclass
+class DownsampleSummary:
+    """What a downsample run did: sequences touched, camera tasks run, cameras already done or not converted."""
+
+    sequences: list[str] = field(default_factory=list)
+    cameras_written: int = 0
+    cameras_skipped: int = 0
+    cameras_not_converted: list[str] = field(default_factory=list)
+
+
+def check_levels(levels: Iterable[int]) -> tuple[int, ...]:
+    """Requested levels as a sorted tuple of distinct integers >= 2, or a ConfigError naming the bad one."""
+    checked = set()
+    for level in levels:
+        if isinstance(level, bool) or not isinstance(level, int) or level < 2:
+            raise ConfigError(f"Resolution level {level!r} is invalid; expected integers of at least 2 (e.g. 2,4).")
+        checked.add(level)
+    if not checked:
+        raise ConfigError("No resolution level given; pass at least one, e.g. --levels 2,4.")
+    return tuple(sorted(checked))
+
+
+def downsample(
+    store: str | os.PathLike,
+    levels: Iterable[int],
+    *,
+    participants: Iterable[int] | None = None,
+    sequences: Iterable[str] | None = None,
+    workers: int = 4,
+    client: Any = None,
+    on_plan: Callable[[int], None] | None = None,
+    on_camera_done: Callable[[int], None] | None = None,
+) -> DownsampleSummary:
+    """Write resolution ``levels`` of the store's sequences (all, or those of ``participants``/``sequences``).
+
+    Sequences without video (mono test sequences) get level groups with cameras and tracking only; cameras
+    not yet converted are left for a later run and listed in the summary. Consolidated metadata is
+    rewritten at the end.
+    """
+    path = os.fspath(store)
+    levels = check_levels(levels)
+    store_module.read_root_attrs(path)
+    keys = _select(path, participants, sequences)
+    summary = DownsampleSummary()
+    tasks: list[CameraLevelsTask] = []
+    for key in keys:
+        source = xr.open_zarr(path, group=schema.sequence_group(*key), consolidated=False, zarr_format=3)
+        summary.sequences.append(schema.sequence_group(*key))
+        tasks.extend(_plan_sequence(path, key, source, levels, summary))
+    if on_plan:
+        on_plan(len(tasks))
+    run_tasks(write_camera_levels, tasks, workers=workers, client=client, on_done=on_camera_done)
+    summary.cameras_written = len(tasks)
+    store_module.consolidate(path)
+    return summary
+
+
+def _select(store: str, participants: Iterable[int] | None, sequences: Iterable[str] | None) -> list[tuple]:
+    participants = None if participants is None else {int(p) for p in participants}
+    sequences = None if sequences is None else set(sequences)
+    keys = [
+        key for key in store_module.sequence_keys(store)
+        if (participants is None or key[1] in participants) and (sequences is None or key[2] in sequences)
+    ]
+    if not keys:
+        raise StoreError(
+            f"The store {store} has no sequence for participant(s) {sorted(participants or []) or 'any'} and "
+            f"sequence(s) {sorted(sequences or []) or 'any'}; check the names with `nersemble-zarr info`."
+        )
+    return keys
+
+
+def _plan_sequence(
+    store: str, key: tuple, source: xr.Dataset, levels: tuple[int, ...], summary: DownsampleSummary
+) -> list[CameraLevelsTask]:
+    """Create or check the sequence's level groups and return one task per camera with levels to write."""
+    height, width = source.attrs["height"], source.attrs["width"]
+    for level in levels:
+        if min(level_size(height, width, level)) < 1:
+            raise ConfigError(
+                f"Resolution level {level} is too coarse for {schema.sequence_group(*key)} ({width}x{height} pixels)."
+            )
+        _ensure_level_group(store, key, source, level)
+    if schema.IMAGES not in source:
+        return []
+    has_alpha = schema.ALPHA in source
+    source_done = camera_flags(store, schema.sequence_group(*key), has_alpha)
+    done = {level: camera_flags(store, schema.level_group(level, *key), has_alpha) for level in existing_levels(store, *key)}
+    serials = [str(serial) for serial in source[schema.SERIAL].values]
+    tasks = []
+    for serial in source.attrs.get("video_serials", []):
+        index = serials.index(serial)
+        if not source_done[index]:
+            summary.cameras_not_converted.append(f"{schema.sequence_group(*key)}/{serial}")
+            continue
+        pending = [level for level in levels if not done[level][index]]
+        if not pending:
+            summary.cameras_skipped += 1
+            continue
+        complete = {level for level, flags in done.items() if flags[index]}
+        tasks.append(CameraLevelsTask(store, *key, index, plan_steps(pending, complete), has_alpha))
+    return tasks
+
+
+def _ensure_level_group(store: str, key: tuple, source: xr.Dataset, level: int) -> None:
+    """Write the level's skeleton unless present; an existing one must match the sequence it mirrors."""
+    group = schema.level_group(level, *key)
+    if group_exists(store, group):
+        existing = xr.open_zarr(store, group=group, consolidated=False, zarr_format=3)
+        expected = level_size(source.attrs["height"], source.attrs["width"], level)
+        found = (existing.attrs.get("height"), existing.attrs.get("width"))
+        if found != expected or existing.sizes.get(schema.TIMESTEP) != source.sizes[schema.TIMESTEP]:
+            raise StoreError(
+                f"The store's {group} ({found[1]}x{found[0]}) does not match {schema.sequence_group(*key)} "
+                f"downsampled by {level}; delete that group and run downsample again."
+            )
+        return
+    dataset, encoding = level_skeleton(source, level)
+    dataset.to_zarr(store, group=group, mode="w-", compute=False, encoding=encoding, zarr_format=3, consolidated=False)

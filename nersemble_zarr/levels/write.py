@@ -1,0 +1,79 @@
+"""Compute the resolution levels of one camera, shard by shard, each level from the level above it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import zarr
+
+from .. import schema
+from ..convert.layout import converted_flag
+from .resample import downsample_frames
+
+
+@dataclass(frozen=True)
+class CameraLevelsTask:
+    """Write levels of camera ``serial_index`` of a sequence; ``steps`` are (level, parent level) pairs in
+    computing order, each parent being 1, a level computed earlier in ``steps``, or one complete in the store."""
+
+    store: str
+    benchmark: str
+    participant: int
+    sequence: str
+    serial_index: int
+    steps: tuple[tuple[int, int], ...]
+    has_alpha: bool
+
+    def group(self, level: int) -> str:
+        return schema.level_group(level, self.benchmark, self.participant, self.sequence)
+
+
+def parent_level(level: int, available: set[int]) -> int:
+    """The coarsest available level that ``level`` is an integer multiple of (1 at worst)."""
+    return max(candidate for candidate in available | {1} if candidate < level and level % candidate == 0)
+
+
+def plan_steps(pending: list[int], complete: set[int]) -> tuple[tuple[int, int], ...]:
+    """(level, parent) for each pending level, ascending, parents taken from complete or earlier pending levels."""
+    steps, available = [], set(complete)
+    for level in sorted(pending):
+        steps.append((level, parent_level(level, available)))
+        available.add(level)
+    return tuple(steps)
+
+
+def write_camera_levels(task: CameraLevelsTask) -> None:
+    """Stream the camera's frames shard by shard through every step; flag each level complete at the end."""
+    variables = [schema.IMAGES] + ([schema.ALPHA] if task.has_alpha else [])
+    targets = {level for level, _ in task.steps}
+    levels = targets | {parent for _, parent in task.steps}
+    arrays = {
+        (level, name): zarr.open_array(
+            task.store, path=f"{task.group(level)}/{name}", mode="r+" if level in targets else "r"
+        ).with_config({"write_empty_chunks": True})  # skip zarr's "is it empty?" scan; whole shards are written
+        for level in levels for name in variables
+    }
+    target = arrays[(task.steps[0][0], schema.IMAGES)]
+    n_timesteps = target.shape[1]
+    shard = (target.shards or target.chunks)[1]
+    for start in range(0, n_timesteps, shard):
+        stop = min(start + shard, n_timesteps)
+        frames: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        for level, parent in task.steps:
+            if parent not in frames:
+                frames[parent] = _read(arrays, parent, task, start, stop)
+            frames[level] = downsample_frames(*frames[parent], level // parent)
+            for name, values in zip(variables, frames[level]):
+                arrays[(level, name)][task.serial_index, start:stop] = values
+    for level, _ in task.steps:
+        for name in variables:
+            zarr.open_array(task.store, path=f"{task.group(level)}/{converted_flag(name)}", mode="r+")[
+                task.serial_index
+            ] = True
+
+
+def _read(arrays: dict, level: int, task: CameraLevelsTask, start: int, stop: int) -> tuple:
+    images = arrays[(level, schema.IMAGES)][task.serial_index, start:stop]
+    alpha = arrays[(level, schema.ALPHA)][task.serial_index, start:stop] if task.has_alpha else None
+    return images, alpha
