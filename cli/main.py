@@ -13,6 +13,8 @@ COMMANDS = {
     "fetch": "fetch:fetch",
     "convert": "convert:convert",
     "info": "info:info",
+    "downsample": "downsample:downsample",
+    "export-frames": "export_frames:export_frames",
     "meshes": "meshes:meshes",
     "export-mesh": "meshes:export_mesh",
     "export-submission": "submission:export_submission",

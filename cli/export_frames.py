@@ -1,0 +1,57 @@
+"""`nersemble-zarr export-frames`: one sequence as image folders + transforms.json for avatar codebases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import handle_errors, workers_option
+
+
+@click.command("export-frames")
+@click.argument("store")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "format_", type=click.Choice(["nerf"]), default="nerf", show_default=True,
+              help="Output layout: nerf = images/, fg_masks/, flame_param/, transforms*.json.")
+@click.option("--participant", "-p", type=int, default=None, help="Participant id (needed when the store holds several).")
+@click.option("--sequence", "-s", default=None, help="Sequence name (needed when the participant has several).")
+@click.option("--level", "-l", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Resolution level: 1 = full resolution, s = written by `nersemble-zarr downsample --levels s`.")
+@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Keep every N-th stored frame; files and timestep_index keep the original frame indices.")
+@click.option("--serials", default=None, help="Comma-separated camera serials; default: every camera.")
+@click.option("--background", type=click.Choice(["black", "white", "none"]), default="black", show_default=True,
+              help="Composite images on black or white, or write RGBA PNGs (none).")
+@click.option("--scheduler", default=None, help="Address of a dask.distributed scheduler; default: local threads.")
+@workers_option
+@handle_errors
+def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, scheduler, workers):
+    """Export one sequence of STORE into OUT as PNG frames, masks, FLAME parameters and transforms*.json.
+
+    Resumable: files already in OUT are kept. transform_matrix is OpenGL/NeRF camera-to-world; see
+    docs/conventions.md.
+    """
+    from tqdm import tqdm
+
+    from nersemble_zarr.export_frames import export_frames as run_export
+    from nersemble_zarr.parallel import connect
+
+    serial_list = tuple(part.strip() for part in serials.split(",") if part.strip()) if serials else None
+    bar = tqdm(total=0, unit="chunk", desc="export-frames", disable=None)
+    client = connect(scheduler)
+    try:
+        summary = run_export(
+            store, out, format=format_, participant=participant, sequence=sequence, level=level, stride=stride,
+            serials=serial_list, background=background, workers=workers, client=client,
+            on_plan=lambda n: bar.reset(total=n), on_done=bar.update,
+        )
+    finally:
+        bar.close()
+        if client is not None:
+            client.close()
+    counts = ", ".join(f"{name} {count}" for name, count in summary.transforms.items())
+    click.echo(
+        f"Exported {summary.group} into {out}: {summary.frames_written} frame(s) written, "
+        f"{summary.frames_skipped} already there; frames listed: {counts}."
+    )

@@ -1,0 +1,162 @@
+"""Export a sequence of the store as the image folders and transforms*.json NeRF-style avatar codebases read.
+
+Layout of OUT: ``images/{timestep:05d}_{serial}.png`` (RGB on a black or white background, or RGBA),
+``fg_masks/{timestep:05d}_{serial}.png`` (alpha), ``flame_param/{timestep:05d}.npz`` (FLAME tracking, when the
+sequence has it), ``transforms.json`` (every frame) and ``transforms_{train,val,test}.json``. ``timestep`` is
+always the original frame index. Frames are written in parallel (one task per camera and shard of frames),
+each file atomically; a rerun skips files already there, and the transforms files are written last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import zarr
+
+from .. import __version__, schema
+from ..errors import ConfigError
+from ..parallel import run_tasks
+from .pixels import BACKGROUNDS, composite, remove_partial_files, write_atomic, write_npz, write_png
+from .plan import ExportPlan, Frame, frame_folders, pending_frames, plan_export, tracking_arrays
+from .transforms import write_transforms
+
+__all__ = ["BACKGROUNDS", "ExportSummary", "export_frames", "plan_export"]
+
+FORMATS = ("nerf",)
+SETTINGS_FILE = "nersemble_export.json"
+
+
+@dataclass
+class ExportSummary:
+    """What an export run did."""
+
+    group: str
+    frames_written: int = 0
+    frames_skipped: int = 0
+    flame_files_written: int = 0
+    transforms: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FramesTask:
+    """Write the image (and mask) files of some frames of one camera, all within one shard of the store."""
+
+    store: str
+    group: str
+    out: Path
+    frames: tuple[Frame, ...]
+    background: str
+    has_alpha: bool
+
+
+def export_frames(
+    store: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    format: str = "nerf",  # noqa: A002 - the CLI option's name
+    participant: int | None = None,
+    sequence: str | None = None,
+    level: int = 1,
+    stride: int = 1,
+    serials: tuple[str, ...] | None = None,
+    background: str = "black",
+    workers: int = 4,
+    client: Any = None,
+    on_plan: Callable[[int], None] | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> ExportSummary:
+    """Export one sequence of ``store`` at resolution ``level`` into the folder ``out`` (resumable).
+
+    ``stride`` keeps every n-th stored frame (original frame indices are kept); ``serials`` limits the
+    cameras; ``background`` is 'black', 'white' or 'none' (RGBA). ``on_plan(n)`` gets the number of tasks
+    (chunks of frames), ``on_done(1)`` is called as each finishes.
+    """
+    if format not in FORMATS:
+        raise ConfigError(f"Export format {format!r} is invalid; expected one of {', '.join(FORMATS)}.")
+    store, out = os.fspath(store), Path(out)
+    plan = plan_export(
+        store, participant=participant, sequence=sequence, level=level, stride=stride, serials=serials,
+        background=background,
+    )
+    _claim_folder(out, plan, format)
+    summary = ExportSummary(plan.group)
+    summary.flame_files_written = _write_flame_files(out, plan)
+    pending = pending_frames(out, plan)
+    summary.frames_skipped = sum(frame.has_image for frame in plan.frames) - len(pending)
+    tasks = _tasks(store, out, plan, pending)
+    if on_plan:
+        on_plan(len(tasks))
+    summary.frames_written = sum(run_tasks(write_frames, tasks, workers=workers, client=client, on_done=on_done))
+    for folder in frame_folders(out, plan):
+        remove_partial_files(folder)
+    summary.transforms = write_transforms(out, plan)
+    return summary
+
+
+def _claim_folder(out: Path, plan: ExportPlan, format: str) -> None:  # noqa: A002
+    """Create the output folders; refuse a folder holding an export of another sequence, level or background."""
+    settings = {"format": format, "group": plan.group, "level": plan.level, "background": plan.background}
+    settings_file = out / SETTINGS_FILE
+    if settings_file.exists():
+        found = json.loads(settings_file.read_text())
+        found = {key: found.get(key) for key in settings}
+        if found != settings:
+            raise ConfigError(
+                f"{out} already holds an export with {found}, not {settings}; choose another output folder."
+            )
+    elif out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not an export folder of nersemble_zarr; choose an empty or new folder.")
+    for folder in frame_folders(out, plan):
+        folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(settings_file, json.dumps({**settings, "created_by": f"nersemble_zarr {__version__}"}, indent=1).encode())
+
+
+def _write_flame_files(out: Path, plan: ExportPlan) -> int:
+    """One npz of FLAME parameters per exported timestep (skipping those on disk); the number written."""
+    if not plan.has_tracking:
+        return 0
+    positions = {frame.timestep: frame.position for frame in plan.frames}
+    written = 0
+    for timestep in plan.timesteps:
+        path = out / plan.flame_path(timestep)
+        if not path.exists():
+            write_npz(path, tracking_arrays(plan.dataset, positions[timestep]))
+            written += 1
+    return written
+
+
+def _tasks(store: str, out: Path, plan: ExportPlan, pending: list[Frame]) -> list[FramesTask]:
+    """Group pending frames by camera and store shard, so each task reads one shard of one camera."""
+    if not pending:
+        return []
+    array = zarr.open_array(store, path=f"{plan.group}/{schema.IMAGES}", mode="r")
+    shard = (array.shards or array.chunks)[1]
+    groups: dict[tuple[int, int], list[Frame]] = {}
+    for frame in pending:
+        groups.setdefault((frame.camera_index, frame.position // shard), []).append(frame)
+    return [
+        FramesTask(store, plan.group, out, tuple(frames), plan.background, plan.has_alpha)
+        for _, frames in sorted(groups.items())
+    ]
+
+
+def write_frames(task: FramesTask) -> int:
+    """Read the task's frames from the store and write their PNG files; return how many frames were written."""
+    serial_index = task.frames[0].camera_index
+    positions = [frame.position for frame in task.frames]
+    images = zarr.open_array(task.store, path=f"{task.group}/{schema.IMAGES}", mode="r")
+    pixels = images.get_orthogonal_selection((serial_index, positions))
+    if task.has_alpha:
+        alpha = zarr.open_array(task.store, path=f"{task.group}/{schema.ALPHA}", mode="r")
+        masks = alpha.get_orthogonal_selection((serial_index, positions))
+    for index, frame in enumerate(task.frames):
+        if task.has_alpha:
+            write_png(task.out / frame.image_path(), composite(pixels[index], masks[index], task.background))
+            write_png(task.out / frame.mask_path(), masks[index])
+        else:
+            write_png(task.out / frame.image_path(), pixels[index])
+    return len(task.frames)

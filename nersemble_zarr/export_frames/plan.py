@@ -1,0 +1,182 @@
+"""What an export writes: the sequence and level, the frames (timestep x camera), their split and file names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .. import catalogue, schema
+from .. import store as store_module
+from ..errors import CatalogueError, ConfigError, StoreError
+from ..levels.layout import camera_flags, group_exists
+from .pixels import BACKGROUNDS
+
+IMAGES_DIR, MASKS_DIR, FLAME_DIR = "images", "fg_masks", "flame_param"
+VAL_EVERY = 10  # transforms_val.json: train frames of every 10th exported timestep (also kept in train)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One exported view: a timestep (original frame index) seen by one camera."""
+
+    timestep: int
+    position: int       # index along the store's timestep axis
+    serial: str
+    camera_index: int   # index along the store's serial axis
+    split: str          # "train" or "test"
+    val: bool           # also listed in transforms_val.json
+    has_image: bool     # False for cameras without video (benchmark hold-out)
+
+    @property
+    def stem(self) -> str:
+        return f"{self.timestep:05d}_{self.serial}"
+
+    def image_path(self) -> str:
+        return f"{IMAGES_DIR}/{self.stem}.png"
+
+    def mask_path(self) -> str:
+        return f"{MASKS_DIR}/{self.stem}.png"
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """A resolved export: where the frames come from and every frame to list."""
+
+    store: str
+    benchmark: str
+    participant: int
+    sequence: str
+    level: int
+    background: str
+    dataset: xr.Dataset        # the level's Dataset, coordinates in memory
+    frames: tuple[Frame, ...]
+
+    @property
+    def group(self) -> str:
+        return schema.level_group(self.level, self.benchmark, self.participant, self.sequence)
+
+    @property
+    def has_alpha(self) -> bool:
+        return schema.ALPHA in self.dataset
+
+    @property
+    def has_tracking(self) -> bool:
+        return "expression" in self.dataset.coords
+
+    @property
+    def timesteps(self) -> list[int]:
+        return sorted({frame.timestep for frame in self.frames})
+
+    def flame_path(self, timestep: int) -> str:
+        return f"{FLAME_DIR}/{timestep:05d}.npz"
+
+
+def plan_export(
+    store: str,
+    *,
+    participant: int | None = None,
+    sequence: str | None = None,
+    level: int = 1,
+    stride: int = 1,
+    serials: tuple[str, ...] | None = None,
+    background: str = "black",
+) -> ExportPlan:
+    """Resolve and check an export: one sequence, an existing complete level, valid serials, stride, background."""
+    if stride < 1:
+        raise ConfigError(f"Stride {stride} is invalid; expected a positive number of stored frames.")
+    if background not in BACKGROUNDS:
+        raise ConfigError(f"Background {background!r} is invalid; expected one of {', '.join(BACKGROUNDS)}.")
+    store_module.read_root_attrs(store)
+    benchmark, participant, sequence = _one_sequence(store, participant, sequence)
+    group = schema.level_group(level, benchmark, participant, sequence)
+    if not group_exists(store, group):
+        raise StoreError(
+            f"The store has no level {level} of {schema.sequence_group(benchmark, participant, sequence)}; "
+            f"run `nersemble-zarr downsample {store} --levels {level}` first."
+        )
+    dataset = xr.open_zarr(store, group=group, consolidated=False, zarr_format=3)
+    dataset = dataset.assign_coords({name: dataset[name].load() for name in dataset.coords})
+    if background != "black" and schema.ALPHA not in dataset and schema.IMAGES in dataset:
+        raise ConfigError(f"{group} has no alpha, so frames can only be exported on their black background.")
+    all_serials = [str(serial) for serial in dataset[schema.SERIAL].values]
+    chosen = _check_serials(serials, all_serials, group)
+    with_video = [s for s in dataset.attrs.get("video_serials", []) if s in chosen]
+    _check_complete(store, group, dataset, with_video, all_serials)
+    splits = [str(split) for split in dataset[schema.SPLIT].values]
+    positions = range(0, dataset.sizes[schema.TIMESTEP], stride)
+    timesteps = dataset[schema.TIMESTEP].values
+    frames = []
+    for ordinal, position in enumerate(positions):
+        for serial in chosen:
+            index = all_serials.index(serial)
+            has_image = serial in with_video
+            split = "train" if has_image and splits[index] == "train" else "test"
+            frames.append(Frame(
+                int(timesteps[position]), position, serial, index, split,
+                val=split == "train" and ordinal % VAL_EVERY == 0, has_image=has_image,
+            ))
+    return ExportPlan(store, benchmark, participant, sequence, level, background, dataset, tuple(frames))
+
+
+def _one_sequence(store: str, participant: int | None, sequence: str | None) -> tuple[str, int, str]:
+    keys = [
+        key for key in store_module.sequence_keys(store)
+        if (participant is None or key[1] == participant) and (sequence is None or key[2] == sequence)
+    ]
+    if not keys:
+        raise StoreError(
+            f"The store {store} has no sequence for participant {participant if participant is not None else 'any'} "
+            f"and sequence {sequence or 'any'}; list them with `nersemble-zarr info {store}`."
+        )
+    if len(keys) > 1:
+        names = ", ".join(schema.sequence_group(*key) for key in keys)
+        raise ConfigError(f"The store holds {len(keys)} matching sequences ({names}); choose one with --participant and --sequence.")
+    return keys[0]
+
+
+def _check_serials(serials: tuple[str, ...] | None, all_serials: list[str], group: str) -> list[str]:
+    """The chosen cameras in store order (all when ``serials`` is None)."""
+    if not serials:
+        return all_serials
+    for serial in serials:
+        catalogue.check_serial(serial)
+        if serial not in all_serials:
+            raise CatalogueError(f"Camera {serial} is not among the cameras of {group}.")
+    return [serial for serial in all_serials if serial in serials]
+
+
+def _check_complete(store: str, group: str, dataset: xr.Dataset, with_video: list[str], all_serials: list[str]) -> None:
+    if not with_video:
+        return
+    done = camera_flags(store, group, schema.ALPHA in dataset)
+    missing = [serial for serial in with_video if not done[all_serials.index(serial)]]
+    if missing:
+        command = "convert" if "level" not in dataset.attrs else f"downsample {store} --levels {dataset.attrs['level']}"
+        raise StoreError(
+            f"Camera {missing[0]} of {group} is not completely written; run `nersemble-zarr {command}` again to finish it."
+        )
+
+
+def frame_folders(out: Path, plan: ExportPlan) -> list[Path]:
+    """The folders an export writes files into."""
+    folders = [out / IMAGES_DIR] + ([out / MASKS_DIR] if plan.has_alpha else [])
+    return folders + ([out / FLAME_DIR] if plan.has_tracking else [])
+
+
+def pending_frames(out: Path, plan: ExportPlan) -> list[Frame]:
+    """Frames with an image whose files are not all on disk yet (files appear only when complete)."""
+    def complete(frame: Frame) -> bool:
+        return (out / frame.image_path()).exists() and (not plan.has_alpha or (out / frame.mask_path()).exists())
+
+    return [frame for frame in plan.frames if frame.has_image and not complete(frame)]
+
+
+def tracking_arrays(dataset: xr.Dataset, position: int) -> dict[str, np.ndarray]:
+    """FLAME parameters of one timestep (per-timestep values at ``position``, plus shape and scale)."""
+    arrays = {name: dataset[name].values[position] for name in schema.FLAME_TIMESTEP_PARAMS if name in dataset.coords}
+    arrays.update({name: np.asarray(dataset[name].values) for name in schema.FLAME_STATIC_PARAMS if name in dataset.coords})
+    arrays["timestep_index"] = np.asarray(int(dataset[schema.TIMESTEP].values[position]))
+    return arrays

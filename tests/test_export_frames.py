@@ -1,0 +1,249 @@
+"""export-frames: the exported cameras re-project the synthetic head onto the exported PNGs, pixels equal the
+store's, original frame indices survive a stride, splits, FLAME files, resume, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from click.testing import CliRunner
+
+from nersemble_zarr import catalogue, schema
+from nersemble_zarr.cameras import opengl_camera_to_world, project_opengl
+from nersemble_zarr.cli.main import main as cli
+from nersemble_zarr.convert import convert
+from nersemble_zarr.errors import CatalogueError, ConfigError, StoreError
+from nersemble_zarr.export_frames import export_frames
+from nersemble_zarr.levels import downsample
+from nersemble_zarr.synthetic import SyntheticConfig, model_to_world, tracking
+from nersemble_zarr.synthetic.head import ellipsoid_normals, ellipsoid_points
+
+NVS = ("nvs", 388, "GLASSES")
+MONO = ("mono_flame_avatar", 393, "EXP-1-head")
+
+
+@pytest.fixture(scope="module")
+def store(synthetic_root, tmp_path_factory) -> Path:
+    """The tiny synthetic benchmark converted, with resolution level 2."""
+    path = tmp_path_factory.mktemp("export") / "store.zarr"
+    convert(synthetic_root, path, workers=2)
+    downsample(path, [2], workers=2)
+    return path
+
+
+@pytest.fixture(scope="module")
+def nvs_export(store, tmp_path_factory) -> Path:
+    """NVS 388 at level 2, every 2nd stored frame, on black."""
+    out = tmp_path_factory.mktemp("nvs-export")
+    export_frames(store, out, participant=388, level=2, stride=2, workers=2)
+    return out
+
+
+def load(out: Path, name: str = "transforms.json") -> dict:
+    return json.loads((out / name).read_text())
+
+
+def read_png(path: Path) -> np.ndarray:
+    return imagecodecs.png_decode(path.read_bytes())
+
+
+def store_frames(store: Path, level: int, key, serial: str, timestep: int) -> tuple[np.ndarray, np.ndarray]:
+    group = zarr.open_group(store, path=schema.level_group(level, *key), mode="r", use_consolidated=False)
+    serial_index = [str(s) for s in group[schema.SERIAL][:]].index(serial)
+    position = list(group[schema.TIMESTEP][:]).index(timestep)
+    return group[schema.IMAGES][serial_index, position], group[schema.ALPHA][serial_index, position]
+
+
+def head_points(key, timestep: int, cam_2_world_gl: np.ndarray, n: int = 300) -> np.ndarray:
+    """Synthetic head surface points at an ORIGINAL frame index that face the camera squarely (world space)."""
+    params = tracking(SyntheticConfig.tiny(), *key)
+    index = list(params["frames"]).index(timestep)
+    model = ellipsoid_points(n, np.random.default_rng(timestep))
+    rotation = params["rotation_matrices"][index].astype(np.float64)
+    world = model_to_world(model, rotation, params["translation"][index].astype(np.float64), params["scale"])
+    towards_camera = cam_2_world_gl[:3, 3] - world
+    towards_camera /= np.linalg.norm(towards_camera, axis=1, keepdims=True)
+    facing = np.einsum("ij,ij->i", ellipsoid_normals(model) @ rotation.T, towards_camera) > 0.6
+    return world[facing]
+
+
+def intrinsics_of(entry: dict) -> np.ndarray:
+    return np.array([[entry["fl_x"], 0.0, entry["cx"]], [0.0, entry["fl_y"], entry["cy"]], [0.0, 0.0, 1.0]])
+
+
+# ---------------------------------------------------------------- geometry and pixels
+def test_exported_cameras_reproject_the_head_onto_the_exported_pngs(nvs_export):
+    frames = [frame for frame in load(nvs_export, "transforms_train.json")["frames"]]
+    assert len(frames) == 13 * 3
+    for entry in frames:
+        mask = read_png(nvs_export / entry["fg_mask_path"])
+        image = read_png(nvs_export / entry["file_path"])
+        assert mask.shape == (entry["h"], entry["w"]) == (80, 55) and image.shape == (80, 55, 3)
+        cam_2_world = np.array(entry["transform_matrix"])
+        points = head_points(NVS, entry["timestep_index"], cam_2_world)
+        assert len(points) > 20
+        pixels, depth = project_opengl(points, cam_2_world, intrinsics_of(entry))
+        assert (depth > 0).all()
+        columns, rows = np.round(pixels).astype(int).T
+        assert (mask[rows, columns] > 0).all(), entry["file_path"]
+        assert (image[rows, columns].max(axis=-1) > 0).all()
+        # 14 cm above the head centre (radius 10.5 cm) is background in the mask and black in the image
+        centre = tracking(SyntheticConfig.tiny(), *NVS)["translation"][entry["timestep_index"] // 3]
+        above = centre.astype(np.float64) + 0.14 * cam_2_world[:3, 1]  # the camera's up axis (OpenGL y)
+        (column, row), _ = project_opengl(above, cam_2_world, intrinsics_of(entry))
+        assert mask[round(row), round(column)] == 0 and image[round(row), round(column)].max() == 0
+
+
+def test_pngs_and_cameras_hold_the_store_values(store, nvs_export):
+    entry = load(nvs_export, "transforms_train.json")["frames"][5]
+    images, alpha = store_frames(store, 2, NVS, entry["camera_serial"], entry["timestep_index"])
+    level = xr.open_zarr(store, group=schema.level_group(2, *NVS), consolidated=False).sel(serial=entry["camera_serial"])
+    np.testing.assert_allclose(intrinsics_of(entry), level.intrinsics.values)  # OpenCV K of the level, cy not flipped
+    np.testing.assert_allclose(np.array(entry["transform_matrix"]), opengl_camera_to_world(level.world_2_cam.values))
+    np.testing.assert_array_equal(read_png(nvs_export / entry["fg_mask_path"]), alpha)
+    np.testing.assert_array_equal(read_png(nvs_export / entry["file_path"]), np.where(alpha[..., None] > 0, images, 0))
+
+
+@pytest.mark.parametrize("background", ["white", "none"])
+def test_backgrounds(store, tmp_path, background):
+    export_frames(store, tmp_path, participant=388, serials=("222200040",), stride=3, background=background)
+    entry = load(tmp_path)["frames"][0]
+    images, alpha = store_frames(store, 1, NVS, "222200040", entry["timestep_index"])
+    picture = read_png(tmp_path / entry["file_path"]).astype(np.int64)
+    opaque, clear = alpha == 255, alpha == 0
+    assert opaque.sum() > 100 and clear.sum() > 100
+    if background == "white":
+        assert picture.shape[-1] == 3 and (picture[clear] == 255).all()
+        np.testing.assert_array_equal(picture[opaque], images[opaque])
+        partial = (alpha > 0) & (alpha < 255)
+        np.testing.assert_array_equal(
+            picture[partial], np.minimum(images[partial].astype(int) + 255 - alpha[partial, None], 255)
+        )
+    else:
+        assert picture.shape[-1] == 4
+        np.testing.assert_array_equal(picture[..., 3], alpha)
+        assert (picture[clear][:, :3] == 0).all()
+        # straight colour * alpha gives back the stored premultiplied colour (where the video kept colour <= alpha)
+        valid = (alpha > 0) & (images.max(axis=-1) <= alpha)
+        assert valid.sum() > 1000
+        premultiplied = picture[valid][:, :3] * alpha[valid, None] / 255
+        assert np.abs(premultiplied - images[valid]).max() <= 0.5
+
+
+# ---------------------------------------------------------------- frames, indices, splits
+def test_stride_keeps_original_frame_indices_and_splits_follow_the_hold_out_cameras(nvs_export):
+    everything = load(nvs_export)
+    stored = [0, 3, 6, 9, 12, 15]  # synthetic timesteps: every 3rd original frame
+    assert sorted({frame["timestep_index"] for frame in everything["frames"]}) == stored[::2]
+    assert everything["serials"] == list(catalogue.SERIALS) and everything["level"] == 2
+    train, val, test = (load(nvs_export, f"transforms_{name}.json")["frames"] for name in ("train", "val", "test"))
+    assert len(everything["frames"]) == 3 * 16 == len(train) + len(test)
+    assert {f["camera_serial"] for f in test} == set(catalogue.NVS_HOLD_OUT_SERIALS)
+    assert {f["camera_serial"] for f in train} == set(catalogue.NVS_TRAIN_SERIALS)
+    assert all(f["file_path"] is None and f["fg_mask_path"] is None for f in test)
+    assert {f["timestep_index"] for f in val} == {0} and len(val) == 13 and all(f in train for f in val)
+    for frame in train:
+        assert frame["file_path"] == f"images/{frame['timestep_index']:05d}_{frame['camera_serial']}.png"
+        assert everything["serials"][frame["camera_index"]] == frame["camera_serial"]
+    names = sorted(os.listdir(nvs_export / "images"))
+    assert len(names) == 13 * 3 and names[0].startswith("00000_") and names[-1].startswith("00012_")
+    assert not any(name.startswith(".") for name in names)
+
+
+def test_mono_exports_flame_parameters_per_original_frame(store, tmp_path):
+    summary = export_frames(store, tmp_path, participant=393, sequence="EXP-1-head", level=2, stride=2)
+    assert summary.flame_files_written == 3
+    dataset = xr.open_zarr(store, group=schema.sequence_group(*MONO), consolidated=False)
+    frames = load(tmp_path)["frames"]
+    assert {f["camera_serial"] for f in frames if f["file_path"]} == {catalogue.MONO_TRAIN_SERIAL}
+    for frame in frames:
+        parameters = np.load(tmp_path / frame["flame_param_path"])
+        position = list(dataset.timestep.values).index(frame["timestep_index"])
+        assert int(parameters["timestep_index"]) == frame["timestep_index"]
+        np.testing.assert_array_equal(parameters["expression"], dataset.expression.values[position])
+        np.testing.assert_array_equal(parameters["rotation_matrices"], dataset.rotation_matrices.values[position])
+        np.testing.assert_array_equal(parameters["shape"], dataset["shape"].values)
+    assert sorted(os.listdir(tmp_path / "flame_param")) == ["00000.npz", "00006.npz", "00012.npz"]
+
+
+def test_a_test_sequence_without_video_exports_cameras_and_tracking_only(store, tmp_path):
+    summary = export_frames(store, tmp_path, participant=393, sequence="FREE")
+    assert summary.frames_written == 0 and summary.transforms["transforms_train.json"] == 0
+    assert summary.transforms["transforms_test.json"] == 6 * 4 and summary.flame_files_written == 6
+    assert all(frame["file_path"] is None for frame in load(tmp_path)["frames"])
+
+
+# ---------------------------------------------------------------- resume and bad input
+def test_rerun_writes_only_missing_files(store, nvs_export, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(nvs_export, out)
+    images = sorted((out / "images").iterdir())
+    removed, kept = images[:4], images[4]
+    (out / "fg_masks" / images[5].name).unlink()  # a frame whose mask is missing is written again too
+    expected = {path.name: path.read_bytes() for path in removed}
+    for path in removed:
+        path.unlink()
+    stale = out / "images" / f".{removed[0].name}.part"
+    stale.write_bytes(b"partial")  # what a killed run leaves
+    before = kept.stat().st_mtime_ns
+    summary = export_frames(store, out, participant=388, level=2, stride=2, workers=2)
+    assert summary.frames_written == 5 and summary.frames_skipped == 13 * 3 - 5
+    assert {path.name: (out / "images" / path.name).read_bytes() for path in removed} == expected
+    assert kept.stat().st_mtime_ns == before and not stale.exists()
+    assert (out / "fg_masks" / images[5].name).exists()
+
+
+def test_bad_requests_name_the_problem(store, nvs_export, tmp_path):
+    with pytest.raises(StoreError, match="no level 4"):
+        export_frames(store, tmp_path / "a", participant=388, level=4)
+    with pytest.raises(ConfigError, match="3 matching sequences"):
+        export_frames(store, tmp_path / "b")
+    with pytest.raises(StoreError, match="no sequence for participant 422"):
+        export_frames(store, tmp_path / "c", participant=422)
+    with pytest.raises(CatalogueError, match="Unknown camera serial"):
+        export_frames(store, tmp_path / "d", participant=388, serials=("123",))
+    with pytest.raises(CatalogueError, match="not among the cameras"):
+        export_frames(store, tmp_path / "e", participant=393, sequence="FREE", serials=("222200042",))
+    with pytest.raises(ConfigError, match="Stride 0"):
+        export_frames(store, tmp_path / "f", participant=388, stride=0)
+    with pytest.raises(ConfigError, match="Background 'grey'"):
+        export_frames(store, tmp_path / "g", participant=388, background="grey")
+    with pytest.raises(ConfigError, match="already holds an export"):
+        export_frames(store, nvs_export, participant=388, level=2, background="white")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not an export folder"):
+        export_frames(store, foreign, participant=388)
+
+
+def test_an_incomplete_camera_is_refused(store, tmp_path):
+    copy = tmp_path / "store.zarr"
+    shutil.copytree(store, copy)
+    zarr.open_array(copy, path=f"{schema.level_group(2, *NVS)}/alpha_converted", mode="r+")[1] = False
+    with pytest.raises(StoreError, match="Camera 222200044 of level_2/nvs/388/GLASSES is not completely written"):
+        export_frames(copy, tmp_path / "out", participant=388, level=2)
+    export_frames(copy, tmp_path / "out", participant=388, level=2, serials=("222200042",))  # other cameras are fine
+
+
+def test_cli_export_frames(store, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    arguments = ["export-frames", str(store), str(out), "-p", "388", "--level", "2", "--stride", "5",
+                 "--serials", "222200042,222200046", "--background", "white", "-j", "1"]
+    result = runner.invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    assert "2 frame(s) written, 0 already there" in result.output
+    assert {f["camera_serial"] for f in load(out, "transforms_test.json")["frames"]} == {"222200046"}
+    assert sorted(os.listdir(out / "images")) == ["00000_222200042.png", "00015_222200042.png"]
+    assert "0 frame(s) written, 2 already there" in runner.invoke(cli, arguments).output
+    result = runner.invoke(cli, ["export-frames", str(store), str(tmp_path / "x"), "-p", "388", "--level", "3"])
+    assert result.exit_code == 1 and result.output.startswith("Error: The store has no level 3")
+    assert "Traceback" not in result.output
