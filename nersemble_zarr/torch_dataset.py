@@ -32,7 +32,7 @@ FLAME_PARAMS = (*schema.FLAME_TIMESTEP_PARAMS, *schema.FLAME_STATIC_PARAMS)
 class SequenceFrames:
     """What the dataset keeps in memory about one sequence: its cameras, timesteps and FLAME parameters."""
 
-    group: str                      # e.g. "nvs/388/GLASSES"
+    group: str                      # e.g. "nvs/388/GLASSES", or "level_2/nvs/388/GLASSES"
     serials: tuple[str, ...]        # every camera of the sequence's ``serial`` coordinate
     world_2_cam: np.ndarray         # (serial, 4, 4) float32
     intrinsics: np.ndarray          # (serial, 3, 3) float32
@@ -46,7 +46,8 @@ class FrameDataset(Dataset):
 
     ``split`` ("train", "test" or None for both) and ``serials`` choose the cameras; only cameras whose
     frames are stored take part. ``participants`` / ``sequences`` narrow the sequences (default: every
-    sequence of ``benchmark`` in the store that has frames). Items are dicts of tensors:
+    sequence of ``benchmark`` in the store that has frames). ``level`` s > 1 reads the frames and
+    intrinsics of resolution level s (written by ``nersemble-zarr downsample``). Items are dicts of tensors:
     ``image`` (3, H, W) and ``alpha`` (1, H, W) as float32 in [0, 1] (or uint8 with ``dtype=torch.uint8``),
     ``world_2_cam`` (4, 4) and ``intrinsics`` (3, 3) float32 (OpenCV world-to-camera), ``timestep`` (the
     original frame index), ``serial_index`` (position in the sequence's ``serial`` coordinate),
@@ -63,8 +64,11 @@ class FrameDataset(Dataset):
         sequences: Iterable[str] | None = None,
         split: str | None = "train",
         serials: Iterable[str] | None = None,
+        level: int = 1,
         dtype: torch.dtype = torch.float32,
     ) -> None:
+        if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+            raise ConfigError(f"Resolution level {level!r} is invalid; expected 1 (full resolution) or a level >= 2.")
         if split not in (*SPLITS, None):
             raise ConfigError(f"Split {split!r} is unknown; expected 'train', 'test' or None (both).")
         if dtype not in (torch.float32, torch.uint8):
@@ -73,7 +77,9 @@ class FrameDataset(Dataset):
         self.store = os.fspath(store)
         self.dtype = dtype
         tree = store_module.open(self.store)
-        self.sequences = _select_sequences(tree, self.store, catalogue.check_benchmark(benchmark), participants, sequences)
+        self.sequences = _select_sequences(
+            tree, self.store, catalogue.check_benchmark(benchmark), participants, sequences, level
+        )
         rows = []
         for index, sequence in enumerate(self.sequences):
             cameras = _select_cameras(tree[sequence.group].to_dataset(), sequence.group, split, serials)
@@ -154,7 +160,7 @@ def make_dataloader(
 ) -> DataLoader:
     """A ``DataLoader`` over a ``FrameDataset`` of ``store`` (random frames per epoch with ``shuffle``).
 
-    ``selection`` goes to ``FrameDataset`` (participants, sequences, split, serials). ``seed`` fixes the
+    ``selection`` goes to ``FrameDataset`` (participants, sequences, split, serials, level). ``seed`` fixes the
     shuffling order; ``num_workers`` worker processes read frames in parallel, each opening the store itself.
     """
     dataset = FrameDataset(store, benchmark, dtype=dtype, **selection)
@@ -166,26 +172,36 @@ def make_dataloader(
     )
 
 
-def _select_sequences(tree, store: str, benchmark: str, participants, sequences) -> list[SequenceFrames]:
-    """The sequences of ``benchmark`` in the store that have frames, narrowed by participants and names."""
+def _select_sequences(
+    tree, store: str, benchmark: str, participants: Iterable[int] | None, sequences: Iterable[str] | None, level: int
+) -> list[SequenceFrames]:
+    """The sequences of ``benchmark`` in the store that have frames (at ``level``), narrowed by participants
+    and names."""
     wanted_participants = None if participants is None else {int(p) for p in participants}
     wanted_sequences = None if sequences is None else set(sequences)
-    found = []
-    benchmark_node = tree.children.get(benchmark)
-    for participant_name, participant_node in sorted(benchmark_node.children.items() if benchmark_node else []):
-        if wanted_participants is not None and int(participant_name) not in wanted_participants:
-            continue
-        for sequence_name, node in sorted(participant_node.children.items()):
-            if wanted_sequences is not None and sequence_name not in wanted_sequences:
-                continue
-            if schema.IMAGES in node.dataset:
-                found.append(_sequence_frames(node.to_dataset(), f"{benchmark}/{participant_name}/{sequence_name}"))
+    keys = [
+        key for key in store_module.sequence_keys(store)
+        if key[0] == benchmark and (wanted_participants is None or key[1] in wanted_participants)
+        and (wanted_sequences is None or key[2] in wanted_sequences)
+    ]
     for participant in sorted(wanted_participants or ()):
-        if not any(s.group.split("/")[1] == str(participant) for s in found):
-            raise StoreError(f"{store} has no {benchmark} sequence with frames for participant {participant}.")
+        if not any(key[1] == participant for key in keys):
+            raise StoreError(f"{store} has no {benchmark} sequence of participant {participant}.")
     for name in sorted(wanted_sequences or ()):
-        if not any(s.group.split("/")[2] == name for s in found):
-            raise StoreError(f"{store} has no {benchmark} sequence {name!r} with frames.")
+        if not any(key[2] == name for key in keys):
+            raise StoreError(f"{store} has no {benchmark} sequence {name!r}.")
+    found = []
+    for key in keys:
+        group = schema.level_group(level, *key)
+        try:
+            dataset = tree[group].to_dataset()
+        except KeyError as error:
+            raise StoreError(
+                f"{store} has no resolution level {level} of {schema.sequence_group(*key)}; "
+                f"write it with `nersemble-zarr downsample {store} --levels {level}`."
+            ) from error
+        if schema.IMAGES in dataset:
+            found.append(_sequence_frames(dataset, group))
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -108,6 +109,28 @@ def test_serials_narrow_the_cameras(store):
     assert len(dataset) == 2 * 6
 
 
+def test_a_resolution_level_gives_its_frames_and_rescaled_intrinsics(store, tmp_path):
+    from nersemble_zarr.levels import downsample
+
+    with pytest.raises(StoreError, match="no resolution level 2 of nvs/388/GLASSES"):
+        FrameDataset(store, "nvs", level=2)
+    leveled = tmp_path / "leveled.zarr"
+    shutil.copytree(store, leveled)
+    downsample(leveled, [2], participants=[388], workers=2)
+    dataset = FrameDataset(leveled, "nvs", level=2, dtype=torch.uint8)
+    assert [s.group for s in dataset.sequences] == ["level_2/nvs/388/GLASSES"] and len(dataset) == 13 * 6
+    level = store_module.open(leveled)["level_2/nvs/388/GLASSES"].to_dataset()
+    for index in (0, len(dataset) - 1):
+        item = dataset[index]
+        _, serial, timestep = dataset.item_key(index)
+        frame = level.sel({schema.SERIAL: serial, schema.TIMESTEP: timestep})
+        assert item["image"].shape == (3, 80, 55)
+        np.testing.assert_array_equal(item["image"].permute(1, 2, 0).numpy(), frame[schema.IMAGES].values)
+        np.testing.assert_array_equal(item["alpha"][0].numpy(), frame[schema.ALPHA].values)
+        np.testing.assert_array_equal(item["intrinsics"].numpy(), frame[schema.INTRINSICS].values.astype(np.float32))
+    assert not np.array_equal(dataset.sequences[0].intrinsics, FrameDataset(leveled, "nvs").sequences[0].intrinsics)
+
+
 def test_pickled_dataset_holds_no_open_store_and_reads_after_unpickling(store):
     dataset = FrameDataset(store, "nvs")
     first = dataset[0]
@@ -125,6 +148,7 @@ def test_pickled_dataset_holds_no_open_store_and_reads_after_unpickling(store):
         ({"serials": ["123"]}, StoreError, "Camera '123'"),
         ({"participants": [422]}, StoreError, "participant 422"),
         ({"sequences": ["HAIR"]}, StoreError, "'HAIR'"),
+        ({"level": 0}, ConfigError, "Resolution level 0"),
     ],
 )
 def test_bad_selections_are_one_sentence_errors(store, options, error, message):
