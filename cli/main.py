@@ -19,6 +19,8 @@ COMMANDS = {
     "export-mesh": "meshes:export_mesh",
     "export-submission": "submission:export_submission",
     "validate-submission": "submission:validate_submission",
+    "preview": "preview:preview",
+    "preview-rig": "preview:preview_rig",
 }
 
 

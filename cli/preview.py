@@ -1,0 +1,54 @@
+"""``nersemble-zarr preview`` and ``preview-rig``: PNG pictures of a store's cameras and frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import handle_errors
+
+participant_option = click.option("--participant", "-p", type=int, required=True, help="Participant id.")
+sequence_option = click.option(
+    "--sequence", "-s", default=None,
+    help="Sequence name (default: the participant's NVS sequence, or its first mono sequence with frames).",
+)
+output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                             help="PNG file to write (replaced if it exists).")
+
+
+@click.command()
+@click.argument("store")
+@participant_option
+@sequence_option
+@click.option("--timestep", "-t", type=int, default=None,
+              help="Original frame index (a value of the timestep coordinate); default: the first.")
+@click.option("--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="FLAME folder: evaluate the mesh from the tracking when the store has no vertices.")
+@click.option("--tile-width", type=click.IntRange(min=16), default=275, show_default=True,
+              help="Largest width of one camera's tile in pixels (frames shrink by a whole factor).")
+@output_option
+@handle_errors
+def preview(store: str, participant: int, sequence: str | None, timestep: int | None, flame_dir: Path | None,
+            tile_width: int, output: Path) -> None:
+    """Contact sheet of every camera of STORE at one timestep: hold-out cameras framed in red, the FLAME
+    mesh (stored vertices, or evaluated with --flame-dir) or the point cloud projected as green dots."""
+    from nersemble_zarr.preview import write_preview
+
+    write_preview(store, output, participant, sequence=sequence, timestep=timestep, flame_dir=flame_dir,
+                  tile_width=tile_width)
+    click.echo(f"Wrote {output}.")
+
+
+@click.command("preview-rig")
+@click.argument("store")
+@participant_option
+@sequence_option
+@output_option
+@handle_errors
+def preview_rig(store: str, participant: int, sequence: str | None, output: Path) -> None:
+    """3D plot of the camera rig of a participant in STORE: frustums around the head, hold-out cameras in red."""
+    from nersemble_zarr.preview import write_rig_preview
+
+    write_rig_preview(store, output, participant, sequence)
+    click.echo(f"Wrote {output}.")

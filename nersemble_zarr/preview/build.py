@@ -1,0 +1,73 @@
+"""Preview pictures of a store: pick the sequence, build the contact sheet or rig plot, write the PNG."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import xarray as xr
+
+from .. import catalogue, schema
+from .. import store as store_module
+from ..errors import CatalogueError, StoreError
+from .overlay import overlay_points
+from .picture import with_labels, write_png
+from .rig import rig_picture
+from .sheet import check_timestep, contact_sheet
+
+
+def benchmark_of(participant: int) -> str:
+    """The benchmark a participant id belongs to (the two benchmarks have no participant in common)."""
+    for benchmark in catalogue.BENCHMARKS:
+        if participant in catalogue.participants(benchmark):
+            return benchmark
+    known = ", ".join(str(p) for b in catalogue.BENCHMARKS for p in catalogue.participants(b))
+    raise CatalogueError(f"Unknown participant {participant}; expected one of {known}.")
+
+
+def open_sequence(store: str | os.PathLike, participant: int, sequence: str | None = None) -> xr.Dataset:
+    """The sequence Dataset of ``participant``; without ``sequence``, its NVS sequence or its first mono
+    sequence with frames in the store (else its first one)."""
+    benchmark = benchmark_of(participant)
+    tree = store_module.open(store)
+    if sequence is None and benchmark == "mono_flame_avatar":
+        names = [key[2] for key in store_module.sequence_keys(store) if key[:2] == (benchmark, participant)]
+        if not names:
+            raise StoreError(f"The store {store} has no sequence of participant {participant}; convert it first.")
+        with_frames = [n for n in names if schema.IMAGES in tree[schema.sequence_group(benchmark, participant, n)].dataset]
+        sequence = (with_frames or names)[0]
+    return store_module.sequence(tree, benchmark, participant, sequence)
+
+
+def preview_picture(
+    store: str | os.PathLike,
+    participant: int,
+    sequence: str | None = None,
+    timestep: int | None = None,
+    *,
+    flame_dir: str | os.PathLike | None = None,
+    tile_width: int = 275,
+) -> np.ndarray:
+    """The contact sheet (H, W, 3) uint8 of every camera at ``timestep`` (default: the first) with captions."""
+    dataset = open_sequence(store, participant, sequence)
+    if timestep is None:
+        timestep = int(dataset[schema.TIMESTEP].values[0])
+    check_timestep(dataset, timestep)
+    overlay = overlay_points(dataset, timestep, flame_dir)
+    sheet = contact_sheet(dataset, timestep, overlay, tile_width=tile_width)
+    return with_labels(sheet.pixels, sheet.labels)
+
+
+def write_preview(store: str | os.PathLike, output: str | os.PathLike, participant: int, **options) -> None:
+    """Write the contact sheet of ``preview_picture`` (same options) as PNG to ``output``."""
+    write_png(output, preview_picture(store, participant, **options))
+
+
+def write_rig_preview(
+    store: str | os.PathLike, output: str | os.PathLike, participant: int, sequence: str | None = None
+) -> None:
+    """Write the camera rig plot of a participant's sequence as PNG to ``output``; the head is drawn from the
+    first timestep's stored FLAME mesh or point cloud when there is one."""
+    dataset = open_sequence(store, participant, sequence)
+    head = overlay_points(dataset, int(dataset[schema.TIMESTEP].values[0]))
+    write_png(output, rig_picture(dataset, head))

@@ -1,0 +1,160 @@
+"""A contact sheet of every camera of one timestep: tiles in a grid, hold-out cameras framed, overlay dots."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from .. import schema
+from ..cameras import project_opencv
+from ..convert.layout import converted_flag
+from ..errors import StoreError
+from .overlay import Overlay
+from .picture import DPI, Label
+
+HOLD_OUT_COLOUR = (255, 0, 0)
+TRAIN_LABEL_COLOUR = (235, 235, 235)
+NO_VIDEO_COLOUR = (150, 150, 150)
+DOT_COLOUR = (0, 255, 0)
+BACKGROUND = (40, 40, 40)
+BORDER = 4         # pixels of the frame around each tile (red for hold-out cameras)
+LABEL_HEIGHT = 16  # pixels of the caption strip above each tile
+TITLE_HEIGHT = 22
+GAP = 6
+MAX_FONT_SIZE, MIN_FONT_SIZE, TITLE_FONT_SIZE = 8.0, 4.0, 10.0
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Where one camera's frame lies in the sheet: image area (inside the border) and its downscale factor."""
+
+    serial: str
+    split: str
+    has_video: bool
+    top: int
+    left: int
+    height: int
+    width: int
+    factor: int
+
+
+@dataclass(frozen=True)
+class ContactSheet:
+    """The sheet's pixels (H, W, 3) uint8, its tiles, and the captions to draw on it."""
+
+    pixels: np.ndarray
+    tiles: list[Tile]
+    labels: list[Label]
+
+
+def contact_sheet(
+    dataset: xr.Dataset, timestep: int, overlay: Overlay | None = None, *, tile_width: int = 275, dot_radius: int = 1
+) -> ContactSheet:
+    """Every camera of a sequence Dataset at ``timestep`` (an original frame index), in a grid.
+
+    Frames are shrunk by a whole factor to at most ``tile_width`` pixels wide. Cameras without video
+    (hold-out cameras) are black tiles; hold-out cameras get a red border and caption. ``overlay`` points
+    are projected into every camera and drawn as green dots of ``dot_radius``.
+    """
+    check_timestep(dataset, timestep)
+    serials = [str(s) for s in dataset[schema.SERIAL].values]
+    splits = [str(s) for s in dataset[schema.SPLIT].values]
+    height, width = int(dataset.attrs["height"]), int(dataset.attrs["width"])
+    factor = max(1, math.ceil(width / tile_width))
+    tile_h, tile_w = height // factor, width // factor
+    columns = math.ceil(math.sqrt(len(serials)))
+    rows = math.ceil(len(serials) / columns)
+    cell_w, cell_h = tile_w + 2 * BORDER + GAP, LABEL_HEIGHT + tile_h + 2 * BORDER + GAP
+    pixels = np.empty((TITLE_HEIGHT + rows * cell_h + GAP, columns * cell_w + GAP, 3), dtype=np.uint8)
+    pixels[:] = BACKGROUND
+    dots = _projected(dataset, overlay)
+    tiles, labels = [], []
+    for index, (serial, split) in enumerate(zip(serials, splits)):
+        row, column = divmod(index, columns)
+        top = TITLE_HEIGHT + row * cell_h + LABEL_HEIGHT + BORDER
+        left = GAP + column * cell_w + BORDER
+        has_video = _has_video(dataset, index)
+        tile = Tile(serial, split, has_video, top, left, tile_h, tile_w, factor)
+        if split == "test":
+            pixels[top - BORDER : top + tile_h + BORDER, left - BORDER : left + tile_w + BORDER] = HOLD_OUT_COLOUR
+        view = pixels[top : top + tile_h, left : left + tile_w]
+        view[:] = _shrink(_frame(dataset, index, timestep), factor) if has_video else 0
+        if dots is not None:
+            _draw_dots(view, dots[index], factor, dot_radius)
+        caption = f"{serial} {'hold-out' if split == 'test' else split}"
+        colour = HOLD_OUT_COLOUR if split == "test" else TRAIN_LABEL_COLOUR
+        size = _fitting_size(caption, tile_w + 2 * BORDER)
+        labels.append(Label(left - BORDER, top - BORDER - LABEL_HEIGHT, caption, colour, size))
+        if not has_video:
+            labels.append(Label(left + 3, top + 3, "no video", NO_VIDEO_COLOUR, _fitting_size("no video", tile_w - 6)))
+        tiles.append(tile)
+    title = f"{_group_name(dataset)}  timestep {timestep}  dots: {overlay.description if overlay else 'none'}"
+    labels.append(Label(GAP, 3, title, TRAIN_LABEL_COLOUR, _fitting_size(title, pixels.shape[1] - 2 * GAP, TITLE_FONT_SIZE)))
+    return ContactSheet(pixels, tiles, labels)
+
+
+def check_timestep(dataset: xr.Dataset, timestep: int) -> None:
+    """Raise a StoreError unless ``timestep`` is a value of the sequence's ``timestep`` coordinate."""
+    values = dataset[schema.TIMESTEP].values
+    if timestep not in values:
+        raise StoreError(
+            f"Timestep {timestep} is not in {_group_name(dataset)}; its timesteps are original frame indices "
+            f"from {values.min()} to {values.max()} ({len(values)} frames)."
+        )
+
+
+def _fitting_size(text: str, width: int, largest: float = MAX_FONT_SIZE) -> float:
+    """A font size (points) at which ``text`` fits in ``width`` pixels: monospace glyphs are 0.6 em wide,
+    plus a margin for the renderer's hinting."""
+    width_per_point = 0.66 * len(text) * DPI / 72
+    return min(largest, max(MIN_FONT_SIZE, width / width_per_point))
+
+
+def _group_name(dataset: xr.Dataset) -> str:
+    attrs = dataset.attrs
+    return schema.sequence_group(attrs["benchmark"], attrs["participant"], attrs["sequence"])
+
+
+def _has_video(dataset: xr.Dataset, index: int) -> bool:
+    flag = converted_flag(schema.IMAGES)
+    return schema.IMAGES in dataset and flag in dataset.coords and bool(dataset[flag].values[index])
+
+
+def _frame(dataset: xr.Dataset, index: int, timestep: int) -> np.ndarray:
+    return dataset[schema.IMAGES].isel({schema.SERIAL: index}).sel({schema.TIMESTEP: timestep}).values
+
+
+def _shrink(frame: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor`` x ``factor`` blocks (the frame is cropped to a whole number of blocks)."""
+    if factor == 1:
+        return frame
+    h, w = frame.shape[0] // factor, frame.shape[1] // factor
+    blocks = frame[: h * factor, : w * factor].reshape(h, factor, w, factor, -1)
+    return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
+
+
+def _projected(dataset: xr.Dataset, overlay: Overlay | None) -> np.ndarray | None:
+    """Pixel positions (serial, point, uv) of the overlay in every camera; NaN behind a camera."""
+    if overlay is None:
+        return None
+    world_2_cam = np.asarray(dataset[schema.WORLD_2_CAM].values)[:, None]
+    intrinsics = np.asarray(dataset[schema.INTRINSICS].values)[:, None]
+    pixels, depth = project_opencv(overlay.points, world_2_cam, intrinsics)
+    pixels[depth <= 0] = np.nan
+    return pixels
+
+
+def _draw_dots(view: np.ndarray, uv: np.ndarray, factor: int, radius: int) -> None:
+    """Paint square dots at the full-resolution pixel positions ``uv`` (N, 2) (u right, v down, pixel centres
+    at integers) on ``view``, a frame shrunk by ``factor``; dots outside the view are dropped."""
+    height, width = view.shape[:2]
+    uv = uv[np.isfinite(uv).all(axis=1)]
+    columns, rows = (np.floor((uv[:, 0] + 0.5) / factor).astype(int), np.floor((uv[:, 1] + 0.5) / factor).astype(int))
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            r, c = rows + dy, columns + dx
+            inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+            view[r[inside], c[inside]] = DOT_COLOUR

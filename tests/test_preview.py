@@ -1,0 +1,196 @@
+"""Preview pictures: overlay dots land on the subject, hold-out tiles are framed in red, PNGs from the CLI."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import pytest
+import scipy.ndimage
+from click.testing import CliRunner
+
+from nersemble_zarr import catalogue, schema
+from nersemble_zarr.cli.main import main as cli
+from nersemble_zarr.convert import convert
+from nersemble_zarr.preview import Overlay, contact_sheet, open_sequence, overlay_points
+from nersemble_zarr.preview.sheet import BORDER, DOT_COLOUR, HOLD_OUT_COLOUR
+from nersemble_zarr.synthetic import render_views
+from test_flame_support import standin_dir  # noqa: F401 (fixture)
+
+MONO_TRAIN = (393, "EXP-1-head")
+
+
+@pytest.fixture(scope="module")
+def store(synthetic_root, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("preview") / "bench.zarr"
+    convert(synthetic_root, path, workers=2)
+    return path
+
+
+def tile_pixels(pixels: np.ndarray, tile) -> np.ndarray:
+    return pixels[tile.top : tile.top + tile.height, tile.left : tile.left + tile.width]
+
+
+def border_ring(pixels: np.ndarray, tile) -> np.ndarray:
+    """The BORDER-wide ring of pixels around a tile's image area, as (N, 3)."""
+    outer = pixels[tile.top - BORDER : tile.top + tile.height + BORDER, tile.left - BORDER : tile.left + tile.width + BORDER]
+    mask = np.ones(outer.shape[:2], dtype=bool)
+    mask[BORDER:-BORDER, BORDER:-BORDER] = False
+    return outer[mask]
+
+
+def dot_mask(view: np.ndarray) -> np.ndarray:
+    return (view == DOT_COLOUR).all(axis=-1)
+
+
+def fraction_on_subject(view: np.ndarray, alpha: np.ndarray, factor: int) -> tuple[float, int]:
+    """Share of the dot pixels of a tile whose block of the frame is on the subject (alpha > 0, grown by one
+    pixel for dots on the silhouette), and the number of dot pixels."""
+    rows, columns = np.nonzero(dot_mask(view))
+    subject = scipy.ndimage.binary_dilation(alpha > 0)
+    on = [subject[r * factor : (r + 1) * factor, c * factor : (c + 1) * factor].any() for r, c in zip(rows, columns)]
+    return float(np.mean(on)) if on else 0.0, len(on)
+
+
+def truth_alpha(synthetic_config, serial: str, index: int) -> np.ndarray:
+    """Ground-truth alpha of any camera (hold-out ones included) of the synthetic NVS sequence."""
+    _, alpha = next(render_views(synthetic_config, "nvs", 388, "GLASSES", serial, start=index, stop=index + 1))
+    return alpha
+
+
+@pytest.mark.parametrize("tile_width", [275, 55])
+def test_point_cloud_dots_land_on_the_subject_in_every_camera(store, synthetic_config, tile_width):
+    dataset = open_sequence(store, 388)
+    timestep = int(dataset[schema.TIMESTEP].values[1])
+    overlay = overlay_points(dataset, timestep)
+    assert overlay is not None and overlay.description.startswith("point cloud")
+    sheet = contact_sheet(dataset, timestep, overlay, tile_width=tile_width, dot_radius=0)
+    assert len(sheet.tiles) == len(catalogue.SERIALS)
+    for tile in sheet.tiles:
+        assert tile.factor == (1 if tile_width == 275 else 2)
+        alpha = truth_alpha(synthetic_config, tile.serial, 1)
+        if tile.has_video:  # the stored alpha is what the picture shows
+            alpha = dataset[schema.ALPHA].sel({schema.SERIAL: tile.serial, schema.TIMESTEP: timestep}).values
+        fraction, dots = fraction_on_subject(tile_pixels(sheet.pixels, tile), alpha, tile.factor)
+        assert dots >= 50 and fraction > 0.95, (tile.serial, dots, fraction)
+    shifted = Overlay(overlay.points + [0.06, 0.0, 0.0], "shifted")
+    moved = contact_sheet(dataset, timestep, shifted, tile_width=tile_width, dot_radius=0)
+    fractions = [
+        fraction_on_subject(tile_pixels(moved.pixels, tile), truth_alpha(synthetic_config, tile.serial, 1), tile.factor)[0]
+        for tile in moved.tiles[:4]
+    ]
+    assert min(fractions) < 0.85, "points 6 cm to the side must leave the subject"
+
+
+def test_hold_out_tiles_are_framed_in_red_and_black_and_train_tiles_show_the_frame(store):
+    dataset = open_sequence(store, 388)
+    timestep = int(dataset[schema.TIMESTEP].values[0])
+    sheet = contact_sheet(dataset, timestep, None)
+    hold_out = {tile.serial for tile in sheet.tiles if tile.split == "test"}
+    assert hold_out == set(catalogue.NVS_HOLD_OUT_SERIALS)
+    for tile in sheet.tiles:
+        ring, view = border_ring(sheet.pixels, tile), tile_pixels(sheet.pixels, tile)
+        assert not dot_mask(view).any()
+        if tile.serial in hold_out:
+            assert not tile.has_video and (ring == HOLD_OUT_COLOUR).all() and (view == 0).all()
+        else:
+            assert tile.has_video and not (ring == HOLD_OUT_COLOUR).all(axis=-1).any()
+            stored = dataset[schema.IMAGES].sel({schema.SERIAL: tile.serial, schema.TIMESTEP: timestep}).values
+            np.testing.assert_array_equal(view, stored)
+    captions = [label for label in sheet.labels if label.text.endswith("hold-out")]
+    assert sorted(label.text.split()[0] for label in captions) == sorted(hold_out)
+    assert all(label.colour == HOLD_OUT_COLOUR for label in captions)
+
+
+def test_shrunk_tiles_are_block_averages(store):
+    dataset = open_sequence(store, 388)
+    sheet = contact_sheet(dataset, 0, None, tile_width=40)
+    tile = next(t for t in sheet.tiles if t.has_video)
+    assert tile.factor == 3 and (tile.height, tile.width) == (160 // 3, 110 // 3)
+    frame = dataset[schema.IMAGES].sel({schema.SERIAL: tile.serial, schema.TIMESTEP: 0}).values.astype(np.float64)
+    expected = frame[: 53 * 3, : 36 * 3].reshape(53, 3, 36, 3, 3).mean(axis=(1, 3)).round()
+    np.testing.assert_array_equal(tile_pixels(sheet.pixels, tile), expected)
+
+
+def test_preview_cli_writes_the_captioned_sheet(store, tmp_path):
+    output = tmp_path / "sheet.png"
+    result = CliRunner().invoke(cli, ["preview", str(store), "-p", "388", "-t", "3", "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    picture = imagecodecs.png_decode(output.read_bytes())
+    dataset = open_sequence(store, 388)
+    sheet = contact_sheet(dataset, 3, overlay_points(dataset, 3))
+    assert picture.shape == sheet.pixels.shape
+    for tile in sheet.tiles:  # frames come through the caption drawing untouched; empty ones say "no video"
+        if tile.has_video:
+            np.testing.assert_array_equal(tile_pixels(picture, tile), tile_pixels(sheet.pixels, tile))
+        else:
+            changed = (tile_pixels(picture, tile) != tile_pixels(sheet.pixels, tile)).any(axis=-1)
+            assert changed[:14].sum() > 20 and not changed[14:].any()
+    caption = picture[sheet.tiles[0].top - BORDER - 14 : sheet.tiles[0].top - BORDER, sheet.tiles[0].left : sheet.tiles[0].left + 80]
+    assert (caption.max(axis=-1) > 150).sum() > 30, "the caption text is drawn above the tile"
+    assert [p.name for p in tmp_path.iterdir()] == ["sheet.png"]
+
+
+def test_mono_preview_with_a_flame_folder_draws_the_evaluated_mesh_on_the_subject(store, standin_dir, tmp_path):
+    dataset = open_sequence(store, MONO_TRAIN[0])
+    assert dataset.attrs["sequence"] == MONO_TRAIN[1], "the first mono sequence with frames is the default"
+    timestep = int(dataset[schema.TIMESTEP].values[2])
+    assert overlay_points(dataset, timestep) is None  # no stored vertices, no point clouds, no model given
+    overlay = overlay_points(dataset, timestep, standin_dir)
+    assert "NOT FLAME" in overlay.description and len(overlay.points) == 4000
+    sheet = contact_sheet(dataset, timestep, overlay, dot_radius=0)
+    train = next(tile for tile in sheet.tiles if tile.serial == catalogue.MONO_TRAIN_SERIAL)
+    alpha = dataset[schema.ALPHA].sel({schema.SERIAL: train.serial, schema.TIMESTEP: timestep}).values
+    fraction, dots = fraction_on_subject(tile_pixels(sheet.pixels, train), alpha, train.factor)
+    assert dots >= 100 and fraction > 0.95
+    output = tmp_path / "mono.png"
+    result = CliRunner().invoke(cli, ["preview", str(store), "-p", "393", "-t", str(timestep), "--flame-dir",
+                                      str(standin_dir), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert dot_mask(imagecodecs.png_decode(output.read_bytes())).sum() > 100
+
+
+def test_stored_vertices_are_preferred_to_evaluating_the_model(store, standin_dir, tmp_path):
+    meshed = tmp_path / "meshed.zarr"
+    shutil.copytree(store, meshed)
+    result = CliRunner().invoke(cli, ["meshes", str(meshed), "-s", MONO_TRAIN[1], "--flame-dir", str(standin_dir),
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    dataset = open_sequence(meshed, MONO_TRAIN[0], MONO_TRAIN[1])
+    timestep = int(dataset[schema.TIMESTEP].values[-1])
+    overlay = overlay_points(dataset, timestep, max_points=10_000)
+    assert overlay.description == "FLAME mesh (5023 stored vertices)"
+    np.testing.assert_array_equal(overlay.points, dataset[schema.VERTICES].sel({schema.TIMESTEP: timestep}).values)
+
+
+@pytest.mark.parametrize("participant", [388, 393])
+def test_rig_plot_has_red_hold_out_and_blue_train_frustums(store, tmp_path, participant):
+    output = tmp_path / "rig.png"
+    result = CliRunner().invoke(cli, ["preview-rig", str(store), "-p", str(participant), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    picture = imagecodecs.png_decode(output.read_bytes()).astype(int)
+    red = (picture[..., 0] > 200) & (picture[..., 1] < 80) & (picture[..., 2] < 80)
+    blue = (picture[..., 2] > 150) & (picture[..., 0] < 80)
+    assert red.sum() > 200 and blue.sum() > 100
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["-p", "388", "-t", "4"], 1, "Timestep 4 is not in nvs/388/GLASSES"),
+        (["-p", "999"], 2, "Unknown participant 999"),
+        (["-p", "393", "-s", "NOPE"], 1, "no sequence mono_flame_avatar/393/NOPE"),
+    ],
+)
+def test_bad_requests_are_one_line_errors_and_write_nothing(store, tmp_path, args, code, message):
+    output = tmp_path / "x.png"
+    result = CliRunner().invoke(cli, ["preview", str(store), *args, "-o", str(output)])
+    assert result.exit_code == code and message in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_store_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(cli, ["preview-rig", str(tmp_path / "none.zarr"), "-p", "388", "-o", str(tmp_path / "r.png")])
+    assert result.exit_code == 1 and "is not a zarr store" in result.output
