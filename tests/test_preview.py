@@ -139,7 +139,7 @@ def test_mono_preview_with_a_flame_folder_draws_the_evaluated_mesh_on_the_subjec
     timestep = int(dataset[schema.TIMESTEP].values[2])
     assert overlay_points(dataset, timestep) is None  # no stored vertices, no point clouds, no model given
     overlay = overlay_points(dataset, timestep, standin_dir)
-    assert "NOT FLAME" in overlay.description and len(overlay.points) == 4000
+    assert "NOT FLAME" in overlay.description and len(overlay.points) == 1500
     sheet = contact_sheet(dataset, timestep, overlay, dot_radius=0)
     train = next(tile for tile in sheet.tiles if tile.serial == catalogue.MONO_TRAIN_SERIAL)
     alpha = dataset[schema.ALPHA].sel({schema.SERIAL: train.serial, schema.TIMESTEP: timestep}).values

@@ -10,7 +10,7 @@ import xarray as xr
 
 from .. import schema
 
-MAX_POINTS = 4000  # more dots only hide the frame
+MAX_POINTS = 1500  # more dots only hide the frame
 
 
 @dataclass(frozen=True)

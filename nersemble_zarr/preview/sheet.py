@@ -51,7 +51,7 @@ class ContactSheet:
 
 
 def contact_sheet(
-    dataset: xr.Dataset, timestep: int, overlay: Overlay | None = None, *, tile_width: int = 275, dot_radius: int = 1
+    dataset: xr.Dataset, timestep: int, overlay: Overlay | None = None, *, tile_width: int = 275, dot_radius: int = 0
 ) -> ContactSheet:
     """Every camera of a sequence Dataset at ``timestep`` (an original frame index), in a grid.
 
