@@ -97,9 +97,19 @@ def _random_picks(args, n_frames: int) -> list[tuple[str, int]]:
 
 
 def phase_read_store(args) -> dict:
+    """Random reads through xarray without dask (``open(chunks=None)``): one chunk decoded per frame."""
+    return _read_store(args, chunks=None)
+
+
+def phase_read_store_dask(args) -> dict:
+    """Random reads through the default dask-backed tree (a small task graph per read)."""
+    return _read_store(args, chunks={})
+
+
+def _read_store(args, chunks) -> dict:
     from nersemble_zarr import store as store_module
 
-    dataset = store_module.sequence(store_module.open(args.work / "zstd.zarr"), "nvs", PARTICIPANT)
+    dataset = store_module.sequence(store_module.open(args.work / "zstd.zarr", chunks=chunks), "nvs", PARTICIPANT)
     picks = _random_picks(args, dataset.sizes["timestep"])
     start = time.perf_counter()
     for serial, index in picks:
@@ -184,6 +194,7 @@ def main() -> None:
         decode = _run(args, "decode")
         results = {codec: _run(args, "convert", codec=codec) for codec in ("zstd", "jpegxl-lossless", "jpegxl")}
         store_read, cv_read = _run(args, "read_store"), _run(args, "read_opencv")
+        dask_read = _run(args, "read_store_dask")
         stream_store, stream_pyav = _run(args, "stream_store"), _run(args, "stream_pyav")
     frames = args.frames * args.cameras
     print(f"full resolution {catalogue.NVS_WIDTH}x{catalogue.NVS_HEIGHT}, {args.cameras} cameras x {args.frames} frames "
@@ -191,7 +202,8 @@ def main() -> None:
     print(f"(a) random single-frame read: store {1000 * store_read['seconds'] / store_read['reads']:.1f} ms, "
           f"OpenCV seek {1000 * cv_read['seconds'] / cv_read['reads']:.1f} ms -> "
           f"{cv_read['seconds'] / store_read['seconds']:.1f}x faster "
-          f"(peak RSS {store_read['peak_rss_mib']:.0f} / {cv_read['peak_rss_mib']:.0f} MiB)")
+          f"(peak RSS {store_read['peak_rss_mib']:.0f} / {cv_read['peak_rss_mib']:.0f} MiB); through dask "
+          f"{1000 * dask_read['seconds'] / dask_read['reads']:.1f} ms -> {cv_read['seconds'] / dask_read['seconds']:.1f}x")
     print(f"(b) stream one camera: dask over the store {stream_store['frames'] / stream_store['seconds']:.1f} frames/s, "
           f"PyAV decode {stream_pyav['frames'] / stream_pyav['seconds']:.1f} frames/s -> "
           f"{stream_pyav['seconds'] / stream_store['seconds']:.2f}x (peak RSS {stream_store['peak_rss_mib']:.0f} / "

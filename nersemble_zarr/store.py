@@ -85,8 +85,12 @@ def sequence_keys(store: StoreLike) -> list[tuple[str, int, str]]:
 
 
 def open(store: StoreLike, *, chunks: dict | None = None) -> xr.DataTree:  # noqa: A001 - mirrors xr.open_*
-    """Open a converted store (a path or an fsspec URL such as ``s3://bucket/nersemble.zarr``) as a lazy,
-    dask-backed xarray DataTree, reading the consolidated metadata written by ``convert``."""
+    """Open a converted store (a path or an fsspec URL such as ``s3://bucket/nersemble.zarr``) as a lazy
+    xarray DataTree, reading the consolidated metadata written by ``convert``.
+
+    The default ``chunks={}`` gives dask arrays (for streaming and parallel work); ``chunks=None`` gives
+    xarray's own lazy arrays, which read single frames several times faster (random access, training).
+    """
     read_root_attrs(store)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
