@@ -113,7 +113,8 @@ def _run(args, phase: str, level: int = 1) -> dict:
 
 def _line(label: str, export: dict, baseline: dict) -> str:
     return (f"{label}: export-frames {export['frames'] / export['seconds']:.1f} frames/s, PyAV decode -> PNG "
-            f"{baseline['frames'] / baseline['seconds']:.1f} frames/s -> ratio {baseline['seconds'] / export['seconds']:.2f} "
+            f"{baseline['frames'] / baseline['seconds']:.1f} frames/s -> "
+            f"ratio {baseline['seconds'] / export['seconds']:.2f} "
             f"(peak RSS {export['peak_rss_mib']:.0f} / {baseline['peak_rss_mib']:.0f} MiB)")
 
 

@@ -14,7 +14,8 @@ from .options import handle_errors, workers_option
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--format", "format_", type=click.Choice(["nerf"]), default="nerf", show_default=True,
               help="Output layout: nerf = images/, fg_masks/, flame_param/, transforms*.json.")
-@click.option("--participant", "-p", type=int, default=None, help="Participant id (needed when the store holds several).")
+@click.option("--participant", "-p", type=int, default=None,
+              help="Participant id (needed when the store holds several sequences).")
 @click.option("--sequence", "-s", default=None, help="Sequence name (needed when the participant has several).")
 @click.option("--level", "-l", type=click.IntRange(min=1), default=1, show_default=True,
               help="Resolution level: 1 = full resolution, s = written by `nersemble-zarr downsample --levels s`.")

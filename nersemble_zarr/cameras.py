@@ -65,7 +65,9 @@ def _transform(pose: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.einsum("...ij,...j->...i", pose[..., :3, :3], np.asarray(points, dtype=np.float64)) + pose[..., :3, 3]
 
 
-def project_opencv(points: np.ndarray, world_2_cam: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project_opencv(
+    points: np.ndarray, world_2_cam: np.ndarray, intrinsics: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixels (..., 2) (OpenCV, centres at integers) and depth (...) of world points, stored convention."""
     camera = _transform(world_2_cam, points)
     return _pixels(camera, intrinsics), camera[..., 2]

@@ -104,7 +104,8 @@ def test_exported_cameras_reproject_the_head_onto_the_exported_pngs(nvs_export):
 def test_pngs_and_cameras_hold_the_store_values(store, nvs_export):
     entry = load(nvs_export, "transforms_train.json")["frames"][5]
     images, alpha = store_frames(store, 2, NVS, entry["camera_serial"], entry["timestep_index"])
-    level = xr.open_zarr(store, group=schema.level_group(2, *NVS), consolidated=False).sel(serial=entry["camera_serial"])
+    level = xr.open_zarr(store, group=schema.level_group(2, *NVS), consolidated=False)
+    level = level.sel(serial=entry["camera_serial"])
     np.testing.assert_allclose(intrinsics_of(entry), level.intrinsics.values)  # OpenCV K of the level, cy not flipped
     np.testing.assert_allclose(np.array(entry["transform_matrix"]), opengl_camera_to_world(level.world_2_cam.values))
     np.testing.assert_array_equal(read_png(nvs_export / entry["fg_mask_path"]), alpha)

@@ -106,7 +106,10 @@ def test_alpha_aware_average_of_premultiplied_frames():
     alpha[:, :4, :4] = 0  # a fully transparent box
     images = np.round(colour * alpha[..., None] / 255).astype(np.uint8)
     level_images, level_alpha = downsample_frames(images, alpha, 4)
-    boxes = lambda a: a.reshape(3, 8, 4, 8, 4, *a.shape[3:]).sum(axis=(2, 4))  # noqa: E731
+
+    def boxes(values: np.ndarray) -> np.ndarray:
+        return values.reshape(3, 8, 4, 8, 4, *values.shape[3:]).sum(axis=(2, 4))
+
     weights = boxes(alpha.astype(np.float64))
     straight = boxes(colour * alpha[..., None]) / np.maximum(weights, 1)[..., None]
     expected = straight * (weights / 16 / 255)[..., None]
@@ -250,7 +253,8 @@ def test_a_new_level_uses_a_complete_existing_one_and_cameras_not_converted_wait
     level_8 = read_level(store_copy, 8)
     level_4 = read_level(store_copy, 4)
     serial = "222200044"
-    expected, _ = downsample_frames(level_4.images.sel(serial=serial).values, level_4.alpha.sel(serial=serial).values, 2)
+    camera = level_4.sel(serial=serial)
+    expected, _ = downsample_frames(camera.images.values, camera.alpha.values, 2)
     np.testing.assert_array_equal(level_8.images.sel(serial=serial).values, expected)
     assert not level_8.images_converted.sel(serial="222200042")
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zarr
 
@@ -57,7 +58,7 @@ def export_frames(
     store: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    format: str = "nerf",  # noqa: A002 - the CLI option's name
+    format: str = "nerf",
     participant: int | None = None,
     sequence: str | None = None,
     level: int = 1,
@@ -97,7 +98,7 @@ def export_frames(
     return summary
 
 
-def _claim_folder(out: Path, plan: ExportPlan, format: str) -> None:  # noqa: A002
+def _claim_folder(out: Path, plan: ExportPlan, format: str) -> None:
     """Create the output folders; refuse a folder holding an export of another sequence, level or background."""
     settings = {"format": format, "group": plan.group, "level": plan.level, "background": plan.background}
     settings_file = out / SETTINGS_FILE
@@ -112,7 +113,8 @@ def _claim_folder(out: Path, plan: ExportPlan, format: str) -> None:  # noqa: A0
         raise ConfigError(f"{out} exists and is not an export folder of nersemble_zarr; choose an empty or new folder.")
     for folder in frame_folders(out, plan):
         folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(settings_file, json.dumps({**settings, "created_by": f"nersemble_zarr {__version__}"}, indent=1).encode())
+    document = {**settings, "created_by": f"nersemble_zarr {__version__}"}
+    write_atomic(settings_file, json.dumps(document, indent=1).encode())
 
 
 def _write_flame_files(out: Path, plan: ExportPlan) -> int:

@@ -133,7 +133,9 @@ def _one_sequence(store: str, participant: int | None, sequence: str | None) -> 
         )
     if len(keys) > 1:
         names = ", ".join(schema.sequence_group(*key) for key in keys)
-        raise ConfigError(f"The store holds {len(keys)} matching sequences ({names}); choose one with --participant and --sequence.")
+        raise ConfigError(
+            f"The store holds {len(keys)} matching sequences ({names}); choose one with --participant and --sequence."
+        )
     return keys[0]
 
 
@@ -156,7 +158,8 @@ def _check_complete(store: str, group: str, dataset: xr.Dataset, with_video: lis
     if missing:
         command = "convert" if "level" not in dataset.attrs else f"downsample {store} --levels {dataset.attrs['level']}"
         raise StoreError(
-            f"Camera {missing[0]} of {group} is not completely written; run `nersemble-zarr {command}` again to finish it."
+            f"Camera {missing[0]} of {group} is not completely written; "
+            f"run `nersemble-zarr {command}` again to finish it."
         )
 
 
@@ -177,6 +180,8 @@ def pending_frames(out: Path, plan: ExportPlan) -> list[Frame]:
 def tracking_arrays(dataset: xr.Dataset, position: int) -> dict[str, np.ndarray]:
     """FLAME parameters of one timestep (per-timestep values at ``position``, plus shape and scale)."""
     arrays = {name: dataset[name].values[position] for name in schema.FLAME_TIMESTEP_PARAMS if name in dataset.coords}
-    arrays.update({name: np.asarray(dataset[name].values) for name in schema.FLAME_STATIC_PARAMS if name in dataset.coords})
+    arrays.update(
+        {name: np.asarray(dataset[name].values) for name in schema.FLAME_STATIC_PARAMS if name in dataset.coords}
+    )
     arrays["timestep_index"] = np.asarray(int(dataset[schema.TIMESTEP].values[position]))
     return arrays

@@ -18,8 +18,8 @@ CAMERA_CONVENTION = (
 )
 PIXEL_CONVENTION = (
     "fl_x, fl_y, cx, cy in pixels of this level's w x h image, origin at the top-left, rows down, pixel centres "
-    "at integer coordinates (OpenCV K = [[fl_x, 0, cx], [0, fl_y, cy], [0, 0, 1]]); for pixel-corner "
-    "conventions (nerfstudio, instant-ngp) add 0.5 to cx and cy"
+    "at integer coordinates (OpenCV K = [[fl_x, 0, cx], [0, fl_y, cy], [0, 0, 1]]); for codebases that put "
+    "pixel centres at +0.5 (e.g. nerfstudio's ray generator) add 0.5 to cx and cy"
 )
 SPLIT_FILES = {
     "transforms.json": lambda frame: True,

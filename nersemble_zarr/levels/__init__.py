@@ -3,15 +3,17 @@
 Level s of sequence ``nvs/388/GLASSES`` is the Dataset at ``level_s/nvs/388/GLASSES`` (a tree mirroring the
 full-resolution one; ``xr.open_datatree`` opens it like any other group). Frames are area averages of s x s
 pixels (see ``resample``), each level computed from the coarsest level it is a multiple of (level 4 from
-level 2), one camera per task, shard by shard, so no video is ever held in memory. A camera is flagged
-complete at a level only after all its frames are written; running again resumes.
+level 2), one camera per task, frame by frame (each level written a whole shard at a time), so no video
+is ever held in memory. A camera is flagged complete at a level only after all its frames are written;
+running again resumes.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import xarray as xr
 
@@ -120,7 +122,9 @@ def _plan_sequence(
         return []
     has_alpha = schema.ALPHA in source
     source_done = camera_flags(store, schema.sequence_group(*key), has_alpha)
-    done = {level: camera_flags(store, schema.level_group(level, *key), has_alpha) for level in existing_levels(store, *key)}
+    done = {
+        level: camera_flags(store, schema.level_group(level, *key), has_alpha) for level in existing_levels(store, *key)
+    }
     serials = [str(serial) for serial in source[schema.SERIAL].values]
     tasks = []
     for serial in source.attrs.get("video_serials", []):

@@ -1,4 +1,4 @@
-"""Compute the resolution levels of one camera, shard by shard, each level from the level above it."""
+"""Compute the resolution levels of one camera, frame by frame, each level from the level above it."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def plan_steps(pending: list[int], complete: set[int]) -> tuple[tuple[int, int],
 
 
 def write_camera_levels(task: CameraLevelsTask) -> None:
-    """Stream the camera's frames shard by shard through every step; flag each level complete at the end."""
+    """Stream the camera's frames through every step, one frame at a time, and write each level a whole shard
+    at a time (no read-modify-write of shards); flag each level complete at the end."""
     variables = [schema.IMAGES] + ([schema.ALPHA] if task.has_alpha else [])
     targets = {level for level, _ in task.steps}
     levels = targets | {parent for _, parent in task.steps}
@@ -54,18 +55,25 @@ def write_camera_levels(task: CameraLevelsTask) -> None:
         ).with_config({"write_empty_chunks": True})  # skip zarr's "is it empty?" scan; whole shards are written
         for level in levels for name in variables
     }
-    target = arrays[(task.steps[0][0], schema.IMAGES)]
-    n_timesteps = target.shape[1]
-    shard = (target.shards or target.chunks)[1]
+    first = arrays[(task.steps[0][0], schema.IMAGES)]
+    n_timesteps = first.shape[1]
+    shard = (first.shards or first.chunks)[1]
     for start in range(0, n_timesteps, shard):
         stop = min(start + shard, n_timesteps)
-        frames: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-        for level, parent in task.steps:
-            if parent not in frames:
-                frames[parent] = _read(arrays, parent, task, start, stop)
-            frames[level] = downsample_frames(*frames[parent], level // parent)
-            for name, values in zip(variables, frames[level]):
-                arrays[(level, name)][task.serial_index, start:stop] = values
+        shards = {
+            (level, name): np.empty((stop - start,) + arrays[(level, name)].shape[2:], dtype=np.uint8)
+            for level in targets for name in variables
+        }
+        for position in range(start, stop):
+            frames: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+            for level, parent in task.steps:
+                if parent not in frames:
+                    frames[parent] = _read_frame(arrays, parent, task, position)
+                frames[level] = downsample_frames(*frames[parent], level // parent)
+                for name, values in zip(variables, frames[level]):
+                    shards[(level, name)][position - start] = values[0]
+        for (level, name), values in shards.items():
+            arrays[(level, name)][task.serial_index, start:stop] = values
     for level, _ in task.steps:
         for name in variables:
             zarr.open_array(task.store, path=f"{task.group(level)}/{converted_flag(name)}", mode="r+")[
@@ -73,7 +81,8 @@ def write_camera_levels(task: CameraLevelsTask) -> None:
             ] = True
 
 
-def _read(arrays: dict, level: int, task: CameraLevelsTask, start: int, stop: int) -> tuple:
-    images = arrays[(level, schema.IMAGES)][task.serial_index, start:stop]
-    alpha = arrays[(level, schema.ALPHA)][task.serial_index, start:stop] if task.has_alpha else None
+def _read_frame(arrays: dict, level: int, task: CameraLevelsTask, position: int) -> tuple:
+    """One frame of a level as (images (1, H, W, 3), alpha (1, H, W) or None)."""
+    images = arrays[(level, schema.IMAGES)][task.serial_index, position : position + 1]
+    alpha = arrays[(level, schema.ALPHA)][task.serial_index, position : position + 1] if task.has_alpha else None
     return images, alpha
