@@ -3,7 +3,7 @@ VENV ?= .venv
 DEMO_DIR ?= demo-output
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench setup
+.PHONY: demo test bench setup docs
 
 setup: $(STAMP)
 
@@ -18,3 +18,6 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.run_all
+
+docs: $(STAMP)
+	$(VENV)/bin/python -m mkdocs build --strict
