@@ -145,7 +145,7 @@ def test_stride_keeps_original_frame_indices_and_splits_follow_the_hold_out_came
     assert sorted({frame["timestep_index"] for frame in everything["frames"]}) == stored[::2]
     assert everything["serials"] == list(catalogue.SERIALS) and everything["level"] == 2
     train, val, test = (load(nvs_export, f"transforms_{name}.json")["frames"] for name in ("train", "val", "test"))
-    assert len(everything["frames"]) == 3 * 16 == len(train) + len(test)
+    assert len(train) + len(test) == 3 * 16 and everything["frames"] == train  # hold-out frames: test file only
     assert {f["camera_serial"] for f in test} == set(catalogue.NVS_HOLD_OUT_SERIALS)
     assert {f["camera_serial"] for f in train} == set(catalogue.NVS_TRAIN_SERIALS)
     assert all(f["file_path"] is None and f["fg_mask_path"] is None for f in test)
@@ -178,7 +178,10 @@ def test_a_test_sequence_without_video_exports_cameras_and_tracking_only(store, 
     summary = export_frames(store, tmp_path, participant=393, sequence="FREE")
     assert summary.frames_written == 0 and summary.transforms["transforms_train.json"] == 0
     assert summary.transforms["transforms_test.json"] == 6 * 4 and summary.flame_files_written == 6
-    assert all(frame["file_path"] is None for frame in load(tmp_path)["frames"])
+    assert load(tmp_path)["frames"] == []
+    test = load(tmp_path, "transforms_test.json")["frames"]
+    assert all(frame["file_path"] is None for frame in test)
+    assert {frame["camera_serial"] for frame in test} == {catalogue.MONO_TRAIN_SERIAL, *catalogue.MONO_HOLD_OUT_SERIALS}
 
 
 # ---------------------------------------------------------------- resume and bad input

@@ -2,7 +2,8 @@
 
 Layout of OUT: ``images/{timestep:05d}_{serial}.png`` (RGB on a black or white background, or RGBA),
 ``fg_masks/{timestep:05d}_{serial}.png`` (alpha), ``flame_param/{timestep:05d}.npz`` (FLAME tracking, when the
-sequence has it), ``transforms.json`` (every frame) and ``transforms_{train,val,test}.json``. ``timestep`` is
+sequence has it), ``transforms.json`` (every frame with an image) and ``transforms_{train,val,test}.json``
+(hold-out cameras, which have no video, only in the test file). ``timestep`` is
 always the original frame index. Frames are written in parallel (one task per camera and shard of frames),
 each file atomically; a rerun skips files already there, and the transforms files are written last.
 """

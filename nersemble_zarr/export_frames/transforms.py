@@ -22,7 +22,7 @@ PIXEL_CONVENTION = (
     "pixel centres at +0.5 (e.g. nerfstudio's ray generator) add 0.5 to cx and cy"
 )
 SPLIT_FILES = {
-    "transforms.json": lambda frame: True,
+    "transforms.json": lambda frame: frame.has_image,
     "transforms_train.json": lambda frame: frame.split == "train",
     "transforms_val.json": lambda frame: frame.val,
     "transforms_test.json": lambda frame: frame.split == "test",
@@ -52,7 +52,8 @@ def frame_entry(plan: ExportPlan, frame: Frame, cam_2_world: np.ndarray, intrins
 
 
 def transforms_documents(plan: ExportPlan) -> dict[str, dict]:
-    """File name -> JSON document for transforms.json (every frame) and the train / val / test files."""
+    """File name -> JSON document: transforms.json (every frame with an image) and the train / val / test files;
+    frames without an image (hold-out cameras) are listed in transforms_test.json only."""
     world_2_cam = plan.dataset[schema.WORLD_2_CAM].values
     intrinsics = plan.dataset[schema.INTRINSICS].values
     cam_2_world = opengl_camera_to_world(world_2_cam)
