@@ -251,3 +251,25 @@ def test_cli_export_frames(store, tmp_path):
     result = runner.invoke(cli, ["export-frames", str(store), str(tmp_path / "x"), "-p", "388", "--level", "3"])
     assert result.exit_code == 1 and result.output.startswith("Error: The store has no level 3")
     assert "Traceback" not in result.output
+
+
+def test_a_sequence_without_alpha_gets_plain_levels_and_black_only_exports(synthetic_root, tmp_path):
+    root = tmp_path / "fetched"
+    shutil.copytree(synthetic_root / "mono_flame_avatar", root / "mono_flame_avatar")
+    shutil.rmtree(root / "mono_flame_avatar" / "393" / "sequences" / "EXP-1-head" / "alpha_maps")
+    path = tmp_path / "store.zarr"
+    convert(root, path, sequences=("EXP-1-head",), workers=1)
+    downsample(path, [2], workers=1)
+    full = xr.open_zarr(path, group=schema.sequence_group(*MONO), consolidated=False)
+    level = xr.open_zarr(path, group=schema.level_group(2, *MONO), consolidated=False)
+    assert "alpha" not in level and bool(level.images_converted.sel(serial=catalogue.MONO_TRAIN_SERIAL))
+    source = full.images.sel(serial=catalogue.MONO_TRAIN_SERIAL).values.astype(np.float64)
+    expected = np.floor(source.reshape(6, 26, 2, 26, 2, 3).mean(axis=(2, 4)) + 0.5)
+    np.testing.assert_array_equal(level.images.sel(serial=catalogue.MONO_TRAIN_SERIAL).values, expected)
+    with pytest.raises(ConfigError, match="has no alpha"):
+        export_frames(path, tmp_path / "white", participant=393, sequence="EXP-1-head", background="white")
+    out = tmp_path / "black"
+    export_frames(path, out, participant=393, sequence="EXP-1-head", level=2)
+    entry = load(out)["frames"][0]
+    assert "fg_mask_path" not in entry and not (out / "fg_masks").exists()
+    np.testing.assert_array_equal(read_png(out / entry["file_path"]), expected[0])

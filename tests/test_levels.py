@@ -129,7 +129,7 @@ def test_each_level_is_computed_from_the_coarsest_level_it_divides():
 
 
 def test_levels_are_checked():
-    assert check_levels([4, 2, 4]) == (2, 4)
+    assert check_levels([4, 2, np.int64(4)]) == (2, 4)
     for bad in ([1], [0], [2.5], [True], []):
         with pytest.raises(ConfigError):
             check_levels(bad)

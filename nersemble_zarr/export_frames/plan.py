@@ -156,7 +156,8 @@ def _check_complete(store: str, group: str, dataset: xr.Dataset, with_video: lis
     done = camera_flags(store, group, schema.ALPHA in dataset)
     missing = [serial for serial in with_video if not done[all_serials.index(serial)]]
     if missing:
-        command = "convert" if "level" not in dataset.attrs else f"downsample {store} --levels {dataset.attrs['level']}"
+        level = dataset.attrs.get("level")
+        command = f"convert ROOT {store}" if level is None else f"downsample {store} --levels {level}"
         raise StoreError(
             f"Camera {missing[0]} of {group} is not completely written; "
             f"run `nersemble-zarr {command}` again to finish it."

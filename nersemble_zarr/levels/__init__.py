@@ -10,6 +10,7 @@ running again resumes.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,9 +50,9 @@ def check_levels(levels: Iterable[int]) -> tuple[int, ...]:
     """Requested levels as a sorted tuple of distinct integers >= 2, or a ConfigError naming the bad one."""
     checked = set()
     for level in levels:
-        if isinstance(level, bool) or not isinstance(level, int) or level < 2:
+        if isinstance(level, bool) or not isinstance(level, numbers.Integral) or level < 2:
             raise ConfigError(f"Resolution level {level!r} is invalid; expected integers of at least 2 (e.g. 2,4).")
-        checked.add(level)
+        checked.add(int(level))
     if not checked:
         raise ConfigError("No resolution level given; pass at least one, e.g. --levels 2,4.")
     return tuple(sorted(checked))
