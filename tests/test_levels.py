@@ -261,7 +261,8 @@ def test_a_new_level_uses_a_complete_existing_one_and_cameras_not_converted_wait
 
 def test_bad_requests_name_the_problem(store_copy, tmp_path):
     with pytest.raises(ConfigError, match="too coarse"):
-        downsample(store_copy, [256])
+        downsample(store_copy, [3, 100])  # too coarse for the 52x52 mono frames only
+    assert not zarr.open_group(store_copy, mode="r", use_consolidated=False).get("level_3")  # nothing written
     with pytest.raises(StoreError, match="no sequence"):
         downsample(store_copy, [2], participants=[422])
     with pytest.raises(StoreError, match="not a zarr store"):

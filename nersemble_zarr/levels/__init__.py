@@ -81,8 +81,11 @@ def downsample(
     keys = _select(path, participants, sequences)
     summary = DownsampleSummary()
     tasks: list[CameraLevelsTask] = []
-    for key in keys:
-        source = xr.open_zarr(path, group=schema.sequence_group(*key), consolidated=False, zarr_format=3)
+    sources = {key: xr.open_zarr(path, group=schema.sequence_group(*key), consolidated=False, zarr_format=3)
+               for key in keys}
+    for key, source in sources.items():
+        _check_sizes(key, source, levels)
+    for key, source in sources.items():
         summary.sequences.append(schema.sequence_group(*key))
         tasks.extend(_plan_sequence(path, key, source, levels, summary))
     if on_plan:
@@ -108,16 +111,21 @@ def _select(store: str, participants: Iterable[int] | None, sequences: Iterable[
     return keys
 
 
-def _plan_sequence(
-    store: str, key: tuple, source: xr.Dataset, levels: tuple[int, ...], summary: DownsampleSummary
-) -> list[CameraLevelsTask]:
-    """Create or check the sequence's level groups and return one task per camera with levels to write."""
+def _check_sizes(key: tuple, source: xr.Dataset, levels: tuple[int, ...]) -> None:
+    """Refuse levels that leave less than one pixel (before anything is written)."""
     height, width = source.attrs["height"], source.attrs["width"]
     for level in levels:
         if min(level_size(height, width, level)) < 1:
             raise ConfigError(
                 f"Resolution level {level} is too coarse for {schema.sequence_group(*key)} ({width}x{height} pixels)."
             )
+
+
+def _plan_sequence(
+    store: str, key: tuple, source: xr.Dataset, levels: tuple[int, ...], summary: DownsampleSummary
+) -> list[CameraLevelsTask]:
+    """Create or check the sequence's level groups and return one task per camera with levels to write."""
+    for level in levels:
         _ensure_level_group(store, key, source, level)
     if schema.IMAGES not in source:
         return []
