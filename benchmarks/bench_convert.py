@@ -97,19 +97,19 @@ def _random_picks(args, n_frames: int) -> list[tuple[str, int]]:
 
 
 def phase_read_store(args) -> dict:
-    """Random reads through xarray without dask (``open(chunks=None)``): one chunk decoded per frame."""
-    return _read_store(args, chunks=None)
+    """Random reads through xarray without dask (``open(dask=False)``): one chunk decoded per frame."""
+    return _read_store(args, dask=False)
 
 
 def phase_read_store_dask(args) -> dict:
     """Random reads through the default dask-backed tree (a small task graph per read)."""
-    return _read_store(args, chunks={})
+    return _read_store(args, dask=True)
 
 
-def _read_store(args, chunks) -> dict:
+def _read_store(args, dask: bool) -> dict:
     from nersemble_zarr import store as store_module
 
-    dataset = store_module.sequence(store_module.open(args.work / "zstd.zarr", chunks=chunks), "nvs", PARTICIPANT)
+    dataset = store_module.sequence(store_module.open(args.work / "zstd.zarr", dask=dask), "nvs", PARTICIPANT)
     picks = _random_picks(args, dataset.sizes["timestep"])
     start = time.perf_counter()
     for serial, index in picks:

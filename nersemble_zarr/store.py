@@ -84,19 +84,18 @@ def sequence_keys(store: StoreLike) -> list[tuple[str, int, str]]:
     return sorted(keys)
 
 
-def open(store: StoreLike, *, chunks: dict | None = None) -> xr.DataTree:  # noqa: A001 - mirrors xr.open_*
+def open(store: StoreLike, *, dask: bool = True) -> xr.DataTree:  # noqa: A001 - mirrors xr.open_*
     """Open a converted store (a path or an fsspec URL such as ``s3://bucket/nersemble.zarr``) as a lazy
     xarray DataTree, reading the consolidated metadata written by ``convert``.
 
-    The default ``chunks={}`` gives dask arrays (for streaming and parallel work); ``chunks=None`` gives
-    xarray's own lazy arrays, which read single frames several times faster (random access, training).
+    With ``dask`` (the default) variables are dask arrays chunked like the store, for streaming and
+    parallel work; ``dask=False`` gives xarray's own lazy arrays, which read single frames several times
+    faster (random access, training loops).
     """
     read_root_attrs(store)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        return xr.open_datatree(
-            _store_path(store), engine="zarr", chunks={} if chunks is None else chunks, zarr_format=3
-        )
+        return xr.open_datatree(_store_path(store), engine="zarr", chunks={} if dask else None, zarr_format=3)
 
 
 def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name: str | None = None) -> xr.Dataset:
