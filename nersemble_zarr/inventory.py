@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 import zarr
 
 from . import catalogue, schema
-from .store import read_root_attrs
+from .store import read_root_attrs, sequence_keys
 
 _FRAME_VARIABLES = (schema.IMAGES, schema.ALPHA)
 
@@ -50,16 +50,16 @@ def inventory(store: str | os.PathLike) -> StoreInventory:
     path = os.fspath(store)
     attrs = read_root_attrs(path)
     root = zarr.open_group(path, mode="r", use_consolidated=False)
-    sequences: list[SequenceInfo] = []
-    present: set[str] = set()
-    for benchmark in catalogue.BENCHMARKS:
-        if benchmark not in root:
-            continue
-        for participant_name, participant_group in sorted(root[benchmark].groups()):
-            for sequence_name, group in sorted(participant_group.groups()):
-                group_path = f"{benchmark}/{participant_name}/{sequence_name}"
-                present.add(group_path)
-                sequences.append(_sequence_info(group_path, group))
+    keys = sequence_keys(path)
+    levels = sorted(int(name[len(schema.LEVEL_PREFIX):]) for name, _ in root.groups()
+                    if name.startswith(schema.LEVEL_PREFIX) and name[len(schema.LEVEL_PREFIX):].isdigit())
+    sequences = [
+        _sequence_info(group_path, root[group_path])
+        for level in [1] + levels
+        for key in keys
+        if (group_path := schema.level_group(level, *key)) in root
+    ]
+    present = {schema.sequence_group(*key) for key in keys}
     missing = [
         schema.sequence_group(b, p, s)
         for b in attrs.get("benchmarks", [])
@@ -90,6 +90,8 @@ def _sequence_info(path: str, group: zarr.Group) -> SequenceInfo:
         if name in _FRAME_VARIABLES:
             done = group[name + "_converted"][:]
             info.cameras_missing[name] = [str(s) for s, ok in zip(serials, done) if not ok and s in video_serials]
+    if "level" in group.attrs:  # a resolution level is complete when every camera's flags are set
+        info.converted = not any(info.cameras_missing.values())
     return info
 
 

@@ -312,3 +312,17 @@ def test_lazy_slicing_with_dask(converted):
     assert images.chunks is not None
     mean = images.sel(serial=list(catalogue.NVS_TRAIN_SERIALS[:2])).mean(dim=("y", "x", "channel")).compute()
     assert mean.shape == (2, images.sizes["timestep"]) and float(mean.min()) > 0
+
+
+def test_info_lists_resolution_levels(converted, tmp_path):
+    from nersemble_zarr.levels import downsample
+
+    store = tmp_path / "levels.zarr"
+    shutil.copytree(converted, store)
+    downsample(store, [2], participants=[388])
+    report = json.loads(CliRunner().invoke(cli, ["info", str(store), "--json"]).output)
+    level = next(s for s in report["sequences"] if s["path"] == "level_2/nvs/388/GLASSES")
+    assert level["converted"] and not any(level["cameras_missing"].values())
+    images = next(a for a in level["arrays"] if a["name"] == "images")
+    full = zarr.open_array(store, path="nvs/388/GLASSES/images", mode="r")
+    assert images["shape"][2:4] == [full.shape[2] // 2, full.shape[3] // 2]
