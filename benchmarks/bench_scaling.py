@@ -6,8 +6,9 @@ Generates a full-resolution synthetic NVS sequence (``--cameras`` train cameras 
 and alpha videos), then converts it ``--repeat`` times per entry of ``--workers`` (alternating) on a fresh
 LocalCluster with that many worker processes of one thread each, passing ``client=`` and ``workers=`` (so
 each task decodes with cores // workers threads) to ``convert``. The fastest run of each configuration
-counts; the first entry is the baseline of the speed-up ratio. Peak memory is the peak resident set size of each worker process, read from the workers
-at the end of the run (fresh processes per cluster), and of this process.
+counts; the first entry is the baseline of the speed-up ratio. Peak memory is the peak resident set size of
+each worker process, read from the workers at the end of the run (fresh processes per cluster), and of
+this process.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:
         start = time.perf_counter()
         frames = generate_videos(Path(tmp) / "fetched", args.cameras, args.frames, workers=os.cpu_count() or 1)
-        print(f"generated {args.cameras} cameras x {args.frames} frames at {catalogue.NVS_WIDTH}x{catalogue.NVS_HEIGHT} "
+        size = f"{catalogue.NVS_WIDTH}x{catalogue.NVS_HEIGHT}"
+        print(f"generated {args.cameras} cameras x {args.frames} frames at {size} "
               f"(images + alpha: {frames} frames) in {time.perf_counter() - start:.0f} s on {os.cpu_count()} cores")
         runs: dict[int, list[dict]] = {n: [] for n in args.workers}
         for repeat in range(args.repeat):  # alternate the configurations so load changes hit them alike
@@ -78,7 +80,8 @@ def main() -> None:
     for n, results in runs.items():
         peaks = max((run["worker_peak_mib"] for run in results), key=sum)
         times = ", ".join(f"{run['seconds']:.1f}" for run in results)
-        print(f"LocalCluster {n} worker process(es): best {best[n]:.1f} s of {times} s, {frames / best[n]:.1f} frames/s, "
+        print(f"LocalCluster {n} worker process(es): best {best[n]:.1f} s of {times} s, "
+              f"{frames / best[n]:.1f} frames/s, "
               f"{results[0]['videos']} videos; speed-up vs {args.workers[0]}: {best[args.workers[0]] / best[n]:.2f}x; "
               f"peak RSS per worker {' / '.join(f'{p:.0f}' for p in peaks)} MiB (sum {sum(peaks):.0f} MiB)")
     print(f"peak RSS of the client process: {_peak_rss_mib():.0f} MiB; "

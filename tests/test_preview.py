@@ -35,7 +35,8 @@ def tile_pixels(pixels: np.ndarray, tile) -> np.ndarray:
 
 def border_ring(pixels: np.ndarray, tile) -> np.ndarray:
     """The BORDER-wide ring of pixels around a tile's image area, as (N, 3)."""
-    outer = pixels[tile.top - BORDER : tile.top + tile.height + BORDER, tile.left - BORDER : tile.left + tile.width + BORDER]
+    rows = slice(tile.top - BORDER, tile.top + tile.height + BORDER)
+    outer = pixels[rows, tile.left - BORDER : tile.left + tile.width + BORDER]
     mask = np.ones(outer.shape[:2], dtype=bool)
     mask[BORDER:-BORDER, BORDER:-BORDER] = False
     return outer[mask]
@@ -78,8 +79,8 @@ def test_point_cloud_dots_land_on_the_subject_in_every_camera(store, synthetic_c
     shifted = Overlay(overlay.points + [0.06, 0.0, 0.0], "shifted")
     moved = contact_sheet(dataset, timestep, shifted, tile_width=tile_width, dot_radius=0)
     fractions = [
-        fraction_on_subject(tile_pixels(moved.pixels, tile), truth_alpha(synthetic_config, tile.serial, 1), tile.factor)[0]
-        for tile in moved.tiles[:4]
+        fraction_on_subject(tile_pixels(moved.pixels, t), truth_alpha(synthetic_config, t.serial, 1), t.factor)[0]
+        for t in moved.tiles[:4]
     ]
     assert min(fractions) < 0.85, "points 6 cm to the side must leave the subject"
 
@@ -128,7 +129,8 @@ def test_preview_cli_writes_the_captioned_sheet(store, tmp_path):
         else:
             changed = (tile_pixels(picture, tile) != tile_pixels(sheet.pixels, tile)).any(axis=-1)
             assert changed[:14].sum() > 20 and not changed[14:].any()
-    caption = picture[sheet.tiles[0].top - BORDER - 14 : sheet.tiles[0].top - BORDER, sheet.tiles[0].left : sheet.tiles[0].left + 80]
+    first = sheet.tiles[0]
+    caption = picture[first.top - BORDER - 14 : first.top - BORDER, first.left : first.left + 80]
     assert (caption.max(axis=-1) > 150).sum() > 30, "the caption text is drawn above the tile"
     assert [p.name for p in tmp_path.iterdir()] == ["sheet.png"]
 
@@ -192,5 +194,6 @@ def test_bad_requests_are_one_line_errors_and_write_nothing(store, tmp_path, arg
 
 
 def test_a_missing_store_is_a_one_line_error(tmp_path):
-    result = CliRunner().invoke(cli, ["preview-rig", str(tmp_path / "none.zarr"), "-p", "388", "-o", str(tmp_path / "r.png")])
+    missing, output = tmp_path / "none.zarr", tmp_path / "r.png"
+    result = CliRunner().invoke(cli, ["preview-rig", str(missing), "-p", "388", "-o", str(output)])
     assert result.exit_code == 1 and "is not a zarr store" in result.output

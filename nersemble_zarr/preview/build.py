@@ -34,7 +34,8 @@ def open_sequence(store: str | os.PathLike, participant: int, sequence: str | No
         names = [key[2] for key in store_module.sequence_keys(store) if key[:2] == (benchmark, participant)]
         if not names:
             raise StoreError(f"The store {store} has no sequence of participant {participant}; convert it first.")
-        with_frames = [n for n in names if schema.IMAGES in tree[schema.sequence_group(benchmark, participant, n)].dataset]
+        groups = {name: tree[schema.sequence_group(benchmark, participant, name)] for name in names}
+        with_frames = [name for name in names if schema.IMAGES in groups[name].dataset]
         sequence = (with_frames or names)[0]
     return store_module.sequence(tree, benchmark, participant, sequence)
 

@@ -46,7 +46,8 @@ def rig_picture(dataset: xr.Dataset, head: Overlay | None = None, *, size: tuple
     axes = figure.add_subplot(projection="3d")
     if head is not None:
         axes.scatter(*view(head.points).T, s=0.5, color=HEAD_COLOUR, depthshade=False)
-    for serial, split, centre, rectangle in zip(serials, splits, view(centres), view(corners.reshape(-1, 3)).reshape(-1, 4, 3)):
+    rectangles = view(corners.reshape(-1, 3)).reshape(-1, 4, 3)
+    for serial, split, centre, rectangle in zip(serials, splits, view(centres), rectangles):
         colour = HOLD_OUT_COLOUR if split == "test" else TRAIN_COLOUR
         for corner in rectangle:
             axes.plot(*np.stack([centre, corner]).T, color=colour, linewidth=1.2)
@@ -64,7 +65,8 @@ def rig_picture(dataset: xr.Dataset, head: Overlay | None = None, *, size: tuple
     axes.legend(handles=[Line2D([], [], color=TRAIN_COLOUR, label="train camera"),
                          Line2D([], [], color=HOLD_OUT_COLOUR, label="hold-out camera")], loc="upper left")
     attrs = dataset.attrs
-    title = f"{schema.sequence_group(attrs['benchmark'], attrs['participant'], attrs['sequence'])}: {len(serials)} cameras"
+    group = schema.sequence_group(attrs["benchmark"], attrs["participant"], attrs["sequence"])
+    title = f"{group}: {len(serials)} cameras"
     axes.set_title(title + (f"; head: {head.description}" if head is not None else ""), fontsize=9)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()

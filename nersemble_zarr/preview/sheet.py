@@ -92,7 +92,8 @@ def contact_sheet(
             labels.append(Label(left + 3, top + 3, "no video", NO_VIDEO_COLOUR, _fitting_size("no video", tile_w - 6)))
         tiles.append(tile)
     title = f"{_group_name(dataset)}  timestep {timestep}  dots: {overlay.description if overlay else 'none'}"
-    labels.append(Label(GAP, 3, title, TRAIN_LABEL_COLOUR, _fitting_size(title, pixels.shape[1] - 2 * GAP, TITLE_FONT_SIZE)))
+    title_size = _fitting_size(title, pixels.shape[1] - 2 * GAP, TITLE_FONT_SIZE)
+    labels.append(Label(GAP, 3, title, TRAIN_LABEL_COLOUR, title_size))
     return ContactSheet(pixels, tiles, labels)
 
 
