@@ -101,6 +101,24 @@ def phase_read_store(args) -> dict:
     return _read_store(args, dask=False)
 
 
+def phase_read_zarr(args) -> dict:
+    """Random reads straight from the zarr array, as the PyTorch FrameDataset does."""
+    import zarr
+
+    from nersemble_zarr import store as store_module
+
+    path = args.work / "zstd.zarr"
+    dataset = store_module.sequence(store_module.open(path, dask=False), "nvs", PARTICIPANT)
+    serial_index = {serial: i for i, serial in enumerate(dataset.serial.values)}
+    images = zarr.open_array(path, path=f"nvs/{PARTICIPANT}/{SEQUENCE}/images", mode="r")
+    picks = _random_picks(args, dataset.sizes["timestep"])
+    start = time.perf_counter()
+    for serial, index in picks:
+        frame = images[serial_index[serial], index]
+        assert frame.shape == (catalogue.NVS_HEIGHT, catalogue.NVS_WIDTH, 3)
+    return {"seconds": time.perf_counter() - start, "reads": len(picks)}
+
+
 def phase_read_store_dask(args) -> dict:
     """Random reads through the default dask-backed tree (a small task graph per read)."""
     return _read_store(args, dask=True)
@@ -194,7 +212,7 @@ def main() -> None:
         decode = _run(args, "decode")
         results = {codec: _run(args, "convert", codec=codec) for codec in ("zstd", "jpegxl-lossless", "jpegxl")}
         store_read, cv_read = _run(args, "read_store"), _run(args, "read_opencv")
-        dask_read = _run(args, "read_store_dask")
+        dask_read, zarr_read = _run(args, "read_store_dask"), _run(args, "read_zarr")
         stream_store, stream_pyav = _run(args, "stream_store"), _run(args, "stream_pyav")
     frames = args.frames * args.cameras
     print(f"full resolution {catalogue.NVS_WIDTH}x{catalogue.NVS_HEIGHT}, {args.cameras} cameras x {args.frames} frames "
@@ -203,7 +221,9 @@ def main() -> None:
           f"OpenCV seek {1000 * cv_read['seconds'] / cv_read['reads']:.1f} ms -> "
           f"{cv_read['seconds'] / store_read['seconds']:.1f}x faster "
           f"(peak RSS {store_read['peak_rss_mib']:.0f} / {cv_read['peak_rss_mib']:.0f} MiB); through dask "
-          f"{1000 * dask_read['seconds'] / dask_read['reads']:.1f} ms -> {cv_read['seconds'] / dask_read['seconds']:.1f}x")
+          f"{1000 * dask_read['seconds'] / dask_read['reads']:.1f} ms -> {cv_read['seconds'] / dask_read['seconds']:.1f}x; "
+          f"straight from zarr (as FrameDataset) {1000 * zarr_read['seconds'] / zarr_read['reads']:.1f} ms -> "
+          f"{cv_read['seconds'] / zarr_read['seconds']:.1f}x")
     print(f"(b) stream one camera: dask over the store {stream_store['frames'] / stream_store['seconds']:.1f} frames/s, "
           f"PyAV decode {stream_pyav['frames'] / stream_pyav['seconds']:.1f} frames/s -> "
           f"{stream_pyav['seconds'] / stream_store['seconds']:.2f}x (peak RSS {stream_store['peak_rss_mib']:.0f} / "
