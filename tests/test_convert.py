@@ -326,3 +326,10 @@ def test_info_lists_resolution_levels(converted, tmp_path):
     images = next(a for a in level["arrays"] if a["name"] == "images")
     full = zarr.open_array(store, path="nvs/388/GLASSES/images", mode="r")
     assert images["shape"][2:4] == [full.shape[2] // 2, full.shape[3] // 2]
+
+
+def test_a_sequence_without_video_takes_the_frame_size_of_its_participants_videos(converted):
+    tree = store_module.open(converted)
+    test_sequence = store_module.sequence(tree, *MONO_TEST)
+    train_sequence = store_module.sequence(tree, *MONO_TRAIN)
+    assert (test_sequence.attrs["height"], test_sequence.attrs["width"]) == train_sequence.images.shape[2:4]

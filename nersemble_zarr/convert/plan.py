@@ -137,6 +137,16 @@ def _plan_mono(benchmark_root: Path, participant: int, sequence: str, counts) ->
     )
 
 
+def _participant_frame_size(benchmark_root: Path, benchmark: str, participant: int) -> tuple[int, int]:
+    """(height, width) for a sequence without videos (a mono test sequence): the size of the participant's
+    other videos, which share its calibration, else the benchmark's frame size."""
+    for video in sorted((benchmark_root / f"{participant:03d}" / "sequences").glob("*/images/cam_*.mp4")):
+        info = probe(video)
+        return info.height, info.width
+    spec = catalogue.SPECS[benchmark]
+    return spec.height, spec.width
+
+
 def _with_videos(benchmark_root, benchmark, participant, sequence, timesteps, cameras, **extra) -> SequenceSource:
     """Find the sequence's videos and check their frame counts and sizes against each other and metadata."""
     image_serials = tuple(
@@ -167,8 +177,7 @@ def _with_videos(benchmark_root, benchmark, participant, sequence, timesteps, ca
                     f"{size[1]}x{size[0]}."
                 )
             size = (info.height, info.width)
-    spec = catalogue.SPECS[benchmark]
-    height, width = size if size else (spec.height, spec.width)
+    height, width = size or _participant_frame_size(benchmark_root, benchmark, participant)
     return SequenceSource(
         benchmark=benchmark, participant=participant, sequence=sequence, benchmark_root=benchmark_root,
         timesteps=np.asarray(timesteps, dtype=np.int64), cameras=cameras, video_serials=image_serials,
