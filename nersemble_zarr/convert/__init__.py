@@ -15,7 +15,7 @@ from ..codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
 from ..errors import ConversionError, StoreError
 from ..parallel import run_tasks
 from .frames import VideoTask, run_video_task
-from .layout import Chunking, converted_flag, sequence_skeleton
+from .layout import CONVERTED_ATTR, SKELETON_ATTR, Chunking, converted_flag, sequence_skeleton
 from .plan import SequenceSource, plan_conversion
 
 __all__ = ["Chunking", "ConvertSummary", "convert", "plan_conversion"]
@@ -49,6 +49,7 @@ def convert(
     Every input is validated before anything is written. Cameras are decoded and written in parallel
     (dask threads, or ``client``); a camera is marked converted only after all its frames are written, so
     an interrupted run is resumed by running again. Sequences already in the store are left untouched.
+    A failed write (disk full, permissions) raises a ConversionError naming the store.
     """
     root = Path(root)
     frame_codec_ = frame_codec(codec)
@@ -59,8 +60,28 @@ def convert(
     if not plans:
         raise ConversionError(f"Nothing to convert under {root} for the given participants and sequences.")
     store_path = os.fspath(store)
-    store_module.prepare_store(store_path)
+    try:
+        return _write(store_path, plans, benchmarks, frame_codec_, chunking, workers, client, on_plan, on_video_done)
+    except OSError as error:  # inputs were read and checked above; what fails now is writing the store
+        raise ConversionError(
+            f"Writing the store {store_path} failed ({error.strerror or type(error).__name__}); "
+            "free space or fix permissions there, then rerun the same command."
+        ) from error
 
+
+def _write(
+    store_path: str,
+    plans: list[SequenceSource],
+    benchmarks: tuple[str, ...],
+    frame_codec_: FrameCodec,
+    chunking: Chunking,
+    workers: int,
+    client: Any,
+    on_plan: Callable[[int], None] | None,
+    on_video_done: Callable[[int], None] | None,
+) -> ConvertSummary:
+    """Write the planned sequences: skeletons first, then every pending camera; see ``convert``."""
+    store_module.prepare_store(store_path)
     created: list[str] = []
     tasks: list[VideoTask] = []
     summary = ConvertSummary()
@@ -86,16 +107,23 @@ def convert(
         raise
     summary.videos_written = len(tasks)
     for group in summary.sequences:
-        zarr.open_group(store_path, path=group, mode="r+").attrs["converted"] = True
+        _mark_converted(store_path, group)
     _record_benchmarks(store_path, benchmarks)
     store_module.consolidate(store_path)
     return summary
 
 
 def _ensure_skeleton(store: str, group: str, source: SequenceSource, codec: FrameCodec, chunking: Chunking) -> bool:
-    """Write the sequence's metadata and coordinates unless present; True when created now."""
+    """Write the sequence's metadata and coordinates unless present; True when created now.
+
+    A group a killed run left half-written (no SKELETON_ATTR) is removed and written again: no frame of it
+    can have been written, since frames are written only after every skeleton of a run is complete.
+    """
     if _group_exists(store, group):
         existing = zarr.open_group(store, path=group, mode="r")
+        if not (existing.attrs.get(SKELETON_ATTR) or existing.attrs.get(CONVERTED_ATTR)):
+            _remove_groups(store, [group])
+            return _ensure_skeleton(store, group, source, codec, chunking)
         found = existing.attrs.get("frame_codec")
         if found != codec.name:
             raise StoreError(
@@ -107,7 +135,15 @@ def _ensure_skeleton(store: str, group: str, source: SequenceSource, codec: Fram
         return False
     dataset, encoding = sequence_skeleton(source, codec, chunking)
     dataset.to_zarr(store, group=group, mode="w-", compute=False, encoding=encoding, zarr_format=3, consolidated=False)
+    zarr.open_group(store, path=group, mode="r+").attrs[SKELETON_ATTR] = True
     return True
+
+
+def _mark_converted(store: str, group: str) -> None:
+    """Flag a sequence as completely converted (one metadata write, which also drops the skeleton marker)."""
+    node = zarr.open_group(store, path=group, mode="r+")
+    attrs = {key: value for key, value in node.attrs.asdict().items() if key != SKELETON_ATTR}
+    node.attrs.put({**attrs, CONVERTED_ATTR: True})
 
 
 def _pending_tasks(store: str, group: str, source: SequenceSource, threads: int) -> list[VideoTask]:

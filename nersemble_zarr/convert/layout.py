@@ -17,6 +17,10 @@ from ..codecs import FrameCodec
 from .plan import SequenceSource
 
 CONVERTED_SUFFIX = "_converted"  # (serial,) bool coordinate: that camera's frames are completely written
+CONVERTED_ATTR = "converted"  # group attribute: every camera of the sequence is written
+# Group attribute set once the skeleton (metadata, coordinates, point clouds) is completely written; a group
+# without it (or CONVERTED_ATTR) is what a killed run left half-written, and a rerun writes it again.
+SKELETON_ATTR = "skeleton_complete"
 
 
 @dataclass(frozen=True)
