@@ -27,10 +27,12 @@ device_option = click.option(
               help="Timesteps per batch (default: from free GPU memory, or 64 on CPU).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch (default: torch's, one per core); 1 is fastest on a busy shared CPU.")
+@click.option("--scheduler", default=None,
+              help="Address of a dask.distributed scheduler: one task per sequence on its workers; default: here.")
 @overwrite_option
 @handle_errors
 def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...], flame_dir: Path | None,
-           device: str, batch_size: int | None, threads: int | None, overwrite: bool) -> None:
+           device: str, batch_size: int | None, threads: int | None, scheduler: str | None, overwrite: bool) -> None:
     """Evaluate FLAME for every timestep of the mono sequences in STORE and store vertices and landmarks.
 
     Resumable: finished sequences are skipped and an interrupted sequence continues where it stopped.
@@ -54,12 +56,31 @@ def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...
                    f"(e.g. {other_model[0].path}); rerun with --overwrite to recompute them.", err=True)
     if not todo:
         return
+    if scheduler:
+        _mesh_on_cluster(store, todo, scheduler, flame_dir, device, batch_size, overwrite)
+        return
     with tqdm(total=sum(target.n_timesteps for target in todo), unit="mesh", desc="meshes") as bar:
         for target in todo:
             bar.set_postfix_str(target.path)
             write_sequence_meshes(store, target, model, batch_size=batch_size, overwrite=overwrite,
                                   progress=bar.update)
     click.echo(f"Wrote meshes of {len(todo)} sequence(s) on {model.device}.")
+
+
+def _mesh_on_cluster(store, todo, scheduler, flame_dir, device, batch_size, overwrite) -> None:
+    from tqdm import tqdm
+
+    from nersemble_zarr.flame.cluster import write_meshes_on_cluster
+    from nersemble_zarr.parallel import connect
+
+    client = connect(scheduler)
+    try:
+        with tqdm(total=len(todo), unit="sequence", desc="meshes") as bar:
+            write_meshes_on_cluster(store, todo, client, flame_dir=flame_dir, device=device, batch_size=batch_size,
+                                    overwrite=overwrite, on_done=bar.update)
+    finally:
+        client.close()
+    click.echo(f"Wrote meshes of {len(todo)} sequence(s) on the cluster at {scheduler}.")
 
 
 @click.command("export-mesh")

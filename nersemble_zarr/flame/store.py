@@ -130,7 +130,7 @@ def write_sequence_meshes(
         if progress is not None:
             progress(region.stop - region.start)
     group.attrs[COMPLETE_ATTR] = True
-    _refresh_consolidated_metadata(store)
+    refresh_consolidated_metadata(store)
     return True
 
 
@@ -191,7 +191,7 @@ def _mesh_array(group: zarr.Group, name: str, shape: tuple[int, ...], dims: tupl
     )
 
 
-def _refresh_consolidated_metadata(store: str | os.PathLike) -> None:
+def refresh_consolidated_metadata(store: str | os.PathLike) -> None:
     """Re-consolidate the store's metadata when it has any, so readers see the new arrays."""
     if zarr.open_group(store, mode="r", zarr_format=3).metadata.consolidated_metadata is not None:
         consolidate(store)
