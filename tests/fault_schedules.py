@@ -1,0 +1,146 @@
+"""The fetch campaign's pieces: a small served tree, seeded random fault schedules for the loopback
+benchmark server, and a player that applies a schedule's phases in time.
+
+A schedule is one to three phases, each a ``Faults`` setting of the server held for a while (the last
+until the run ends): dropped connections at random byte offsets, 5xx/408/429 bursts (with Retry-After),
+random error rates, Range ignored, bodies cut short, throttled bodies and slow answers. A *recoverable*
+schedule stays within the client's retry budget (per file and phase at most one error answer and one
+dropped connection, at most two phases), so the fetch must succeed; a *hostile* one may exceed it
+(persistent short bodies, every GET dropped, high error rates, answers slower than the read timeout),
+so the fetch may end in a clear error instead.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from nersemble_zarr import catalogue
+from nersemble_zarr.fetch import RetryPolicy
+from nersemble_zarr.synthetic.server import BenchmarkServer, Faults
+
+# What the campaign's client uses: enough attempts for any recoverable schedule, waits of milliseconds.
+CAMPAIGN_RETRY = RetryPolicy(attempts=6, backoff_s=0.002, max_backoff_s=0.02, connect_timeout_s=2.0,
+                             read_timeout_s=0.25)
+ERROR_STATUSES = (500, 502, 503, 504, 429, 408)
+# What the campaign fetches from the tree below: its calibration and every point cloud frame.
+FETCH_ARGS = {"participants": [388], "assets": ["calibration", "pointclouds"], "pointcloud_frames": "all"}
+
+
+def write_source_tree(root: Path, n_clouds: int, size_range: tuple[int, int], seed: int = 0) -> list[str]:
+    """An NVS tree for participant 388 (metadata.json, calibration, ``n_clouds`` point cloud files of random,
+    incompressible bytes) under ``root/nvs``; returns the served paths relative to ``root``."""
+    rng = random.Random(seed)
+    timesteps = [3 * index for index in range(n_clouds)]
+    files = {
+        catalogue.METADATA_FILE: json.dumps(
+            {"sequences": {"388": {"sequence_name": "GLASSES", "timesteps": timesteps}}}).encode(),
+        catalogue.calibration_path(388): json.dumps({"world_2_cam": {}, "intrinsics": {}}).encode(),
+    }
+    for timestep in timesteps:
+        files[catalogue.pointcloud_path(388, "GLASSES", timestep)] = rng.randbytes(rng.randint(*size_range))
+    for relative, content in files.items():
+        target = root / "nvs" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    return [f"nvs/{relative}" for relative in files]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Server faults from ``start_s`` seconds after the run starts (until the next phase)."""
+
+    start_s: float
+    faults: Faults
+
+
+@dataclass(frozen=True)
+class FaultSchedule:
+    """A seeded schedule: its phases, and whether the client's retries must be able to get through it."""
+
+    seed: int
+    recoverable: bool
+    phases: tuple[Phase, ...]
+
+    def kinds(self) -> set[str]:
+        """Names of the fault kinds this schedule uses (for the campaign's figures)."""
+        found = set()
+        for phase in self.phases:
+            faults = phase.faults
+            found |= {name for name, used in (
+                ("drop", faults.drop_after_bytes is not None), ("error_burst", faults.error_requests > 0),
+                ("error_rate", faults.error_rate > 0), ("range_ignored", faults.ignore_range),
+                ("short_body", faults.short_body_bytes > 0), ("slow_body", faults.bytes_per_second is not None),
+                ("slow_answer", faults.delay_s > 0),
+                ("timeout", faults.delay_s > CAMPAIGN_RETRY.read_timeout_s)) if used}
+        return found
+
+
+def draw_schedule(seed: int, paths: list[str], largest_file: int) -> FaultSchedule:
+    """A random schedule over the served ``paths`` (relative to the server root) from ``seed``."""
+    rng = random.Random(seed)
+    recoverable = rng.random() < 0.6
+    n_phases = rng.randint(1, 2 if recoverable else 3)
+    phases, start = [], 0.0
+    for index in range(n_phases):
+        last = index == n_phases - 1
+        phases.append(Phase(start, _draw_faults(rng, recoverable, last, paths, largest_file, seed)))
+        start += rng.uniform(0.02, 0.3)
+    return FaultSchedule(seed, recoverable, tuple(phases))
+
+
+def _draw_faults(
+    rng: random.Random, recoverable: bool, last: bool, paths: list[str], largest_file: int, seed: int
+) -> Faults:
+    """One phase's faults. Answers slower than the read timeout come only in a phase that ends (a few
+    timeouts per file, not one per attempt until the client gives up: that would only cost time)."""
+    some_paths = tuple(rng.sample(paths, rng.randint(1, len(paths)))) if rng.random() < 0.4 else ()
+    drop = rng.random() < 0.6
+    errors = rng.random() < 0.5
+    timeout = not recoverable and not last and rng.random() < 0.3
+    return Faults(
+        paths=some_paths,
+        scope=rng.choice(("path", "global")),
+        drop_after_bytes=rng.randrange(0, largest_file) if drop else None,
+        drop_requests=1 if recoverable else rng.choice((None, 1, 2, 4, 8)),
+        error_status=rng.choice(ERROR_STATUSES),
+        error_requests=(1 if recoverable else rng.randint(1, 8)) if errors else 0,
+        error_methods=rng.choice((("HEAD", "GET"), ("GET",), ("HEAD",))),
+        retry_after=rng.choice((None, 0.01, 0.05)),
+        error_rate=0.0 if recoverable or rng.random() < 0.5 else rng.uniform(0.05, 0.5),
+        seed=seed,
+        ignore_range=rng.random() < 0.3,
+        short_body_bytes=0 if recoverable or rng.random() < 0.7 else rng.randint(1, 4096),
+        bytes_per_second=rng.uniform(20, 200) * largest_file if rng.random() < 0.3 else None,
+        delay_s=0.3 if timeout else (rng.uniform(0.001, 0.03) if rng.random() < 0.3 else 0.0),
+    )
+
+
+class SchedulePlayer:
+    """Applies a schedule's phases to a running server; ``with SchedulePlayer(server, schedule):``."""
+
+    def __init__(self, server: BenchmarkServer, schedule: FaultSchedule) -> None:
+        self.server = server
+        self.schedule = schedule
+        self._timers = [threading.Timer(phase.start_s, self._apply, (phase.faults,)) for phase in schedule.phases[1:]]
+        self._stopped = threading.Event()
+
+    def _apply(self, faults: Faults) -> None:
+        if not self._stopped.is_set():
+            self.server.faults = faults
+
+    def __enter__(self) -> "SchedulePlayer":
+        self.server.faults = self.schedule.phases[0].faults
+        for timer in self._timers:
+            timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stopped.set()
+        for timer in self._timers:
+            timer.cancel()
+            timer.join()
+        self.server.faults = Faults()

@@ -1,0 +1,142 @@
+"""Fault campaign: fetch through seeded random fault schedules of the loopback server, then rerun without faults.
+
+Every faulty run must end either with every file byte-identical to the source, or with a FetchIncomplete /
+DownloadError whose message is one line naming a file and never the URL; then no file under a final name
+may differ from the source, and every ``.part`` must be a prefix of its file. A rerun without faults must
+then complete, downloading only the bytes that are still missing. Log records (urllib3's request lines
+included, at DEBUG) and error messages are scanned for the URL's secret.
+
+Fast setting (CI): 200 schedules over 6 files of 150-400 KiB, 3 workers.
+Long setting (``NERSEMBLE_CAMPAIGN=long``): 1000 schedules over 10 files of 1-6 MiB, 4 workers.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from campaign import assert_secret_absent, campaign_size, long_campaign, report
+from fault_schedules import (
+    CAMPAIGN_RETRY, FETCH_ARGS, FaultSchedule, SchedulePlayer, draw_schedule, write_source_tree,
+)
+from nersemble_zarr.errors import DownloadError
+from nersemble_zarr.fetch import FetchIncomplete, ProgressEvent, fetch
+from nersemble_zarr.synthetic.server import serve
+
+N_SCHEDULES = campaign_size(fast=200, long=1000)
+N_CLOUDS, SIZES, WORKERS = (8, (1 << 20, 6 << 20), 4) if long_campaign() else (4, (150 << 10, 400 << 10), 3)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> tuple[Path, list[str]]:
+    root = tmp_path_factory.mktemp("fault-source")
+    return root, write_source_tree(root, N_CLOUDS, SIZES)
+
+
+class LogText(logging.Handler):
+    """Every log record's final text, as a user's -vv terminal would show it."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def log_text():
+    handler = LogText()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def check_local_files(out: Path, source: Path, paths: list[str]) -> tuple[int, int]:
+    """Every final file equals its source and every .part is a proper prefix; returns (complete, parts)."""
+    complete = parts = 0
+    allowed = set(paths) | {f"{path}.part" for path in paths}
+    for local in out.rglob("*"):
+        if not local.is_file():
+            continue
+        relative = local.relative_to(out).as_posix()
+        assert relative in allowed, f"unexpected file {relative}"
+        original = (source / relative.removesuffix(".part")).read_bytes()
+        content = local.read_bytes()
+        if relative.endswith(".part"):
+            parts += 1
+            assert len(content) < len(original) and original.startswith(content), f"{relative} is no prefix"
+        else:
+            complete += 1
+            assert content == original, f"{relative} is under its final name but differs from the source"
+    return complete, parts
+
+
+def missing_bytes(out: Path, source: Path, paths: list[str]) -> int:
+    """Bytes a resuming rerun still has to download: all of absent files, the rest of .part files."""
+    total = 0
+    for path in paths:
+        if not (out / path).is_file():
+            part = out / f"{path}.part"
+            total += (source / path).stat().st_size - (part.stat().st_size if part.is_file() else 0)
+    return total
+
+
+def run_schedule(server, schedule: FaultSchedule, out: Path) -> tuple[str, Exception | None, list[ProgressEvent]]:
+    """Fetch under the schedule; ('complete' | 'clean error', the error, the progress events)."""
+    events: list[ProgressEvent] = []
+    with SchedulePlayer(server, schedule):
+        try:
+            fetch(out, "nvs", url=server.url, workers=WORKERS, retry=CAMPAIGN_RETRY, progress=events.append,
+                  **FETCH_ARGS)
+        except (FetchIncomplete, DownloadError) as error:
+            return "clean error", error, events
+    return "complete", None, events
+
+
+def test_fetch_survives_seeded_fault_schedules(source, tmp_path, log_text):
+    source_root, paths = source
+    largest = max((source_root / path).stat().st_size for path in paths)
+    outcomes, kinds, messages = collections.Counter(), collections.Counter(), []
+    started = time.perf_counter()
+    with serve(source_root) as server:
+        for seed in range(N_SCHEDULES):
+            schedule = draw_schedule(seed, paths, largest)
+            kinds.update(schedule.kinds())
+            out = tmp_path / f"run-{seed}"
+            outcome, error, events = run_schedule(server, schedule, out)
+            outcomes[(outcome, schedule.recoverable)] += 1
+            complete, parts = check_local_files(out, source_root, paths)
+            if outcome == "complete":
+                assert complete == len(paths) and parts == 0, seed
+                planned = sum(e.nbytes for e in events if e.kind == "plan")
+                assert planned == sum(e.nbytes for e in events if e.kind == "bytes"), f"progress total, seed {seed}"
+            else:
+                assert not schedule.recoverable, f"seed {seed}: a recoverable schedule failed: {error}"
+                message = str(error)
+                assert "\n" not in message and "nvs/" in message, message
+                messages.append(message)
+            server.clear_log()
+            still_missing = missing_bytes(out, source_root, paths)
+            rerun = fetch(out, "nvs", url=server.url, workers=WORKERS, retry=CAMPAIGN_RETRY, **FETCH_ARGS)
+            assert not rerun.failed and check_local_files(out, source_root, paths) == (len(paths), 0), seed
+            assert rerun.bytes_downloaded == still_missing, f"seed {seed}: the rerun did not resume exactly"
+            if outcome == "complete":
+                assert {r.method for r in server.requests} == {"HEAD"}, seed
+        secret = server.token
+    assert_secret_absent(secret, logs="\n".join(log_text.lines), errors="\n".join(messages))
+    assert any(secret not in line and "GET" in line for line in log_text.lines)  # request lines were logged
+    report("fetch-faults", schedules=N_SCHEDULES, files_per_run=len(paths), workers=WORKERS,
+           largest_file_bytes=largest, seconds=round(time.perf_counter() - started, 1),
+           recoverable_complete=outcomes[("complete", True)], hostile_complete=outcomes[("complete", False)],
+           hostile_clean_error=outcomes[("clean error", False)], reruns_complete=N_SCHEDULES,
+           corrupt_or_partial_final_files=0, fault_kinds=dict(sorted(kinds.items())))
+    assert outcomes[("clean error", False)] > 0 and outcomes[("complete", False)] > 0
