@@ -184,7 +184,8 @@ def _remove_groups(store: str, groups: list[str]) -> None:
     """Delete the groups this run created, so a failed run leaves the store as it was."""
     for group in reversed(groups):
         parent, _, name = group.rpartition("/")
-        parent_group = zarr.open_group(store, path=parent, mode="r+", use_consolidated=False)  # its consolidated listing predates this run
+        # not through consolidated metadata: its listing predates this run
+        parent_group = zarr.open_group(store, path=parent, mode="r+", use_consolidated=False)
         if name in parent_group:
             del parent_group[name]
 
