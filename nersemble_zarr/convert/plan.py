@@ -149,6 +149,7 @@ def _participant_frame_size(benchmark_root: Path, benchmark: str, participant: i
 
 def _with_videos(benchmark_root, benchmark, participant, sequence, timesteps, cameras, **extra) -> SequenceSource:
     """Find the sequence's videos and check their frame counts and sizes against each other and metadata."""
+    _check_calibrated(benchmark_root, benchmark, participant, sequence, cameras)
     image_serials = tuple(
         s for s in cameras.serials
         if (benchmark_root / catalogue.video_path(participant, sequence, s, "images")).is_file()
@@ -183,3 +184,20 @@ def _with_videos(benchmark_root, benchmark, participant, sequence, timesteps, ca
         timesteps=np.asarray(timesteps, dtype=np.int64), cameras=cameras, video_serials=image_serials,
         has_alpha=bool(alpha_serials), height=height, width=width, **extra,
     )
+
+
+def _check_calibrated(
+    benchmark_root: Path, benchmark: str, participant: int, sequence: str, cameras: sources.Cameras
+) -> None:
+    """Refuse a fetched video whose camera the calibration lacks (it would be dropped without a word)."""
+    for serial in catalogue.video_serials(benchmark, sequence):
+        if serial in cameras.serials:
+            continue
+        for kind in ("images", "alpha_maps"):
+            video = benchmark_root / catalogue.video_path(participant, sequence, serial, kind)
+            if video.is_file():
+                calibration = benchmark_root / catalogue.calibration_path(participant)
+                raise InputDataError(
+                    f"The calibration {calibration} has no camera {serial}, whose video {video} was fetched; "
+                    "fetch the calibration again."
+                )
