@@ -42,7 +42,8 @@ def read_root_attrs(store: StoreLike) -> dict[str, Any]:
 def prepare_store(store: StoreLike) -> zarr.Group:
     """Open a store for writing: create it with root attributes, or check an existing one is ours."""
     path = _store_path(store)
-    if os.path.isdir(path) and os.listdir(path) and not os.path.exists(os.path.join(path, "zarr.json")):
+    is_other_folder = os.path.isdir(path) and os.listdir(path) and not os.path.exists(os.path.join(path, "zarr.json"))
+    if is_other_folder or (os.path.lexists(path) and not os.path.isdir(path)):
         raise StoreError(f"{path} exists and is not a zarr store; choose another output path.")
     if os.path.exists(os.path.join(path, "zarr.json")) or not os.path.isdir(path) and _exists_remote(path):
         read_root_attrs(path)
