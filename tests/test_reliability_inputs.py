@@ -34,7 +34,6 @@ from nersemble_zarr.video import VideoWriter, iter_frames
 from test_flame_support import standin_dir  # noqa: F401 (fixture)
 
 SERIAL = catalogue.NVS_TRAIN_SERIALS[2]
-MONO = ("mono_flame_avatar", 393, "EXP-1-head")
 HOLD_OUT = catalogue.NVS_HOLD_OUT_SERIALS
 
 
@@ -107,12 +106,12 @@ def edit_json(path: Path, change: Callable[[dict], object]) -> Path:
     return path
 
 
-def edit_npz(path: Path, change: Callable[[dict], None], allow_pickle: bool = False) -> Path:
+def edit_npz(path: Path, change: Callable[[dict], None]) -> Path:
     with np.load(path) as npz:
         arrays = {key: npz[key] for key in npz.files}
     change(arrays)
     with open(path, "wb") as handle:
-        np.savez(handle, **arrays) if not allow_pickle else np.savez(handle, allow_pickle=True, **arrays)
+        np.savez(handle, **arrays)  # object arrays are pickled into the file, as a hostile npz would hold them
     return path
 
 
@@ -203,8 +202,7 @@ def npz_nan(ws):
 
 def npz_with_pickled_objects(ws):
     canary = ws.folder / "pickle-was-executed"
-    path = edit_npz(tracking(ws), lambda a: a.update(expression=np.array([Canary(canary)] * 6, dtype=object)),
-                    allow_pickle=True)
+    path = edit_npz(tracking(ws), lambda a: a.update(expression=np.array([Canary(canary)] * 6, dtype=object)))
     return Invocation(convert(ws), str(path))  # the unchanged-workspace check proves the canary never ran
 
 
