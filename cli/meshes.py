@@ -41,7 +41,9 @@ def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...
     from tqdm import tqdm
 
     from nersemble_zarr.flame.lbs import FlameModel
-    from nersemble_zarr.flame.store import find_flame_sequences, split_by_state, write_sequence_meshes
+    from nersemble_zarr.flame.store import (
+        find_flame_sequences, refresh_consolidated_metadata, split_by_state, write_sequence_meshes,
+    )
 
     if threads:
         torch.set_num_threads(threads)
@@ -55,6 +57,8 @@ def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...
         click.echo(f"Warning: {len(other_model)} complete sequence(s) were made with another model "
                    f"(e.g. {other_model[0].path}); rerun with --overwrite to recompute them.", err=True)
     if not todo:
+        # A run killed after flagging its last sequence complete may have left the consolidated metadata stale.
+        refresh_consolidated_metadata(store)
         return
     if scheduler:
         _mesh_on_cluster(store, todo, scheduler, flame_dir, device, batch_size, overwrite)
