@@ -379,10 +379,7 @@ CASES = [
     Case("convert: participant ../388", participant_name, 2, "is not a valid integer"),
     Case("convert: unknown benchmark", unknown_benchmark, 2, "is not one of"),
     Case("meshes: sequence ../../x", traversal_in_meshes, 1, "has no FLAME tracking for sequence"),
-    pytest.param(
-        Case("export-mesh: sequence ../../x", traversal_in_export_mesh, 1, "../../x"),
-        marks=pytest.mark.xfail(strict=True, reason="reported bug in nersemble_zarr/flame/store.py read_mesh: "
-                                "zarr's ValueError for a '..' path escapes as a traceback")),
+    Case("export-mesh: sequence ../../x", traversal_in_export_mesh, 2, "Refusing sequence name"),
     # stores
     Case("convert: into a newer-format store", store_case(["convert", "{root}", "{store}"], newer_store, True), 1,
          "newer than the 1 this nersemble_zarr"),
@@ -484,11 +481,8 @@ def test_names_from_the_server_never_shape_a_local_path(hostile, synthetic_root,
 
 def test_matrix_rows_are_distinct_and_reach_every_command_that_reads_user_files():
     """Each row has its own name and the rows reach every such command; the matrix's size is reported for
-    docs/reliability.md (each row passes, or is an xfail for a reported bug)."""
-    rows = [row if isinstance(row, Case) else row.values[0] for row in CASES]
-    assert len({row.id for row in rows}) == len(rows)
-    assert {row.command for row in rows} == {"convert", "info", "meshes", "export-mesh", "downsample",
-                                             "export-submission", "validate-submission"}
-    reported = len(CASES) - sum(isinstance(row, Case) for row in CASES)
-    report("bad-input-matrix", cli_cases=len(CASES), refused_in_one_line=len(CASES) - reported,
-           xfail_reported_bugs=reported, hostile_server_metadata_cases=len(HOSTILE_METADATA))
+    docs/reliability.md."""
+    assert len({row.id for row in CASES}) == len(CASES)
+    assert {row.command for row in CASES} == {"convert", "info", "meshes", "export-mesh", "downsample",
+                                              "export-submission", "validate-submission"}
+    report("bad-input-matrix", cli_cases=len(CASES), hostile_server_metadata_cases=len(HOSTILE_METADATA))

@@ -133,8 +133,6 @@ class RunsCode:
         return numpy_test_utils.runstring, (f"import pathlib; pathlib.Path({str(self.canary)!r}).touch()", {})
 
 
-@pytest.mark.xfail(strict=True, reason="reported bug in nersemble_zarr/flame/model.py: the FLAME unpickler allows "
-                   "every class of the numpy package, and numpy.testing's runstring executes code")
 def test_a_hostile_flame_file_cannot_run_code(tmp_path):
     canary = tmp_path / "code-ran"
     (tmp_path / MODEL_FILE).write_bytes(pickle.dumps({"v_template": RunsCode(canary)}, protocol=2))

@@ -4,7 +4,7 @@
 https://flame.is.tue.mpg.de; nothing here downloads anything. Real model pickles were written with
 Python 2 and may hold ``chumpy`` objects, and chumpy no longer imports on current Python, so the
 unpickler maps every chumpy class to :class:`ChumpyStandIn`, which keeps the wrapped array (``x``).
-Only numpy, scipy.sparse and a few builtin classes may be created while unpickling.
+Only numpy arrays, scipy.sparse matrices and a few builtin classes may be created while unpickling.
 """
 
 from __future__ import annotations
@@ -44,8 +44,11 @@ _EXPECTED_SHAPES: dict[str, tuple[int, ...]] = {
     "f": (N_FACES, 3),
 }
 
-# Module prefixes whose classes a FLAME pickle may instantiate (besides chumpy, which is stood in for).
-_ALLOWED_MODULES = ("numpy", "scipy.sparse")
+# The numpy callables an array pickle needs (module paths of numpy 1 and 2); numpy's other modules hold
+# functions that run code (numpy.testing's runstring), so nothing else of numpy is allowed.
+_NUMPY_MODULES = {"numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric",
+                  "numpy._core.numeric"}
+_NUMPY_NAMES = {"_reconstruct", "scalar", "ndarray", "dtype", "_frombuffer"}
 _ALLOWED_BUILTINS = {
     ("copyreg", "_reconstructor"), ("builtins", "object"), ("__builtin__", "object"),
     ("builtins", "set"), ("__builtin__", "set"), ("builtins", "frozenset"), ("__builtin__", "frozenset"),
@@ -81,10 +84,20 @@ class ChumpyFreeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if module == "chumpy" or module.startswith("chumpy."):
             return _chumpy_stand_in_class(module, name)
-        allowed_module = any(module == prefix or module.startswith(prefix + ".") for prefix in _ALLOWED_MODULES)
-        if allowed_module or (module, name) in _ALLOWED_BUILTINS:
+        if (module in _NUMPY_MODULES and name in _NUMPY_NAMES) or (module, name) in _ALLOWED_BUILTINS:
             return super().find_class(module, name)
+        if module == "scipy.sparse" or module.startswith("scipy.sparse."):
+            found = super().find_class(module, name)
+            if _is_sparse_class(found):
+                return found
         raise pickle.UnpicklingError(f"class {module}.{name} is not allowed in a FLAME file")
+
+
+def _is_sparse_class(found: Any) -> bool:
+    """Whether ``found`` is a scipy.sparse matrix or array class (FLAME stores J_regressor as one)."""
+    import scipy.sparse
+
+    return isinstance(found, type) and issubclass(found, (scipy.sparse.spmatrix, scipy.sparse.sparray))
 
 
 def load_pickle(path: Path) -> Any:

@@ -19,6 +19,7 @@ import xarray as xr
 import zarr
 
 from .. import schema
+from ..catalogue import check_safe_name
 from ..errors import StoreError
 from ..store import consolidate, read_root_attrs
 from .batching import default_batch_size, merge_consecutive, plan_timestep_batches
@@ -98,6 +99,17 @@ def write_sequence_meshes(
     run resumes where it stopped, unless they were made with another model: then it starts over.
     ``progress`` is called with the number of timesteps written (or found already written) so far.
     """
+    try:
+        return _write_meshes(store, target, model, batch_size, overwrite, progress)
+    except OSError as error:  # a full disk or a file size limit: the flagged chunks written so far stay valid
+        raise StoreError(
+            f"Writing the meshes of {target.path} into {store} failed ({error.strerror or type(error).__name__}); "
+            "free space or fix permissions there, then rerun the same command to resume."
+        ) from error
+
+
+def _write_meshes(store: str | os.PathLike, target: SequenceGroup, model: FlameModel, batch_size: int | None,
+                  overwrite: bool, progress: Callable[[int], None] | None) -> bool:
     group = zarr.open_group(store, path=target.path, mode="r+", use_consolidated=False)
     if group.attrs.get(COMPLETE_ATTR) and not overwrite:
         return False
@@ -144,7 +156,7 @@ def read_mesh(store: str | os.PathLike, participant: int, sequence: str, timeste
     from .sequence import sequence_vertices
 
     _open_root(store)
-    path = schema.sequence_group(BENCHMARK, participant, sequence)
+    path = schema.sequence_group(BENCHMARK, participant, check_safe_name(sequence, "sequence"))
     try:
         ds = xr.open_zarr(store, group=path, consolidated=False, chunks=None)
     except (FileNotFoundError, KeyError) as error:
