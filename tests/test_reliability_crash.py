@@ -6,8 +6,8 @@ store flags as complete (a camera's ``images_converted``/``alpha_converted``, a 
 a sequence's ``vertices_complete``, a written vertex chunk) must hold exactly the clean run's data.
 After the episode a plain rerun must complete, and the store must equal a clean one array by array.
 
-Fast setting (CI, to stay within its time budget): 4 convert episodes x 3 kills and 3 meshes episodes x 3
-kills = 21 kill points. Long setting (``NERSEMBLE_CAMPAIGN=long``): 20 x 3 and 12 x 3 = 96 kill points.
+Fast setting (CI, to stay within its time budget): 6 convert episodes x 3 kills and 4 meshes episodes x 3
+kills = 30 kill points. Long setting (``NERSEMBLE_CAMPAIGN=long``): 20 x 3 and 12 x 3 = 96 kill points.
 
 The meshes campaign found that a kill between setting ``vertices_complete`` and refreshing the consolidated
 metadata left the meshes invisible to plain ``xr.open_datatree`` while reruns skipped the sequence as
@@ -36,8 +36,8 @@ from nersemble_zarr.store import consolidate, prepare_store
 from test_flame_support import sequence_dataset, standin_dir  # noqa: F401 (fixture)
 
 KILLS_PER_EPISODE = 3
-CONVERT_EPISODES = campaign_size(fast=4, long=20)
-MESH_EPISODES = campaign_size(fast=3, long=12)
+CONVERT_EPISODES = campaign_size(fast=6, long=20)
+MESH_EPISODES = campaign_size(fast=4, long=12)
 MESH_SEQUENCES = {(393, "EXP-1-head"): 150, (404, "FREE"): 100}  # 5 + 4 chunks of 32 timesteps
 
 
