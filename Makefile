@@ -3,7 +3,7 @@ VENV ?= .venv
 DEMO_DIR ?= demo-output
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench setup docs
+.PHONY: demo test bench campaign setup docs
 
 setup: $(STAMP)
 
@@ -18,6 +18,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.run_all
+
+# The reliability campaigns in their long setting (docs/reliability.md); CI runs the fast one within `make test`.
+campaign: $(STAMP)
+	NERSEMBLE_CAMPAIGN=long NERSEMBLE_CAMPAIGN_REPORT=campaign-report.jsonl \
+		$(VENV)/bin/python -m pytest -q tests/test_reliability_fetch.py tests/test_reliability_crash.py
 
 docs: $(STAMP)
 	$(VENV)/bin/python -m mkdocs build --strict

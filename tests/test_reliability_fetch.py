@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -131,6 +132,7 @@ def test_fetch_survives_seeded_fault_schedules(source, tmp_path, log_text):
             assert rerun.bytes_downloaded == still_missing, f"seed {seed}: the rerun did not resume exactly"
             if outcome == "complete":
                 assert {r.method for r in server.requests} == {"HEAD"}, seed
+            shutil.rmtree(out)  # the long setting would otherwise keep tens of GB
         secret = server.token
     assert_secret_absent(secret, logs="\n".join(log_text.lines), errors="\n".join(messages))
     assert any(secret not in line and "GET" in line for line in log_text.lines)  # request lines were logged
