@@ -144,7 +144,7 @@ def test_fetch_whose_files_cannot_grow_keeps_the_part_and_resumes(fetch_source, 
 
 
 # ------------------------------------------------------------------------------------------------ meshes
-def test_meshes_whose_files_cannot_grow_fails_in_one_line(mesh_input, standin_dir, tmp_path):
+def test_meshes_whose_files_cannot_grow_fails_in_one_line_and_reruns(mesh_input, standin_dir, tmp_path):
     store = Path(shutil.copytree(mesh_input, tmp_path / "store.zarr"))
     limited = subprocess.run(
         cli_command("meshes", store, "--flame-dir", standin_dir, "--device", "cpu", "--batch-size", CHUNK_TIMESTEPS),
