@@ -1,11 +1,12 @@
 """Convert and read benchmarks on full-resolution synthetic NVS videos, each phase in its own process.
 
-    python -m benchmarks.bench_convert --cameras 2 --frames 120 --workers 2
+    python -m benchmarks.bench_convert --cameras 2 --frames 300 --workers 2
 
 (a) random single-frame reads from the store vs the official toolkit's way (OpenCV seek + read);
 (b) streaming a whole camera through dask vs plain PyAV decode of the mp4;
 (c) convert throughput vs decode-only throughput of the same videos with the same workers;
 (d) bytes on disk per frame for each codec vs the mp4, and PSNR for the lossy codec.
+Read times are medians of single timed reads after one untimed warm-up read.
 Peak memory is the peak resident set size of the process that ran the phase.
 """
 
@@ -19,12 +20,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from nersemble_zarr import catalogue
 
 PARTICIPANT, SEQUENCE = 388, "GLASSES"
+CODECS = ("zstd", "lz4", "jpegxl-lossless", "jpegxl")
 
 
 def _peak_mib() -> float:
@@ -63,7 +66,7 @@ def phase_decode(args) -> dict:
 def phase_convert(args) -> dict:
     from nersemble_zarr.convert import convert
 
-    store = args.work / f"{args.codec}.zarr"
+    store = _store_path(args)
     start = time.perf_counter()
     convert(args.root, store, benchmarks=("nvs",), codec=args.codec, workers=args.workers)
     seconds = time.perf_counter() - start
@@ -71,7 +74,7 @@ def phase_convert(args) -> dict:
 
     images = zarr.open_array(store, path=f"nvs/{PARTICIPANT}/{SEQUENCE}/images", mode="r")
     result = {"seconds": seconds, "images_bytes": int(images.nbytes_stored())}
-    if args.codec != "zstd":
+    if args.codec == "jpegxl":
         result["psnr_db"] = _psnr(args.root, store)
     return result
 
@@ -96,27 +99,25 @@ def _random_picks(args, n_frames: int) -> list[tuple[str, int]]:
     return [(serials[rng.integers(len(serials))], int(rng.integers(n_frames))) for _ in range(args.reads)]
 
 
+def _time_reads(picks: list[tuple[str, int]], read: Callable[[str, int], np.ndarray]) -> dict:
+    """One untimed warm-up read (imports, file handles, shard index caches), then each pick timed alone."""
+    read(*picks[0])
+    times = []
+    for serial, index in picks:
+        start = time.perf_counter()
+        frame = read(serial, index)
+        times.append(time.perf_counter() - start)
+        assert frame.shape == (catalogue.NVS_HEIGHT, catalogue.NVS_WIDTH, 3)
+    return {"median_ms": 1000 * float(np.median(times)), "mean_ms": 1000 * float(np.mean(times)), "reads": len(times)}
+
+
+def _store_path(args) -> Path:
+    return args.work / f"{args.codec}.zarr"
+
+
 def phase_read_store(args) -> dict:
     """Random reads through xarray without dask (``open(dask=False)``): one chunk decoded per frame."""
     return _read_store(args, dask=False)
-
-
-def phase_read_zarr(args) -> dict:
-    """Random reads straight from the zarr array, as the PyTorch FrameDataset does."""
-    import zarr
-
-    from nersemble_zarr import store as store_module
-
-    path = args.work / "zstd.zarr"
-    dataset = store_module.sequence(store_module.open(path, dask=False), "nvs", PARTICIPANT)
-    serial_index = {serial: i for i, serial in enumerate(dataset.serial.values)}
-    images = zarr.open_array(path, path=f"nvs/{PARTICIPANT}/{SEQUENCE}/images", mode="r")
-    picks = _random_picks(args, dataset.sizes["timestep"])
-    start = time.perf_counter()
-    for serial, index in picks:
-        frame = images[serial_index[serial], index]
-        assert frame.shape == (catalogue.NVS_HEIGHT, catalogue.NVS_WIDTH, 3)
-    return {"seconds": time.perf_counter() - start, "reads": len(picks)}
 
 
 def phase_read_store_dask(args) -> dict:
@@ -127,30 +128,42 @@ def phase_read_store_dask(args) -> dict:
 def _read_store(args, dask: bool) -> dict:
     from nersemble_zarr import store as store_module
 
-    dataset = store_module.sequence(store_module.open(args.work / "zstd.zarr", dask=dask), "nvs", PARTICIPANT)
-    picks = _random_picks(args, dataset.sizes["timestep"])
-    start = time.perf_counter()
-    for serial, index in picks:
-        frame = dataset.images.sel(serial=serial).isel(timestep=index).values
-        assert frame.shape == (catalogue.NVS_HEIGHT, catalogue.NVS_WIDTH, 3)
-    return {"seconds": time.perf_counter() - start, "reads": len(picks)}
+    dataset = store_module.sequence(store_module.open(_store_path(args), dask=dask), "nvs", PARTICIPANT)
+    return _time_reads(_random_picks(args, dataset.sizes["timestep"]),
+                       lambda serial, index: dataset.images.sel(serial=serial).isel(timestep=index).values)
+
+
+def phase_read_zarr(args) -> dict:
+    """Random reads straight from the zarr array, as the PyTorch FrameDataset does."""
+    import zarr
+
+    from nersemble_zarr import store as store_module
+
+    path = _store_path(args)
+    dataset = store_module.sequence(store_module.open(path, dask=False), "nvs", PARTICIPANT)
+    serial_index = {serial: i for i, serial in enumerate(dataset.serial.values)}
+    images = zarr.open_array(path, path=f"nvs/{PARTICIPANT}/{SEQUENCE}/images", mode="r")
+    return _time_reads(_random_picks(args, dataset.sizes["timestep"]),
+                       lambda serial, index: images[serial_index[serial], index])
 
 
 def phase_read_opencv(args) -> dict:
+    """The official toolkit's way: OpenCV capture per camera (kept open), seek to the frame, read, BGR -> RGB."""
     import cv2
 
-    picks = _random_picks(args, args.frames)
     captures = {}
-    start = time.perf_counter()
-    for serial, index in picks:
+
+    def read(serial: str, index: int) -> np.ndarray:
         if serial not in captures:
-            captures[serial] = cv2.VideoCapture(str(args.root / "nvs" / catalogue.video_path(PARTICIPANT, SEQUENCE, serial)))
+            video = args.root / "nvs" / catalogue.video_path(PARTICIPANT, SEQUENCE, serial)
+            captures[serial] = cv2.VideoCapture(str(video))
         capture = captures[serial]
         capture.set(cv2.CAP_PROP_POS_FRAMES, index)
         ok, frame = capture.read()
-        assert ok and frame.shape == (catalogue.NVS_HEIGHT, catalogue.NVS_WIDTH, 3)
-        cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    return {"seconds": time.perf_counter() - start, "reads": len(picks)}
+        assert ok
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    return _time_reads(_random_picks(args, args.frames), read)
 
 
 def phase_stream_store(args) -> dict:
@@ -158,7 +171,7 @@ def phase_stream_store(args) -> dict:
 
     from nersemble_zarr import store as store_module
 
-    dataset = store_module.sequence(store_module.open(args.work / "zstd.zarr"), "nvs", PARTICIPANT)
+    dataset = store_module.sequence(store_module.open(_store_path(args)), "nvs", PARTICIPANT)
     serial = catalogue.NVS_TRAIN_SERIALS[0]
     start = time.perf_counter()
     with dask.config.set(scheduler="threads", num_workers=args.workers):
@@ -191,12 +204,12 @@ def _run(args, phase: str, **extra) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cameras", type=int, default=2)
-    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--reads", type=int, default=40)
+    parser.add_argument("--reads", type=int, default=60)
     parser.add_argument("--codec", default="zstd")
     parser.add_argument("--phase", choices=sorted(PHASES))
-    parser.add_argument("--root", type=Path)
+    parser.add_argument("--root", type=Path, help="a synthetic fetch of --cameras x --frames to reuse (default: generate one)")
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
     if args.phase:
@@ -205,38 +218,37 @@ def main() -> None:
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
-        args.root, args.work = Path(tmp) / "fetched", Path(tmp)
-        _run(args, "generate")
+        args.work = Path(tmp)
+        if args.root is None:
+            args.root = args.work / "fetched"
+            _run(args, "generate")
         n_videos = len(_videos(args.root))
         mp4_bytes = sum(p.stat().st_size for p in _videos(args.root)[: n_videos // 2])
         decode = _run(args, "decode")
-        results = {codec: _run(args, "convert", codec=codec) for codec in ("zstd", "jpegxl-lossless", "jpegxl")}
-        store_read, cv_read = _run(args, "read_store"), _run(args, "read_opencv")
-        dask_read, zarr_read = _run(args, "read_store_dask"), _run(args, "read_zarr")
-        stream_store, stream_pyav = _run(args, "stream_store"), _run(args, "stream_pyav")
+        results = {codec: _run(args, "convert", codec=codec) for codec in CODECS}
+        cv_read = _run(args, "read_opencv")
+        reads = {(phase, codec): _run(args, phase, codec=codec)
+                 for codec in ("zstd", "lz4") for phase in ("read_store", "read_store_dask", "read_zarr")}
+        stream_store, stream_pyav = _run(args, "stream_store", codec="zstd"), _run(args, "stream_pyav")
     frames = args.frames * args.cameras
     print(f"full resolution {catalogue.NVS_WIDTH}x{catalogue.NVS_HEIGHT}, {args.cameras} cameras x {args.frames} frames "
           f"(images + alpha = {n_videos} videos), {args.workers} workers")
-    print(f"(a) random single-frame read: store {1000 * store_read['seconds'] / store_read['reads']:.1f} ms, "
-          f"OpenCV seek {1000 * cv_read['seconds'] / cv_read['reads']:.1f} ms -> "
-          f"{cv_read['seconds'] / store_read['seconds']:.1f}x faster "
-          f"(peak RSS {store_read['peak_rss_mib']:.0f} / {cv_read['peak_rss_mib']:.0f} MiB); through dask "
-          f"{1000 * dask_read['seconds'] / dask_read['reads']:.1f} ms -> {cv_read['seconds'] / dask_read['seconds']:.1f}x; "
-          f"straight from zarr (as FrameDataset) {1000 * zarr_read['seconds'] / zarr_read['reads']:.1f} ms -> "
-          f"{cv_read['seconds'] / zarr_read['seconds']:.1f}x")
+    print(f"(a) random single-frame read, median of {args.reads}: OpenCV seek + read {cv_read['median_ms']:.1f} ms "
+          f"(peak RSS {cv_read['peak_rss_mib']:.0f} MiB)")
+    for (phase, codec), result in reads.items():
+        print(f"    {phase:<16} {codec:<5} {result['median_ms']:6.2f} ms (mean {result['mean_ms']:6.2f}) -> "
+              f"{cv_read['median_ms'] / result['median_ms']:5.1f}x faster (peak RSS {result['peak_rss_mib']:.0f} MiB)")
     print(f"(b) stream one camera: dask over the store {stream_store['frames'] / stream_store['seconds']:.1f} frames/s, "
           f"PyAV decode {stream_pyav['frames'] / stream_pyav['seconds']:.1f} frames/s -> "
           f"{stream_pyav['seconds'] / stream_store['seconds']:.2f}x (peak RSS {stream_store['peak_rss_mib']:.0f} / "
           f"{stream_pyav['peak_rss_mib']:.0f} MiB)")
-    zstd = results["zstd"]
-    print(f"(c) convert (zstd) {decode['frames'] / zstd['seconds']:.1f} frames/s vs decode-only "
-          f"{decode['frames'] / decode['seconds']:.1f} frames/s -> ratio {decode['seconds'] / zstd['seconds']:.2f} "
-          f"(peak RSS {zstd['peak_rss_mib']:.0f} / {decode['peak_rss_mib']:.0f} MiB)")
+    print(f"(c) decode only {decode['frames'] / decode['seconds']:.1f} frames/s (peak RSS {decode['peak_rss_mib']:.0f} MiB)")
     print(f"(d) bytes per RGB frame: mp4 {mp4_bytes / frames / 1024:.0f} KiB; raw {catalogue.NVS_WIDTH * catalogue.NVS_HEIGHT * 3 / 1024:.0f} KiB")
     for codec, result in results.items():
         psnr = f", PSNR {result['psnr_db']:.1f} dB" if "psnr_db" in result else ""
         print(f"    {codec:<16} {result['images_bytes'] / frames / 1024:8.0f} KiB "
-              f"({result['images_bytes'] / mp4_bytes:.1f}x the mp4){psnr}; convert {decode['frames'] / result['seconds']:.1f} frames/s")
+              f"({result['images_bytes'] / mp4_bytes:.1f}x the mp4){psnr}; convert {decode['frames'] / result['seconds']:.1f} "
+              f"frames/s = {decode['seconds'] / result['seconds']:.2f} of decode-only (peak RSS {result['peak_rss_mib']:.0f} MiB)")
 
 
 if __name__ == "__main__":

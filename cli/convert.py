@@ -15,8 +15,9 @@ from .options import handle_errors, participant_option, workers_option
 @participant_option
 @click.option("--sequence", "-s", "sequences", multiple=True, help="Sequence name (repeatable); default: all fetched.")
 @click.option("--codec", default="zstd", show_default=True,
-              type=click.Choice(["zstd", "jpegxl-lossless", "jpegxl"]),
-              help="How frames are stored: zstd (lossless, plain zarr), jpegxl-lossless, jpegxl (lossy, smallest).")
+              type=click.Choice(["zstd", "lz4", "jpegxl-lossless", "jpegxl"]),
+              help="How frames are stored: zstd (lossless, plain zarr), lz4 (lossless, plain zarr, faster, larger), "
+                   "jpegxl-lossless, jpegxl (lossy, smallest).")
 @click.option("--frames-per-chunk", type=click.IntRange(min=1), default=1, show_default=True,
               help="Frames per zarr chunk (the unit of a random read).")
 @click.option("--frames-per-shard", type=click.IntRange(min=1), default=32, show_default=True,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from zarr.abc.codec import ArrayBytesCodec
-from zarr.codecs import ZstdCodec
+from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.core.array_spec import ArraySpec
 from zarr.core.buffer import Buffer, NDBuffer
 from zarr.registry import register_codec
@@ -109,6 +109,9 @@ class FrameCodec:
         """Keyword arguments for the array's serializer/compressors (inside the shard)."""
         if self.name == "zstd":
             return {"serializer": "auto", "compressors": [ZstdCodec(level=1)]}
+        if self.name == "lz4":
+            return {"serializer": "auto",
+                    "compressors": [BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle", typesize=1)]}
         if self.name == "jpegxl-lossless":
             return {"serializer": JpegXLCodec(lossless=True, effort=1), "compressors": []}
         return {"serializer": JpegXLCodec(distance=1.0, effort=3), "compressors": []}
@@ -118,6 +121,7 @@ FRAME_CODECS: dict[str, FrameCodec] = {
     codec.name: codec
     for codec in (
         FrameCodec("zstd", True, "lossless, exact, readable by plain zarr/xarray (default)", False),
+        FrameCodec("lz4", True, "lossless, exact, plain zarr (blosc-lz4): faster to write and read, larger", False),
         FrameCodec("jpegxl-lossless", True, "lossless, exact, smaller than zstd, needs nersemble_zarr to read", True),
         FrameCodec("jpegxl", False, "lossy JPEG XL at distance 1.0 (visually lossless), smallest, needs nersemble_zarr to read", True),
     )
