@@ -3,7 +3,7 @@ VENV ?= .venv
 DEMO_DIR ?= demo-output
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench campaign setup docs
+.PHONY: demo test campaign setup docs
 
 setup: $(STAMP)
 
@@ -15,9 +15,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
-
-bench: $(STAMP)
-	$(VENV)/bin/python -m benchmarks.run_all
 
 # The reliability campaigns in their long setting (docs/reliability.md); CI runs the fast one within `make test`.
 campaign: $(STAMP)
