@@ -97,7 +97,8 @@ def _is_sparse_class(found: Any) -> bool:
     """Whether ``found`` is a scipy.sparse matrix or array class (FLAME stores J_regressor as one)."""
     import scipy.sparse
 
-    return isinstance(found, type) and issubclass(found, (scipy.sparse.spmatrix, scipy.sparse.sparray))
+    sparse_bases = (scipy.sparse.spmatrix, getattr(scipy.sparse, "sparray", scipy.sparse.spmatrix))  # sparray: 1.11+
+    return isinstance(found, type) and issubclass(found, sparse_bases)
 
 
 def load_pickle(path: Path) -> Any:
