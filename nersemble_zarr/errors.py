@@ -47,3 +47,9 @@ class FlameError(NersembleError):
 
 class SubmissionError(NersembleError):
     """Predictions that cannot become a valid submission, or an invalid submission zip."""
+
+
+def write_failure(what: str, error: OSError) -> str:
+    """The sentence for an OSError while writing ``what`` (disk full, file size limit, permissions)."""
+    return (f"Writing {what} failed ({error.strerror or type(error).__name__}); "
+            "free space or fix permissions there, then rerun the same command to resume.")

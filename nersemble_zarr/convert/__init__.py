@@ -12,7 +12,7 @@ import zarr
 from .. import catalogue, schema
 from .. import store as store_module
 from ..codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
-from ..errors import ConversionError, StoreError
+from ..errors import ConversionError, StoreError, write_failure
 from ..parallel import run_tasks
 from .frames import VideoTask, run_video_task
 from .layout import CONVERTED_ATTR, SKELETON_ATTR, Chunking, converted_flag, sequence_skeleton
@@ -63,10 +63,7 @@ def convert(
     try:
         return _write(store_path, plans, benchmarks, frame_codec_, chunking, workers, client, on_plan, on_video_done)
     except OSError as error:  # inputs were read and checked above; what fails now is writing the store
-        raise ConversionError(
-            f"Writing the store {store_path} failed ({error.strerror or type(error).__name__}); "
-            "free space or fix permissions there, then rerun the same command."
-        ) from error
+        raise ConversionError(write_failure(f"the store {store_path}", error)) from error
 
 
 def _write(

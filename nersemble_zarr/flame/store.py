@@ -20,7 +20,7 @@ import zarr
 
 from .. import schema
 from ..catalogue import check_safe_name
-from ..errors import StoreError
+from ..errors import StoreError, write_failure
 from ..store import consolidate, read_root_attrs
 from .batching import default_batch_size, merge_consecutive, plan_timestep_batches
 from .lbs import FlameModel
@@ -102,10 +102,7 @@ def write_sequence_meshes(
     try:
         return _write_meshes(store, target, model, batch_size, overwrite, progress)
     except OSError as error:  # a full disk or a file size limit: the flagged chunks written so far stay valid
-        raise StoreError(
-            f"Writing the meshes of {target.path} into {store} failed ({error.strerror or type(error).__name__}); "
-            "free space or fix permissions there, then rerun the same command to resume."
-        ) from error
+        raise StoreError(write_failure(f"the meshes of {target.path} into {store}", error)) from error
 
 
 def _write_meshes(store: str | os.PathLike, target: SequenceGroup, model: FlameModel, batch_size: int | None,
