@@ -70,6 +70,50 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         container.close()
 
 
+@dataclass(frozen=True)
+class DecodeCount:
+    """What decoding every frame of a video found: frames decoded, packets that failed and why the file ended."""
+
+    decoded: int
+    failed: tuple[int, ...]   # indices (file order, from 0) of the frames whose data did not decode
+    cut_short: str | None     # the demuxer's error when the file could not be read to its end
+
+
+def count_decodable_frames(path: str | os.PathLike) -> DecodeCount:
+    """Decode every frame of a video, counting them and noting each one that fails (no frames are kept).
+
+    Slice threading only: frame threading reports an error several frames after the one that caused it.
+    """
+    container = _open(path)
+    decoded, failed, cut_short = 0, [], None
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        packets = container.demux(stream)
+        index = 0
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.FFmpegError as error:
+                cut_short = error.strerror or type(error).__name__
+                break
+            try:
+                decoded += len(packet.decode())
+            except av.FFmpegError:
+                failed.append(index)
+            index += 1 if packet.size else 0
+        if cut_short is not None:
+            try:
+                decoded += len(stream.codec_context.decode(None))
+            except av.FFmpegError:
+                pass
+    finally:
+        container.close()
+    return DecodeCount(decoded, tuple(failed), cut_short)
+
+
 def iter_frames(
     path: str | os.PathLike, *, gray: bool = False, start: int = 0, stop: int | None = None, threads: int = 0
 ) -> Iterator[np.ndarray]:
