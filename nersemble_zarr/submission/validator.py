@@ -185,7 +185,7 @@ def container_problem(name: str, path: Path) -> str | None:
     elif head[:4] == _MATROSKA_MAGIC:
         found = "a Matroska/WebM file"
     else:
-        found = "not an MP4 file (it does not start with an 'ftyp' box)"
+        return f"{name} is not a readable video (it does not start with the 'ftyp' box of an MP4 file)."
     return f"{name} is {found}; the benchmark takes MP4 videos (brand isom/mp41/mp42) as the official writer makes."
 
 
