@@ -25,7 +25,8 @@ _KINDS = (
 
 def kind_of(mode: int) -> str:
     """What a file of this ``st_mode`` is, in words ('a FIFO (named pipe)', 'a regular file', ...)."""
-    return next((name for test, name in _KINDS if test(mode)), "a regular file" if stat.S_ISREG(mode) else "special")
+    fallback = "a regular file" if stat.S_ISREG(mode) else "a special file"
+    return next((name for test, name in _KINDS if test(mode)), fallback)
 
 
 def check_output_file(path: str | os.PathLike, what: str = "output") -> Path:
@@ -50,7 +51,9 @@ def check_output_folder(path: str | os.PathLike, what: str = "output folder") ->
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         if os.path.islink(path):
-            raise ConfigError(f"The {what} {path} is a symbolic link to nothing; remove it or give another path.") from None
+            raise ConfigError(
+                f"The {what} {path} is a symbolic link to nothing; remove it or give another path."
+            ) from None
         return path
     if not stat.S_ISDIR(mode):
         raise ConfigError(

@@ -311,3 +311,17 @@ def test_export_frames_refuses_a_serial_that_climbs_out(tmp_path, converted):
     result = run("export-frames", store, out, "-p", 388)
     assert_one_error_line(result, 1, str(store), "camera serial '../../x'", "refusing to use it in a file name")
     assert snapshot(tmp_path) == before
+
+
+def test_a_dangling_link_is_refused_as_an_output_file_and_as_an_output_folder(tmp_path, predictions, synthetic_root,
+                                                                            synthetic_config):
+    """A link to a path that does not exist yet would make the command create a file or folder wherever it points."""
+    target = tmp_path / "elsewhere"
+    link = tmp_path / "ws" / "out"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    result = run("synthetic", link)
+    assert_one_error_line(result, 2, f"The synthetic benchmark folder {link} is a symbolic link to nothing")
+    result = run("export-submission", predictions, link, *submission_options(synthetic_root, synthetic_config))
+    assert_one_error_line(result, 2, f"The output {link} exists and is a symbolic link, not a regular file")
+    assert not target.exists() and snapshot(tmp_path) == {"ws": "dir", "ws/out": f"link -> {target}"}
