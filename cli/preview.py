@@ -14,7 +14,7 @@ sequence_option = click.option(
     help="Sequence name (default: the participant's NVS sequence, or its first mono sequence with frames).",
 )
 output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
-                             help="PNG file to write (replaced if it exists).")
+                             help="PNG file to write (a regular file there is replaced, anything else refused).")
 
 
 @click.command()
