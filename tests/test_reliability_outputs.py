@@ -301,11 +301,15 @@ def test_a_deflated_submission_is_valid(tmp_path, valid_zip, synthetic_root, syn
 
 # ----------------------------------------------------------------------------- item 8: store values as file names
 def test_export_frames_refuses_a_serial_that_climbs_out(tmp_path, converted):
+    """A camera with video whose serial is ``../../x``: its frames would be named images/00000_../../x.png."""
     store = Path(shutil.copytree(converted, tmp_path / "ws" / "bench.zarr"))
-    serials = zarr.open_array(store, path=f"{schema.sequence_group('nvs', *SEQUENCE)}/{schema.SERIAL}", mode="r+")
-    values = serials[:]
-    values[0] = "../../x"
-    serials[:] = values
+    group = zarr.open_group(store, path=schema.sequence_group("nvs", *SEQUENCE), mode="r+")
+    values = group[schema.SERIAL][:]
+    with_video = list(group.attrs["video_serials"])
+    index = [str(value) for value in values].index(with_video[0])
+    values[index] = "../../x"
+    group[schema.SERIAL][:] = values
+    group.attrs["video_serials"] = ["../../x", *with_video[1:]]
     out = tmp_path / "ws" / "export"
     before = snapshot(tmp_path)
     result = run("export-frames", store, out, "-p", 388)
@@ -325,3 +329,17 @@ def test_a_dangling_link_is_refused_as_an_output_file_and_as_an_output_folder(tm
     result = run("export-submission", predictions, link, *submission_options(synthetic_root, synthetic_config))
     assert_one_error_line(result, 2, f"The output {link} exists and is a symbolic link, not a regular file")
     assert not target.exists() and snapshot(tmp_path) == {"ws": "dir", "ws/out": f"link -> {target}"}
+
+
+def test_export_frames_refuses_timesteps_that_are_not_frame_indices(tmp_path, converted):
+    store = Path(shutil.copytree(converted, tmp_path / "ws" / "bench.zarr"))
+    group = zarr.open_group(store, path=schema.sequence_group("nvs", *SEQUENCE), mode="r+")
+    old = group[schema.TIMESTEP]
+    values = old[:].astype(np.float64)
+    values[1] = np.nan
+    group.create_array(schema.TIMESTEP, data=values, dimension_names=old.metadata.dimension_names,
+                       attributes=dict(old.attrs), overwrite=True)
+    before = snapshot(tmp_path)
+    result = run("export-frames", store, tmp_path / "ws" / "export", "-p", 388)
+    assert_one_error_line(result, 1, str(store), "timestep coordinate", "float64 values that are not all non-negative")
+    assert snapshot(tmp_path) == before
