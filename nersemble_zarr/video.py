@@ -72,46 +72,39 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 @dataclass(frozen=True)
 class DecodeCount:
-    """What decoding every frame of a video found: frames decoded, packets that failed and why the file ended."""
+    """What decoding every frame of a video found: the frames decoded and those whose data did not decode."""
 
     decoded: int
     failed: tuple[int, ...]   # indices (file order, from 0) of the frames whose data did not decode
-    cut_short: str | None     # the demuxer's error when the file could not be read to its end
 
 
 def count_decodable_frames(path: str | os.PathLike) -> DecodeCount:
     """Decode every frame of a video, counting them and noting each one that fails (no frames are kept).
 
     Slice threading only: frame threading reports an error several frames after the one that caused it.
+    A file the demuxer cannot read to its end raises an InputDataError naming the last frame read.
     """
     container = _open(path)
-    decoded, failed, cut_short = 0, [], None
+    decoded, failed, index = 0, [], 0
     try:
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"
         packets = container.demux(stream)
-        index = 0
         while True:
             try:
-                packet = next(packets)
-            except StopIteration:
-                break
+                packet = next(packets, None)
             except av.FFmpegError as error:
-                cut_short = error.strerror or type(error).__name__
+                raise InputDataError(f"The video {path} cannot be read past frame {index} ({error}).") from error
+            if packet is None:
                 break
             try:
                 decoded += len(packet.decode())
             except av.FFmpegError:
                 failed.append(index)
             index += 1 if packet.size else 0
-        if cut_short is not None:
-            try:
-                decoded += len(stream.codec_context.decode(None))
-            except av.FFmpegError:
-                pass
     finally:
         container.close()
-    return DecodeCount(decoded, tuple(failed), cut_short)
+    return DecodeCount(decoded, tuple(failed))
 
 
 def iter_frames(

@@ -5,7 +5,8 @@
   --overwrite: one ``Error:`` line naming the path, the FIFO still a FIFO, the outside file unchanged, nothing new.
 - Submissions: a Matroska file named .mp4, a QuickTime .mov, an mp4 of which only frame 0 decodes (its header
   still counts every frame), an LZMA-compressed entry and a zip with junk before its first entry are invalid.
-- Stores: a ``serial`` coordinate holding ``../../x`` is refused by export-frames before anything is written.
+- Stores: a ``serial`` coordinate holding ``../../x`` or NaN timesteps are refused by export-frames before anything
+  is written.
 
 The FIFOs here are made with os.mkfifo in the test's own folder (never /dev/null), and nothing opens them.
 """
@@ -74,9 +75,9 @@ def assert_one_error_line(result, exit_code: int, *fragments: str) -> str:
     return lines[-1]
 
 
-def encode(path: Path, frames: np.ndarray, fps: float, container_format: str = "mp4") -> bytes:
+def encode(path: Path, frames: np.ndarray, fps: float, container_format: str = "mp4", **options: str) -> bytes:
     """H.264 yuv420p crf 14 of ``frames`` (T, H, W, 3) in the given container, muxed by PyAV (FFmpeg)."""
-    with av.open(str(path), mode="w", format=container_format) as container:
+    with av.open(str(path), mode="w", format=container_format, options=options) as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         stream.options = {"crf": "14"}
@@ -243,6 +244,13 @@ def test_decoding_counts_frames_and_names_the_ones_that_fail(tmp_path, frames, s
     good, bad = count_decodable_frames(tmp_path / "good.mp4"), count_decodable_frames(tmp_path / "bad.mp4")
     assert (good.decoded, good.failed) == (len(frames[catalogue.NVS_HOLD_OUT_SERIALS[0]]), ())
     assert bad.failed == (3,) and bad.decoded == good.decoded - 1
+    # The index (moov) first, the file cut in the middle of its last frame: the header still names every frame.
+    whole = encode(tmp_path / "faststart.mp4", frames[catalogue.NVS_HOLD_OUT_SERIALS[0]], 73.0, movflags="+faststart")
+    with av.open(str(tmp_path / "faststart.mp4")) as container:
+        last = max((p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size)
+    (tmp_path / "cut.mp4").write_bytes(whole[: last[0] + last[1] // 2])
+    cut = count_decodable_frames(tmp_path / "cut.mp4")
+    assert cut.decoded == good.decoded - 1
 
 
 def crafted_cases(frames: dict[str, np.ndarray], valid_zip: Path, work: Path) -> dict[str, tuple[Path, str]]:

@@ -190,15 +190,13 @@ def container_problem(name: str, path: Path) -> str | None:
 
 
 def decode_problems(name: str, count: DecodeCount, header_frames: int, expected: int) -> list[str]:
-    """Problems found by decoding every frame: frames that fail, a file cut short, a wrong decoded count."""
+    """Problems found by decoding every frame: frames that fail, a decoded count unlike the metadata's or header's."""
     problems = []
     if count.failed:
         shown_indices = ", ".join(map(str, count.failed[:10])) + (", ..." if len(count.failed) > 10 else "")
         problems.append(
             f"{name}: {len(count.failed)} frame(s) cannot be decoded (frame {shown_indices}, in file order from 0)."
         )
-    if count.cut_short is not None:
-        problems.append(f"{name} cannot be read to its end ({count.cut_short}) after {count.decoded} frames.")
     if count.decoded != expected:
         header = f" (its header claims {header_frames})" if header_frames != count.decoded else ""
         problems.append(f"{name} has {count.decoded} frames{header}; the metadata expects {expected}.")
