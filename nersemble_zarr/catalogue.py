@@ -107,7 +107,7 @@ def check_participants(benchmark: str, requested: Iterable[int] | None) -> tuple
     unknown = [p for p in requested if p not in known]
     if unknown:
         raise CatalogueError(
-            f"Unknown participant {unknown[0]} for benchmark {benchmark!r}; "
+            f"Unknown participant {shown(unknown[0])} for benchmark {benchmark!r}; "
             f"expected one of {', '.join(str(p) for p in known)}."
         )
     return requested

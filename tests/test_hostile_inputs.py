@@ -381,3 +381,23 @@ def test_hostile_server_metadata_is_refused_in_one_line(hostile, synthetic_root,
 def test_the_cases_are_distinct_and_counted():
     assert len({case.id for case in CASES}) == len(CASES)
     report("hostile-inputs", convert_cases=len(CASES), server_metadata_cases=len(SERVER_METADATA))
+
+
+def test_the_limits_refuse_only_what_they_name():
+    """Brackets inside strings (escaped quotes too) do not count as nesting; depth 16 and 20-digit integers
+    pass; a long value is cut in a message and says how long it was."""
+    from nersemble_zarr.errors import InputDataError, shown
+    from nersemble_zarr.inputs.jsontext import MAX_DEPTH, parse_json
+    from nersemble_zarr.inputs.origin import Origin
+
+    origin = Origin("The test document")
+    text = json.dumps({"a\"[[": "[" * 1000, "b": [-(10**19)]})
+    assert parse_json(text.encode(), origin) == {"a\"[[": "[" * 1000, "b": [-(10**19)]}
+    assert parse_json(nested(MAX_DEPTH).encode(), origin) == json.loads(nested(MAX_DEPTH))
+    with pytest.raises(InputDataError, match="nests deeper than 16 levels"):
+        parse_json(nested(MAX_DEPTH + 1).encode(), origin)
+    with pytest.raises(InputDataError, match="a number of 21 digits"):
+        parse_json(b"[" + b"1" * 21 + b"]", origin)
+    assert shown("x" * 100_000).endswith("... (100000 characters)") and len(shown("x" * 100_000)) < 100
+    assert shown(10**5000) == "<an integer of about 5001 digits>"
+    assert shown("GLASSES") == "'GLASSES'"

@@ -127,10 +127,10 @@ def _frames(request: FetchRequest, metadata: ServerMetadata, participant: int) -
     for frame in request.pointcloud_frames:
         if frame not in timesteps:
             raise CatalogueError(
-                f"Point cloud frame {frame} is not a timestep of participant {participant} in the server's "
+                f"Point cloud frame {shown(frame)} is not a timestep of participant {participant} in the server's "
                 f"nvs/metadata.json (its timesteps run {timesteps[0]}, {timesteps[1]}, ... {timesteps[-1]})."
                 if len(timesteps) > 1 else
-                f"Point cloud frame {frame} is not a timestep of participant {participant} in nvs/metadata.json."
+                f"Point cloud frame {shown(frame)} is not a timestep of participant {participant} in nvs/metadata.json."
             )
     return tuple(request.pointcloud_frames)
 

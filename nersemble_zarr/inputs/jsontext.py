@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
 import numpy as np
 
@@ -86,7 +87,6 @@ def _real(text: str) -> float:
 def _object(pairs: list[tuple[str, object]]) -> dict:
     document = dict(pairs)
     if len(document) != len(pairs):
-        seen: set[str] = set()
-        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        repeated = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
         raise _Refused(f"has the key {shown(repeated)} twice in one object")
     return document

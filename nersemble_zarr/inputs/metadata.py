@@ -10,6 +10,7 @@ integers in ``1..MAX_TIMESTEP + 1``, so nothing in it can shape a local path or 
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from .. import catalogue
 from ..errors import shown
@@ -97,16 +98,16 @@ def _whole(value: object) -> bool:
 
 
 def _timesteps(value: object, participant: int) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value:
-        raise _Layout(f"the timesteps of participant {participant} are {kind_of(value) if value != [] else 'empty'}"
-                      ", not a list of frame indices")
+    if not isinstance(value, list):
+        raise _Layout(f"the timesteps of participant {participant} are {kind_of(value)}, not a list")
+    if not value:
+        raise _Layout(f"participant {participant} has no timesteps")
     bad = [t for t in value if not (_whole(t) and 0 <= t <= MAX_TIMESTEP)]
     if bad:
         raise _Layout(f"the timesteps of participant {participant} are not all non-negative integers up to "
                       f"{MAX_TIMESTEP} (found {shown(bad[0])})")
     if len(set(value)) != len(value):
-        seen: set[int] = set()
-        repeated = next(t for t in value if t in seen or seen.add(t))
+        repeated = next(t for t, count in Counter(value).items() if count > 1)
         raise _Layout(f"participant {participant} lists timestep {repeated} twice")
     return tuple(value)
 

@@ -103,7 +103,9 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int
 
 def _checked(origin: Origin, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Shapes, dtypes and ranges of the tracking arrays, cast to the dtypes the store holds."""
-    n_timesteps = len(arrays["frames"]) if arrays["frames"].ndim == 1 else -1
+    if arrays["frames"].ndim != 1:
+        raise origin.error(f"has frames of shape {arrays['frames'].shape}; expected one index per timestep")
+    n_timesteps = len(arrays["frames"])
     result = {}
     for key, expected in SHAPES.items():
         array = arrays[key]
