@@ -256,6 +256,7 @@ CASES = [
     Hostile("tracking npz declaring 1e11 floats", member_declaring((100_000_000_000,)), "declares"),
     Hostile("tracking npz declaring a negative size", member_declaring((-5, 100)), "not a readable npz"),
     Hostile("pcd of 150 bytes claiming 2e9 points", pcd_claiming(2_000_000_000), "2000000000 points"),
+    Hostile("pcd of 150 bytes claiming 1e6 points", pcd_claiming(1_000_000), "but holds 36 bytes"),
     # item 9: values that a check missed were stored
     Hostile("tracking expression 1e300", edit_tracking(lambda a: a.update(
         expression=a["expression"].astype(np.float64) * 0 + 1e300)), "float32"),

@@ -84,12 +84,7 @@ def _wanted_nvs(participant: int, sequences: tuple[str, ...] | None) -> bool:
 def _plan_nvs(benchmark_root: Path, participant: int, metadata, sequences) -> SequenceSource:
     if participant not in metadata:
         raise InputDataError(f"{benchmark_root / catalogue.METADATA_FILE} has no entry for participant {participant}.")
-    sequence, timesteps = metadata[participant]
-    if sequence != catalogue.NVS_SEQUENCES[participant]:
-        raise InputDataError(
-            f"{benchmark_root / catalogue.METADATA_FILE} names sequence {sequence!r} for participant {participant}; "
-            f"expected {catalogue.NVS_SEQUENCES[participant]!r}."
-        )
+    sequence, timesteps = metadata[participant]  # the catalogue's sequence: inputs.metadata checked it
     cameras = read_calibration(benchmark_root / catalogue.calibration_path(participant))
     pointclouds = tuple(
         (int(t), benchmark_root / catalogue.pointcloud_path(participant, sequence, int(t)))

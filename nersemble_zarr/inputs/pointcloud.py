@@ -33,9 +33,8 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PcdHeader:
-    """What a PCD header declares: its fields, point count, data encoding, and where the data starts."""
+    """What a PCD header declares: bytes and values per point, point count, data encoding, where data starts."""
 
-    fields: tuple[str, ...]
     point_bytes: int
     values_per_point: int
     points: int
@@ -123,7 +122,7 @@ def _parse_header(origin: Origin, head: bytes) -> PcdHeader:
     if not 1 <= points <= MAX_POINTS:
         raise origin.error(f"declares {points} points; a benchmark point cloud holds 1 to {MAX_POINTS}")
     point_bytes = sum(size * count for size, count in zip(sizes, counts))
-    return PcdHeader(fields, point_bytes, sum(counts), points, data, offset)
+    return PcdHeader(point_bytes, sum(counts), points, data, offset)
 
 
 def _count(values: list[str]) -> int:
