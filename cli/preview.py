@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from .options import handle_errors
+from .options import ParticipantId, handle_errors
 
-participant_option = click.option("--participant", "-p", type=int, required=True, help="Participant id.")
+participant_option = click.option("--participant", "-p", type=ParticipantId(), required=True,
+                                  help="Participant id.")
 sequence_option = click.option(
     "--sequence", "-s", default=None,
     help="Sequence name (default: the participant's NVS sequence, or its first mono sequence with frames).",
