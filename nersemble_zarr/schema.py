@@ -8,6 +8,25 @@ from __future__ import annotations
 FORMAT_VERSION = 1
 FORMAT_ATTR = "nersemble_zarr_format"
 CREATED_BY_ATTR = "created_by"
+BENCHMARKS_ATTR = "benchmarks"  # root attribute: the benchmarks converted into the store
+
+# ---------------------------------------------------------------- completion flags and group attributes
+CONVERTED_SUFFIX = "_converted"  # (serial,) bool coordinate: that camera's frames are completely written
+CONVERTED_ATTR = "converted"  # group attribute: every camera of the sequence is written
+# Group attribute set once the skeleton (metadata, coordinates, point clouds) is completely written; a group
+# without it (or CONVERTED_ATTR) is what a killed run left half-written, and a rerun writes it again.
+SKELETON_ATTR = "skeleton_complete"
+FRAME_CODEC_ATTR = "frame_codec"  # group attribute: name of the frame codec of images and alpha
+VIDEO_SERIALS_ATTR = "video_serials"  # group attribute: the cameras that have video
+LEVEL_ATTR = "level"  # attribute of a resolution level group: its downsampling factor
+VERTICES_COMPLETE_ATTR = "vertices_complete"  # group attribute: every FLAME mesh of the sequence is stored
+VERTICES_MODEL_ATTR = "vertices_flame_model"  # group attribute: the model that made the stored meshes
+
+
+def converted_flag(variable: str) -> str:
+    """Name of the per-camera completion coordinate of a frame variable, e.g. ``images_converted``."""
+    return variable + CONVERTED_SUFFIX
+
 
 # ---------------------------------------------------------------- dimensions
 SERIAL = "serial"

@@ -1,12 +1,13 @@
-"""Frames as files: compositing the store's premultiplied RGB onto a background, PNG encoding, atomic writes."""
+"""Frames as files: compositing the store's premultiplied RGB onto a background, PNG and npz files."""
 
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import write_atomic
 
 BACKGROUNDS = ("black", "white", "none")
 PNG_LEVEL = 1  # zlib level: about 4% larger files than level 3 and clearly faster to write
@@ -31,14 +32,6 @@ def composite(image: np.ndarray, alpha: np.ndarray, background: str) -> np.ndarr
     raise ValueError(f"Unknown background {background!r}; expected one of {', '.join(BACKGROUNDS)}.")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file beside ``path`` and move it into place."""
-    temporary = path.with_name(f".{path.name}.part")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-    os.replace(temporary, path)
-
-
 def write_png(path: Path, picture: np.ndarray) -> None:
     """Encode an (H, W), (H, W, 3) or (H, W, 4) uint8 picture as PNG and write it atomically."""
     import imagecodecs
@@ -52,8 +45,3 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     np.savez(buffer, **arrays)
     write_atomic(path, buffer.getvalue())
 
-
-def remove_partial_files(folder: Path) -> None:
-    """Delete temporary files an interrupted run left in ``folder``."""
-    for leftover in folder.glob(".*.part"):
-        leftover.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import schema
 from ..cameras import opengl_camera_to_world
-from .pixels import write_atomic
+from ..atomic import write_atomic
 from .plan import ExportPlan, Frame
 
 CAMERA_CONVENTION = (

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FlameError
-from .files import atomic_path
+from ..atomic import atomic_path
 
 MESH_SUFFIXES = (".ply", ".obj")
 

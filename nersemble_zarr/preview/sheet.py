@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from .. import schema
+from .. import schema, storage
 from ..cameras import project_opencv
-from ..convert.layout import converted_flag
 from ..errors import StoreError
+from ..levels.resample import block_mean
 from .overlay import Overlay
 from .picture import DPI, Label
 
@@ -120,8 +120,7 @@ def _group_name(dataset: xr.Dataset) -> str:
 
 
 def _has_video(dataset: xr.Dataset, index: int) -> bool:
-    flag = converted_flag(schema.IMAGES)
-    return schema.IMAGES in dataset and flag in dataset.coords and bool(dataset[flag].values[index])
+    return bool(storage.written_cameras(dataset)[index])
 
 
 def _frame(dataset: xr.Dataset, index: int, timestep: int) -> np.ndarray:
@@ -130,11 +129,7 @@ def _frame(dataset: xr.Dataset, index: int, timestep: int) -> np.ndarray:
 
 def _shrink(frame: np.ndarray, factor: int) -> np.ndarray:
     """Average ``factor`` x ``factor`` blocks (the frame is cropped to a whole number of blocks)."""
-    if factor == 1:
-        return frame
-    h, w = frame.shape[0] // factor, frame.shape[1] // factor
-    blocks = frame[: h * factor, : w * factor].reshape(h, factor, w, factor, -1)
-    return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
+    return frame if factor == 1 else block_mean(frame[None], factor)[0]
 
 
 def _projected(dataset: xr.Dataset, overlay: Overlay | None) -> np.ndarray | None:
