@@ -1,4 +1,7 @@
-"""Open the converted store and the selections people make most: a sequence, its cameras, one frame."""
+"""Open the converted store and the selections people make most: a sequence, its cameras, one frame.
+
+This is the user-facing API; ``nersemble_zarr.storage`` is the store layer the library itself goes through.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,12 @@ import xarray as xr
 
 from . import catalogue, schema, storage
 from .errors import StoreError
+from .storage import StoreLike, consolidate, prepare_store, read_root_attrs, sequence_keys
 
-StoreLike = storage.StoreLike
-# The store layer's functions that are part of the public API.
-read_root_attrs = storage.read_root_attrs
-consolidate = storage.consolidate
-sequence_keys = storage.sequence_keys
-prepare_store = storage.prepare_store
+__all__ = [
+    "StoreLike", "consolidate", "frame", "hold_out_cameras", "open", "prepare_store", "read_root_attrs",
+    "sequence", "sequence_keys", "train_cameras",
+]
 
 
 def open(store: StoreLike, *, dask: bool = True) -> xr.DataTree:  # noqa: A001 - mirrors xr.open_*
