@@ -122,4 +122,3 @@ def format_inventory(inv: StoreInventory) -> str:
     if inv.missing_sequences:
         lines.append(f"  not in the store ({len(inv.missing_sequences)} of the catalogue): {', '.join(inv.missing_sequences)}")
     return "\n".join(lines)
-

@@ -110,8 +110,8 @@ def _write(
 def _ensure_skeleton(store: str, group: str, source: SequenceSource, codec: FrameCodec, chunking: Chunking) -> bool:
     """Write the sequence's metadata and coordinates unless present; True when created now.
 
-    A group a killed run left half-written (no schema.SKELETON_ATTR) is removed and written again: no frame of it
-    can have been written, since frames are written only after every skeleton of a run is complete.
+    A group a killed run left half-written (without the skeleton marker) is removed and written again: no frame
+    of it can have been written, since frames are written only after every skeleton of a run is complete.
     """
     if storage.group_exists(store, group):
         existing = storage.open_group(store, group)

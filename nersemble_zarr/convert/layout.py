@@ -34,10 +34,11 @@ def sequence_skeleton(source: SequenceSource, codec: FrameCodec, chunking: Chunk
     """The Dataset to write for a sequence (frames as lazy zeros) and its zarr encoding."""
     cams = source.cameras
     spec = catalogue.SPECS[source.benchmark]
+    splits = [catalogue.split_of(source.benchmark, serial) for serial in cams.serials]
     coords: dict = {
         schema.SERIAL: (schema.SERIAL, np.array(cams.serials, dtype=object)),
         schema.TIMESTEP: (schema.TIMESTEP, source.timesteps),
-        schema.SPLIT: (schema.SERIAL, np.array([catalogue.split_of(source.benchmark, s) for s in cams.serials], dtype=object)),
+        schema.SPLIT: (schema.SERIAL, np.array(splits, dtype=object)),
         schema.WORLD_2_CAM: ((schema.SERIAL, schema.MAT4_ROW, schema.MAT4_COL), cams.world_2_cam),
         schema.INTRINSICS: ((schema.SERIAL, schema.MAT3_ROW, schema.MAT3_COL), cams.intrinsics),
     }

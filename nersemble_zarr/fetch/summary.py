@@ -91,4 +91,3 @@ class FetchIncomplete(DownloadError):
             "the others are in place, rerun the same command to retry."
         )
         self.summary = summary
-

@@ -33,4 +33,3 @@ def project_points(points: xr.DataArray, world_2_cam: xr.DataArray, intrinsics: 
     point_dims = [dim for dim in points.dims if dim != schema.XYZ]
     order = [*camera_dims, *(dim for dim in point_dims if dim not in camera_dims)]
     return xr.Dataset({"pixels": pixels.transpose(*order, UV), "depth": depth.transpose(*order)})
-

@@ -56,19 +56,17 @@ def find_flame_sequences(
     participants = None if participants is None else [int(p) for p in participants]
     sequences = None if sequences is None else list(sequences)
     found = []
-    benchmark = root.get(BENCHMARK)
-    participant_groups = dict(benchmark.groups()) if isinstance(benchmark, zarr.Group) else {}
-    for participant_name, participant_group in sorted(participant_groups.items()):
-        if not participant_name.isdigit() or (participants is not None and int(participant_name) not in participants):
+    for _, participant, sequence in storage.select_sequences(
+        store, benchmark=BENCHMARK, participants=participants, sequences=sequences
+    ):
+        group = root[schema.sequence_group(BENCHMARK, participant, sequence)]
+        if "expression" not in group:
             continue
-        for sequence_name, group in sorted(participant_group.groups()):
-            if (sequences is not None and sequence_name not in sequences) or "expression" not in group:
-                continue
-            found.append(SequenceGroup(
-                participant=int(participant_name), sequence=sequence_name,
-                n_timesteps=group["expression"].shape[0], complete=bool(group.attrs.get(COMPLETE_ATTR, False)),
-                model=group.attrs.get(MODEL_ATTR),
-            ))
+        found.append(SequenceGroup(
+            participant=participant, sequence=sequence,
+            n_timesteps=group["expression"].shape[0], complete=bool(group.attrs.get(COMPLETE_ATTR, False)),
+            model=group.attrs.get(MODEL_ATTR),
+        ))
     _check_requested(store, found, participants, sequences)
     return found
 
@@ -193,4 +191,3 @@ def _mesh_array(group: zarr.Group, name: str, shape: tuple[int, ...], dims: tupl
         name, shape=shape, chunks=(CHUNK_TIMESTEPS, *shape[1:]), dtype="float32", fill_value=np.nan,
         dimension_names=dims, overwrite=True,
     )
-
