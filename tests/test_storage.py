@@ -148,3 +148,13 @@ def test_refresh_consolidated_metadata_only_where_there_is_some(store):
     storage.refresh_consolidated_metadata(store)
     listed = json.loads((store / "zarr.json").read_text())["consolidated_metadata"]["metadata"]
     assert "nvs/390/GLASSES" in listed
+
+
+def test_removing_a_top_level_group_keeps_the_consolidated_document_in_step(store):
+    storage.consolidate(store)
+    zarr.open_group(store, mode="a", use_consolidated=False).require_group("mono_flame_avatar/393/FREE")
+    storage.remove_group(store, "mono_flame_avatar")  # created after the document was written
+    storage.remove_group(store, "nvs")  # listed in the document
+    assert not (store / "mono_flame_avatar").exists() and not (store / "nvs").exists()
+    assert json.loads((store / "zarr.json").read_text())["consolidated_metadata"]["metadata"] == {}
+    assert storage.sequence_keys(store) == []
