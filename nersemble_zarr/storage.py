@@ -74,7 +74,8 @@ def _root_exists(store: StoreLike) -> bool:
 def _open_group(path: str, group: str, mode: str) -> zarr.Group:
     """The module's one call of zarr.open_group; see the module docstring for the consolidated rule."""
     keep_consolidated = group == "" and mode != "r"
-    return zarr.open_group(path, path=group, mode=mode, zarr_format=3, use_consolidated=None if keep_consolidated else False)
+    use_consolidated = None if keep_consolidated else False
+    return zarr.open_group(path, path=group, mode=mode, zarr_format=3, use_consolidated=use_consolidated)
 
 
 # ---------------------------------------------------------------- groups and arrays

@@ -67,12 +67,12 @@ def sequence_skeleton(source: SequenceSource, codec: FrameCodec, chunking: Chunk
             encoding[flag] = {"chunks": (1,)}
     data_vars.update(_pointcloud_vars(source))
     attrs = {
-        "benchmark": source.benchmark,
-        "participant": source.participant,
-        "sequence": source.sequence,
+        schema.BENCHMARK_ATTR: source.benchmark,
+        schema.PARTICIPANT_ATTR: source.participant,
+        schema.SEQUENCE_ATTR: source.sequence,
         "fps": spec.fps,
-        "height": source.height,
-        "width": source.width,
+        schema.HEIGHT_ATTR: source.height,
+        schema.WIDTH_ATTR: source.width,
         "camera_convention": "OpenCV world-to-camera: x right, y down, z forward",
         "world_units": "as in camera_params.json (metres)",
         "calibration_source": f"{source.benchmark}/{catalogue.calibration_path(source.participant)}",

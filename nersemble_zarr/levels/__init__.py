@@ -108,7 +108,7 @@ def _select(store: str, participants: Iterable[int] | None, sequences: Iterable[
 
 def _check_sizes(key: tuple, source: xr.Dataset, levels: tuple[int, ...]) -> None:
     """Refuse levels that leave less than one pixel (before anything is written)."""
-    height, width = source.attrs["height"], source.attrs["width"]
+    height, width = source.attrs[schema.HEIGHT_ATTR], source.attrs[schema.WIDTH_ATTR]
     for level in levels:
         if min(level_size(height, width, level)) < 1:
             raise ConfigError(
@@ -151,8 +151,8 @@ def _ensure_level_group(store: str, key: tuple, source: xr.Dataset, level: int) 
     group = schema.level_group(level, *key)
     if storage.group_exists(store, group):
         existing = storage.open_dataset(store, group)
-        expected = level_size(source.attrs["height"], source.attrs["width"], level)
-        found = (existing.attrs.get("height"), existing.attrs.get("width"))
+        expected = level_size(source.attrs[schema.HEIGHT_ATTR], source.attrs[schema.WIDTH_ATTR], level)
+        found = (existing.attrs.get(schema.HEIGHT_ATTR), existing.attrs.get(schema.WIDTH_ATTR))
         if found != expected or existing.sizes.get(schema.TIMESTEP) != source.sizes[schema.TIMESTEP]:
             raise StoreError(
                 f"The store's {group} ({found[1]}x{found[0]}) does not match {schema.sequence_group(*key)} "

@@ -31,7 +31,7 @@ def level_skeleton(source: xr.Dataset, level: int) -> tuple[xr.Dataset, dict]:
 
     ``source`` is the full-resolution sequence opened lazily from the store (its encoding gives the chunking).
     """
-    full_height, full_width = source.attrs["height"], source.attrs["width"]
+    full_height, full_width = source.attrs[schema.HEIGHT_ATTR], source.attrs[schema.WIDTH_ATTR]
     height, width = level_size(full_height, full_width, level)
     coords = {name: _plain(source[name]) for name in _COPIED_COORDS if name in source.coords}
     coords[schema.INTRINSICS] = (
@@ -59,11 +59,11 @@ def level_skeleton(source: xr.Dataset, level: int) -> tuple[xr.Dataset, dict]:
     attrs = {key: value for key, value in source.attrs.items() if key != schema.CONVERTED_ATTR}
     attrs.update({
         schema.LEVEL_ATTR: int(level),
-        "height": height,
-        "width": width,
+        schema.HEIGHT_ATTR: height,
+        schema.WIDTH_ATTR: width,
         "cropped_rows_bottom": int(full_height - height * level),
         "cropped_columns_right": int(full_width - width * level),
-        "full_resolution_group": schema.sequence_group(attrs["benchmark"], attrs["participant"], attrs["sequence"]),
+        "full_resolution_group": schema.sequence_group_of(attrs),
         "pixel_centres": PIXEL_CENTRES,
         "resampling": RESAMPLING,
         "intrinsics_rule": INTRINSICS_RULE,

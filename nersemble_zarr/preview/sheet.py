@@ -62,7 +62,7 @@ def contact_sheet(
     check_timestep(dataset, timestep)
     serials = [str(s) for s in dataset[schema.SERIAL].values]
     splits = [str(s) for s in dataset[schema.SPLIT].values]
-    height, width = int(dataset.attrs["height"]), int(dataset.attrs["width"])
+    height, width = int(dataset.attrs[schema.HEIGHT_ATTR]), int(dataset.attrs[schema.WIDTH_ATTR])
     factor = max(1, math.ceil(width / tile_width))
     tile_h, tile_w = height // factor, width // factor
     columns = math.ceil(math.sqrt(len(serials)))
@@ -91,7 +91,8 @@ def contact_sheet(
         if not has_video:
             labels.append(Label(left + 3, top + 3, "no video", NO_VIDEO_COLOUR, _fitting_size("no video", tile_w - 6)))
         tiles.append(tile)
-    title = f"{_group_name(dataset)}  timestep {timestep}  dots: {overlay.description if overlay else 'none'}"
+    group = schema.sequence_group_of(dataset.attrs)
+    title = f"{group}  timestep {timestep}  dots: {overlay.description if overlay else 'none'}"
     title_size = _fitting_size(title, pixels.shape[1] - 2 * GAP, TITLE_FONT_SIZE)
     labels.append(Label(GAP, 3, title, TRAIN_LABEL_COLOUR, title_size))
     return ContactSheet(pixels, tiles, labels)
@@ -102,8 +103,8 @@ def check_timestep(dataset: xr.Dataset, timestep: int) -> None:
     values = dataset[schema.TIMESTEP].values
     if timestep not in values:
         raise StoreError(
-            f"Timestep {timestep} is not in {_group_name(dataset)}; its timesteps are original frame indices "
-            f"from {values.min()} to {values.max()} ({len(values)} frames)."
+            f"Timestep {timestep} is not in {schema.sequence_group_of(dataset.attrs)}; its timesteps are original "
+            f"frame indices from {values.min()} to {values.max()} ({len(values)} frames)."
         )
 
 
@@ -112,11 +113,6 @@ def _fitting_size(text: str, width: int, largest: float = MAX_FONT_SIZE) -> floa
     plus a margin for the renderer's hinting."""
     width_per_point = 0.66 * len(text) * DPI / 72
     return min(largest, max(MIN_FONT_SIZE, width / width_per_point))
-
-
-def _group_name(dataset: xr.Dataset) -> str:
-    attrs = dataset.attrs
-    return schema.sequence_group(attrs["benchmark"], attrs["participant"], attrs["sequence"])
 
 
 def _has_video(dataset: xr.Dataset, index: int) -> bool:

@@ -198,7 +198,8 @@ def _write_pointcloud(root: Path, *, config: SyntheticConfig, participant: int, 
     appearance = Appearance.of(config.seed, "nvs", participant)
     keys = ("nvs", participant, sequence)
     arrays = head_pointcloud(config.seed, keys, config.n_points, params, index, appearance, centres)
-    with atomic_path(root / "nvs" / catalogue.pointcloud_path(participant, sequence, int(params["frames"][index]))) as temp:
+    path = root / "nvs" / catalogue.pointcloud_path(participant, sequence, int(params["frames"][index]))
+    with atomic_path(path) as temp:
         write_pcd(temp, *arrays)
 
 
