@@ -285,7 +285,7 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path):
     blocker.mkdir(parents=True)  # a folder where the calibration file must go: the final move fails
     with pytest.raises(OSError):
         generate(tmp_path / "root", config)
-    leftovers = [p.name for p in (tmp_path / "root").rglob("*") if ".tmp" in p.name]
+    leftovers = [p.name for p in (tmp_path / "root").rglob("*") if ".part" in p.name]
     assert leftovers == []
     assert (tmp_path / "root" / "nvs" / "metadata.json").is_file()
 

@@ -24,7 +24,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from ..errors import ConfigError, DownloadError
+from ..errors import Cancelled, ConfigError, DownloadError
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,6 @@ class FileDownloadError(DownloadError):
         super().__init__(f"Could not fetch {path}: {reason}.")
         self.path = path
         self.reason = reason
-
-
-class Cancelled(Exception):
-    """The fetch was interrupted; partial files stay as ``.part`` for the next run."""
 
 
 class _Transient(Exception):
