@@ -22,6 +22,7 @@ import zarr
 
 from . import __version__, catalogue, schema
 from .errors import StoreError
+from .outputs import kind_of
 
 StoreLike = str | os.PathLike
 SequenceKey = tuple[str, int, str]  # (benchmark, participant, sequence)
@@ -45,7 +46,7 @@ def not_a_store_sentence(store: StoreLike) -> str:
     if not _is_remote(path) and not os.path.lexists(path):
         return f"{path} does not exist, so it is not a zarr store; convert one with `nersemble-zarr convert`."
     if not _is_remote(path) and not os.path.isdir(path):
-        return f"{path} is a file, so it is not a zarr store; pass the store's folder."
+        return f"{path} is not a zarr store: it is {kind_of(os.lstat(path).st_mode)}; pass the store's folder."
     return f"{path} is not a zarr store; convert one with `nersemble-zarr convert`."
 
 

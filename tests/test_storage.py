@@ -42,7 +42,7 @@ def store(tmp_path):
     lambda path: storage.read_root_attrs(path),
 ], ids=["root", "group", "array", "dataset", "tree", "root attrs"])
 @pytest.mark.parametrize("make, expected", [
-    (lambda path: path.write_text("not a store"), "is a file, so it is not a zarr store"),
+    (lambda path: path.write_text("not a store"), "is not a zarr store: it is a regular file"),
     (lambda path: (path.mkdir(), (path / "notes.txt").write_text("hello")), "is not a zarr store"),
     (lambda path: None, "does not exist, so it is not a zarr store"),
 ], ids=["file", "other folder", "missing"])
