@@ -21,6 +21,7 @@ import zarr
 from .. import schema
 from ..catalogue import check_safe_name
 from ..errors import StoreError, write_failure
+from ..progress import Progress
 from ..store import consolidate, read_root_attrs
 from .batching import default_batch_size, merge_consecutive, plan_timestep_batches
 from .lbs import FlameModel
@@ -91,7 +92,7 @@ def write_sequence_meshes(
     *,
     batch_size: int | None = None,
     overwrite: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> bool:
     """Evaluate and store the meshes of one sequence; False when it was already complete (and kept).
 
@@ -106,7 +107,7 @@ def write_sequence_meshes(
 
 
 def _write_meshes(store: str | os.PathLike, target: SequenceGroup, model: FlameModel, batch_size: int | None,
-                  overwrite: bool, progress: Callable[[int], None] | None) -> bool:
+                  overwrite: bool, progress: Progress | None) -> bool:
     group = zarr.open_group(store, path=target.path, mode="r+", use_consolidated=False)
     if group.attrs.get(COMPLETE_ATTR) and not overwrite:
         return False
