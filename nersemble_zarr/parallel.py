@@ -66,9 +66,16 @@ def connect(scheduler: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> Iter
     from distributed import Client
 
     try:
-        client = Client(scheduler, timeout=f"{timeout_s}s")
-    except (OSError, TimeoutError, ValueError, TypeError) as error:
-        raise ConfigError(f"Cannot reach a dask scheduler at {scheduler!r} within {timeout_s:g} s ({error}); "
-                          "check the address (e.g. tcp://host:8786) or leave out --scheduler.") from None
+        client = Client(scheduler, timeout=f"{timeout_s:g}s")
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{scheduler!r} is not a dask scheduler address ({_first_line(error)}); "
+                          "give one like tcp://host:8786, or leave out --scheduler.") from error
+    except (OSError, TimeoutError) as error:
+        raise ConfigError(f"No dask scheduler answered at {scheduler} within {timeout_s:g} s "
+                          f"({_first_line(error)}); start it or fix the address.") from error
     with client:
         yield client
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
