@@ -256,10 +256,29 @@ def test_pointclouds_are_open3d_readable_on_the_head_surface(synthetic_root, syn
 
 
 # ---------------------------------------------------------------- determinism and atomic writes
+class FileProgress:
+    """A progress callback recording the planned totals, the files described and the units reported done."""
+
+    def __init__(self) -> None:
+        self.totals: list[int] = []
+        self.files: list[str] = []
+        self.done = 0
+
+    def set_total(self, total: int) -> None:
+        self.totals.append(total)
+
+    def describe(self, text: str) -> None:
+        self.files.append(text)
+
+    def __call__(self, advance: int) -> None:
+        self.done += advance
+
+
 def test_same_config_gives_identical_files_in_parallel_too(synthetic_root, synthetic_config, tmp_path):
-    progress = []
-    again = generate(tmp_path / "again", synthetic_config, workers=2, on_file=progress.append)
-    assert sorted(progress) == sorted(expected_files(synthetic_config))
+    progress = FileProgress()
+    again = generate(tmp_path / "again", synthetic_config, workers=2, progress=progress)
+    assert progress.totals == [len(expected_files(synthetic_config))] and progress.done == len(progress.files)
+    assert sorted(progress.files) == sorted(expected_files(synthetic_config))
     paths = sorted(files_under(synthetic_root))
     assert sorted(files_under(again)) == paths
     for relative in paths:
