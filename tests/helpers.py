@@ -1,5 +1,5 @@
 """Plain helpers shared by test modules (fixtures live in conftest.py): running the CLI, digests of files and
-arrays, the sequences of the mesh_input fixture."""
+arrays, a progress recorder, the sequences of the mesh_input fixture."""
 
 from __future__ import annotations
 
@@ -26,6 +26,28 @@ def run_cli(*args, env: dict[str, str] | None = None, exit_code: int | None = No
     if exit_code is not None:
         assert result.exit_code == exit_code, result.output
     return result
+
+
+class ProgressRecorder:
+    """A progress callback (the package's protocol) recording planned totals, descriptions and every count."""
+
+    def __init__(self) -> None:
+        self.totals: list[int] = []
+        self.texts: list[str] = []
+        self.counts: list[int] = []
+
+    def set_total(self, total: int) -> None:
+        self.totals.append(total)
+
+    def describe(self, text: str) -> None:
+        self.texts.append(text)
+
+    def __call__(self, advance: int) -> None:
+        self.counts.append(advance)
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts)
 
 
 def file_digest(path: Path) -> str:

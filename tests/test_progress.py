@@ -4,24 +4,9 @@ from __future__ import annotations
 
 import threading
 
+from helpers import ProgressRecorder
 from nersemble_zarr.parallel import run_tasks
 from nersemble_zarr.progress import LockedProgress, Progress, advance, describe, set_total
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.totals: list[int] = []
-        self.texts: list[str] = []
-        self.done = 0
-
-    def set_total(self, total: int) -> None:
-        self.totals.append(total)
-
-    def describe(self, text: str) -> None:
-        self.texts.append(text)
-
-    def __call__(self, n: int) -> None:
-        self.done += n
 
 
 def test_a_plain_callable_is_a_progress_and_ignores_totals_and_descriptions():
@@ -35,15 +20,15 @@ def test_a_plain_callable_is_a_progress_and_ignores_totals_and_descriptions():
 
 
 def test_totals_and_descriptions_reach_a_callback_that_takes_them():
-    recorder = Recorder()
+    recorder = ProgressRecorder()
     set_total(recorder, 7)
     describe(recorder, "mono_flame_avatar/393/FREE")
     advance(recorder, 2)
-    assert (recorder.totals, recorder.texts, recorder.done) == ([7], ["mono_flame_avatar/393/FREE"], 2)
+    assert (recorder.totals, recorder.texts, recorder.counts) == ([7], ["mono_flame_avatar/393/FREE"], [2])
 
 
 def test_locked_progress_counts_every_report_from_many_threads():
-    recorder = Recorder()
+    recorder = ProgressRecorder()
     locked = LockedProgress(recorder)
     locked.set_total(8 * 1000)
     threads = [threading.Thread(target=lambda: [locked(1) for _ in range(1000)]) for _ in range(8)]

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
+from helpers import ProgressRecorder
 from nersemble_zarr import catalogue
 from nersemble_zarr.errors import CatalogueError, ConfigError
 from nersemble_zarr.synthetic import (
@@ -256,29 +257,11 @@ def test_pointclouds_are_open3d_readable_on_the_head_surface(synthetic_root, syn
 
 
 # ---------------------------------------------------------------- determinism and atomic writes
-class FileProgress:
-    """A progress callback recording the planned totals, the files described and the units reported done."""
-
-    def __init__(self) -> None:
-        self.totals: list[int] = []
-        self.files: list[str] = []
-        self.done = 0
-
-    def set_total(self, total: int) -> None:
-        self.totals.append(total)
-
-    def describe(self, text: str) -> None:
-        self.files.append(text)
-
-    def __call__(self, advance: int) -> None:
-        self.done += advance
-
-
 def test_same_config_gives_identical_files_in_parallel_too(synthetic_root, synthetic_config, tmp_path):
-    progress = FileProgress()
+    progress = ProgressRecorder()
     again = generate(tmp_path / "again", synthetic_config, workers=2, progress=progress)
-    assert progress.totals == [len(expected_files(synthetic_config))] and progress.done == len(progress.files)
-    assert sorted(progress.files) == sorted(expected_files(synthetic_config))
+    assert progress.totals == [len(expected_files(synthetic_config))] and progress.counts == [1] * len(progress.texts)
+    assert sorted(progress.texts) == sorted(expected_files(synthetic_config))
     paths = sorted(files_under(synthetic_root))
     assert sorted(files_under(again)) == paths
     for relative in paths:
