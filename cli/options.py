@@ -23,8 +23,7 @@ benchmark_choice = click.Choice(catalogue.BENCHMARKS)
 benchmark_argument = click.argument("benchmark", type=benchmark_choice)
 codec_option = click.option(
     "--codec", default=DEFAULT_FRAME_CODEC, show_default=True, type=click.Choice(list(FRAME_CODECS)),
-    help="How frames are stored: " + "; ".join(f"{name} ({codec.description})" for name, codec in FRAME_CODECS.items())
-    + ".",
+    help="How frames are stored. " + " ".join(f"{name}: {codec.description}." for name, codec in FRAME_CODECS.items()),
 )
 scheduler_option = click.option(
     "--scheduler", metavar="ADDRESS", default=None,
