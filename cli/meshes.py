@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import handle_errors, overwrite_option, participant_option, scheduler_option
+from .options import ParticipantId, handle_errors, overwrite_option, participant_option, scheduler_option
 
 flame_dir_option = click.option(
     "--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -59,7 +59,7 @@ def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...
 
 @click.command("export-mesh")
 @click.argument("store", type=click.Path(path_type=Path))
-@click.option("--participant", "-p", type=int, required=True, help="Participant id.")
+@click.option("--participant", "-p", type=ParticipantId(), required=True, help="Participant id.")
 @click.option("--sequence", "-s", required=True, help="Sequence name.")
 @click.option("--timestep", "-t", type=int, required=True, help="Frame index (a value of the timestep coordinate).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,

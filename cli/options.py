@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 from typing import Callable
 
@@ -11,7 +12,7 @@ import click
 
 from nersemble_zarr import catalogue
 from nersemble_zarr.codecs import DEFAULT_FRAME_CODEC, FRAME_CODECS
-from nersemble_zarr.errors import NersembleError
+from nersemble_zarr.errors import NersembleError, shown
 
 debug_option = click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 workers_option = click.option(
@@ -30,8 +31,24 @@ scheduler_option = click.option(
     help="Address of a dask.distributed scheduler (e.g. tcp://host:8786) whose workers run the tasks and see the "
          "same paths; default: local threads.",
 )
+
+
+class ParticipantId(click.ParamType):
+    """A participant id such as 388; a refused value is quoted cut short (see errors.shown)."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if not re.fullmatch(r"[0-9]{1,9}", text):
+            self.fail(f"{shown(value)} is not a valid integer.", param, ctx)
+        return int(text)
+
+
 participant_option = click.option(
-    "--participant", "-p", "participants", multiple=True, type=int,
+    "--participant", "-p", "participants", multiple=True, type=ParticipantId(),
     help="Participant id (repeatable); default: all participants of the benchmark.",
 )
 

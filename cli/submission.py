@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nersemble_zarr.errors import SubmissionError
+from nersemble_zarr.errors import SubmissionError, shown
 
 from .options import benchmark_choice, handle_errors, overwrite_option, scheduler_option, workers_option
 from .progress import progress_bar
@@ -17,7 +17,7 @@ def _parse_resolution(ctx: click.Context, param: click.Parameter, value: str | N
         return None
     width, _, height = value.lower().partition("x")
     if not (width.isdigit() and height.isdigit()):
-        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 1100x1604.")
+        raise click.BadParameter(f"{shown(value)} is not WIDTHxHEIGHT, e.g. 1100x1604.")
     return int(width), int(height)
 
 

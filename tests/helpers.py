@@ -17,12 +17,13 @@ MESH_SEQUENCES = {(393, "EXP-1-head"): 150, (404, "FREE"): 100}  # the mesh_inpu
 
 
 def run_cli(*args, env: dict[str, str] | None = None, exit_code: int | None = None) -> Result:
-    """Invoke ``nersemble-zarr ARGS`` in this process; check no traceback is printed (unless --debug) and,
-    when given, the exit code."""
+    """Invoke ``nersemble-zarr ARGS`` in this process; check that no exception escaped and no traceback was
+    printed (unless --debug) and, when given, the exit code."""
     arguments = [str(arg) for arg in args]
     result = CliRunner().invoke(main, arguments, env=env)
-    if "--debug" not in arguments:
+    if "--debug" not in arguments:  # an error is one line and an exit code, never an escaped exception
         assert "Traceback" not in result.output, result.output
+        assert isinstance(result.exception, (SystemExit, type(None))), (result.exception, result.output)
     if exit_code is not None:
         assert result.exit_code == exit_code, result.output
     return result

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SubmissionError
+from ..outputs import check_output_file
 from ..progress import LockedProgress, Progress
 from ..video import SUBMISSION_CRF
 from .encode import EncodeSettings, encode_videos
@@ -72,7 +73,7 @@ def export_submission(
             report = validate_submission(partial_zip, spec=spec, partial=partial, scratch_dir=folder)
             report = dataclasses.replace(report, path=output)
             report.raise_if_invalid()
-            os.replace(partial_zip, output)
+            os.replace(partial_zip, check_output_file(output))
         finally:
             partial_zip.unlink(missing_ok=True)
     return report
@@ -83,6 +84,7 @@ def _check_output(output: Path, overwrite: bool) -> Path:
         raise SubmissionError(f"The output {output} is a folder; give the path of the zip file to write.")
     if not output.parent.is_dir():
         raise SubmissionError(f"The folder of the output {output} does not exist; create it first.")
+    check_output_file(output)
     if output.exists() and not overwrite:
         raise SubmissionError(f"The output {output} exists; pass --overwrite to replace it.")
     return output.absolute()

@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .. import catalogue
-from ..errors import ConfigError
+from ..outputs import check_output_folder
 from ..progress import Progress, advance, describe, set_total
 from .appearance import Appearance
 from .config import SyntheticConfig
@@ -230,9 +230,7 @@ def generate(
     each file's relative path (``describe``) and called with 1 once it is written. Returns ``root`` as a Path.
     """
     config = SyntheticConfig.tiny() if config is None else config
-    root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"Cannot write the synthetic benchmark into {root}: it is a file, not a folder.")
+    root = check_output_folder(root, "synthetic benchmark folder")
     jobs = _jobs(config)
     set_total(progress, sum(len(job.files) for job in jobs))
 
