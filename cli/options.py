@@ -11,7 +11,7 @@ from typing import Callable
 import click
 
 from nersemble_zarr import catalogue
-from nersemble_zarr.codecs import DEFAULT_FRAME_CODEC, FRAME_CODECS
+from nersemble_zarr.frame_codecs import DEFAULT_FRAME_CODEC, FRAME_CODECS
 from nersemble_zarr.errors import NersembleError, shown
 
 debug_option = click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")

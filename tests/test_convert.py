@@ -21,7 +21,7 @@ from helpers import store_digests
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr import store as store_module
 from nersemble_zarr.cli.main import main as cli
-from nersemble_zarr.codecs import frame_codec
+from nersemble_zarr.frame_codecs import frame_codec
 from nersemble_zarr.convert import Chunking, convert
 from nersemble_zarr.errors import InputDataError, StoreError
 from nersemble_zarr.video import iter_frames

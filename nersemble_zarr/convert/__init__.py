@@ -12,7 +12,7 @@ import zarr
 
 from .. import catalogue, schema
 from .. import store as store_module
-from ..codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
+from ..frame_codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
 from ..errors import ConversionError, StoreError, write_failure
 from ..parallel import run_tasks
 from ..progress import Progress, set_total

@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .. import catalogue, schema
-from ..codecs import FrameCodec
+from ..frame_codecs import FrameCodec
 from .plan import SequenceSource
 
 CONVERTED_SUFFIX = "_converted"  # (serial,) bool coordinate: that camera's frames are completely written

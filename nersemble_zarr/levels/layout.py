@@ -13,7 +13,7 @@ import xarray as xr
 import zarr
 
 from .. import schema
-from ..codecs import frame_codec
+from ..frame_codecs import frame_codec
 from ..convert.layout import converted_flag
 from .resample import level_size, scale_intrinsics
 
