@@ -14,9 +14,8 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
 from ..errors import InputDataError, SubmissionError
+from ..progress import Progress, advance, set_total
 from ..video import DecodeCount, count_decodable_frames, probe
 from .expected import CODEC, PIX_FMT, ExpectedVideo, FrameCounts, SubmissionSpec, expected_submission, listed
 from .zipsafety import (
@@ -62,7 +61,7 @@ def validate_submission(
     resolution: tuple[int, int] | None = None,
     partial: bool = False,
     spec: SubmissionSpec | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     scratch_dir: str | os.PathLike | None = None,
 ) -> ValidationReport:
     """Validate the zip at ``path`` against a benchmark's expectations and return the report.
@@ -71,7 +70,7 @@ def validate_submission(
     for NVS, the catalogue; or pass a ready ``spec``. With ``partial`` missing videos are allowed.
     The zip is never extracted: each expected entry is copied, size-capped, into a private temp file
     (in ``scratch_dir``, default the system's temp folder).
-    ``progress(done, total)`` is called after each video is checked.
+    ``progress`` is told the number of videos (``set_total``) and called with 1 after each is checked.
     """
     if spec is None:
         if benchmark is None:
@@ -91,13 +90,13 @@ def validate_submission(
             problems.insert(0, prefix)
         valid: list[str] = []
         with tempfile.TemporaryDirectory(prefix="nersemble-validate-", dir=scratch_dir) as scratch:
-            for done, info in enumerate(to_check, 1):
+            set_total(progress, len(to_check))
+            for info in to_check:
                 found = _check_video(archive, info, spec.by_entry()[info.filename], spec, Path(scratch) / "entry.mp4")
                 problems.extend(found)
                 if not found:
                     valid.append(info.filename)
-                if progress is not None:
-                    progress(done, len(to_check))
+                advance(progress, 1)
     return ValidationReport(path, spec.benchmark, tuple(problems), tuple(valid))
 
 
