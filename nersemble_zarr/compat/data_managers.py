@@ -4,7 +4,7 @@ The first argument is either the folder the benchmark was fetched into (the offi
 with PyAV) or a converted store (every load reads only the chunks it needs). Timesteps are positions in the
 sequence (0, 1, 2, ...), as the official managers count video frames; point cloud timesteps are the frame
 indices in the ``frame_{timestep:05d}.pcd`` names. Matrices are plain numpy arrays (the official ones are
-dreifus ``Pose``/``Intrinsics``, numpy subclasses with the same values).
+dreifus ``Pose``/``Intrinsics``, float32 numpy subclasses with the same values).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .constants import ASSETS, FLAME_TRACKING_CURRENT_VERSION, FLAME_TRACKING_VE
 
 @dataclass
 class CameraParams:
-    """World-to-camera (4x4, OpenCV convention) and intrinsic (3x3) matrices by camera serial."""
+    """World-to-camera (4x4, OpenCV convention) and intrinsic (3x3) float32 matrices by camera serial."""
 
     world_2_cam: Dict[str, np.ndarray]
     intrinsics: Dict[str, np.ndarray]
@@ -88,9 +88,10 @@ class BaseDataManager:
 
             cameras = read_calibration(Path(self.get_camera_calibration_path()))
             serials, world_2_cam, intrinsics = list(cameras.serials), cameras.world_2_cam, cameras.intrinsics
+        # float32, as the official dreifus Pose and Intrinsics hold them
         return CameraParams(
-            world_2_cam={s: world_2_cam[i] for i, s in enumerate(serials)},
-            intrinsics={s: intrinsics[i] for i, s in enumerate(serials)},
+            world_2_cam={s: world_2_cam[i].astype(np.float32) for i, s in enumerate(serials)},
+            intrinsics={s: intrinsics[i].astype(np.float32) for i, s in enumerate(serials)},
         )
 
     def list_timesteps(self, sequence_name: str) -> List[int]:
