@@ -284,3 +284,46 @@ def test_bad_videos_are_one_sentence_errors_and_the_writer_goes_on(tmp_path, arg
             writer.add_video(393, "FREE", "222200039", rendered(2, 512, 512, 0))
     overview = MonoFlameAvatarSubmissionDataReader(zip_path, frame_counts=mono_counts()).get_file_overview()
     assert overview == {393: {"FREE": ["222200039"]}}
+
+
+def test_the_writer_holds_only_a_few_frames_of_a_generator(tmp_path):
+    """Frames are encoded as they come: when frame k is rendered, at most a handful of earlier ones are alive."""
+    import weakref
+
+    from nersemble_zarr.compat import MonoFlameAvatarSubmissionDataWriter
+
+    alive_counts = []
+
+    def tracked(n_frames: int):
+        produced = []
+        for frame in rendered(n_frames, 512, 512, 3):
+            alive_counts.append(sum(ref() is not None for ref in produced))
+            produced.append(weakref.ref(frame))
+            yield frame
+            del frame
+
+    with MonoFlameAvatarSubmissionDataWriter(tmp_path / "s.zip") as writer:
+        writer.add_video(393, "FREE", "222200037", tracked(60))
+    assert len(alive_counts) == 60
+    assert max(alive_counts) <= 12  # the official writer takes a list: all 59 earlier frames would be alive
+
+
+def test_data_manager_errors_name_the_missing_thing(location, tmp_path):
+    from nersemble_zarr.compat import MonoFlameAvatarDataManager, NVSDataManager
+    from nersemble_zarr.errors import CatalogueError, NersembleError
+
+    with pytest.raises(CatalogueError, match="Unknown participant 389"):
+        NVSDataManager(location, 389)
+    manager = NVSDataManager(location, 388)
+    with pytest.raises(NersembleError, match="222200046"):
+        manager.load_image("GLASSES", "222200046", 0)  # a hold-out camera: no video
+    with pytest.raises(NersembleError, match="Timestep 6"):
+        manager.load_image("GLASSES", "222200040", 6)
+    with pytest.raises(NersembleError, match="point cloud"):
+        manager.load_pointcloud("GLASSES", 1)  # frame indices are 0, 3, 6, ...
+    with pytest.raises(NersembleError, match="SEN-10-port_strong_smokey"):
+        MonoFlameAvatarDataManager(location, 393).load_flame_tracking("SEN-10-port_strong_smokey")
+    with pytest.raises(NersembleError, match="out of range"):
+        from nersemble_zarr.compat import FlameProvider
+
+        FlameProvider(MonoFlameAvatarDataManager(location, 393).load_flame_tracking("FREE")).get_vertices(6)

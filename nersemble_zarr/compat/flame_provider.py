@@ -49,11 +49,13 @@ class FlameProvider:
 
     def get_vertices(self, timestep: int) -> np.ndarray:
         """World-space vertices (5023, 3) float32 of ``timestep``."""
-        return self._evaluated(landmarks=False).vertices[self._index(timestep)]
+        index = self._index(timestep)
+        return self._evaluated(landmarks=False).vertices[index]
 
     def get_landmarks(self, timestep: int) -> np.ndarray:
         """World-space landmarks (68, 3) float32 of ``timestep`` (needs the landmark embeddings)."""
-        return self._evaluated(landmarks=True).landmarks[self._index(timestep)]
+        index = self._index(timestep)
+        return self._evaluated(landmarks=True).landmarks[index]
 
     def get_mesh(self, timestep: int) -> "trimesh.Trimesh":
         """The mesh of ``timestep`` as a ``trimesh.Trimesh`` (vertices unprocessed, FLAME's faces)."""
@@ -89,7 +91,10 @@ class FlameProvider:
         return int(timestep)
 
     def _evaluated(self, landmarks: bool) -> FlameMeshes:
-        """Every timestep's meshes, evaluated in one batched pass the first time they are needed."""
-        if self._meshes is None or (landmarks and self._meshes.landmarks is None):
-            self._meshes = self.flame_model.evaluate(self._params, landmarks=landmarks)
+        """Every timestep's vertices (and landmarks, when the model has the embeddings), evaluated in one
+        batched pass the first time they are needed."""
+        if landmarks:
+            self.flame_model.require_landmarks()
+        if self._meshes is None:
+            self._meshes = self.flame_model.evaluate(self._params, landmarks=self.flame_model.assets.has_landmarks)
         return self._meshes
