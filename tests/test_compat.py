@@ -106,7 +106,11 @@ def test_listing_and_all_images_follow_the_official_semantics(location, syntheti
     assert ours.list_timesteps("GLASSES") == official.list_timesteps("GLASSES")
     serial = "222200040"
     for options in ({}, {"as_uint8": True, "every_nth_frame": 2}, {"every_nth_frame": 4, "scale": 0.5}):
-        mine, theirs = ours.load_all_images("GLASSES", serial, **options), official.load_all_images("GLASSES", serial, **options)
+        mine = ours.load_all_images("GLASSES", serial, **options)
+        # The official every_nth_frame path asks imageio for the frame count without naming a plugin: with
+        # imageio-ffmpeg installed (the bench extra) it gets inf and fails; take every n-th of all frames instead.
+        step = options.pop("every_nth_frame", 1)
+        theirs = official.load_all_images("GLASSES", serial, **options)[::step]
         assert len(mine) == len(theirs)
         for a, b in zip(mine, theirs):
             assert a.dtype == b.dtype and a.shape == b.shape
