@@ -331,3 +331,44 @@ def test_data_manager_errors_name_the_missing_thing(location, tmp_path):
         from nersemble_zarr.compat import FlameProvider
 
         FlameProvider(MonoFlameAvatarDataManager(location, 393).load_flame_tracking("FREE")).get_vertices(6)
+
+
+def test_tracking_versions_and_image_keys_follow_the_official_ones(synthetic_root, synthetic_store):
+    from nersemble_zarr.compat import ImageKey, MonoFlameAvatarDataManager
+    from nersemble_zarr.errors import StoreError
+
+    official = official_data.MonoFlameAvatarDataManager(str(synthetic_root), 393)
+    older = MonoFlameAvatarDataManager(synthetic_root, 393).load_flame_tracking("FREE", version=1)
+    expected = official.load_flame_tracking("FREE", version=1)
+    np.testing.assert_array_equal(older.expression, expected.expression)
+    assert not np.array_equal(older.expression, official.load_flame_tracking("FREE").expression)
+    with pytest.raises(StoreError, match="not version 1"):
+        MonoFlameAvatarDataManager(synthetic_store, 393).load_flame_tracking("FREE", version=1)
+    key, official_key = ImageKey("EXP-4-lips", 6, "221501007"), official_data.ImageKey("EXP-4-lips", 6, "221501007")
+    assert key.to_key() == official_key.to_key() == "EXP-4-lips_006_221501007"
+    assert vars(key) == vars(official_key)
+
+
+def test_readme_hold_out_camera_loops_give_the_official_cameras(location, synthetic_root):
+    # README 4.1 (NVS) and 4.2 (mono, the participant and test sequence the synthetic benchmark has).
+    from nersemble_zarr.compat import FlameProvider, MonoFlameAvatarDataManager, NVSDataManager
+    from nersemble_zarr.compat.constants import BENCHMARK_MONO_FLAME_AVATAR_HOLD_OUT_SERIALS, \
+        BENCHMARK_MONO_FLAME_AVATAR_TRAIN_SERIAL, BENCHMARK_NVS_HOLD_OUT_SERIALS
+
+    seen = []
+    for data_manager, official, serials in (
+        (NVSDataManager(location, 388), official_data.NVSDataManager(str(synthetic_root), 388),
+         BENCHMARK_NVS_HOLD_OUT_SERIALS),
+        (MonoFlameAvatarDataManager(location, 393), official_data.MonoFlameAvatarDataManager(str(synthetic_root), 393),
+         BENCHMARK_MONO_FLAME_AVATAR_HOLD_OUT_SERIALS + [BENCHMARK_MONO_FLAME_AVATAR_TRAIN_SERIAL]),
+    ):
+        camera_params, expected = data_manager.load_camera_calibration(), official.load_camera_calibration()
+        for serial in serials:
+            world_2_cam_pose = camera_params.world_2_cam[serial]
+            intrinsics = camera_params.intrinsics[serial]
+            np.testing.assert_array_equal(world_2_cam_pose, np.asarray(expected.world_2_cam[serial]))
+            np.testing.assert_array_equal(intrinsics, np.asarray(expected.intrinsics[serial]))
+            seen.append(serial)
+    flame_tracking = MonoFlameAvatarDataManager(location, 393).load_flame_tracking("FREE")
+    assert FlameProvider(flame_tracking).has_mesh(len(flame_tracking.frames) - 1)
+    assert len(seen) == 7

@@ -283,12 +283,19 @@ class MonoFlameAvatarDataManager(BaseDataManager):
         super().__init__(benchmark_folder, "mono_flame_avatar", participant_id)
 
     def load_flame_tracking(self, sequence_name: str, version: int = FLAME_TRACKING_CURRENT_VERSION) -> FlameTracking:
-        """The FLAME tracking of a sequence (a store holds the tracking it was converted from)."""
+        """The FLAME tracking of a sequence; a store holds the one version it was converted from (normally 2)."""
+        path = Path(self.get_flame_tracking_path(sequence_name, version))
         if self._store:
-            return _tracking_from_dataset(self._dataset(sequence_name))
+            dataset = self._dataset(sequence_name)
+            source = str(dataset.attrs.get("tracking_source", ""))
+            if not source.endswith("/" + path.name):
+                raise StoreError(
+                    f"The store holds the tracking of {self._participant_id:03d}/{sequence_name} from "
+                    f"{shown(source.rsplit('/', 1)[-1] or 'no file')}, not version {version} ({path.name}); "
+                    "read that version from the fetched folder.")
+            return _tracking_from_dataset(dataset)
         from ..inputs.tracking import read_tracking
 
-        path = Path(self.get_flame_tracking_path(sequence_name, version))
         if not path.is_file():
             raise InputDataError(f"Could not find the FLAME tracking {path}; fetch it first.")
         return FlameTracking(**read_tracking(path))
