@@ -49,6 +49,10 @@ class SubmissionError(NersembleError):
     """Predictions that cannot become a valid submission, or an invalid submission zip."""
 
 
+class EvaluationError(NersembleError):
+    """Predictions that cannot be evaluated: no ground truth in the store, wrong size, bad values."""
+
+
 def write_failure(what: str, error: OSError) -> str:
     """The sentence for an OSError while writing ``what`` (disk full, file size limit, permissions)."""
     return (f"Writing {what} failed ({error.strerror or type(error).__name__}); "
