@@ -72,6 +72,8 @@ def plan_evaluation(
     for video in spec.videos:
         if video.key not in found or (wanted_cameras is not None and video.serial not in wanted_cameras):
             continue
+        if validation is not None and not validation.holds_out_any(video.sequence, video.serial):
+            continue
         dataset = _ground_truth(datasets, benchmark, video, store)
         try:
             check_source(found[video.key], video, spec)

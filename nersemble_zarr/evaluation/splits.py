@@ -59,6 +59,10 @@ class ValidationSplit:
         if not (self.serials or self.sequences or self.trailing_frames):
             raise ConfigError("A validation split must hold out cameras, sequences or trailing frames.")
 
+    def holds_out_any(self, sequence: str, serial: str) -> bool:
+        """True when some frame of this camera in this sequence is a validation frame."""
+        return serial in self.serials or sequence in self.sequences or self.trailing_frames > 0
+
     def validation_mask(self, sequence: str, serial: str, n_timesteps: int) -> np.ndarray:
         """(n_timesteps,) bool: True where the frame of ``serial`` at that stored position is held out."""
         if serial in self.serials or sequence in self.sequences:
