@@ -66,6 +66,7 @@ def export_frames(
     stride: int = 1,
     serials: tuple[str, ...] | None = None,
     background: str = "black",
+    validation: Any = None,
     workers: int = 4,
     client: Any = None,
     on_plan: Callable[[int], None] | None = None,
@@ -74,7 +75,8 @@ def export_frames(
     """Export one sequence of ``store`` at resolution ``level`` into the folder ``out`` (resumable).
 
     ``stride`` keeps every n-th stored frame (original frame indices are kept); ``serials`` limits the
-    cameras; ``background`` is 'black', 'white' or 'none' (RGBA). ``on_plan(n)`` gets the number of tasks
+    cameras; ``background`` is 'black', 'white' or 'none' (RGBA); a ``validation`` split (or a JSON file or
+    store holding one) moves its held-out frames from transforms_train.json to transforms_val.json. ``on_plan(n)`` gets the number of tasks
     (chunks of frames), ``on_done(1)`` is called as each finishes.
     """
     if format not in FORMATS:
@@ -82,7 +84,7 @@ def export_frames(
     store, out = os.fspath(store), Path(out)
     plan = plan_export(
         store, participant=participant, sequence=sequence, level=level, stride=stride, serials=serials,
-        background=background,
+        background=background, validation=validation,
     )
     _claim_folder(out, plan, format)
     summary = ExportSummary(plan.group)
