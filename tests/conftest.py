@@ -21,3 +21,13 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory, synthetic_config: S
 
     Shared by every test: treat it as read-only (copy it before changing anything)."""
     return generate(tmp_path_factory.mktemp("synthetic") / "benchmark", synthetic_config)
+
+
+@pytest.fixture(scope="session")
+def converted_store(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic benchmark converted into a store (read-only: copy it before changing anything)."""
+    from nersemble_zarr.convert import convert
+
+    path = tmp_path_factory.mktemp("converted") / "store.zarr"
+    convert(synthetic_root, path, workers=2)
+    return path

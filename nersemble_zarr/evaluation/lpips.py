@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 import threading
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def load_lpips(device: str = "cpu") -> Lpips | None:
     with _lock:
         try:
             return _load(os.fspath(path), path.stat().st_mtime, device)
-        except (RuntimeError, OSError, KeyError, ValueError) as error:
+        except (RuntimeError, OSError, KeyError, ValueError, pickle.UnpicklingError, EOFError) as error:
             from ..errors import InputDataError
 
             raise InputDataError(
