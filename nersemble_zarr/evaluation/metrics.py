@@ -29,7 +29,17 @@ def _gaussian_window(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _blur(images: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian filter over the valid region (no padding), per channel."""
+    """Separable Gaussian filter of (k, c, H, W) over the valid region (the border of half a window is cut).
+
+    On the CPU scipy's 1-D correlation is several times faster than torch's depthwise convolution.
+    """
+    radius = len(window) // 2
+    if images.device.type == "cpu":
+        from scipy.ndimage import gaussian_filter
+
+        # scipy's kernel for this sigma and truncation is ``window``: the same normalised 11 taps
+        array = gaussian_filter(images.numpy(), (0, 0, SSIM_SIGMA, SSIM_SIGMA), truncate=radius / SSIM_SIGMA)
+        return torch.from_numpy(array[..., radius:-radius, radius:-radius])
     channels = images.shape[1]
     rows = window.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
     cols = window.view(1, 1, 1, -1).expand(channels, 1, 1, -1)

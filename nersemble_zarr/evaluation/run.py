@@ -21,7 +21,7 @@ from .plan import VideoTask, plan_evaluation
 from .report import FRAME_METRICS, EvaluationResult, FrameScores, VideoScores
 from .splits import ValidationSplit, read_split
 
-BATCH_BYTES = 48 * 2**20  # float64 bytes of predicted frames per batch (at least one frame)
+BATCH_BYTES = 32 * 2**20  # float64 bytes of predicted frames per batch (at least one frame)
 ERROR_MAPS = 2             # worst frames per video whose error maps are kept for the plot
 
 
