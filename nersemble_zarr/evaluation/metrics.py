@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 SSIM_WINDOW = 11
@@ -29,21 +30,39 @@ def _gaussian_window(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _blur(images: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian filter of (k, c, H, W) over the valid region (the border of half a window is cut).
-
-    On the CPU scipy's 1-D correlation is several times faster than torch's depthwise convolution.
-    """
-    radius = len(window) // 2
-    if images.device.type == "cpu":
-        from scipy.ndimage import gaussian_filter
-
-        # scipy's kernel for this sigma and truncation is ``window``: the same normalised 11 taps
-        array = gaussian_filter(images.numpy(), (0, 0, SSIM_SIGMA, SSIM_SIGMA), truncate=radius / SSIM_SIGMA)
-        return torch.from_numpy(array[..., radius:-radius, radius:-radius])
+    """Separable Gaussian filter of (k, c, H, W) over the valid region (no padding), per channel."""
     channels = images.shape[1]
     rows = window.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
     cols = window.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
     return torch.nn.functional.conv2d(torch.nn.functional.conv2d(images, rows, groups=channels), cols, groups=channels)
+
+
+def _ssim_map_mean(mu_x, mu_y, xx, yy, xy):
+    """Mean of the SSIM map from the blurred moments (numpy arrays or tensors), over the last two axes."""
+    c1, c2 = (SSIM_K1 * DATA_RANGE) ** 2, (SSIM_K2 * DATA_RANGE) ** 2
+    var_x, var_y, cov = xx - mu_x * mu_x, yy - mu_y * mu_y, xy - mu_x * mu_y
+    score = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return score.mean(axis=(-2, -1)) if isinstance(score, np.ndarray) else score.mean(dim=(-2, -1))
+
+
+def _ssim_cpu(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(k,) SSIM of (k, c, H, W) float64 arrays with scipy's Gaussian filter, one 2-D map at a time (what
+    scikit-image does; torch's depthwise convolution is several times slower on the CPU)."""
+    from scipy.ndimage import gaussian_filter
+
+    radius = SSIM_WINDOW // 2
+    inside = (slice(radius, -radius), slice(radius, -radius))
+
+    def blur(image: np.ndarray) -> np.ndarray:
+        # scipy's kernel for this sigma and truncation is the same normalised 11 taps as the GPU path's
+        return gaussian_filter(image, SSIM_SIGMA, truncate=radius / SSIM_SIGMA)[inside]
+
+    scores = np.empty(prediction.shape[:2])
+    for frame in range(prediction.shape[0]):
+        for channel in range(prediction.shape[1]):
+            x, y = prediction[frame, channel], truth[frame, channel]
+            scores[frame, channel] = _ssim_map_mean(blur(x), blur(y), blur(x * x), blur(y * y), blur(x * y))
+    return scores.mean(axis=1)
 
 
 def ssim(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -54,14 +73,11 @@ def ssim(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """
     if min(prediction.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs frames of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels.")
+    if prediction.device.type == "cpu":
+        return torch.from_numpy(_ssim_cpu(prediction.numpy(), truth.numpy()))
     window = _gaussian_window(prediction.device, prediction.dtype)
-    c1, c2 = (SSIM_K1 * DATA_RANGE) ** 2, (SSIM_K2 * DATA_RANGE) ** 2
     stacked = torch.cat([prediction, truth, prediction * prediction, truth * truth, prediction * truth], dim=1)
-    means = _blur(stacked, window).split(prediction.shape[1], dim=1)
-    mu_x, mu_y, xx, yy, xy = means
-    var_x, var_y, cov = xx - mu_x * mu_x, yy - mu_y * mu_y, xy - mu_x * mu_y
-    score = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return score.mean(dim=(2, 3)).mean(dim=1)
+    return _ssim_map_mean(*_blur(stacked, window).split(prediction.shape[1], dim=1)).mean(dim=1)
 
 
 def on_white(images: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:

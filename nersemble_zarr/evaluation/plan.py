@@ -138,6 +138,11 @@ def _ground_truth(
     """The stored sequence of a predicted video, after checking the store has that camera's frames."""
     group = schema.sequence_group(benchmark, video.participant, video.sequence)
     dataset = datasets.get((video.participant, video.sequence))
+    if dataset is None and catalogue.is_test_sequence(benchmark, video.sequence):
+        raise EvaluationError(
+            f"The prediction {video.entry} has no ground truth: {video.sequence} is one of the benchmark's hidden "
+            "test sequences, whose frames only the server has; hold out a train sequence with a validation split."
+        )
     if dataset is None:
         raise EvaluationError(
             f"The prediction {video.entry} has no ground truth: the store {store} holds no frames of {group}."
