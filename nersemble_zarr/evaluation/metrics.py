@@ -18,7 +18,7 @@ DATA_RANGE = 1.0
 
 def psnr(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """Per-frame PSNR in dB for data range 1: ``10 log10(1 / MSE)``; +inf where the frames are equal."""
-    mse = ((prediction - truth) ** 2).flatten(1).mean(dim=1)
+    mse = (prediction - truth).square_().mean(dim=tuple(range(1, prediction.ndim)))
     return 10 * torch.log10(DATA_RANGE**2 / mse)  # 1 / 0 -> inf
 
 

@@ -133,7 +133,8 @@ def _frame_triples(task: VideoTask) -> Iterator[tuple[int, np.ndarray, np.ndarra
 
 def _tensor(frames: list[np.ndarray], device: str) -> torch.Tensor:
     stacked = torch.from_numpy(np.stack(frames))
-    return (stacked.permute(0, 3, 1, 2) if stacked.ndim == 4 else stacked[:, None]).to(device)
+    # channels first and contiguous: every metric then reads whole 2-D planes
+    return (stacked.permute(0, 3, 1, 2).contiguous() if stacked.ndim == 4 else stacked[:, None]).to(device)
 
 
 def _score_batch(task: VideoTask, batch: list, network, device: str, worst: list) -> list[FrameScores]:
