@@ -305,6 +305,10 @@ def test_bad_predictions_are_one_sentence_each(converted_store, nvs_predictions,
     nan_store = write_prediction_store(tmp_path / "nan.zarr", {key: with_nan})
     _one_sentence_error(run("evaluate", nan_store, *common), "Frame 4 of 388/GLASSES/cam_222200042.mp4 has NaN values")
 
+    if not torch.cuda.is_available():
+        _one_sentence_error(run("evaluate", small, *common, "--device", "cuda"), "torch sees no CUDA GPU")
+    _one_sentence_error(run("evaluate", small, *common, "--device", "tpu9"), "Device 'tpu9'")
+
     short = write_prediction_store(tmp_path / "short.zarr", {key: nvs_predictions[key][:4]})
     _one_sentence_error(run("evaluate", short, *common), "has 4 frames", "expects 6")
     assert not (tmp_path / "s.json").exists()

@@ -11,7 +11,7 @@ import torch
 
 from .. import schema
 from .. import store as store_module
-from ..errors import EvaluationError, SubmissionError
+from ..errors import ConfigError, EvaluationError, SubmissionError
 from ..parallel import run_tasks
 from ..submission.frames import check_range
 from . import jod as jod_module
@@ -60,6 +60,7 @@ def evaluate(
     or package are missing they are None and ``result.unavailable`` says why. One task per video runs on
     ``client`` or ``workers`` threads; ``on_plan(n_videos)`` and ``on_done(1)`` report progress.
     """
+    device = _check_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     split = None if validation is None else read_split(validation)
     tasks = plan_evaluation(predictions, store, benchmark, every=every, timesteps=timesteps, cameras=cameras,
                             validation=split)
@@ -70,7 +71,6 @@ def evaluate(
     if jod and (reason := jod_module.unavailable_reason()) is not None:
         unavailable.append(reason)
         jod = False
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     settings = Settings(lpips=lpips, jod=jod, device=device)
     if lpips:
         lpips_module.load_lpips(device)  # a bad weights file is one error here, not one per task
@@ -79,6 +79,18 @@ def evaluate(
     videos = run_tasks(lambda task: evaluate_video(task, settings), tasks, workers=workers, client=client,
                        on_done=on_done)
     return EvaluationResult(benchmark, tuple(videos), tuple(unavailable))
+
+
+def _check_device(device: str) -> str:
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as error:
+        raise ConfigError(f"Device {device!r} is not a torch device; use cpu or cuda.") from error
+    if kind not in ("cpu", "cuda"):
+        raise ConfigError(f"Device {device!r} is not supported; use cpu or cuda.")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"Device {device!r} was asked for but torch sees no CUDA GPU; use --device cpu.")
+    return device
 
 
 def evaluate_video(task: VideoTask, settings: Settings) -> VideoScores:
