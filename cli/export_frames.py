@@ -24,10 +24,13 @@ from .options import handle_errors, scheduler_option, workers_option
 @click.option("--serials", default=None, help="Comma-separated camera serials; default: every camera.")
 @click.option("--background", type=click.Choice(["black", "white", "none"]), default="black", show_default=True,
               help="Composite images on black or white, or write RGBA PNGs (none).")
+@click.option("--split", "split_source", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Validation split (JSON file or store, see `nersemble-zarr split`): its frames go to transforms_val.json.")
 @scheduler_option
 @workers_option
 @handle_errors
-def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, scheduler, workers):
+def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, split_source,
+                  scheduler, workers):
     """Export one sequence of STORE into OUT as PNG frames, masks, FLAME parameters and transforms*.json.
 
     Resumable: files already in OUT are kept. transform_matrix is OpenGL/NeRF camera-to-world; see
@@ -42,7 +45,8 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
     with connect(scheduler) as client, progress_bar("export-frames", "chunk") as progress:
         summary = run_export(
             store, out, format=format_, participant=participant, sequence=sequence, level=level, stride=stride,
-            serials=serial_list, background=background, workers=workers, client=client, progress=progress,
+            serials=serial_list, background=background, validation=split_source, workers=workers, client=client,
+            progress=progress,
         )
     counts = ", ".join(f"{name} {count}" for name, count in summary.transforms.items())
     click.echo(

@@ -54,6 +54,10 @@ class Cancelled(Exception):
     next run), or a task stopped early because another task failed. Not a user's error, so no NersembleError."""
 
 
+class EvaluationError(NersembleError):
+    """Predictions that cannot be evaluated: no ground truth in the store, wrong size, bad values."""
+
+
 def write_failure(what: str, error: OSError) -> str:
     """The sentence for an OSError while writing ``what`` (disk full, file size limit, permissions)."""
     return (f"Writing {what} failed ({error.strerror or type(error).__name__}); "

@@ -66,6 +66,7 @@ def export_frames(
     stride: int = 1,
     serials: tuple[str, ...] | None = None,
     background: str = "black",
+    validation: Any = None,
     workers: int = 4,
     client: Any = None,
     progress: Progress | None = None,
@@ -73,15 +74,16 @@ def export_frames(
     """Export one sequence of ``store`` at resolution ``level`` into the folder ``out`` (resumable).
 
     ``stride`` keeps every n-th stored frame (original frame indices are kept); ``serials`` limits the
-    cameras; ``background`` is 'black', 'white' or 'none' (RGBA). ``progress`` is told the number of tasks
-    (chunks of frames, ``set_total``) and called as each finishes.
+    cameras; ``background`` is 'black', 'white' or 'none' (RGBA); a ``validation`` split (or a JSON file or
+    store holding one) moves its held-out frames from transforms_train.json to transforms_val.json.
+    ``progress`` is told the number of tasks (chunks of frames, ``set_total``) and called as each finishes.
     """
     if format not in FORMATS:
         raise ConfigError(f"Export format {format!r} is invalid; expected one of {', '.join(FORMATS)}.")
     store, out = os.fspath(store), Path(out)
     plan = plan_export(
         store, participant=participant, sequence=sequence, level=level, stride=stride, serials=serials,
-        background=background,
+        background=background, validation=validation,
     )
     _claim_folder(out, plan, format)
     summary = ExportSummary(plan.group)
