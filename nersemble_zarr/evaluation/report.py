@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..flame.files import atomic_path
+from ..atomic import atomic_path
 from .metrics import mean_or_nan
 
 FRAME_METRICS = ("psnr", "ssim", "lpips", "psnr_masked", "ssim_masked", "lpips_masked")
