@@ -17,9 +17,11 @@ from typing import Callable, Iterable, Iterator
 from .. import catalogue
 from ..credentials import resolve_url
 from ..errors import ConfigError
+from .content import read_head, signature_problem
 from .download import Cancelled, Downloader, FileDownloadError, RetryPolicy
 from .logsafety import redacted_logs
 from .metadata import ServerMetadata, parse_metadata
+from .partfile import plain_size
 from .plan import FetchRequest, PointcloudFrames, local_path, make_request, plan_paths
 from .summary import FetchIncomplete, FetchSummary, PlannedFile, ProgressEvent, human_bytes
 
@@ -127,6 +129,8 @@ def _inspect(downloader: Downloader, root: Path, paths: list[str], overwrite: bo
 
 
 def _inspect_one(downloader: Downloader, root: Path, path: str, overwrite: bool) -> PlannedFile:
+    """Skip a complete file (a regular file of the remote size whose first bytes fit its kind; never a
+    symlink), resume a ``.part`` that is a regular file with one link and no longer than the remote file."""
     target = local_path(root, downloader.benchmark, path)
     part = target.with_name(target.name + ".part")
     try:
@@ -135,10 +139,12 @@ def _inspect_one(downloader: Downloader, root: Path, path: str, overwrite: bool)
         return PlannedFile(path, action="failed", error=error.reason)
     if overwrite:
         return PlannedFile(path, size)  # "download" starts from zero, dropping any .part
-    if target.is_file() and size is not None and target.stat().st_size == size:
+    if size is not None and plain_size(target, single_link=False) == size and not signature_problem(
+            path, read_head(target)):
         return PlannedFile(path, size, action="skip")
-    if part.is_file() and (size is None or part.stat().st_size <= size):
-        return PlannedFile(path, size, local_bytes=part.stat().st_size, action="resume")
+    kept = plain_size(part)
+    if kept is not None and (size is None or kept <= size):
+        return PlannedFile(path, size, local_bytes=kept, action="resume")
     return PlannedFile(path, size)
 
 
