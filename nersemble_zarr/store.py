@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import xarray as xr
@@ -12,6 +14,7 @@ import zarr
 
 from . import __version__, catalogue, schema
 from .errors import StoreError
+from .locking import folder_lock
 
 StoreLike = str | os.PathLike
 
@@ -37,6 +40,28 @@ def read_root_attrs(store: StoreLike) -> dict[str, Any]:
             f"{__version__} reads; upgrade nersemble_zarr."
         )
     return attrs
+
+
+@contextmanager
+def writer_lock(store: StoreLike, command: str) -> Iterator[None]:
+    """Hold the store's advisory lock while ``command`` writes it: one writing run per store at a time.
+
+    The lock file is ``.{name}.nersemble_zarr-lock`` beside the store (zarr warns about any other object
+    inside a store). Another run holding it raises LockError naming its process. Stores on object storage
+    (``s3://`` ...) are not locked: there is no file lock there, so do not write one from two runs at once.
+    """
+    path = _store_path(store)
+    if "://" in path:
+        yield
+        return
+    real = Path(path).resolve()
+    with folder_lock(real.parent, writer_lock_name(real), f"{command} into the store {path}"):
+        yield
+
+
+def writer_lock_name(store: StoreLike) -> str:
+    """The name of a local store's lock file, in the folder that holds the store."""
+    return f".{Path(_store_path(store)).resolve().name}.nersemble_zarr-lock"
 
 
 def prepare_store(store: StoreLike) -> zarr.Group:

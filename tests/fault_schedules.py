@@ -20,6 +20,7 @@ from pathlib import Path
 
 from nersemble_zarr import catalogue
 from nersemble_zarr.fetch import RetryPolicy
+from nersemble_zarr.synthetic.filler import pcd_around
 from nersemble_zarr.synthetic.server import BenchmarkServer, Faults
 
 # What the campaign's client uses: enough attempts for any recoverable schedule, waits of milliseconds.
@@ -32,7 +33,7 @@ FETCH_ARGS = {"participants": [388], "assets": ["calibration", "pointclouds"], "
 
 def write_source_tree(root: Path, n_clouds: int, size_range: tuple[int, int], seed: int = 0) -> list[str]:
     """An NVS tree for participant 388 (metadata.json, calibration, ``n_clouds`` point cloud files of random,
-    incompressible bytes) under ``root/nvs``; returns the served paths relative to ``root``."""
+    incompressible points) under ``root/nvs``; returns the served paths relative to ``root``."""
     rng = random.Random(seed)
     timesteps = [3 * index for index in range(n_clouds)]
     files = {
@@ -41,7 +42,7 @@ def write_source_tree(root: Path, n_clouds: int, size_range: tuple[int, int], se
         catalogue.calibration_path(388): json.dumps({"world_2_cam": {}, "intrinsics": {}}).encode(),
     }
     for timestep in timesteps:
-        files[catalogue.pointcloud_path(388, "GLASSES", timestep)] = rng.randbytes(rng.randint(*size_range))
+        files[catalogue.pointcloud_path(388, "GLASSES", timestep)] = pcd_around(rng.randbytes(rng.randint(*size_range)))
     for relative, content in files.items():
         target = root / "nvs" / relative
         target.parent.mkdir(parents=True, exist_ok=True)

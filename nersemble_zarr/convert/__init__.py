@@ -49,7 +49,8 @@ def convert(
     Every input is validated before anything is written. Cameras are decoded and written in parallel
     (dask threads, or ``client``); a camera is marked converted only after all its frames are written, so
     an interrupted run is resumed by running again. Sequences already in the store are left untouched.
-    A failed write (disk full, permissions) raises a ConversionError naming the store.
+    A failed write (disk full, permissions) raises a ConversionError naming the store. One run writes a
+    local store at a time (``store.writer_lock``): another run into it raises LockError.
     """
     root = Path(root)
     frame_codec_ = frame_codec(codec)
@@ -61,7 +62,8 @@ def convert(
         raise ConversionError(f"Nothing to convert under {root} for the given participants and sequences.")
     store_path = os.fspath(store)
     try:
-        return _write(store_path, plans, benchmarks, frame_codec_, chunking, workers, client, on_plan, on_video_done)
+        with store_module.writer_lock(store_path, "convert"):
+            return _write(store_path, plans, benchmarks, frame_codec_, chunking, workers, client, on_plan, on_video_done)
     except OSError as error:  # inputs were read and checked above; what fails now is writing the store
         raise ConversionError(write_failure(f"the store {store_path}", error)) from error
 

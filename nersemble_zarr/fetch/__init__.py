@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .. import catalogue
 from ..credentials import resolve_url
 from ..errors import ConfigError
+from ..locking import folder_lock
 from .content import read_head, signature_problem
 from .download import Cancelled, Downloader, FileDownloadError, RetryPolicy
 from .logsafety import redacted_logs
@@ -51,6 +52,7 @@ def fetch(
     and ``pointcloud_frames`` (timestep labels as in metadata.json, or ``"all"``) are checked against
     the catalogue before any request. ``url`` overrides the
     configured access URL. With ``dry_run`` nothing is written; the summary lists files and sizes.
+    One fetch of a benchmark into a ROOT runs at a time: another one raises LockError naming its process.
     """
     request = make_request(benchmark, participants, assets, pointcloud_frames)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -59,7 +61,7 @@ def fetch(
     started = time.perf_counter()
     report = _locked(progress)
     summary = FetchSummary(benchmark, dry_run=dry_run)
-    with redacted_logs(base_url), Downloader(
+    with _root_lock(Path(root), benchmark, dry_run), redacted_logs(base_url), Downloader(
         base_url, benchmark, retry,
         on_bytes=lambda n: report(ProgressEvent("bytes", n)),
         on_discard=lambda n: report(ProgressEvent("plan", n)),
@@ -79,6 +81,14 @@ def fetch(
     if summary.failed:
         raise FetchIncomplete(summary)
     return summary
+
+
+def _root_lock(root: Path, benchmark: str, dry_run: bool):
+    """The advisory lock of ``ROOT`` for this benchmark (fetches of different benchmarks write different
+    folders and may run together); a dry run writes nothing and takes none."""
+    if dry_run:
+        return nullcontext()
+    return folder_lock(root, f".nersemble_zarr-fetch-{benchmark}.lock", f"fetch of {benchmark} into {root}")
 
 
 def _locked(progress: Callable[[ProgressEvent], None] | None) -> Callable[[ProgressEvent], None]:
