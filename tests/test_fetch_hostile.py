@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import os
 import shutil
@@ -23,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from nersemble_zarr.cli.main import main
+from nersemble_zarr.errors import InputDataError
 from nersemble_zarr.fetch import FetchIncomplete, ProgressEvent, RetryPolicy, fetch
 from nersemble_zarr.fetch.download import FileDownloadError
 from nersemble_zarr.synthetic.server import Faults, serve
@@ -82,6 +84,16 @@ def test_a_failing_metadata_request_has_a_clean_reason(source, tmp_path) -> None
     assert "HTTP 404" in caught.value.reason
     for text in (caught.value.reason, str(caught.value), "".join(traceback.format_exception(caught.value))):
         assert_clean_text(text, server.token)
+
+
+def test_the_secret_quoted_back_in_metadata_json_is_redacted(source, tmp_path) -> None:
+    """metadata.json is server text too: an error quoting it must not carry the secret or escapes."""
+    with serve(source) as server:
+        document = {"sequences": {"388": {"sequence_name": f"/{server.token}/x{ESCAPES}", "timesteps": [0]}}}
+        (source / NVS / "metadata.json").write_text(json.dumps(document))
+        with pytest.raises(InputDataError, match="not in the expected layout") as caught:
+            fetch(tmp_path, NVS, url=server.url, retry=FAST)
+    assert_clean_text(str(caught.value), server.token)
 
 
 @pytest.mark.parametrize("debug", [False, True])

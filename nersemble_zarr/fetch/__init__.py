@@ -16,11 +16,11 @@ from typing import Callable, Iterable, Iterator
 
 from .. import catalogue
 from ..credentials import resolve_url
-from ..errors import ConfigError
+from ..errors import ConfigError, InputDataError
 from ..locking import folder_lock
 from .content import read_head, signature_problem
 from .download import Cancelled, Downloader, FileDownloadError, RetryPolicy
-from .logsafety import redacted_logs
+from .logsafety import redacted_logs, untrusted_text
 from .metadata import ServerMetadata, parse_metadata
 from .partfile import plain_size
 from .plan import FetchRequest, PointcloudFrames, local_path, make_request, plan_paths
@@ -129,7 +129,10 @@ def _metadata(
         summary.downloaded += 1
         raw = target.read_bytes()
     summary.files.append(entry)
-    return parse_metadata(request.benchmark, raw)
+    try:
+        return parse_metadata(request.benchmark, raw)
+    except InputDataError as error:  # its text may quote the server's: clean it like any server text
+        raise InputDataError(untrusted_text(str(error), downloader.url, limit=None)) from None
 
 
 def _inspect(downloader: Downloader, root: Path, paths: list[str], overwrite: bool, workers: int) -> list[PlannedFile]:
@@ -149,13 +152,22 @@ def _inspect_one(downloader: Downloader, root: Path, path: str, overwrite: bool)
         return PlannedFile(path, action="failed", error=error.reason)
     if overwrite:
         return PlannedFile(path, size)  # "download" starts from zero, dropping any .part
-    if size is not None and plain_size(target, single_link=False) == size and not signature_problem(
-            path, read_head(target)):
+    if _complete(path, target, size):
         return PlannedFile(path, size, action="skip")
     kept = plain_size(part)
     if kept is not None and (size is None or kept <= size):
         return PlannedFile(path, size, local_bytes=kept, action="resume")
     return PlannedFile(path, size)
+
+
+def _complete(path: str, target: Path, size: int | None) -> bool:
+    """A regular file (not a symlink) of the remote size whose first bytes fit its kind."""
+    if size is None or plain_size(target, single_link=False) != size:
+        return False
+    try:
+        return signature_problem(path, read_head(target)) is None
+    except OSError:  # unreadable: download it again
+        return False
 
 
 def _download_all(

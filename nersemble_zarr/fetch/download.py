@@ -98,7 +98,7 @@ class Downloader:
         on_bytes: Callable[[int], None] | None = None,
         on_discard: Callable[[int], None] | None = None,
     ) -> None:
-        self._url = base_url
+        self.url = base_url  # to redact from server text; never shown
         self._base = f"{base_url.rstrip('/')}/{benchmark}"
         self.benchmark = benchmark
         self.policy = policy
@@ -140,11 +140,12 @@ class Downloader:
             with self._request("GET", path, {}) as response:
                 self._check_representation(path, response)
                 announced = _content_length(response)
+                limit = READ_LIMIT if announced is None else announced
                 body = bytearray()
                 for chunk in self._stream(response, path):
                     body += chunk
-                    if len(body) > (READ_LIMIT if announced is None else announced):
-                        raise _Transient(f"the server sent more than the {announced or READ_LIMIT} bytes expected")
+                    if len(body) > limit:
+                        raise _Transient(f"the server sent more than the {limit} bytes expected")
                 _check_length(len(body), announced)
                 if looks_like_web_page(bytes(body[:HEAD_BYTES])):
                     raise self._failure(path, WEB_PAGE)
@@ -189,9 +190,10 @@ class Downloader:
                     announced = total  # the .part was already complete
                 else:
                     announced = self._receive(path, response, part, offset, expected, received)
+                labelled_html = _is_html(response)
             size = part.size
         _check_length(size, announced)
-        self._land(path, part_path, target)
+        self._land(path, part_path, target, labelled_html)
 
     def _receive(self, path: str, response: requests.Response, part: PartFile, offset: int,
                  expected: int | None, received: list[int]) -> int | None:
@@ -229,27 +231,28 @@ class Downloader:
             self._discard(part)
         return announced
 
-    def _land(self, path: str, part: Path, target: Path) -> None:
-        """Rename a complete ``.part`` onto ``target`` if it passes the checks for its kind; else drop it."""
+    def _land(self, path: str, part: Path, target: Path, labelled_html: bool) -> None:
+        """Rename a complete ``.part`` onto ``target`` if it passes the checks for its kind; else drop it.
+
+        A body that fails them and is HTML (or came labelled text/html) is a web page: that fails for good.
+        """
         problem = structure_problem(part, path)
         if problem is None:
             os.replace(part, target)  # replaces a link under the final name, never its target
             return
         self._on_discard(plain_size(part) or 0)
         remove(part)
-        if problem == WEB_PAGE_PROBLEM:
+        if problem == WEB_PAGE_PROBLEM or labelled_html:
             raise self._failure(path, WEB_PAGE)
         raise _Transient(f"the received file is unusable: {problem}")
 
     def _check_representation(self, path: str, response: requests.Response) -> None:
-        """Refuse, for good, an answer that is not the file's own bytes: a web page or a compressed body."""
+        """Refuse, for good, a body that is not the file's own bytes: one with a Content-Encoding."""
         encoding = response.headers.get("Content-Encoding", "").strip().lower()
         if encoding not in ("", "identity"):
-            shown = untrusted_text(encoding, self._url, limit=40)
+            shown = untrusted_text(encoding, self.url, limit=40)
             raise self._failure(path, f"the server sent it with Content-Encoding: {shown}, which fetch refuses "
                                       "(it asks for the file's own bytes)")
-        if response.headers.get("Content-Type", "").split(";")[0].strip().lower() in _HTML_TYPES:
-            raise self._failure(path, WEB_PAGE)
 
     def _stream(self, response: requests.Response, path: str) -> Iterator[bytes]:
         """Body chunks as they arrive, so a broken connection loses none of the bytes already received.
@@ -304,7 +307,7 @@ class Downloader:
         if status in (200, 206) or (status == 416 and allow_416):
             return response
         response.close()
-        reason = f"HTTP {status} {untrusted_text(response.reason or '', self._url)}".rstrip()
+        reason = f"HTTP {status} {untrusted_text(response.reason or '', self.url)}".rstrip()
         if status in (408, 429) or status >= 500:
             raise _Transient(reason, _retry_after(response))
         hint = {401: "check your access URL", 403: "check your access URL", 404: "the server has no such file"}
@@ -334,6 +337,11 @@ def _check_length(size: int, total: int | None) -> None:
     """A body shorter (or longer) than announced is a transient failure: the retry resumes or restarts."""
     if total is not None and size != total:
         raise _Transient(f"the body ended after {size} of {total} bytes")
+
+
+def _is_html(response: requests.Response) -> bool:
+    """Whether the answer says it is a web page (a label only: the body's own checks decide)."""
+    return response.headers.get("Content-Type", "").split(";")[0].strip().lower() in _HTML_TYPES
 
 
 def _content_length(response: requests.Response) -> int | None:

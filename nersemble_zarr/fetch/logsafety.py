@@ -36,11 +36,11 @@ def strip_controls(text: str) -> str:
                    for ch in text if unicodedata.category(ch) not in ("Cf", "Cs", "Co", "Cn"))
 
 
-def untrusted_text(text: str, url: str, limit: int = TEXT_LIMIT) -> str:
+def untrusted_text(text: str, url: str, limit: int | None = TEXT_LIMIT) -> str:
     """Server-supplied ``text`` made safe to show: controls stripped, the URL redacted, cut to ``limit``."""
     cleaned = " ".join(strip_controls(text).split())
     cleaned = _redact_all(cleaned, url)
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3].rstrip() + "..."
+    return cleaned if limit is None or len(cleaned) <= limit else cleaned[: limit - 3].rstrip() + "..."
 
 
 def _redact_all(text: str, url: str) -> str:
