@@ -10,8 +10,10 @@ The lock is advisory: it binds nersemble_zarr runs, not other programs. It works
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +33,8 @@ def folder_lock(folder: Path, name: str, what: str) -> Iterator[None]:
         folder.mkdir(parents=True, exist_ok=True)
         fd = _acquire(path, what)
     except OSError as error:
+        if error.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
+            raise _not_plain(path) from None
         raise LockError(write_failure(f"the lock file {path}", error)) from None
     try:
         yield
@@ -62,10 +66,14 @@ def _acquire(path: Path, what: str) -> int:
         except BaseException:
             os.close(fd)
             raise
+        info = os.fstat(fd)
         try:
-            same = os.path.samestat(os.fstat(fd), os.lstat(path))
+            same = os.path.samestat(info, os.lstat(path))
         except FileNotFoundError:
             same = False
+        if same and not (stat.S_ISREG(info.st_mode) and info.st_nlink == 1):
+            os.close(fd)
+            raise _not_plain(path)
         if same:
             break
         os.close(fd)  # a releasing holder removed the file we locked: lock the one at ``path`` now
@@ -75,6 +83,10 @@ def _acquire(path: Path, what: str) -> int:
     except OSError:  # a full disk: the lock holds all the same, only the pid is missing from the message
         pass
     return fd
+
+
+def _not_plain(path: Path) -> LockError:
+    return LockError(f"The lock file {path} is a link, not a file of its own; remove it, then rerun the same command.")
 
 
 def _holder(fd: int) -> int | None:

@@ -72,6 +72,21 @@ def test_a_stale_lock_file_of_a_dead_run_is_taken_over(synthetic_root, tmp_path)
     assert not (tmp_path / FETCH_LOCK).exists()
 
 
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_a_linked_lock_file_is_refused_and_its_target_untouched(synthetic_root, tmp_path, link) -> None:
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me")
+    root = tmp_path / "root"
+    root.mkdir()
+    lock = root / FETCH_LOCK
+    (lock.symlink_to if link == "symlink" else lock.hardlink_to)(outside)
+    with serve(synthetic_root) as server:
+        cli = CliRunner().invoke(main, ["fetch", str(root), "nvs", "--url", server.url])
+        assert server.requests == []
+    assert cli.exit_code == 1 and cli.output.count("Error:") == 1 and str(lock) in cli.output
+    assert outside.read_text() == "keep me" and not (root / "nvs").exists()
+
+
 def test_a_failed_fetch_leaves_no_lock_and_no_folder_it_made(synthetic_root, tmp_path) -> None:
     root = tmp_path / "new-root"
     with serve(synthetic_root) as server:
