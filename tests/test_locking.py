@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from nersemble_zarr.cli.main import main
 from nersemble_zarr.convert import convert
-from nersemble_zarr.errors import LockError
+from nersemble_zarr.errors import DownloadError, LockError
 from nersemble_zarr.fetch import fetch
 from nersemble_zarr.store import writer_lock_name
 from nersemble_zarr.synthetic.server import Faults, serve
@@ -90,7 +90,7 @@ def test_a_linked_lock_file_is_refused_and_its_target_untouched(synthetic_root, 
 def test_a_failed_fetch_leaves_no_lock_and_no_folder_it_made(synthetic_root, tmp_path) -> None:
     root = tmp_path / "new-root"
     with serve(synthetic_root) as server:
-        with pytest.raises(Exception, match="HTTP 403"):
+        with pytest.raises(DownloadError, match="HTTP 403"):
             fetch(root, "nvs", url=server.url + "-wrong")
     assert not root.exists()
 

@@ -155,19 +155,19 @@ class Downloader:
 
     def download(self, path: str, target: Path, expected_size: int | None = None, resume: bool = True) -> int:
         """Fetch ``path`` into ``target`` via ``target.part`` (continued if ``resume``); returns bytes received."""
-        target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(target.name + ".part")
-        if not resume:
-            remove(part)
         received = [0]
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                remove(part)
             self._retrying(path, lambda: self._download_once(path, target, part, expected_size, received))
         except OSError as error:  # writing locally failed (disk full, permissions); never a request error here
             reason = error.strerror or type(error).__name__
             raise self._failure(path, f"writing {part.name} failed ({reason})") from None
         finally:
             if plain_size(part) == 0:  # nothing worth resuming
-                remove(part)
+                remove(part)  # (a regular file: removing it cannot fail on a folder)
         return received[0]
 
     # ------------------------------------------------------------------ internals
