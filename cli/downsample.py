@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from nersemble_zarr.errors import shown
+
 from .options import handle_errors, participant_option, workers_option
 
 
@@ -11,7 +13,7 @@ def _parse_levels(ctx: click.Context, param: click.Parameter, value: str) -> tup
     try:
         return tuple(int(part) for part in value.split(",") if part.strip())
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers such as 2,4.") from None
+        raise click.BadParameter(f"{shown(value)} is not a comma-separated list of integers such as 2,4.") from None
 
 
 @click.command()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from nersemble_zarr.errors import shown
+
 from .options import (
     benchmark_argument, configure_logging, handle_errors, overwrite_option, participant_option, verbose_option,
     workers_option,
@@ -25,7 +27,7 @@ class FramesType(click.ParamType):
         try:
             return tuple(int(part) for part in value.split(",") if part.strip())
         except ValueError:
-            self.fail(f"{value!r} is not 'all' or a comma-separated list of frame numbers such as 0,3,6.", param, ctx)
+            self.fail(f"{shown(value)} is not 'all' or a comma-separated list of frame numbers such as 0,3,6.", param, ctx)
 
 
 @click.command()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import handle_errors, overwrite_option, participant_option
+from .options import ParticipantId, handle_errors, overwrite_option, participant_option
 
 flame_dir_option = click.option(
     "--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -89,7 +89,7 @@ def _mesh_on_cluster(store, todo, scheduler, flame_dir, device, batch_size, over
 
 @click.command("export-mesh")
 @click.argument("store", type=click.Path(path_type=Path))
-@click.option("--participant", "-p", type=int, required=True, help="Participant id.")
+@click.option("--participant", "-p", type=ParticipantId(), required=True, help="Participant id.")
 @click.option("--sequence", "-s", required=True, help="Sequence name.")
 @click.option("--timestep", "-t", type=int, required=True, help="Frame index (a value of the timestep coordinate).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,

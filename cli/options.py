@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 from typing import Callable
 
 import click
 
-from nersemble_zarr.errors import NersembleError
+from nersemble_zarr.errors import NersembleError, shown
 
 debug_option = click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 workers_option = click.option(
@@ -18,8 +19,24 @@ workers_option = click.option(
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs instead of skipping them.")
 verbose_option = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 benchmark_argument = click.argument("benchmark", type=click.Choice(["nvs", "mono_flame_avatar"]))
+
+
+class ParticipantId(click.ParamType):
+    """A participant id such as 388; a refused value is quoted cut short (see errors.shown)."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if not re.fullmatch(r"[0-9]{1,9}", text):
+            self.fail(f"{shown(value)} is not a valid integer.", param, ctx)
+        return int(text)
+
+
 participant_option = click.option(
-    "--participant", "-p", "participants", multiple=True, type=int,
+    "--participant", "-p", "participants", multiple=True, type=ParticipantId(),
     help="Participant id (repeatable); default: all participants of the benchmark.",
 )
 

@@ -6,15 +6,16 @@ from pathlib import Path
 
 import click
 
-from .options import handle_errors
+from .options import ParticipantId, handle_errors
 
-participant_option = click.option("--participant", "-p", type=int, required=True, help="Participant id.")
+participant_option = click.option("--participant", "-p", type=ParticipantId(), required=True,
+                                  help="Participant id.")
 sequence_option = click.option(
     "--sequence", "-s", default=None,
     help="Sequence name (default: the participant's NVS sequence, or its first mono sequence with frames).",
 )
 output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
-                             help="PNG file to write (replaced if it exists).")
+                             help="PNG file to write (a regular file there is replaced, anything else refused).")
 
 
 @click.command()

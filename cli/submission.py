@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 
 import click
 
-from nersemble_zarr.errors import ConfigError, SubmissionError
+from nersemble_zarr.errors import ConfigError, SubmissionError, shown
 
 from .options import handle_errors, overwrite_option, workers_option
 
@@ -20,7 +20,7 @@ def _parse_resolution(ctx: click.Context, param: click.Parameter, value: str | N
         return None
     width, _, height = value.lower().partition("x")
     if not (width.isdigit() and height.isdigit()):
-        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 1100x1604.")
+        raise click.BadParameter(f"{shown(value)} is not WIDTHxHEIGHT, e.g. 1100x1604.")
     return int(width), int(height)
 
 

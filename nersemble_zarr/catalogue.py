@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from .errors import CatalogueError
+from .errors import CatalogueError, shown
 
 BENCHMARKS = ("nvs", "mono_flame_avatar")
 
@@ -88,7 +88,7 @@ SPECS: dict[str, BenchmarkSpec] = {
 def check_benchmark(benchmark: str) -> str:
     """Return ``benchmark`` if it is known, else raise a CatalogueError naming the choices."""
     if benchmark not in BENCHMARKS:
-        raise CatalogueError(f"Unknown benchmark {benchmark!r}; expected one of {', '.join(BENCHMARKS)}.")
+        raise CatalogueError(f"Unknown benchmark {shown(benchmark)}; expected one of {', '.join(BENCHMARKS)}.")
     return benchmark
 
 
@@ -107,7 +107,7 @@ def check_participants(benchmark: str, requested: Iterable[int] | None) -> tuple
     unknown = [p for p in requested if p not in known]
     if unknown:
         raise CatalogueError(
-            f"Unknown participant {unknown[0]} for benchmark {benchmark!r}; "
+            f"Unknown participant {shown(unknown[0])} for benchmark {benchmark!r}; "
             f"expected one of {', '.join(str(p) for p in known)}."
         )
     return requested
@@ -142,14 +142,14 @@ def split_of(benchmark: str, serial: str) -> str:
 def check_serial(serial: str) -> str:
     """Return ``serial`` if it is one of the 16 cameras, else raise a CatalogueError."""
     if serial not in SERIALS:
-        raise CatalogueError(f"Unknown camera serial {serial!r}; expected one of the 16 NeRSemble serials.")
+        raise CatalogueError(f"Unknown camera serial {shown(serial)}; expected one of the 16 NeRSemble serials.")
     return serial
 
 
 def check_safe_name(name: str, what: str) -> str:
     """Refuse names that could escape a folder (``..``, slashes, absolute paths) or hold odd characters."""
     if not isinstance(name, str) or not _SAFE_NAME.match(name):
-        raise CatalogueError(f"Refusing {what} name {name!r}: only letters, digits, '_', '+' and '-' are allowed.")
+        raise CatalogueError(f"Refusing {what} name {shown(name)}: only letters, digits, '_', '+' and '-' are allowed.")
     return name
 
 
@@ -161,7 +161,7 @@ def calibration_path(participant: int) -> str:
 def video_path(participant: int, sequence: str, serial: str, kind: str = "images") -> str:
     """Relative path of an ``images`` or ``alpha_maps`` mp4."""
     if kind not in ("images", "alpha_maps"):
-        raise CatalogueError(f"Unknown video kind {kind!r}; expected 'images' or 'alpha_maps'.")
+        raise CatalogueError(f"Unknown video kind {shown(kind)}; expected 'images' or 'alpha_maps'.")
     return f"{participant:03d}/sequences/{check_safe_name(sequence, 'sequence')}/{kind}/cam_{check_serial(serial)}.mp4"
 
 

@@ -19,7 +19,7 @@ from zarr.core.array_spec import ArraySpec
 from zarr.core.buffer import Buffer, NDBuffer
 from zarr.registry import register_codec
 
-from .errors import ConfigError
+from .errors import ConfigError, shown
 
 JPEGXL_CODEC_NAME = "nersemble_zarr.jpegxl"
 _COUNT = struct.Struct("<I")
@@ -132,6 +132,6 @@ DEFAULT_FRAME_CODEC = "zstd"
 def frame_codec(name: str) -> FrameCodec:
     """Look up a frame codec by name or raise a ConfigError listing the choices."""
     if name not in FRAME_CODECS:
-        raise ConfigError(f"Unknown codec {name!r}; expected one of {', '.join(FRAME_CODECS)}.")
+        raise ConfigError(f"Unknown codec {shown(name)}; expected one of {', '.join(FRAME_CODECS)}.")
     return FRAME_CODECS[name]
 

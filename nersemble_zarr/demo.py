@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import catalogue
+from .outputs import check_output_folder
 
 Report = Callable[[str], None]
 
@@ -46,7 +47,7 @@ def run_demo(work: str | Path, *, size: str = "tiny", workers: int = 2, report: 
     """Run every step on the synthetic benchmark under ``work`` and report one line per step."""
     from .synthetic import SyntheticConfig
 
-    paths = DemoPaths(Path(work))
+    paths = DemoPaths(check_output_folder(work, "demo folder"))
     paths.work.mkdir(parents=True, exist_ok=True)
     config = SyntheticConfig.tiny() if size == "tiny" else _small_config()
     _generate(paths, config, report)

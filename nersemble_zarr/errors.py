@@ -57,3 +57,18 @@ def write_failure(what: str, error: OSError) -> str:
     """The sentence for an OSError while writing ``what`` (disk full, file size limit, permissions)."""
     return (f"Writing {what} failed ({error.strerror or type(error).__name__}); "
             "free space or fix permissions there, then rerun the same command to resume.")
+
+
+SHOWN_CHARACTERS = 60
+
+
+def shown(value: object, limit: int = SHOWN_CHARACTERS) -> str:
+    """``repr(value)`` for a message quoting a user's or a server's value, cut after ``limit`` characters
+    (a value of 100,000 characters would otherwise flood the terminal); a cut text says how long it was."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * limit:
+        return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f"{len(value)} characters" if isinstance(value, (str, bytes)) else f"{len(text)} characters shown"
+    return f"{text[:limit]}... ({size})"

@@ -13,7 +13,7 @@ import xarray as xr
 import zarr
 
 from . import __version__, catalogue, schema
-from .errors import StoreError
+from .errors import StoreError, shown
 from .locking import folder_lock
 
 StoreLike = str | os.PathLike
@@ -155,4 +155,4 @@ def frame(dataset: xr.Dataset, serial: str, timestep: int) -> np.ndarray:
     try:
         return dataset[schema.IMAGES].sel({schema.SERIAL: serial, schema.TIMESTEP: timestep}).values
     except KeyError as error:
-        raise StoreError(f"No frame for camera {serial!r} at timestep {timestep} in this sequence.") from error
+        raise StoreError(f"No frame for camera {shown(serial)} at timestep {timestep} in this sequence.") from error

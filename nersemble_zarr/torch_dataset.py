@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import catalogue, schema
 from . import store as store_module
 from .convert.layout import converted_flag
-from .errors import ConfigError, StoreError
+from .errors import ConfigError, StoreError, shown
 
 SPLITS = ("train", "test")
 FLAME_PARAMS = (*schema.FLAME_TIMESTEP_PARAMS, *schema.FLAME_STATIC_PARAMS)
@@ -68,9 +68,9 @@ class FrameDataset(Dataset):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         if isinstance(level, bool) or not isinstance(level, int) or level < 1:
-            raise ConfigError(f"Resolution level {level!r} is invalid; expected 1 (full resolution) or a level >= 2.")
+            raise ConfigError(f"Resolution level {shown(level)} is invalid; expected 1 (full resolution) or a level >= 2.")
         if split not in (*SPLITS, None):
-            raise ConfigError(f"Split {split!r} is unknown; expected 'train', 'test' or None (both).")
+            raise ConfigError(f"Split {shown(split)} is unknown; expected 'train', 'test' or None (both).")
         if dtype not in (torch.float32, torch.uint8):
             raise ConfigError(f"Frame dtype {dtype} is not supported; expected torch.float32 or torch.uint8.")
         serials = None if serials is None else tuple(str(s) for s in serials)
@@ -89,7 +89,7 @@ class FrameDataset(Dataset):
         self.index = np.concatenate(rows).astype(np.int64) if rows else np.empty((0, 3), np.int64)
         if len(self.index) == 0:
             raise StoreError(
-                f"{self.store} has no stored frames of {benchmark} for split {split!r}"
+                f"{self.store} has no stored frames of {benchmark} for split {shown(split)}"
                 + (f" and cameras {', '.join(serials)}" if serials else "") + "; convert them first."
             )
         self._arrays: dict[tuple[int, str], zarr.Array] = {}
@@ -189,7 +189,7 @@ def _select_sequences(
             raise StoreError(f"{store} has no {benchmark} sequence of participant {participant}.")
     for name in sorted(wanted_sequences or ()):
         if not any(key[2] == name for key in keys):
-            raise StoreError(f"{store} has no {benchmark} sequence {name!r}.")
+            raise StoreError(f"{store} has no {benchmark} sequence {shown(name)}.")
     found = []
     for key in keys:
         group = schema.level_group(level, *key)
@@ -229,7 +229,7 @@ def _select_cameras(dataset, group: str, split: str | None, serials: tuple[str, 
     if serials is not None:
         for serial in serials:
             if serial not in all_serials:
-                raise StoreError(f"Camera {serial!r} is not a camera of {group}; it has {', '.join(all_serials)}.")
+                raise StoreError(f"Camera {shown(serial)} is not a camera of {group}; it has {', '.join(all_serials)}.")
         chosen &= np.isin(all_serials, serials)
     flag = converted_flag(schema.IMAGES)
     if flag in dataset.coords:

@@ -70,34 +70,99 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         container.close()
 
 
+@dataclass(frozen=True)
+class DecodeCount:
+    """What decoding every frame of a video found: the frames decoded and those whose data did not decode."""
+
+    decoded: int
+    failed: tuple[int, ...]   # indices (file order, from 0) of the frames whose data did not decode
+
+
+def count_decodable_frames(path: str | os.PathLike) -> DecodeCount:
+    """Decode every frame of a video, counting them and noting each one that fails (no frames are kept).
+
+    Slice threading only: frame threading reports an error several frames after the one that caused it.
+    A file the demuxer cannot read to its end raises an InputDataError naming the last frame read.
+    """
+    container = _open(path)
+    decoded, failed, index = 0, [], 0
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets, None)
+            except av.FFmpegError as error:
+                raise InputDataError(f"The video {path} cannot be read past frame {index} ({error}).") from error
+            if packet is None:
+                break
+            try:
+                decoded += len(packet.decode())
+            except av.FFmpegError:
+                failed.append(index)
+            index += 1 if packet.size else 0
+    finally:
+        container.close()
+    return DecodeCount(decoded, tuple(failed))
+
+
 def iter_frames(
     path: str | os.PathLike, *, gray: bool = False, start: int = 0, stop: int | None = None, threads: int = 0
 ) -> Iterator[np.ndarray]:
     """Yield frames ``start <= i < stop`` of a video as uint8 arrays, (H, W, 3) RGB or (H, W) first channel.
 
     Decoding starts at the beginning (H.264 has no cheap exact seek) and is threaded over ``threads``
-    (0 lets FFmpeg choose). A decode error names the file and frame index.
+    (0 lets FFmpeg choose). A decode error names the file and the first frame (display order) that does
+    not decode, which is not the count of frames decoded so far: a decoder holds frames back.
     """
     container = _open(path)
-    index = -1
+    delivered = 0
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
-        for index, frame in enumerate(container.decode(stream)):
-            if index < start:
-                continue
-            if stop is not None and index >= stop:
-                break
-            if gray:
-                # The first channel of the RGB picture, as the benchmark reads alpha maps.
-                yield frame.to_ndarray(format="rgb24")[..., 0]
-            else:
-                yield frame.to_ndarray(format="rgb24")
-    except av.FFmpegError as error:
-        raise InputDataError(f"The video {path} is corrupt at frame {index + 1} ({error}); fetch it again.") from error
+        packets = container.demux(stream)
+        presented: list[int] = []  # presentation times of the packets demuxed so far
+        decoded: set[int] = set()
+        for packet in packets:
+            if packet.pts is not None:
+                presented.append(packet.pts)
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as error:
+                index = _first_undecoded(packets, presented, decoded)
+                raise InputDataError(
+                    f"The video {path} is corrupt at frame {index} ({error}); fetch it again."
+                ) from error
+            for frame in frames:
+                decoded.add(frame.pts)
+                if delivered >= start and (stop is None or delivered < stop):
+                    rgb = frame.to_ndarray(format="rgb24")
+                    # The first channel of the RGB picture, as the benchmark reads alpha maps.
+                    yield rgb[..., 0] if gray else rgb
+                delivered += 1
+                if stop is not None and delivered >= stop:
+                    return
+    except av.FFmpegError as error:  # demuxing failed
+        raise InputDataError(f"The video {path} is corrupt at frame {delivered} ({error}); fetch it again.") from error
     finally:
         container.close()
+
+
+def _first_undecoded(packets, presented: list[int], decoded: set[int]) -> int:
+    """Display index of the first frame that does not decode: decode the rest (skipping failures) and take
+    the earliest presentation time that never came out."""
+    for packet in packets:
+        if packet.pts is not None:
+            presented.append(packet.pts)
+        try:
+            decoded.update(frame.pts for frame in packet.decode())
+        except av.FFmpegError:
+            continue
+    order = sorted(presented)
+    missing = [index for index, pts in enumerate(order) if pts not in decoded]
+    return missing[0] if missing else len(decoded)
 
 
 class VideoWriter:

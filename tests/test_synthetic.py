@@ -328,4 +328,4 @@ def test_cli_writes_a_benchmark_and_reports_bad_output_in_one_line(tmp_path):
     a_file.write_text("")
     result = runner.invoke(main, ["synthetic", str(a_file)])
     assert result.exit_code == 2
-    assert "it is a file" in result.output and "Traceback" not in result.output
+    assert "is a regular file, not a folder" in result.output and "Traceback" not in result.output

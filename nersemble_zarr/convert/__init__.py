@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -61,11 +62,19 @@ def convert(
     if not plans:
         raise ConversionError(f"Nothing to convert under {root} for the given participants and sequences.")
     store_path = os.fspath(store)
-    try:
-        with store_module.writer_lock(store_path, "convert"):
-            return _write(store_path, plans, benchmarks, frame_codec_, chunking, workers, client, on_plan, on_video_done)
-    except OSError as error:  # inputs were read and checked above; what fails now is writing the store
-        raise ConversionError(write_failure(f"the store {store_path}", error)) from error
+    with store_module.writer_lock(store_path, "convert"):  # before looking at the store: it may be another run's
+        new_store = "://" not in store_path and not os.path.lexists(store_path)
+        completed = False
+        try:
+            summary = _write(store_path, plans, benchmarks, frame_codec_, chunking, workers, client, on_plan,
+                             on_video_done)
+            completed = True
+            return summary
+        except OSError as error:  # inputs were read and checked above; what fails now is writing the store
+            raise ConversionError(write_failure(f"the store {store_path}", error)) from error
+        finally:
+            if new_store and not completed:  # a failed first run leaves no store behind (its groups are gone)
+                shutil.rmtree(store_path, ignore_errors=True)
 
 
 def _write(

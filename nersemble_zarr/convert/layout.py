@@ -117,16 +117,17 @@ def _frame_attrs(source: SequenceSource, name: str) -> dict:
 
 
 def _tracking_coords(tracking: dict[str, np.ndarray]) -> dict:
-    coords = {name: (dims, tracking[name].astype(np.float32)) for name, dims in schema.FLAME_TIMESTEP_PARAMS.items()}
-    coords["shape"] = (schema.FLAME_STATIC_PARAMS["shape"], tracking["shape"].reshape(-1).astype(np.float32))
-    coords["scale"] = ((), np.float32(tracking["scale"].reshape(())))
+    """The tracking arrays as coordinates; they are float32 already (inputs.tracking checked the cast)."""
+    coords = {name: (dims, tracking[name]) for name, dims in schema.FLAME_TIMESTEP_PARAMS.items()}
+    coords["shape"] = (schema.FLAME_STATIC_PARAMS["shape"], tracking["shape"].reshape(-1))
+    coords["scale"] = ((), tracking["scale"].reshape(()))
     return coords
 
 
 def _pointcloud_vars(source: SequenceSource) -> dict:
     if not source.pointcloud_files:
         return {}
-    from .sources import read_pointcloud
+    from ..inputs.pointcloud import read_pointcloud
 
     clouds = [read_pointcloud(path) for _, path in source.pointcloud_files]
     n_max = max(len(points) for points, _, _ in clouds)

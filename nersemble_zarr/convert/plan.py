@@ -8,7 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import catalogue
-from ..errors import CatalogueError, InputDataError
+from ..errors import CatalogueError, InputDataError, shown
+from ..inputs.calibration import Cameras, read_calibration
+from ..inputs.files import distinct_files, regular_file
+from ..inputs.origin import Origin
+from ..inputs.pointcloud import check_pointcloud
+from ..inputs.tracking import read_tracking
 from ..video import probe
 from . import sources
 
@@ -22,7 +27,7 @@ class SequenceSource:
     sequence: str
     benchmark_root: Path
     timesteps: np.ndarray
-    cameras: sources.Cameras
+    cameras: Cameras
     video_serials: tuple[str, ...]
     has_alpha: bool
     height: int
@@ -79,18 +84,16 @@ def _wanted_nvs(participant: int, sequences: tuple[str, ...] | None) -> bool:
 def _plan_nvs(benchmark_root: Path, participant: int, metadata, sequences) -> SequenceSource:
     if participant not in metadata:
         raise InputDataError(f"{benchmark_root / catalogue.METADATA_FILE} has no entry for participant {participant}.")
-    sequence, timesteps = metadata[participant]
-    if sequence != catalogue.NVS_SEQUENCES[participant]:
-        raise InputDataError(
-            f"{benchmark_root / catalogue.METADATA_FILE} names sequence {sequence!r} for participant {participant}; "
-            f"expected {catalogue.NVS_SEQUENCES[participant]!r}."
-        )
-    cameras = sources.read_cameras(benchmark_root / catalogue.calibration_path(participant))
+    sequence, timesteps = metadata[participant]  # the catalogue's sequence: inputs.metadata checked it
+    cameras = read_calibration(benchmark_root / catalogue.calibration_path(participant))
     pointclouds = tuple(
         (int(t), benchmark_root / catalogue.pointcloud_path(participant, sequence, int(t)))
         for t in timesteps
-        if (benchmark_root / catalogue.pointcloud_path(participant, sequence, int(t))).is_file()
+        if _present(benchmark_root / catalogue.pointcloud_path(participant, sequence, int(t)))
     )
+    for _, path in pointclouds:  # the header only: the points are read while the store is written
+        check_pointcloud(path)
+    distinct_files([path for _, path in pointclouds], "point cloud")
     return _with_videos(
         benchmark_root, "nvs", participant, sequence, timesteps, cameras, pointcloud_files=pointclouds
     )
@@ -101,7 +104,7 @@ def _mono_sequences_on_disk(benchmark_root: Path, participant: int, sequences) -
     if sequences is not None:
         unknown = [s for s in sequences if s not in known]
         if unknown:
-            raise CatalogueError(f"Unknown mono_flame_avatar sequence {unknown[0]!r}.")
+            raise CatalogueError(f"Unknown mono_flame_avatar sequence {shown(unknown[0])}.")
         wanted = [s for s in known if s in sequences]
     else:
         wanted = list(known)
@@ -123,16 +126,16 @@ def _plan_mono(benchmark_root: Path, participant: int, sequence: str, counts) ->
     if not tracking_file.is_file():
         older = benchmark_root / catalogue.tracking_path(participant, sequence, catalogue.TRACKING_FILE_V1)
         tracking_file = older if older.is_file() else tracking_file
-    tracking = sources.read_tracking(tracking_file)
+    tracking = read_tracking(tracking_file)
     if len(tracking["frames"]) != n_frames:
         raise InputDataError(
             f"The tracking file {tracking_file} has {len(tracking['frames'])} timesteps; metadata.json says {n_frames}."
         )
-    cameras = sources.read_cameras(benchmark_root / catalogue.calibration_path(participant))
+    cameras = read_calibration(benchmark_root / catalogue.calibration_path(participant))
     benchmark_serials = tuple(s for s in catalogue.SERIALS if s in catalogue.submission_serials("mono_flame_avatar"))
     cameras = cameras.subset(tuple(s for s in benchmark_serials if s in cameras.serials))
     return _with_videos(
-        benchmark_root, "mono_flame_avatar", participant, sequence, tracking["frames"].astype(np.int64), cameras,
+        benchmark_root, "mono_flame_avatar", participant, sequence, tracking["frames"], cameras,
         tracking=tracking, tracking_file=tracking_file.name,
     )
 
@@ -151,12 +154,11 @@ def _with_videos(benchmark_root, benchmark, participant, sequence, timesteps, ca
     """Find the sequence's videos and check their frame counts and sizes against each other and metadata."""
     _check_calibrated(benchmark_root, benchmark, participant, sequence, cameras)
     image_serials = tuple(
-        s for s in cameras.serials
-        if (benchmark_root / catalogue.video_path(participant, sequence, s, "images")).is_file()
+        s for s in cameras.serials if _present(benchmark_root / catalogue.video_path(participant, sequence, s, "images"))
     )
     alpha_serials = tuple(
         s for s in cameras.serials
-        if (benchmark_root / catalogue.video_path(participant, sequence, s, "alpha_maps")).is_file()
+        if _present(benchmark_root / catalogue.video_path(participant, sequence, s, "alpha_maps"))
     )
     if alpha_serials and alpha_serials != image_serials:
         odd = next(s for s in set(image_serials) ^ set(alpha_serials))
@@ -164,20 +166,23 @@ def _with_videos(benchmark_root, benchmark, participant, sequence, timesteps, ca
         missing = benchmark_root / catalogue.video_path(participant, sequence, odd, kind)
         raise InputDataError(f"The video {missing} is missing while its counterpart exists; fetch it.")
     size = None
-    for serial in image_serials:
-        for kind in ("images", "alpha_maps") if alpha_serials else ("images",):
-            path = benchmark_root / catalogue.video_path(participant, sequence, serial, kind)
-            info = probe(path)
-            if info.n_frames != len(timesteps):
-                raise InputDataError(
-                    f"The video {path} has {info.n_frames} frames; metadata.json says {len(timesteps)}."
-                )
-            if size is not None and (info.height, info.width) != size:
-                raise InputDataError(
-                    f"The video {path} is {info.width}x{info.height}; other videos of the sequence are "
-                    f"{size[1]}x{size[0]}."
-                )
-            size = (info.height, info.width)
+    videos = [
+        benchmark_root / catalogue.video_path(participant, sequence, serial, kind)
+        for serial in image_serials for kind in (("images", "alpha_maps") if alpha_serials else ("images",))
+    ]
+    for path in videos:
+        regular_file(path, Origin.local(path, "video"))
+    distinct_files(videos, "video")
+    for path in videos:
+        info = probe(path)
+        if info.n_frames != len(timesteps):
+            raise InputDataError(f"The video {path} has {info.n_frames} frames; metadata.json says {len(timesteps)}.")
+        if size is not None and (info.height, info.width) != size:
+            raise InputDataError(
+                f"The video {path} is {info.width}x{info.height}; other videos of the sequence are "
+                f"{size[1]}x{size[0]}."
+            )
+        size = (info.height, info.width)
     height, width = size or _participant_frame_size(benchmark_root, benchmark, participant)
     return SequenceSource(
         benchmark=benchmark, participant=participant, sequence=sequence, benchmark_root=benchmark_root,
@@ -187,7 +192,7 @@ def _with_videos(benchmark_root, benchmark, participant, sequence, timesteps, ca
 
 
 def _check_calibrated(
-    benchmark_root: Path, benchmark: str, participant: int, sequence: str, cameras: sources.Cameras
+    benchmark_root: Path, benchmark: str, participant: int, sequence: str, cameras: Cameras
 ) -> None:
     """Refuse a fetched video whose camera the calibration lacks (it would be dropped without a word)."""
     for serial in catalogue.video_serials(benchmark, sequence):
@@ -195,9 +200,14 @@ def _check_calibrated(
             continue
         for kind in ("images", "alpha_maps"):
             video = benchmark_root / catalogue.video_path(participant, sequence, serial, kind)
-            if video.is_file():
+            if _present(video):
                 calibration = benchmark_root / catalogue.calibration_path(participant)
                 raise InputDataError(
                     f"The calibration {calibration} has no camera {serial}, whose video {video} was fetched; "
                     "fetch the calibration again."
                 )
+
+
+def _present(path: Path) -> bool:
+    """A file is there (a symbolic link counts, so that it is refused rather than taken as missing)."""
+    return path.is_file() or path.is_symlink()

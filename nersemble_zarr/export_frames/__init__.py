@@ -21,6 +21,7 @@ import zarr
 
 from .. import __version__, schema
 from ..errors import ConfigError
+from ..outputs import check_output_folder
 from ..parallel import run_tasks
 from .pixels import BACKGROUNDS, composite, remove_partial_files, write_atomic, write_npz, write_png
 from .plan import ExportPlan, Frame, frame_folders, pending_frames, plan_export, tracking_arrays
@@ -102,7 +103,7 @@ def export_frames(
 def _claim_folder(out: Path, plan: ExportPlan, format: str) -> None:
     """Create the output folders; refuse a folder holding an export of another sequence, level or background."""
     settings = {"format": format, "group": plan.group, "level": plan.level, "background": plan.background}
-    settings_file = out / SETTINGS_FILE
+    settings_file = check_output_folder(out) / SETTINGS_FILE
     if settings_file.exists():
         found = json.loads(settings_file.read_text())
         found = {key: found.get(key) for key in settings}

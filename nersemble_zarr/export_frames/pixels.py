@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,17 @@ def composite(image: np.ndarray, alpha: np.ndarray, background: str) -> np.ndarr
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file beside ``path`` and move it into place."""
-    temporary = path.with_name(f".{path.name}.part")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-    os.replace(temporary, path)
+    """Write ``data`` to a new hidden temporary file beside ``path`` and move it into place.
+
+    The temporary name is unique and created exclusively, so a file or link planted under it is never written through.
+    """
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+    try:
+        with open(temporary, "xb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def write_png(path: Path, picture: np.ndarray) -> None:

@@ -102,6 +102,7 @@ def plan_export(
     if background != "black" and schema.ALPHA not in dataset and schema.IMAGES in dataset:
         raise ConfigError(f"{group} has no alpha, so frames can only be exported on their black background.")
     all_serials = [str(serial) for serial in dataset[schema.SERIAL].values]
+    _check_path_values(store, group, all_serials, dataset[schema.TIMESTEP].values)
     chosen = _check_serials(serials, all_serials, group)
     with_video = [s for s in dataset.attrs.get("video_serials", []) if s in chosen]
     _check_complete(store, group, dataset, with_video, all_serials)
@@ -121,6 +122,24 @@ def plan_export(
     return ExportPlan(store, benchmark, participant, sequence, level, background, dataset, tuple(frames))
 
 
+def _check_path_values(store: str, group: str, serials: list[str], timesteps: np.ndarray) -> None:
+    """Refuse store values that become parts of file names (serials, timesteps) unless they are plain names
+    and non-negative integers, so a damaged or hostile store cannot name a file outside the export folder."""
+    for serial in serials:
+        try:
+            catalogue.check_safe_name(serial, "camera serial")
+        except CatalogueError as error:
+            raise StoreError(
+                f"The store {store} cannot be exported: {group} has the camera serial {serial[:60]!r}, which is not "
+                "a plain name (letters, digits, '_', '+', '-'); refusing to use it in a file name."
+            ) from error
+    if timesteps.dtype.kind not in "iu" or (timesteps.size and timesteps.min() < 0):
+        raise StoreError(
+            f"The store {store} cannot be exported: the timestep coordinate of {group} holds {timesteps.dtype} "
+            "values that are not all non-negative integers; refusing to use them in file names."
+        )
+
+
 def _one_sequence(store: str, participant: int | None, sequence: str | None) -> tuple[str, int, str]:
     keys = [
         key for key in store_module.sequence_keys(store)
@@ -136,6 +155,7 @@ def _one_sequence(store: str, participant: int | None, sequence: str | None) -> 
         raise ConfigError(
             f"The store holds {len(keys)} matching sequences ({names}); choose one with --participant and --sequence."
         )
+    catalogue.check_safe_name(keys[0][2], "sequence")
     return keys[0]
 
 

@@ -4,8 +4,10 @@ A size that matches the server's is not proof: an expired access link or a capti
 a web page, a misconfigured server with a compressed body, a server without Content-Length with a body cut
 short. ``signature_problem`` looks at a file's first bytes (cheap: used before skipping a local file as
 complete); ``structure_problem`` checks the whole file's own structure (mp4 boxes up to the end with a moov
-box, JSON that parses, a zip whose entries and central directory fit the file, a PCD whose point data
-has the size its header declares). Both return a short phrase ("it is ...") or None.
+box, complete JSON syntax, a zip whose entries and central directory fit the file, a PCD whose header
+``inputs.pointcloud`` accepts and whose binary point data has exactly the declared size). Both return a
+short phrase ("it is ...") or None. Limits and meaning (nesting depth, number sizes, keys, timesteps) are
+for the readers in ``nersemble_zarr.inputs``, which refuse such a file with their own sentence.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import struct
 import zipfile
 from pathlib import Path
 
+from ..errors import InputDataError
+from ..inputs.jsontext import MAX_JSON_BYTES
+from ..inputs.pointcloud import check_pointcloud
+
 HEAD_BYTES = 1024  # what signature checks and web page sniffing read
 WEB_PAGE_PROBLEM = "it is a web page"
-_PCD_HEADER_LIMIT = 64 << 10
-_PCD_SIZES = {"1", "2", "4", "8"}
 _ZIP_LOCAL, _ZIP_END = b"PK\x03\x04", b"PK\x05\x06"  # a local file header; the end of the central directory
 
 
@@ -88,9 +92,15 @@ def _mp4_problem(path: Path) -> str | None:
 
 
 def _json_problem(path: Path) -> str | None:
+    """Complete JSON syntax only: numbers and objects are not built (the readers apply the limits)."""
+    if path.stat().st_size > MAX_JSON_BYTES:
+        return None  # the reader refuses it by its size
     try:
-        json.loads(path.read_bytes().decode("utf-8-sig"))
-    except (ValueError, RecursionError):
+        json.loads(path.read_bytes().decode("utf-8-sig"), parse_int=len, parse_float=len, parse_constant=len,
+                   object_pairs_hook=len)
+    except RecursionError:
+        return None  # nested deeper than Python recurses: the reader refuses it by its depth
+    except ValueError:
         return "it is not valid JSON (cut short, or another kind of file)"
     return None
 
@@ -116,64 +126,12 @@ def _zip_problem(path: Path) -> str | None:
 
 
 def _pcd_problem(path: Path) -> str | None:
-    """The point data after the header must have the size the header declares (POINTS x the bytes per point)."""
-    with open(path, "rb") as handle:
-        header = handle.read(_PCD_HEADER_LIMIT)
-    fields: dict[str, list[str]] = {}
-    offset = 0
-    for line in header.split(b"\n"):
-        offset += len(line) + 1
-        words = line.decode("ascii", "replace").split()
-        if not words or words[0].startswith("#"):
-            continue
-        fields[words[0].upper()] = words[1:]
-        if words[0].upper() == "DATA":
-            break
-    else:
-        return "it is not a PCD file (no DATA line in its header)"
+    """The header must fit the file; binary point data must have exactly the declared size."""
     try:
-        sizes, counts = fields["SIZE"], fields.get("COUNT", ["1"] * len(fields["SIZE"]))
-        points = _count(fields["POINTS"][0])
-        mode = fields["DATA"][0].lower()
-    except (KeyError, IndexError, ValueError):
-        return "it is not a PCD file (its header lacks SIZE, POINTS or DATA, or has a bad number)"
-    if not sizes or len(counts) != len(sizes) or not set(sizes) <= _PCD_SIZES:
-        return "it is not a PCD file (its SIZE and COUNT lines do not match)"
-    try:
-        point_bytes = sum(int(s) * _count(c) for s, c in zip(sizes, counts))
-    except ValueError:
-        return "it is not a PCD file (its COUNT line has a bad number)"
-    data = path.stat().st_size - offset
-    if mode == "binary":
-        expected = points * point_bytes
-    elif mode == "binary_compressed":
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            sizes_field = handle.read(8)
-        if len(sizes_field) < 8:
-            return "it is cut short (its compressed point data is missing)"
-        compressed, uncompressed = struct.unpack("<II", sizes_field)
-        if uncompressed != points * point_bytes:
-            return "it is not a valid PCD file (its compressed data does not hold POINTS points)"
-        expected = 8 + compressed
-    elif mode == "ascii":
-        return _pcd_ascii_problem(path, offset, points)
-    else:
-        return f"it is not a PCD file (unknown DATA {mode[:20]!r})"
-    if data != expected:
-        return f"it holds {data} bytes of point data where its header declares {expected}"
+        header = check_pointcloud(path)
+    except InputDataError:
+        return "it is not a complete PCD file (its header does not fit the file: cut short, or another kind of file)"
+    data = path.stat().st_size - header.data_offset
+    if header.data == "binary" and data != header.points * header.point_bytes:
+        return f"it holds {data} bytes of point data where its header declares {header.points * header.point_bytes}"
     return None
-
-
-def _pcd_ascii_problem(path: Path, offset: int, points: int) -> str | None:
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        lines = sum(1 for line in handle if line.strip())
-    return None if lines == points else f"it holds {lines} points where its header declares {points}"
-
-
-def _count(word: str) -> int:
-    """A non-negative whole number of at most 12 digits (a header field), else ValueError."""
-    if not word.isdigit() or len(word) > 12:
-        raise ValueError(word)
-    return int(word)

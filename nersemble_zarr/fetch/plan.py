@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterable, Literal, Sequence, Union
 
 from .. import catalogue
-from ..errors import CatalogueError, ConfigError
+from ..errors import CatalogueError, ConfigError, shown
 from .metadata import ServerMetadata
 
 PointcloudFrames = Union[Literal["all"], Sequence[int], int]
@@ -50,7 +50,7 @@ def _as_ints(participants: Iterable[int]) -> tuple[int, ...]:
     values = tuple(participants)
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise CatalogueError(f"Participant id {value!r} is not an integer id such as 388.")
+            raise CatalogueError(f"Participant id {shown(value)} is not an integer id such as 388.")
     return values
 
 
@@ -64,7 +64,7 @@ def _check_assets(benchmark: str, assets: Iterable[str] | str | None) -> tuple[s
     for name in names:
         if name not in known:
             raise CatalogueError(
-                f"Unknown asset {name!r} for benchmark {benchmark!r}; expected one of {', '.join(known)} or 'all'."
+                f"Unknown asset {shown(name)} for benchmark {benchmark!r}; expected one of {', '.join(known)} or 'all'."
             )
     if not names:
         raise CatalogueError(f"No assets chosen for benchmark {benchmark!r}; expected some of {', '.join(known)}.")
@@ -78,7 +78,7 @@ def _check_frames(frames: PointcloudFrames) -> tuple[int, ...] | Literal["all"]:
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(
-                f"Point cloud frame {value!r} is not a non-negative frame number; use e.g. 0, '0,3,6' or 'all'."
+                f"Point cloud frame {shown(value)} is not a non-negative frame number; use e.g. 0, '0,3,6' or 'all'."
             )
     return tuple(dict.fromkeys(values))
 
@@ -127,10 +127,10 @@ def _frames(request: FetchRequest, metadata: ServerMetadata, participant: int) -
     for frame in request.pointcloud_frames:
         if frame not in timesteps:
             raise CatalogueError(
-                f"Point cloud frame {frame} is not a timestep of participant {participant} in the server's "
+                f"Point cloud frame {shown(frame)} is not a timestep of participant {participant} in the server's "
                 f"nvs/metadata.json (its timesteps run {timesteps[0]}, {timesteps[1]}, ... {timesteps[-1]})."
                 if len(timesteps) > 1 else
-                f"Point cloud frame {frame} is not a timestep of participant {participant} in nvs/metadata.json."
+                f"Point cloud frame {shown(frame)} is not a timestep of participant {participant} in nvs/metadata.json."
             )
     return tuple(request.pointcloud_frames)
 
@@ -144,9 +144,9 @@ def local_path(root: str | Path, benchmark: str, relative: str) -> Path:
     catalogue.check_benchmark(benchmark)
     parts = relative.split("/")
     if not all(_SAFE_PART.match(part) for part in parts):
-        raise CatalogueError(f"Refusing unsafe relative path {relative!r}.")
+        raise CatalogueError(f"Refusing unsafe relative path {shown(relative)}.")
     base = (Path(root) / benchmark).resolve()
     folder = base.joinpath(*parts[:-1])
     if folder.resolve() != folder:
-        raise CatalogueError(f"Refusing relative path {relative!r}: a folder on its way below {base} is a link.")
+        raise CatalogueError(f"Refusing relative path {shown(relative)}: a folder on its way below {base} is a link.")
     return folder / parts[-1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import FlameError
+from ..errors import FlameError, shown
 
 if TYPE_CHECKING:
     import torch
@@ -26,11 +26,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as error:
-        raise FlameError(f"Unknown device {name!r}; expected auto, cpu, cuda or cuda:N.") from error
+        raise FlameError(f"Unknown device {shown(name)}; expected auto, cpu, cuda or cuda:N.") from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise FlameError(f"Device {name!r} was requested but torch sees no CUDA GPU; use --device cpu or auto.")
+        raise FlameError(f"Device {shown(name)} was requested but torch sees no CUDA GPU; use --device cpu or auto.")
     if device.type not in ("cpu", "cuda"):
-        raise FlameError(f"Device {name!r} is not supported; expected auto, cpu, cuda or cuda:N.")
+        raise FlameError(f"Device {shown(name)} is not supported; expected auto, cpu, cuda or cuda:N.")
     return device
 
 

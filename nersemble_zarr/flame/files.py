@@ -8,11 +8,16 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+from ..outputs import check_output_file
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it is removed."""
-    path = Path(path)
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it is removed.
+
+    An existing ``path`` that is not a regular file (FIFO, device, folder, link) is refused before anything is written.
+    """
+    path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
     try:

@@ -8,17 +8,18 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FlameError
+from ..outputs import check_output_file
 from .files import atomic_path
 
 MESH_SUFFIXES = (".ply", ".obj")
 
 
 def check_mesh_path(path: str | os.PathLike) -> Path:
-    """Return ``path`` if it names a mesh format we write (.ply or .obj), else raise a FlameError."""
+    """Return ``path`` if it names a mesh format we write (.ply or .obj) and nothing but a regular file is there."""
     path = Path(path)
     if path.suffix.lower() not in MESH_SUFFIXES:
         raise FlameError(f"Cannot write a mesh to {path}: expected a file name ending in .ply or .obj.")
-    return path
+    return check_output_file(path)
 
 
 def write_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray) -> Path:

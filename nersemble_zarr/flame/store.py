@@ -20,7 +20,7 @@ import zarr
 
 from .. import schema
 from ..catalogue import check_safe_name
-from ..errors import StoreError, write_failure
+from ..errors import StoreError, shown, write_failure
 from ..store import consolidate, read_root_attrs
 from .batching import default_batch_size, merge_consecutive, plan_timestep_batches
 from .lbs import FlameModel
@@ -184,7 +184,7 @@ def _check_requested(store, found: list[SequenceGroup], participants, sequences)
             raise StoreError(f"{store} has no sequence with FLAME tracking for participant {participant}.")
     for sequence in sequences or []:
         if not any(group.sequence == sequence for group in found):
-            raise StoreError(f"{store} has no FLAME tracking for sequence {sequence!r}"
+            raise StoreError(f"{store} has no FLAME tracking for sequence {shown(sequence)}"
                              + (f" of participant(s) {', '.join(map(str, participants))}." if participants else "."))
 
 

@@ -20,7 +20,7 @@ import xarray as xr
 
 from .. import schema
 from .. import store as store_module
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, StoreError, shown
 from ..parallel import run_tasks
 from .layout import camera_flags, existing_levels, group_exists, level_skeleton
 from .resample import downsample_frames, level_size, scale_intrinsics
@@ -51,7 +51,7 @@ def check_levels(levels: Iterable[int]) -> tuple[int, ...]:
     checked = set()
     for level in levels:
         if isinstance(level, bool) or not isinstance(level, numbers.Integral) or level < 2:
-            raise ConfigError(f"Resolution level {level!r} is invalid; expected integers of at least 2 (e.g. 2,4).")
+            raise ConfigError(f"Resolution level {shown(level)} is invalid; expected integers of at least 2 (e.g. 2,4).")
         checked.add(int(level))
     if not checked:
         raise ConfigError("No resolution level given; pass at least one, e.g. --levels 2,4.")

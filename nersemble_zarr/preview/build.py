@@ -10,6 +10,7 @@ import xarray as xr
 from .. import catalogue, schema
 from .. import store as store_module
 from ..errors import CatalogueError, StoreError
+from ..outputs import check_output_file
 from .overlay import overlay_points
 from .picture import with_labels, write_png
 from .rig import rig_picture
@@ -61,6 +62,7 @@ def preview_picture(
 
 def write_preview(store: str | os.PathLike, output: str | os.PathLike, participant: int, **options) -> None:
     """Write the contact sheet of ``preview_picture`` (same options) as PNG to ``output``."""
+    check_output_file(output)
     write_png(output, preview_picture(store, participant, **options))
 
 
@@ -69,6 +71,7 @@ def write_rig_preview(
 ) -> None:
     """Write the camera rig plot of a participant's sequence as PNG to ``output``; the head is drawn from the
     first timestep's stored FLAME mesh or point cloud when there is one."""
+    check_output_file(output)
     dataset = open_sequence(store, participant, sequence)
     head = overlay_points(dataset, int(dataset[schema.TIMESTEP].values[0]))
     write_png(output, rig_picture(dataset, head))

@@ -1,7 +1,9 @@
 """Check a submission zip the way the benchmark server will, reporting every problem at once.
 
-Checks: each required video is present (unless partial), nothing unexpected or unsafe is inside, and each
-video is H.264 yuv420p at the benchmark's size and rate with exactly the metadata's frame count.
+Checks: the zip starts with its first entry, each required video is present (unless partial), stored or
+deflated, nothing unexpected or unsafe is inside, and each video is an MP4 (ISO base media, as the official
+writer produces) holding H.264 yuv420p at the benchmark's size and rate, of which every frame decodes and
+exactly the metadata's frame count is decoded.
 """
 
 from __future__ import annotations
@@ -15,11 +17,17 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import InputDataError, SubmissionError
-from ..video import iter_frames, probe
+from ..video import DecodeCount, count_decodable_frames, probe
 from .expected import CODEC, PIX_FMT, ExpectedVideo, FrameCounts, SubmissionSpec, expected_submission, listed
-from .zipsafety import MAX_ENTRIES, copy_entry, open_zip, shown, size_problem, unsafe_entry
+from .zipsafety import (
+    MAX_ENTRIES, copy_entry, method_problem, open_zip, prefix_problem, shown, size_problem, unsafe_entry,
+)
 
 FPS_TOLERANCE = 0.01
+# ftyp major brands of ISO base media (MP4) files as FFmpeg's mp4 muxer and other MP4 writers set them;
+# QuickTime's 'qt  ' (.mov) and 3GPP/Apple brands are other formats the server's reader may refuse.
+MP4_BRANDS = frozenset({b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1"})
+_MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,9 @@ def validate_submission(
         return ValidationReport(path, spec.benchmark, (str(error),), ())
     with archive:
         problems, to_check = _check_listing(archive.infolist(), spec, partial)
+        prefix = prefix_problem(path, archive.infolist())
+        if prefix is not None:
+            problems.insert(0, prefix)
         valid: list[str] = []
         with tempfile.TemporaryDirectory(prefix="nersemble-validate-", dir=scratch_dir) as scratch:
             for done, info in enumerate(to_check, 1):
@@ -133,16 +144,18 @@ def _check_video(
     if video.n_frames is None:
         return [f"{name} is in the zip but the frame count of {video.participant:03d}/{video.sequence} is unknown."]
     cap = max_video_bytes(video.n_frames, spec.width, spec.height)
-    problem = size_problem(info, cap)
+    problem = method_problem(info) or size_problem(info, cap)
     if problem is None:
         with open(scratch, "wb") as target:
             problem = copy_entry(archive, info, target, cap)
+    if problem is None:
+        problem = container_problem(name, scratch)
     if problem is not None:
         return [problem]
     try:
         found = probe(scratch)
-        next(iter_frames(scratch, stop=1))
-    except (InputDataError, StopIteration) as error:
+        count = count_decodable_frames(scratch)
+    except InputDataError as error:
         cause = error.__cause__ or error
         reason = getattr(cause, "strerror", None) or "no frame could be decoded"  # FFmpeg's reason, not our temp path
         return [f"{name} is not a readable video ({reason})."]
@@ -155,8 +168,40 @@ def _check_video(
         problems.append(f"{name} is {found.width}x{found.height}; expected {spec.width}x{spec.height}.")
     if abs(found.fps - spec.fps) > FPS_TOLERANCE:
         problems.append(f"{name} plays at {found.fps:g} fps; expected {spec.fps:g}.")
-    if found.n_frames != video.n_frames:
-        problems.append(f"{name} has {found.n_frames} frames; the metadata expects {video.n_frames}.")
+    problems.extend(decode_problems(name, count, found.n_frames, video.n_frames))
+    return problems
+
+
+def container_problem(name: str, path: Path) -> str | None:
+    """Refuse a video that is not an MP4 file (ISO base media with an MP4 brand), whatever its name says."""
+    with open(path, "rb") as file:
+        head = file.read(12)
+    if head[4:8] == b"ftyp" and head[8:12] in MP4_BRANDS:
+        return None
+    if head[4:8] == b"ftyp" and head[8:12] == b"qt  ":
+        found = "a QuickTime .mov file"
+    elif head[4:8] == b"ftyp":
+        found = f"an ISO media file of brand {head[8:12].decode('latin-1')!r}"
+    elif head[:4] == _MATROSKA_MAGIC:
+        found = "a Matroska/WebM file"
+    else:
+        return f"{name} is not a readable video (it does not start with the 'ftyp' box of an MP4 file)."
+    return f"{name} is {found}; the benchmark takes MP4 videos (brand isom/mp41/mp42) as the official writer makes."
+
+
+def decode_problems(name: str, count: DecodeCount, header_frames: int, expected: int) -> list[str]:
+    """Problems found by decoding every frame: frames that fail, a decoded count unlike the metadata's or header's."""
+    problems = []
+    if count.failed:
+        shown_indices = ", ".join(map(str, count.failed[:10])) + (", ..." if len(count.failed) > 10 else "")
+        problems.append(
+            f"{name}: {len(count.failed)} frame(s) cannot be decoded (frame {shown_indices}, in file order from 0)."
+        )
+    if count.decoded != expected:
+        header = f" (its header claims {header_frames})" if header_frames != count.decoded else ""
+        problems.append(f"{name} has {count.decoded} frames{header}; the metadata expects {expected}.")
+    elif header_frames != count.decoded:
+        problems.append(f"{name}'s header claims {header_frames} frames but {count.decoded} decode.")
     return problems
 
 

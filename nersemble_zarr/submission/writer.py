@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import SubmissionError
+from ..outputs import check_output_file
 from ..video import SUBMISSION_CRF
 from .encode import EncodeSettings, encode_videos
 from .expected import FrameCounts, expected_submission
@@ -71,7 +72,7 @@ def export_submission(
             report = validate_submission(partial_zip, spec=spec, partial=partial, scratch_dir=folder)
             report = dataclasses.replace(report, path=output)
             report.raise_if_invalid()
-            os.replace(partial_zip, output)
+            os.replace(partial_zip, check_output_file(output))
         finally:
             partial_zip.unlink(missing_ok=True)
     return report
@@ -96,6 +97,7 @@ def _check_output(output: Path, overwrite: bool) -> Path:
         raise SubmissionError(f"The output {output} is a folder; give the path of the zip file to write.")
     if not output.parent.is_dir():
         raise SubmissionError(f"The folder of the output {output} does not exist; create it first.")
+    check_output_file(output)
     if output.exists() and not overwrite:
         raise SubmissionError(f"The output {output} exists; pass --overwrite to replace it.")
     return output.absolute()

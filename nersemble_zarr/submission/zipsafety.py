@@ -21,6 +21,10 @@ MAX_COMPRESSION_RATIO = 20
 _RATIO_FLOOR_BYTES = 2**20  # tiny entries may compress well without being bombs
 _COPY_BYTES = 2**20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What zip writers use (the official toolkit stores, zip tools deflate); anything else the server may not read.
+ACCEPTED_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+_METHOD_NAMES = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA", 9: "deflate64", 93: "zstandard", 98: "PPMd"}
+_LOCAL_HEADER = b"PK\x03\x04"
 
 
 def open_zip(path: str | Path) -> zipfile.ZipFile:
@@ -56,6 +60,29 @@ def unsafe_entry(info: zipfile.ZipInfo) -> str | None:
     if stat.S_ISLNK(info.external_attr >> 16):
         return f"Entry {shown(name)} is a symbolic link."
     return None
+
+
+def method_problem(info: zipfile.ZipInfo) -> str | None:
+    """Refuse an entry compressed with anything but store or deflate (the only methods every zip reader has)."""
+    if info.compress_type in ACCEPTED_METHODS:
+        return None
+    method = _METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
+    return f"Entry {shown(info.filename)} is compressed with {method}; a submission may only store or deflate entries."
+
+
+def prefix_problem(path: Path, infos: list[zipfile.ZipInfo]) -> str | None:
+    """Refuse a zip whose first entry does not start at byte 0 (junk or a self-extractor stub before it)."""
+    if not infos:
+        return None
+    start = min(info.header_offset for info in infos)
+    with open(path, "rb") as file:
+        head = file.read(len(_LOCAL_HEADER))
+    if start == 0 and head == _LOCAL_HEADER:
+        return None
+    return (
+        f"{path} has {start} bytes before its first entry (junk or a self-extractor stub); "
+        "the server may not read it: write the zip again without them."
+    )
 
 
 def size_problem(info: zipfile.ZipInfo, max_bytes: int) -> str | None:

@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .. import catalogue
-from ..errors import ConfigError
+from ..outputs import check_output_folder
 from .appearance import Appearance
 from .config import SyntheticConfig
 from .pointcloud import head_pointcloud, write_pcd
@@ -229,9 +229,7 @@ def generate(
     bar; ``expected_files`` gives the total). Returns ``root`` as a Path.
     """
     config = SyntheticConfig.tiny() if config is None else config
-    root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"Cannot write the synthetic benchmark into {root}: it is a file, not a folder.")
+    root = check_output_folder(root, "synthetic benchmark folder")
     report = on_file or (lambda relative: None)
     jobs = _jobs(config)
     if workers <= 1:
