@@ -1,6 +1,7 @@
 """The benchmark catalogue: participants, sequences, cameras, splits, frame sizes and asset paths.
 
-These are facts about the real NeRSemble benchmark server (see DESIGN.md section 2). Nothing here does I/O.
+These are facts about the real NeRSemble benchmark server: its folder layout, file names, participants,
+sequences, cameras and hold-out splits. Nothing here does I/O.
 """
 
 from __future__ import annotations

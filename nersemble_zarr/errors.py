@@ -53,6 +53,11 @@ class SubmissionError(NersembleError):
     """Predictions that cannot become a valid submission, or an invalid submission zip."""
 
 
+class Cancelled(Exception):
+    """A run stopped on purpose before it finished: an interrupted fetch (its ``.part`` files stay for the
+    next run), or a task stopped early because another task failed. Not a user's error, so no NersembleError."""
+
+
 def write_failure(what: str, error: OSError) -> str:
     """The sentence for an OSError while writing ``what`` (disk full, file size limit, permissions)."""
     return (f"Writing {what} failed ({error.strerror or type(error).__name__}); "

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 
 import zarr
 
-from . import catalogue, schema
-from .store import read_root_attrs, sequence_keys
+from . import catalogue, schema, storage
+from .units import human_bytes
 
 _FRAME_VARIABLES = (schema.IMAGES, schema.ALPHA)
 
@@ -48,11 +48,10 @@ class StoreInventory:
 def inventory(store: str | os.PathLike) -> StoreInventory:
     """Describe a store: every sequence's arrays, their chunking, codec and bytes on disk, and gaps."""
     path = os.fspath(store)
-    attrs = read_root_attrs(path)
-    root = zarr.open_group(path, mode="r", use_consolidated=False)
-    keys = sequence_keys(path)
-    levels = sorted(int(name[len(schema.LEVEL_PREFIX):]) for name, _ in root.groups()
-                    if name.startswith(schema.LEVEL_PREFIX) and name[len(schema.LEVEL_PREFIX):].isdigit())
+    attrs = storage.read_root_attrs(path)
+    root = storage.open_group(path)
+    keys = storage.sequence_keys(path)
+    levels = storage.level_numbers(root)
     sequences = [
         _sequence_info(group_path, root[group_path])
         for level in [1] + levels
@@ -62,7 +61,7 @@ def inventory(store: str | os.PathLike) -> StoreInventory:
     present = {schema.sequence_group(*key) for key in keys}
     missing = [
         schema.sequence_group(b, p, s)
-        for b in attrs.get("benchmarks", [])
+        for b in attrs.get(schema.BENCHMARKS_ATTR, [])
         for p in catalogue.participants(b)
         for s in catalogue.sequences(b, p)
         if schema.sequence_group(b, p, s) not in present
@@ -71,9 +70,9 @@ def inventory(store: str | os.PathLike) -> StoreInventory:
 
 
 def _sequence_info(path: str, group: zarr.Group) -> SequenceInfo:
-    info = SequenceInfo(path, bool(group.attrs.get("converted", False)))
+    info = SequenceInfo(path, bool(group.attrs.get(schema.CONVERTED_ATTR, False)))
     serials = list(group[schema.SERIAL][:]) if schema.SERIAL in group else []
-    video_serials = set(group.attrs.get("video_serials", []))
+    video_serials = set(group.attrs.get(schema.VIDEO_SERIALS_ATTR, []))
     for name, array in sorted(group.arrays()):
         info.arrays.append(
             ArrayInfo(
@@ -88,9 +87,9 @@ def _sequence_info(path: str, group: zarr.Group) -> SequenceInfo:
             )
         )
         if name in _FRAME_VARIABLES:
-            done = group[name + "_converted"][:]
+            done = group[schema.converted_flag(name)][:]
             info.cameras_missing[name] = [str(s) for s, ok in zip(serials, done) if not ok and s in video_serials]
-    if "level" in group.attrs:  # a resolution level is complete when every camera's flags are set
+    if schema.LEVEL_ATTR in group.attrs:  # a resolution level is complete when every camera's flags are set
         info.converted = not any(info.cameras_missing.values())
     return info
 
@@ -107,7 +106,7 @@ def _codec_name(array: zarr.Array) -> str:
 
 def format_inventory(inv: StoreInventory) -> str:
     """Human-readable tree of the inventory."""
-    lines = [f"{inv.store}  (format {inv.attrs.get(schema.FORMAT_ATTR)}, {_size(inv.stored_bytes)} stored)"]
+    lines = [f"{inv.store}  (format {inv.attrs.get(schema.FORMAT_ATTR)}, {human_bytes(inv.stored_bytes)} stored)"]
     for seq in inv.sequences:
         state = "complete" if seq.converted else "INCOMPLETE"
         lines.append(f"  /{seq.path}  [{state}]")
@@ -115,7 +114,7 @@ def format_inventory(inv: StoreInventory) -> str:
             chunking = f"chunks {tuple(a.chunks)}" + (f" in shards {tuple(a.shards)}" if a.shards else "")
             lines.append(
                 f"    {a.name:<22} {str(tuple(a.dims)):<48} {str(tuple(a.shape)):<28} {a.dtype:<6} "
-                f"{chunking}  {a.codec}  {_size(a.stored_bytes)}"
+                f"{chunking}  {a.codec}  {human_bytes(a.stored_bytes)}"
             )
         for name, serials in seq.cameras_missing.items():
             if serials:
@@ -123,11 +122,3 @@ def format_inventory(inv: StoreInventory) -> str:
     if inv.missing_sequences:
         lines.append(f"  not in the store ({len(inv.missing_sequences)} of the catalogue): {', '.join(inv.missing_sequences)}")
     return "\n".join(lines)
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"

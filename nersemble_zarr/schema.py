@@ -5,9 +5,34 @@ Every module that reads or writes the store takes its names from here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 FORMAT_VERSION = 1
 FORMAT_ATTR = "nersemble_zarr_format"
 CREATED_BY_ATTR = "created_by"
+BENCHMARKS_ATTR = "benchmarks"  # root attribute: the benchmarks converted into the store
+
+# ---------------------------------------------------------------- completion flags and group attributes
+CONVERTED_SUFFIX = "_converted"  # (serial,) bool coordinate: that camera's frames are completely written
+CONVERTED_ATTR = "converted"  # group attribute: every camera of the sequence is written
+# Group attribute set once the skeleton (metadata, coordinates, point clouds) is completely written; a group
+# without it (or CONVERTED_ATTR) is what a killed run left half-written, and a rerun writes it again.
+SKELETON_ATTR = "skeleton_complete"
+# Group attributes naming the sequence a group holds (a resolution level keeps its sequence's) and its frame size.
+BENCHMARK_ATTR, PARTICIPANT_ATTR, SEQUENCE_ATTR = "benchmark", "participant", "sequence"
+HEIGHT_ATTR, WIDTH_ATTR = "height", "width"
+FRAME_CODEC_ATTR = "frame_codec"  # group attribute: name of the frame codec of images and alpha
+VIDEO_SERIALS_ATTR = "video_serials"  # group attribute: the cameras that have video
+LEVEL_ATTR = "level"  # attribute of a resolution level group: its downsampling factor
+VERTICES_COMPLETE_ATTR = "vertices_complete"  # group attribute: every FLAME mesh of the sequence is stored
+VERTICES_MODEL_ATTR = "vertices_flame_model"  # group attribute: the model that made the stored meshes
+
+
+def converted_flag(variable: str) -> str:
+    """Name of the per-camera completion coordinate of a frame variable, e.g. ``images_converted``."""
+    return variable + CONVERTED_SUFFIX
+
 
 # ---------------------------------------------------------------- dimensions
 SERIAL = "serial"
@@ -65,6 +90,11 @@ FLAME_N_EXPRESSION = 100
 def sequence_group(benchmark: str, participant: int, sequence: str) -> str:
     """Path of one sequence's Dataset inside the store, e.g. ``nvs/388/GLASSES``."""
     return f"{benchmark}/{int(participant)}/{sequence}"
+
+
+def sequence_group_of(attrs: Mapping[str, Any]) -> str:
+    """Path of the full-resolution sequence that a group's attributes name, e.g. ``nvs/388/GLASSES``."""
+    return sequence_group(attrs[BENCHMARK_ATTR], attrs[PARTICIPANT_ATTR], attrs[SEQUENCE_ATTR])
 
 
 # ---------------------------------------------------------------- resolution levels

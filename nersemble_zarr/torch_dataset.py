@@ -19,9 +19,8 @@ import torch
 import zarr
 from torch.utils.data import DataLoader, Dataset
 
-from . import catalogue, schema
+from . import catalogue, schema, storage
 from . import store as store_module
-from .convert.layout import converted_flag
 from .errors import ConfigError, StoreError, shown
 
 SPLITS = ("train", "test")
@@ -142,7 +141,7 @@ class FrameDataset(Dataset):
         key = (sequence_index, variable)
         if key not in self._arrays:
             path = f"{self.sequences[sequence_index].group}/{variable}"
-            self._arrays[key] = zarr.open_array(self.store, path=path, mode="r")
+            self._arrays[key] = storage.open_array(self.store, path)
         return self._arrays[key]
 
 
@@ -179,11 +178,9 @@ def _select_sequences(
     and names."""
     wanted_participants = None if participants is None else {int(p) for p in participants}
     wanted_sequences = None if sequences is None else set(sequences)
-    keys = [
-        key for key in store_module.sequence_keys(store)
-        if key[0] == benchmark and (wanted_participants is None or key[1] in wanted_participants)
-        and (wanted_sequences is None or key[2] in wanted_sequences)
-    ]
+    keys = storage.select_sequences(
+        store, benchmark=benchmark, participants=wanted_participants, sequences=wanted_sequences
+    )
     for participant in sorted(wanted_participants or ()):
         if not any(key[1] == participant for key in keys):
             raise StoreError(f"{store} has no {benchmark} sequence of participant {participant}.")
@@ -231,7 +228,5 @@ def _select_cameras(dataset, group: str, split: str | None, serials: tuple[str, 
             if serial not in all_serials:
                 raise StoreError(f"Camera {shown(serial)} is not a camera of {group}; it has {', '.join(all_serials)}.")
         chosen &= np.isin(all_serials, serials)
-    flag = converted_flag(schema.IMAGES)
-    if flag in dataset.coords:
-        chosen &= np.asarray(dataset[flag].values, dtype=bool)
+    chosen &= storage.written_cameras(dataset)
     return np.flatnonzero(chosen)

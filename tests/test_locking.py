@@ -21,11 +21,11 @@ from nersemble_zarr.cli.main import main
 from nersemble_zarr.convert import convert
 from nersemble_zarr.errors import DownloadError, LockError
 from nersemble_zarr.fetch import fetch
-from nersemble_zarr.store import writer_lock_name
+from nersemble_zarr.storage import writer_lock_name
 from nersemble_zarr.synthetic.server import Faults, serve
 
 FETCH_LOCK = ".nersemble_zarr-fetch-nvs.lock"
-HOLD_STORE_LOCK = ("import sys; from nersemble_zarr.store import writer_lock\n"
+HOLD_STORE_LOCK = ("import sys; from nersemble_zarr.storage import writer_lock\n"
                    "with writer_lock(sys.argv[1], 'convert'):\n    print('held', flush=True); sys.stdin.read()\n")
 
 

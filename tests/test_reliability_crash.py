@@ -30,7 +30,7 @@ from campaign import array_digest, campaign_size, report, store_attributes, stor
 from crash_campaign import KillPoint, cli_command, count_files, run_and_kill
 from nersemble_zarr import schema
 from nersemble_zarr.cli.main import main as cli
-from nersemble_zarr.convert.layout import converted_flag
+from nersemble_zarr.schema import converted_flag
 from nersemble_zarr.flame.store import CHUNK_TIMESTEPS, COMPLETE_ATTR
 from nersemble_zarr.store import consolidate, prepare_store
 from test_flame_support import sequence_dataset, standin_dir  # noqa: F401 (fixture)

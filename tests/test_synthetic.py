@@ -281,11 +281,12 @@ def test_another_seed_gives_other_content(synthetic_config):
 
 def test_a_failed_write_leaves_no_partial_file(tmp_path):
     config = SyntheticConfig.tiny()
-    blocker = tmp_path / "root" / "mono_flame_avatar" / catalogue.calibration_path(393)
-    blocker.mkdir(parents=True)  # a folder where the calibration file must go: the final move fails
+    blocker = (tmp_path / "root" / "mono_flame_avatar" / catalogue.calibration_path(393)).parent
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("")  # a file where the calibration folder must go: that write fails
     with pytest.raises(OSError):
         generate(tmp_path / "root", config)
-    leftovers = [p.name for p in (tmp_path / "root").rglob("*") if ".tmp" in p.name]
+    leftovers = [p.name for p in (tmp_path / "root").rglob("*") if ".part" in p.name]
     assert leftovers == []
     assert (tmp_path / "root" / "nvs" / "metadata.json").is_file()
 

@@ -8,15 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import zarr
-
-from .. import catalogue, schema
-from .. import store as store_module
+from .. import catalogue, schema, storage
 from ..codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
 from ..errors import ConversionError, StoreError, write_failure
 from ..parallel import run_tasks
 from .frames import VideoTask, run_video_task
-from .layout import CONVERTED_ATTR, SKELETON_ATTR, Chunking, converted_flag, sequence_skeleton
+from .layout import Chunking, sequence_skeleton
 from .plan import SequenceSource, plan_conversion
 
 __all__ = ["Chunking", "ConvertSummary", "convert", "plan_conversion"]
@@ -51,7 +48,7 @@ def convert(
     (dask threads, or ``client``); a camera is marked converted only after all its frames are written, so
     an interrupted run is resumed by running again. Sequences already in the store are left untouched.
     A failed write (disk full, permissions) raises a ConversionError naming the store. One run writes a
-    local store at a time (``store.writer_lock``): another run into it raises LockError.
+    local store at a time (``storage.writer_lock``): another run into it raises LockError.
     """
     root = Path(root)
     frame_codec_ = frame_codec(codec)
@@ -62,7 +59,7 @@ def convert(
     if not plans:
         raise ConversionError(f"Nothing to convert under {root} for the given participants and sequences.")
     store_path = os.fspath(store)
-    with store_module.writer_lock(store_path, "convert"):  # before looking at the store: it may be another run's
+    with storage.writer_lock(store_path, "convert"):  # before looking at the store: it may be another run's
         new_store = "://" not in store_path and not os.path.lexists(store_path)
         completed = False
         try:
@@ -89,7 +86,7 @@ def _write(
     on_video_done: Callable[[int], None] | None,
 ) -> ConvertSummary:
     """Write the planned sequences: skeletons first, then every pending camera; see ``convert``."""
-    store_module.prepare_store(store_path)
+    storage.prepare_store(store_path)
     created: list[str] = []
     tasks: list[VideoTask] = []
     summary = ConvertSummary()
@@ -115,24 +112,24 @@ def _write(
         raise
     summary.videos_written = len(tasks)
     for group in summary.sequences:
-        _mark_converted(store_path, group)
-    _record_benchmarks(store_path, benchmarks)
-    store_module.consolidate(store_path)
+        storage.mark_converted(store_path, group)
+    storage.record_benchmarks(store_path, benchmarks)
+    storage.consolidate(store_path)
     return summary
 
 
 def _ensure_skeleton(store: str, group: str, source: SequenceSource, codec: FrameCodec, chunking: Chunking) -> bool:
     """Write the sequence's metadata and coordinates unless present; True when created now.
 
-    A group a killed run left half-written (no SKELETON_ATTR) is removed and written again: no frame of it
-    can have been written, since frames are written only after every skeleton of a run is complete.
+    A group a killed run left half-written (without the skeleton marker) is removed and written again: no frame
+    of it can have been written, since frames are written only after every skeleton of a run is complete.
     """
-    if _group_exists(store, group):
-        existing = zarr.open_group(store, path=group, mode="r")
-        if not (existing.attrs.get(SKELETON_ATTR) or existing.attrs.get(CONVERTED_ATTR)):
+    if storage.group_exists(store, group):
+        existing = storage.open_group(store, group)
+        if not storage.is_skeleton_complete(existing):
             _remove_groups(store, [group])
             return _ensure_skeleton(store, group, source, codec, chunking)
-        found = existing.attrs.get("frame_codec")
+        found = existing.attrs.get(schema.FRAME_CODEC_ATTR)
         if found != codec.name:
             raise StoreError(
                 f"The store already holds {group} with codec {found!r}, not {codec.name!r}; "
@@ -142,16 +139,9 @@ def _ensure_skeleton(store: str, group: str, source: SequenceSource, codec: Fram
             raise StoreError(f"The store's {group} does not match the fetched data's frame count; use a new store.")
         return False
     dataset, encoding = sequence_skeleton(source, codec, chunking)
-    dataset.to_zarr(store, group=group, mode="w-", compute=False, encoding=encoding, zarr_format=3, consolidated=False)
-    zarr.open_group(store, path=group, mode="r+").attrs[SKELETON_ATTR] = True
+    storage.write_skeleton(dataset, store, group, encoding)
+    storage.mark_skeleton_complete(store, group)
     return True
-
-
-def _mark_converted(store: str, group: str) -> None:
-    """Flag a sequence as completely converted (one metadata write, which also drops the skeleton marker)."""
-    node = zarr.open_group(store, path=group, mode="r+")
-    attrs = {key: value for key, value in node.attrs.asdict().items() if key != SKELETON_ATTR}
-    node.attrs.put({**attrs, CONVERTED_ATTR: True})
 
 
 def _pending_tasks(store: str, group: str, source: SequenceSource, threads: int) -> list[VideoTask]:
@@ -160,7 +150,7 @@ def _pending_tasks(store: str, group: str, source: SequenceSource, threads: int)
         return tasks
     kinds = [(schema.IMAGES, "images")] + ([(schema.ALPHA, "alpha_maps")] if source.has_alpha else [])
     for variable, kind in kinds:
-        done = zarr.open_array(store, path=f"{group}/{converted_flag(variable)}", mode="r")[:]
+        done = storage.camera_flag(store, group, variable)
         for serial in source.video_serials:
             index = source.cameras.serials.index(serial)
             if not done[index]:
@@ -170,20 +160,12 @@ def _pending_tasks(store: str, group: str, source: SequenceSource, threads: int)
     return tasks
 
 
-def _group_exists(store: str, path: str) -> bool:
-    try:
-        zarr.open_group(store, path=path, mode="r")
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-        return False
-    return True
-
-
 def _first_missing_ancestor(store: str, group: str) -> str:
     """The outermost group on the way to ``group`` that does not exist yet (``group`` itself at worst)."""
     parts = group.split("/")
     for depth in range(1, len(parts) + 1):
         path = "/".join(parts[:depth])
-        if not _group_exists(store, path):
+        if not storage.group_exists(store, path):
             return path
     return group
 
@@ -191,14 +173,4 @@ def _first_missing_ancestor(store: str, group: str) -> str:
 def _remove_groups(store: str, groups: list[str]) -> None:
     """Delete the groups this run created, so a failed run leaves the store as it was."""
     for group in reversed(groups):
-        parent, _, name = group.rpartition("/")
-        # not through consolidated metadata: its listing predates this run
-        parent_group = zarr.open_group(store, path=parent, mode="r+", use_consolidated=False)
-        if name in parent_group:
-            del parent_group[name]
-
-
-def _record_benchmarks(store: str, benchmarks: tuple[str, ...]) -> None:
-    root = zarr.open_group(store, mode="r+")
-    known = list(root.attrs.get("benchmarks", []))
-    root.attrs["benchmarks"] = known + [b for b in benchmarks if b not in known]
+        storage.remove_group(store, group)

@@ -6,12 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import zarr
 
-from .. import schema
+from .. import schema, storage
 from ..errors import InputDataError
 from ..video import iter_frames
-from .layout import converted_flag
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ def run_video_task(task: VideoTask) -> BaseException | None:
 def write_video(task: VideoTask) -> None:
     """Stream-decode the video and write whole shards; mark the camera complete only at the end."""
     # Frames are never all zero, so skip zarr's per-chunk "is it empty?" scan (it costs more than zstd).
-    array = zarr.open_array(task.store, path=f"{task.group}/{task.variable}", mode="r+").with_config(
+    array = storage.open_array(task.store, f"{task.group}/{task.variable}", mode="r+").with_config(
         {"write_empty_chunks": True}
     )
     shard = array.shards[1] if array.shards else array.chunks[1]
@@ -67,5 +65,4 @@ def write_video(task: VideoTask) -> None:
         written += filled
     if written != task.n_frames:
         raise InputDataError(f"The video {task.video} ended after {written} of {task.n_frames} frames.")
-    flag = zarr.open_array(task.store, path=f"{task.group}/{converted_flag(task.variable)}", mode="r+")
-    flag[task.serial_index] = True
+    storage.mark_camera_written(task.store, task.group, task.variable, task.serial_index)

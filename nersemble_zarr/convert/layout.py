@@ -16,13 +16,6 @@ from .. import catalogue, schema
 from ..codecs import FrameCodec
 from .plan import SequenceSource
 
-CONVERTED_SUFFIX = "_converted"  # (serial,) bool coordinate: that camera's frames are completely written
-CONVERTED_ATTR = "converted"  # group attribute: every camera of the sequence is written
-# Group attribute set once the skeleton (metadata, coordinates, point clouds) is completely written; a group
-# without it (or CONVERTED_ATTR) is what a killed run left half-written, and a rerun writes it again.
-SKELETON_ATTR = "skeleton_complete"
-
-
 @dataclass(frozen=True)
 class Chunking:
     """Frames per zarr chunk (the unit of a random read) and per shard (the unit of a file and a write)."""
@@ -37,19 +30,15 @@ class Chunking:
         return min(per_shard, needed)
 
 
-def converted_flag(variable: str) -> str:
-    """Name of the per-camera completion coordinate of a frame variable."""
-    return variable + CONVERTED_SUFFIX
-
-
 def sequence_skeleton(source: SequenceSource, codec: FrameCodec, chunking: Chunking) -> tuple[xr.Dataset, dict]:
     """The Dataset to write for a sequence (frames as lazy zeros) and its zarr encoding."""
     cams = source.cameras
     spec = catalogue.SPECS[source.benchmark]
+    splits = [catalogue.split_of(source.benchmark, serial) for serial in cams.serials]
     coords: dict = {
         schema.SERIAL: (schema.SERIAL, np.array(cams.serials, dtype=object)),
         schema.TIMESTEP: (schema.TIMESTEP, source.timesteps),
-        schema.SPLIT: (schema.SERIAL, np.array([_split(source.benchmark, s) for s in cams.serials], dtype=object)),
+        schema.SPLIT: (schema.SERIAL, np.array(splits, dtype=object)),
         schema.WORLD_2_CAM: ((schema.SERIAL, schema.MAT4_ROW, schema.MAT4_COL), cams.world_2_cam),
         schema.INTRINSICS: ((schema.SERIAL, schema.MAT3_ROW, schema.MAT3_COL), cams.intrinsics),
     }
@@ -73,23 +62,23 @@ def sequence_skeleton(source: SequenceSource, codec: FrameCodec, chunking: Chunk
                 "fill_value": 0,
                 **codec.zarr_encoding(),
             }
-            flag = converted_flag(name)
+            flag = schema.converted_flag(name)
             coords[flag] = (schema.SERIAL, np.zeros(len(cams.serials), dtype=bool))
             encoding[flag] = {"chunks": (1,)}
     data_vars.update(_pointcloud_vars(source))
     attrs = {
-        "benchmark": source.benchmark,
-        "participant": source.participant,
-        "sequence": source.sequence,
+        schema.BENCHMARK_ATTR: source.benchmark,
+        schema.PARTICIPANT_ATTR: source.participant,
+        schema.SEQUENCE_ATTR: source.sequence,
         "fps": spec.fps,
-        "height": source.height,
-        "width": source.width,
+        schema.HEIGHT_ATTR: source.height,
+        schema.WIDTH_ATTR: source.width,
         "camera_convention": "OpenCV world-to-camera: x right, y down, z forward",
         "world_units": "as in camera_params.json (metres)",
         "calibration_source": f"{source.benchmark}/{catalogue.calibration_path(source.participant)}",
         "timestep_meaning": "original frame index of the recording",
-        "frame_codec": codec.name,
-        "video_serials": list(source.video_serials),
+        schema.FRAME_CODEC_ATTR: codec.name,
+        schema.VIDEO_SERIALS_ATTR: list(source.video_serials),
     }
     if source.tracking_file:
         attrs["tracking_source"] = f"{source.relative_prefix}/tracking/{source.tracking_file}"
@@ -97,10 +86,6 @@ def sequence_skeleton(source: SequenceSource, codec: FrameCodec, chunking: Chunk
     dataset[schema.SERIAL].attrs["description"] = "camera serial number"
     dataset[schema.SPLIT].attrs["description"] = "train: input camera; test: hold-out camera of the benchmark"
     return dataset, encoding
-
-
-def _split(benchmark: str, serial: str) -> str:
-    return "test" if serial in catalogue.SPECS[benchmark].hold_out_serials else "train"
 
 
 def _frame_attrs(source: SequenceSource, name: str) -> dict:

@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import zarr
-
-from .. import __version__, schema
+from .. import __version__, schema, storage
+from ..atomic import remove_partial_files, write_atomic
 from ..errors import ConfigError
 from ..outputs import check_output_folder
 from ..parallel import run_tasks
-from .pixels import BACKGROUNDS, composite, remove_partial_files, write_atomic, write_npz, write_png
+from .pixels import BACKGROUNDS, composite, write_npz, write_png
 from .plan import ExportPlan, Frame, frame_folders, pending_frames, plan_export, tracking_arrays
 from .transforms import write_transforms
 
@@ -137,7 +136,7 @@ def _tasks(store: str, out: Path, plan: ExportPlan, pending: list[Frame]) -> lis
     """Group pending frames by camera and store shard, so each task reads one shard of one camera."""
     if not pending:
         return []
-    array = zarr.open_array(store, path=f"{plan.group}/{schema.IMAGES}", mode="r")
+    array = storage.open_array(store, f"{plan.group}/{schema.IMAGES}")
     shard = (array.shards or array.chunks)[1]
     groups: dict[tuple[int, int], list[Frame]] = {}
     for frame in pending:
@@ -151,8 +150,8 @@ def _tasks(store: str, out: Path, plan: ExportPlan, pending: list[Frame]) -> lis
 def write_frames(task: FramesTask) -> int:
     """Read the task's frames from the store one by one and write their PNG files; return how many."""
     serial_index = task.frames[0].camera_index
-    images = zarr.open_array(task.store, path=f"{task.group}/{schema.IMAGES}", mode="r")
-    alpha = zarr.open_array(task.store, path=f"{task.group}/{schema.ALPHA}", mode="r") if task.has_alpha else None
+    images = storage.open_array(task.store, f"{task.group}/{schema.IMAGES}")
+    alpha = storage.open_array(task.store, f"{task.group}/{schema.ALPHA}") if task.has_alpha else None
     for frame in task.frames:
         # one basic-index read per frame: one chunk of the shard (zarr's orthogonal selection over a list of
         # frames was measured to be ~100x slower and to allocate GBs on full-size frames)

@@ -1,13 +1,13 @@
-"""Frames as files: compositing the store's premultiplied RGB onto a background, PNG encoding, atomic writes."""
+"""Frames as files: compositing the store's premultiplied RGB onto a background, PNG and npz files."""
 
 from __future__ import annotations
 
 import io
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import write_atomic
 
 BACKGROUNDS = ("black", "white", "none")
 PNG_LEVEL = 1  # zlib level: about 4% larger files than level 3 and clearly faster to write
@@ -32,20 +32,6 @@ def composite(image: np.ndarray, alpha: np.ndarray, background: str) -> np.ndarr
     raise ValueError(f"Unknown background {background!r}; expected one of {', '.join(BACKGROUNDS)}.")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new hidden temporary file beside ``path`` and move it into place.
-
-    The temporary name is unique and created exclusively, so a file or link planted under it is never written through.
-    """
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-    try:
-        with open(temporary, "xb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def write_png(path: Path, picture: np.ndarray) -> None:
     """Encode an (H, W), (H, W, 3) or (H, W, 4) uint8 picture as PNG and write it atomically."""
     import imagecodecs
@@ -58,9 +44,3 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     write_atomic(path, buffer.getvalue())
-
-
-def remove_partial_files(folder: Path) -> None:
-    """Delete temporary files an interrupted run left in ``folder``."""
-    for leftover in folder.glob(".*.part"):
-        leftover.unlink(missing_ok=True)

@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .. import catalogue, schema
-from .. import store as store_module
+from .. import catalogue, schema, storage
 from ..errors import CatalogueError, ConfigError, StoreError
-from ..levels.layout import camera_flags, group_exists
 from .pixels import BACKGROUNDS
 
 IMAGES_DIR, MASKS_DIR, FLAME_DIR = "images", "fg_masks", "flame_param"
@@ -89,22 +87,22 @@ def plan_export(
         raise ConfigError(f"Stride {stride} is invalid; expected a positive number of stored frames.")
     if background not in BACKGROUNDS:
         raise ConfigError(f"Background {background!r} is invalid; expected one of {', '.join(BACKGROUNDS)}.")
-    store_module.read_root_attrs(store)
+    storage.read_root_attrs(store)
     benchmark, participant, sequence = _one_sequence(store, participant, sequence)
     group = schema.level_group(level, benchmark, participant, sequence)
-    if not group_exists(store, group):
+    if not storage.group_exists(store, group):
         raise StoreError(
             f"The store has no level {level} of {schema.sequence_group(benchmark, participant, sequence)}; "
             f"run `nersemble-zarr downsample {store} --levels {level}` first."
         )
-    dataset = xr.open_zarr(store, group=group, consolidated=False, zarr_format=3)
+    dataset = storage.open_dataset(store, group)
     dataset = dataset.assign_coords({name: dataset[name].load() for name in dataset.coords})
     if background != "black" and schema.ALPHA not in dataset and schema.IMAGES in dataset:
         raise ConfigError(f"{group} has no alpha, so frames can only be exported on their black background.")
     all_serials = [str(serial) for serial in dataset[schema.SERIAL].values]
     _check_path_values(store, group, all_serials, dataset[schema.TIMESTEP].values)
     chosen = _check_serials(serials, all_serials, group)
-    with_video = [s for s in dataset.attrs.get("video_serials", []) if s in chosen]
+    with_video = [s for s in dataset.attrs.get(schema.VIDEO_SERIALS_ATTR, []) if s in chosen]
     _check_complete(store, group, dataset, with_video, all_serials)
     splits = [str(split) for split in dataset[schema.SPLIT].values]
     positions = range(0, dataset.sizes[schema.TIMESTEP], stride)
@@ -141,10 +139,10 @@ def _check_path_values(store: str, group: str, serials: list[str], timesteps: np
 
 
 def _one_sequence(store: str, participant: int | None, sequence: str | None) -> tuple[str, int, str]:
-    keys = [
-        key for key in store_module.sequence_keys(store)
-        if (participant is None or key[1] == participant) and (sequence is None or key[2] == sequence)
-    ]
+    keys = storage.select_sequences(
+        store, participants=None if participant is None else [participant],
+        sequences=None if sequence is None else [sequence],
+    )
     if not keys:
         raise StoreError(
             f"The store {store} has no sequence for participant {participant if participant is not None else 'any'} "
@@ -173,10 +171,10 @@ def _check_serials(serials: tuple[str, ...] | None, all_serials: list[str], grou
 def _check_complete(store: str, group: str, dataset: xr.Dataset, with_video: list[str], all_serials: list[str]) -> None:
     if not with_video:
         return
-    done = camera_flags(store, group, schema.ALPHA in dataset)
+    done = storage.camera_flags(store, group, schema.ALPHA in dataset)
     missing = [serial for serial in with_video if not done[all_serials.index(serial)]]
     if missing:
-        level = dataset.attrs.get("level")
+        level = dataset.attrs.get(schema.LEVEL_ATTR)
         command = f"convert ROOT {store}" if level is None else f"downsample {store} --levels {level}"
         raise StoreError(
             f"Camera {missing[0]} of {group} is not completely written; "

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import schema
 from ..cameras import opengl_camera_to_world
-from .pixels import write_atomic
+from ..atomic import write_atomic
 from .plan import ExportPlan, Frame
 
 CAMERA_CONVENTION = (
@@ -40,8 +40,8 @@ def frame_entry(plan: ExportPlan, frame: Frame, cam_2_world: np.ndarray, intrins
         "fl_y": float(intrinsics[1, 1]),
         "cx": float(intrinsics[0, 2]),
         "cy": float(intrinsics[1, 2]),
-        "w": int(plan.dataset.attrs["width"]),
-        "h": int(plan.dataset.attrs["height"]),
+        "w": int(plan.dataset.attrs[schema.WIDTH_ATTR]),
+        "h": int(plan.dataset.attrs[schema.HEIGHT_ATTR]),
         "transform_matrix": cam_2_world.tolist(),
     }
     if plan.has_alpha:

@@ -26,7 +26,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from ..errors import ConfigError, DownloadError
+from ..errors import Cancelled, ConfigError, DownloadError
 from .content import HEAD_BYTES, WEB_PAGE_PROBLEM, looks_like_web_page, structure_problem
 from .logsafety import untrusted_text
 from .partfile import PartFile, plain_size, remove
@@ -71,10 +71,6 @@ class FileDownloadError(DownloadError):
         super().__init__(f"Could not fetch {path}: {reason}.")
         self.path = path
         self.reason = reason
-
-
-class Cancelled(Exception):
-    """The fetch was interrupted; partial files stay as ``.part`` for the next run."""
 
 
 class _Transient(Exception):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import DownloadError
+from ..units import human_bytes
 
 Action = Literal["download", "resume", "skip", "failed"]
 Outcome = Literal["downloaded", "skipped", "failed"]
@@ -90,13 +91,3 @@ class FetchIncomplete(DownloadError):
             "the others are in place, rerun the same command to retry."
         )
         self.summary = summary
-
-
-def human_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB'."""
-    units = ("B", "KiB", "MiB", "GiB", "TiB")
-    step = 0
-    while abs(n) >= 1024 and step < len(units) - 1:
-        n /= 1024
-        step += 1
-    return f"{n:.0f} B" if step == 0 else f"{n:.1f} {units[step]}"

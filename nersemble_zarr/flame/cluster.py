@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..parallel import run_tasks
+from ..storage import refresh_consolidated_metadata
 from .lbs import FlameModel
-from .store import SequenceGroup, refresh_consolidated_metadata, write_sequence_meshes
+from .store import SequenceGroup, write_sequence_meshes
 
 
 @dataclass(frozen=True)

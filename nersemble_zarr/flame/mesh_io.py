@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FlameError
+from ..atomic import atomic_path
 from ..outputs import check_output_file
-from .files import atomic_path
 
 MESH_SUFFIXES = (".ply", ".obj")
 

@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from .. import schema
+from ..cameras import project_opencv
 
 UV = "uv"  # dimension of pixel coordinates: u (column, x right), v (row, y down)
 
@@ -20,7 +21,7 @@ def project_points(points: xr.DataArray, world_2_cam: xr.DataArray, intrinsics: 
     Depth is the z coordinate in the camera frame (positive in front of the camera).
     """
     pixels, depth = xr.apply_ufunc(
-        _project,
+        project_opencv,
         points, world_2_cam, intrinsics,
         input_core_dims=[[schema.XYZ], [schema.MAT4_ROW, schema.MAT4_COL], [schema.MAT3_ROW, schema.MAT3_COL]],
         output_core_dims=[[UV], []],
@@ -32,10 +33,3 @@ def project_points(points: xr.DataArray, world_2_cam: xr.DataArray, intrinsics: 
     point_dims = [dim for dim in points.dims if dim != schema.XYZ]
     order = [*camera_dims, *(dim for dim in point_dims if dim not in camera_dims)]
     return xr.Dataset({"pixels": pixels.transpose(*order, UV), "depth": depth.transpose(*order)})
-
-
-def _project(points: np.ndarray, world_2_cam: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Broadcasting pinhole projection: points (..., 3), world_2_cam (..., 4, 4), intrinsics (..., 3, 3)."""
-    camera = np.einsum("...ij,...j->...i", world_2_cam[..., :3, :3], points) + world_2_cam[..., :3, 3]
-    pixels = np.einsum("...ij,...j->...i", intrinsics, camera)
-    return pixels[..., :2] / pixels[..., 2:3], camera[..., 2]

@@ -21,8 +21,8 @@ import scipy.optimize
 import scipy.sparse
 import scipy.spatial
 
+from ..atomic import atomic_path
 from ..synthetic.head import HEAD_CENTER, ellipsoid_points
-from .files import atomic_path
 from .model import (
     DYNAMIC_EMBEDDING_FILE, MODEL_FILE, N_CONTOUR_LANDMARKS, N_DYNAMIC_ANGLES, N_EXPRESSION, N_FACES, N_JOINTS,
     N_POSE_BASIS, N_SHAPE, N_VERTICES, STANDIN_KEY, STATIC_EMBEDDING_FILE,

@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-import xarray as xr
 import zarr
 
-from .. import schema
+from .. import schema, storage
 from ..catalogue import check_safe_name
 from ..errors import StoreError, shown, write_failure
-from ..store import consolidate, read_root_attrs
+from ..storage import refresh_consolidated_metadata
 from .batching import default_batch_size, merge_consecutive, plan_timestep_batches
 from .lbs import FlameModel
 from .sequence import flame_parameters
 
 BENCHMARK = "mono_flame_avatar"
-COMPLETE_ATTR = "vertices_complete"
-MODEL_ATTR = "vertices_flame_model"
+COMPLETE_ATTR = schema.VERTICES_COMPLETE_ATTR
+MODEL_ATTR = schema.VERTICES_MODEL_ATTR
 CHUNK_TIMESTEPS = 32
 
 
@@ -58,19 +56,17 @@ def find_flame_sequences(
     participants = None if participants is None else [int(p) for p in participants]
     sequences = None if sequences is None else list(sequences)
     found = []
-    benchmark = root.get(BENCHMARK)
-    participant_groups = dict(benchmark.groups()) if isinstance(benchmark, zarr.Group) else {}
-    for participant_name, participant_group in sorted(participant_groups.items()):
-        if not participant_name.isdigit() or (participants is not None and int(participant_name) not in participants):
+    for _, participant, sequence in storage.select_sequences(
+        store, benchmark=BENCHMARK, participants=participants, sequences=sequences
+    ):
+        group = root[schema.sequence_group(BENCHMARK, participant, sequence)]
+        if "expression" not in group:
             continue
-        for sequence_name, group in sorted(participant_group.groups()):
-            if (sequences is not None and sequence_name not in sequences) or "expression" not in group:
-                continue
-            found.append(SequenceGroup(
-                participant=int(participant_name), sequence=sequence_name,
-                n_timesteps=group["expression"].shape[0], complete=bool(group.attrs.get(COMPLETE_ATTR, False)),
-                model=group.attrs.get(MODEL_ATTR),
-            ))
+        found.append(SequenceGroup(
+            participant=participant, sequence=sequence,
+            n_timesteps=group["expression"].shape[0], complete=bool(group.attrs.get(COMPLETE_ATTR, False)),
+            model=group.attrs.get(MODEL_ATTR),
+        ))
     _check_requested(store, found, participants, sequences)
     return found
 
@@ -107,11 +103,11 @@ def write_sequence_meshes(
 
 def _write_meshes(store: str | os.PathLike, target: SequenceGroup, model: FlameModel, batch_size: int | None,
                   overwrite: bool, progress: Callable[[int], None] | None) -> bool:
-    group = zarr.open_group(store, path=target.path, mode="r+", use_consolidated=False)
+    group = storage.open_group(store, target.path, mode="r+")
     if group.attrs.get(COMPLETE_ATTR) and not overwrite:
         return False
     restart = overwrite or group.attrs.get(MODEL_ATTR, model.assets.description) != model.assets.description
-    ds = xr.open_zarr(store, group=target.path, consolidated=False, chunks=None)
+    ds = storage.open_dataset(store, target.path, dask=False)
     params = flame_parameters(ds)
     outputs = {schema.VERTICES: (schema.VERTEX, model.assets.v_template.shape[0])}
     if model.n_landmarks:
@@ -155,8 +151,8 @@ def read_mesh(store: str | os.PathLike, participant: int, sequence: str, timeste
     _open_root(store)
     path = schema.sequence_group(BENCHMARK, participant, check_safe_name(sequence, "sequence"))
     try:
-        ds = xr.open_zarr(store, group=path, consolidated=False, chunks=None)
-    except (FileNotFoundError, KeyError) as error:
+        ds = storage.open_dataset(store, path, dask=False)
+    except StoreError as error:
         raise StoreError(f"{store} has no sequence group {path}; run convert for that sequence first.") from error
     timesteps = ds[schema.TIMESTEP].values
     if timestep not in timesteps:
@@ -170,11 +166,8 @@ def read_mesh(store: str | os.PathLike, participant: int, sequence: str, timeste
 
 
 def _open_root(store: str | os.PathLike) -> zarr.Group:
-    if not Path(store).exists():
-        raise StoreError(f"Store {store} does not exist; create it with `nersemble-zarr convert`.")
-    read_root_attrs(store)  # raises unless it is a store of ours in a format we read
-    # Never consolidated metadata: it may predate arrays and attrs this module wrote.
-    return zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+    storage.read_root_attrs(store)  # raises unless it is a store of ours in a format we read
+    return storage.open_group(store)
 
 
 def _check_requested(store, found: list[SequenceGroup], participants, sequences) -> None:
@@ -198,9 +191,3 @@ def _mesh_array(group: zarr.Group, name: str, shape: tuple[int, ...], dims: tupl
         name, shape=shape, chunks=(CHUNK_TIMESTEPS, *shape[1:]), dtype="float32", fill_value=np.nan,
         dimension_names=dims, overwrite=True,
     )
-
-
-def refresh_consolidated_metadata(store: str | os.PathLike) -> None:
-    """Re-consolidate the store's metadata when it has any, so readers see the new arrays."""
-    if zarr.open_group(store, mode="r", zarr_format=3).metadata.consolidated_metadata is not None:
-        consolidate(store)

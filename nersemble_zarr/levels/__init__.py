@@ -18,11 +18,10 @@ from typing import Any
 
 import xarray as xr
 
-from .. import schema
-from .. import store as store_module
+from .. import schema, storage
 from ..errors import ConfigError, StoreError, shown
 from ..parallel import run_tasks
-from .layout import camera_flags, existing_levels, group_exists, level_skeleton
+from .layout import level_skeleton
 from .resample import downsample_frames, level_size, scale_intrinsics
 from .write import CameraLevelsTask, plan_steps, write_camera_levels
 
@@ -77,12 +76,11 @@ def downsample(
     """
     path = os.fspath(store)
     levels = check_levels(levels)
-    store_module.read_root_attrs(path)
+    storage.read_root_attrs(path)
     keys = _select(path, participants, sequences)
     summary = DownsampleSummary()
     tasks: list[CameraLevelsTask] = []
-    sources = {key: xr.open_zarr(path, group=schema.sequence_group(*key), consolidated=False, zarr_format=3)
-               for key in keys}
+    sources = {key: storage.open_dataset(path, schema.sequence_group(*key)) for key in keys}
     for key, source in sources.items():
         _check_sizes(key, source, levels)
     for key, source in sources.items():
@@ -92,17 +90,14 @@ def downsample(
         on_plan(len(tasks))
     run_tasks(write_camera_levels, tasks, workers=workers, client=client, on_done=on_camera_done)
     summary.cameras_written = len(tasks)
-    store_module.consolidate(path)
+    storage.consolidate(path)
     return summary
 
 
 def _select(store: str, participants: Iterable[int] | None, sequences: Iterable[str] | None) -> list[tuple]:
     participants = None if participants is None else {int(p) for p in participants}
     sequences = None if sequences is None else set(sequences)
-    keys = [
-        key for key in store_module.sequence_keys(store)
-        if (participants is None or key[1] in participants) and (sequences is None or key[2] in sequences)
-    ]
+    keys = storage.select_sequences(store, participants=participants, sequences=sequences)
     if not keys:
         raise StoreError(
             f"The store {store} has no sequence for participant(s) {sorted(participants or []) or 'any'} and "
@@ -113,7 +108,7 @@ def _select(store: str, participants: Iterable[int] | None, sequences: Iterable[
 
 def _check_sizes(key: tuple, source: xr.Dataset, levels: tuple[int, ...]) -> None:
     """Refuse levels that leave less than one pixel (before anything is written)."""
-    height, width = source.attrs["height"], source.attrs["width"]
+    height, width = source.attrs[schema.HEIGHT_ATTR], source.attrs[schema.WIDTH_ATTR]
     for level in levels:
         if min(level_size(height, width, level)) < 1:
             raise ConfigError(
@@ -130,13 +125,14 @@ def _plan_sequence(
     if schema.IMAGES not in source:
         return []
     has_alpha = schema.ALPHA in source
-    source_done = camera_flags(store, schema.sequence_group(*key), has_alpha)
+    source_done = storage.camera_flags(store, schema.sequence_group(*key), has_alpha)
     done = {
-        level: camera_flags(store, schema.level_group(level, *key), has_alpha) for level in existing_levels(store, *key)
+        level: storage.camera_flags(store, schema.level_group(level, *key), has_alpha)
+        for level in storage.existing_levels(store, *key)
     }
     serials = [str(serial) for serial in source[schema.SERIAL].values]
     tasks = []
-    for serial in source.attrs.get("video_serials", []):
+    for serial in source.attrs.get(schema.VIDEO_SERIALS_ATTR, []):
         index = serials.index(serial)
         if not source_done[index]:
             summary.cameras_not_converted.append(f"{schema.sequence_group(*key)}/{serial}")
@@ -153,10 +149,10 @@ def _plan_sequence(
 def _ensure_level_group(store: str, key: tuple, source: xr.Dataset, level: int) -> None:
     """Write the level's skeleton unless present; an existing one must match the sequence it mirrors."""
     group = schema.level_group(level, *key)
-    if group_exists(store, group):
-        existing = xr.open_zarr(store, group=group, consolidated=False, zarr_format=3)
-        expected = level_size(source.attrs["height"], source.attrs["width"], level)
-        found = (existing.attrs.get("height"), existing.attrs.get("width"))
+    if storage.group_exists(store, group):
+        existing = storage.open_dataset(store, group)
+        expected = level_size(source.attrs[schema.HEIGHT_ATTR], source.attrs[schema.WIDTH_ATTR], level)
+        found = (existing.attrs.get(schema.HEIGHT_ATTR), existing.attrs.get(schema.WIDTH_ATTR))
         if found != expected or existing.sizes.get(schema.TIMESTEP) != source.sizes[schema.TIMESTEP]:
             raise StoreError(
                 f"The store's {group} ({found[1]}x{found[0]}) does not match {schema.sequence_group(*key)} "
@@ -164,4 +160,4 @@ def _ensure_level_group(store: str, key: tuple, source: xr.Dataset, level: int) 
             )
         return
     dataset, encoding = level_skeleton(source, level)
-    dataset.to_zarr(store, group=group, mode="w-", compute=False, encoding=encoding, zarr_format=3, consolidated=False)
+    storage.write_skeleton(dataset, store, group, encoding)

@@ -1,4 +1,4 @@
-"""The Dataset skeleton of one sequence at a resolution level, and what a store already holds of it.
+"""The Dataset skeleton of one sequence at a resolution level.
 
 A level group mirrors its full-resolution sequence: the same ``serial`` and ``timestep`` coordinates, cameras
 (intrinsics rescaled), split, FLAME tracking, and ``images``/``alpha`` with the same chunking and codec, plus
@@ -10,14 +10,11 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import xarray as xr
-import zarr
 
 from .. import schema
 from ..codecs import frame_codec
-from ..convert.layout import converted_flag
 from .resample import level_size, scale_intrinsics
 
-LEVEL_ATTR = "level"
 PIXEL_CENTRES = "integer coordinates (OpenCV): pixel (row i, column j) is centred at (u, v) = (j, i)"
 RESAMPLING = (
     "area average of level-1 pixels (box of level x level), premultiplied RGB and alpha averaged alike, "
@@ -34,13 +31,13 @@ def level_skeleton(source: xr.Dataset, level: int) -> tuple[xr.Dataset, dict]:
 
     ``source`` is the full-resolution sequence opened lazily from the store (its encoding gives the chunking).
     """
-    full_height, full_width = source.attrs["height"], source.attrs["width"]
+    full_height, full_width = source.attrs[schema.HEIGHT_ATTR], source.attrs[schema.WIDTH_ATTR]
     height, width = level_size(full_height, full_width, level)
     coords = {name: _plain(source[name]) for name in _COPIED_COORDS if name in source.coords}
     coords[schema.INTRINSICS] = (
         source[schema.INTRINSICS].dims, scale_intrinsics(source[schema.INTRINSICS].values, level)
     )
-    codec = frame_codec(source.attrs["frame_codec"])
+    codec = frame_codec(source.attrs[schema.FRAME_CODEC_ATTR])
     n_serials = source.sizes[schema.SERIAL]
     data_vars, encoding = {}, {}
     for name in (schema.IMAGES, schema.ALPHA):
@@ -57,16 +54,16 @@ def level_skeleton(source: xr.Dataset, level: int) -> tuple[xr.Dataset, dict]:
             "chunks": (1, chunks[1]) + shape[2:], "shards": (1, shards[1]) + shape[2:], "fill_value": 0,
             **codec.zarr_encoding(),
         }
-        coords[converted_flag(name)] = (schema.SERIAL, np.zeros(n_serials, dtype=bool))
-        encoding[converted_flag(name)] = {"chunks": (1,)}
-    attrs = {key: value for key, value in source.attrs.items() if key != "converted"}
+        coords[schema.converted_flag(name)] = (schema.SERIAL, np.zeros(n_serials, dtype=bool))
+        encoding[schema.converted_flag(name)] = {"chunks": (1,)}
+    attrs = {key: value for key, value in source.attrs.items() if key != schema.CONVERTED_ATTR}
     attrs.update({
-        LEVEL_ATTR: int(level),
-        "height": height,
-        "width": width,
+        schema.LEVEL_ATTR: int(level),
+        schema.HEIGHT_ATTR: height,
+        schema.WIDTH_ATTR: width,
         "cropped_rows_bottom": int(full_height - height * level),
         "cropped_columns_right": int(full_width - width * level),
-        "full_resolution_group": schema.sequence_group(attrs["benchmark"], attrs["participant"], attrs["sequence"]),
+        "full_resolution_group": schema.sequence_group_of(attrs),
         "pixel_centres": PIXEL_CENTRES,
         "resampling": RESAMPLING,
         "intrinsics_rule": INTRINSICS_RULE,
@@ -80,32 +77,3 @@ def _plain(variable: xr.DataArray) -> tuple:
     if values.dtype.kind in "OUT":
         values = np.array([str(value) for value in values.ravel()], dtype=object).reshape(values.shape)
     return variable.dims, values
-
-
-def existing_levels(store: str, benchmark: str, participant: int, sequence: str) -> list[int]:
-    """Levels (> 1) of a sequence that have a group in the store, ascending."""
-    root = zarr.open_group(store, mode="r", use_consolidated=False)
-    levels = []
-    for name, _ in root.groups():
-        if name.startswith(schema.LEVEL_PREFIX) and name[len(schema.LEVEL_PREFIX):].isdigit():
-            level = int(name[len(schema.LEVEL_PREFIX):])
-            if group_exists(store, schema.level_group(level, benchmark, participant, sequence)):
-                levels.append(level)
-    return sorted(levels)
-
-
-def group_exists(store: str, path: str) -> bool:
-    """True when ``path`` is a group of the store (read from the group's own metadata, not consolidated)."""
-    try:
-        zarr.open_group(store, path=path, mode="r", use_consolidated=False)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-        return False
-    return True
-
-
-def camera_flags(store: str, group: str, has_alpha: bool) -> np.ndarray:
-    """Per-camera completion of a group's frames: images (and alpha, when the sequence has it) written."""
-    done = zarr.open_array(store, path=f"{group}/{converted_flag(schema.IMAGES)}", mode="r")[:]
-    if has_alpha:
-        done &= zarr.open_array(store, path=f"{group}/{converted_flag(schema.ALPHA)}", mode="r")[:]
-    return done

@@ -45,6 +45,12 @@ def _rounded_mean(total: np.ndarray, count: int) -> np.ndarray:
     return ((total + count // 2) // count).astype(np.uint8)
 
 
+def block_mean(frames: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of each ``factor`` x ``factor`` box of uint8 frames (T, H, W[, C]), rounded to the nearest integer
+    (halves up); rows and columns that do not fill a box are cropped at the bottom and right."""
+    return _rounded_mean(_box_sum(frames, factor), factor * factor)
+
+
 def downsample_frames(
     images: np.ndarray, alpha: np.ndarray | None, factor: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -58,11 +64,10 @@ def downsample_frames(
     the level's alpha is 0, so a level computed from the level above equals one computed from level 1 up to
     rounding. Without alpha (None) RGB is a plain box mean.
     """
-    count = factor * factor
     if alpha is None:
-        return _rounded_mean(_box_sum(images, factor), count), None
+        return block_mean(images, factor), None
     images = np.where((alpha > 0)[..., None], images, 0).astype(np.uint8, copy=False)
-    level_images = _rounded_mean(_box_sum(images, factor), count)
-    level_alpha = _rounded_mean(_box_sum(alpha, factor), count)
+    level_images = block_mean(images, factor)
+    level_alpha = block_mean(alpha, factor)
     level_images[level_alpha == 0] = 0
     return level_images, level_alpha

@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import zarr
 
-from .. import schema
-from ..convert.layout import converted_flag
+from .. import schema, storage
 from .resample import downsample_frames
 
 
@@ -50,8 +48,8 @@ def write_camera_levels(task: CameraLevelsTask) -> None:
     targets = {level for level, _ in task.steps}
     levels = targets | {parent for _, parent in task.steps}
     arrays = {
-        (level, name): zarr.open_array(
-            task.store, path=f"{task.group(level)}/{name}", mode="r+" if level in targets else "r"
+        (level, name): storage.open_array(
+            task.store, f"{task.group(level)}/{name}", mode="r+" if level in targets else "r"
         ).with_config({"write_empty_chunks": True})  # skip zarr's "is it empty?" scan; whole shards are written
         for level in levels for name in variables
     }
@@ -76,9 +74,7 @@ def write_camera_levels(task: CameraLevelsTask) -> None:
             arrays[(level, name)][task.serial_index, start:stop] = values
     for level, _ in task.steps:
         for name in variables:
-            zarr.open_array(task.store, path=f"{task.group(level)}/{converted_flag(name)}", mode="r+")[
-                task.serial_index
-            ] = True
+            storage.mark_camera_written(task.store, task.group(level), name, task.serial_index)
 
 
 def _read_frame(arrays: dict, level: int, task: CameraLevelsTask, position: int) -> tuple:

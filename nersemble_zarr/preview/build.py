@@ -7,7 +7,7 @@ import os
 import numpy as np
 import xarray as xr
 
-from .. import catalogue, schema
+from .. import catalogue, schema, storage
 from .. import store as store_module
 from ..errors import CatalogueError, StoreError
 from ..outputs import check_output_file
@@ -32,7 +32,7 @@ def open_sequence(store: str | os.PathLike, participant: int, sequence: str | No
     benchmark = benchmark_of(participant)
     tree = store_module.open(store)
     if sequence is None and benchmark == "mono_flame_avatar":
-        names = [key[2] for key in store_module.sequence_keys(store) if key[:2] == (benchmark, participant)]
+        names = [key[2] for key in storage.select_sequences(store, benchmark=benchmark, participants=[participant])]
         if not names:
             raise StoreError(f"The store {store} has no sequence of participant {participant}; convert it first.")
         groups = {name: tree[schema.sequence_group(benchmark, participant, name)] for name in names}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..flame.files import atomic_path
+from ..atomic import atomic_path
 
 DPI = 100
 

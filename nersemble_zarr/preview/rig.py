@@ -64,8 +64,7 @@ def rig_picture(dataset: xr.Dataset, head: Overlay | None = None, *, size: tuple
     axes.set_zlabel("up")
     axes.legend(handles=[Line2D([], [], color=TRAIN_COLOUR, label="train camera"),
                          Line2D([], [], color=HOLD_OUT_COLOUR, label="hold-out camera")], loc="upper left")
-    attrs = dataset.attrs
-    group = schema.sequence_group(attrs["benchmark"], attrs["participant"], attrs["sequence"])
+    group = schema.sequence_group_of(dataset.attrs)
     title = f"{group}: {len(serials)} cameras"
     axes.set_title(title + (f"; head: {head.description}" if head is not None else ""), fontsize=9)
     canvas.draw()

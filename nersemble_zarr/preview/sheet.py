@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from .. import schema
+from .. import schema, storage
 from ..cameras import project_opencv
-from ..convert.layout import converted_flag
 from ..errors import StoreError
+from ..levels.resample import block_mean
 from .overlay import Overlay
 from .picture import DPI, Label
 
@@ -62,7 +62,7 @@ def contact_sheet(
     check_timestep(dataset, timestep)
     serials = [str(s) for s in dataset[schema.SERIAL].values]
     splits = [str(s) for s in dataset[schema.SPLIT].values]
-    height, width = int(dataset.attrs["height"]), int(dataset.attrs["width"])
+    height, width = int(dataset.attrs[schema.HEIGHT_ATTR]), int(dataset.attrs[schema.WIDTH_ATTR])
     factor = max(1, math.ceil(width / tile_width))
     tile_h, tile_w = height // factor, width // factor
     columns = math.ceil(math.sqrt(len(serials)))
@@ -91,7 +91,8 @@ def contact_sheet(
         if not has_video:
             labels.append(Label(left + 3, top + 3, "no video", NO_VIDEO_COLOUR, _fitting_size("no video", tile_w - 6)))
         tiles.append(tile)
-    title = f"{_group_name(dataset)}  timestep {timestep}  dots: {overlay.description if overlay else 'none'}"
+    group = schema.sequence_group_of(dataset.attrs)
+    title = f"{group}  timestep {timestep}  dots: {overlay.description if overlay else 'none'}"
     title_size = _fitting_size(title, pixels.shape[1] - 2 * GAP, TITLE_FONT_SIZE)
     labels.append(Label(GAP, 3, title, TRAIN_LABEL_COLOUR, title_size))
     return ContactSheet(pixels, tiles, labels)
@@ -102,8 +103,8 @@ def check_timestep(dataset: xr.Dataset, timestep: int) -> None:
     values = dataset[schema.TIMESTEP].values
     if timestep not in values:
         raise StoreError(
-            f"Timestep {timestep} is not in {_group_name(dataset)}; its timesteps are original frame indices "
-            f"from {values.min()} to {values.max()} ({len(values)} frames)."
+            f"Timestep {timestep} is not in {schema.sequence_group_of(dataset.attrs)}; its timesteps are original "
+            f"frame indices from {values.min()} to {values.max()} ({len(values)} frames)."
         )
 
 
@@ -114,14 +115,8 @@ def _fitting_size(text: str, width: int, largest: float = MAX_FONT_SIZE) -> floa
     return min(largest, max(MIN_FONT_SIZE, width / width_per_point))
 
 
-def _group_name(dataset: xr.Dataset) -> str:
-    attrs = dataset.attrs
-    return schema.sequence_group(attrs["benchmark"], attrs["participant"], attrs["sequence"])
-
-
 def _has_video(dataset: xr.Dataset, index: int) -> bool:
-    flag = converted_flag(schema.IMAGES)
-    return schema.IMAGES in dataset and flag in dataset.coords and bool(dataset[flag].values[index])
+    return bool(storage.written_cameras(dataset)[index])
 
 
 def _frame(dataset: xr.Dataset, index: int, timestep: int) -> np.ndarray:
@@ -130,11 +125,7 @@ def _frame(dataset: xr.Dataset, index: int, timestep: int) -> np.ndarray:
 
 def _shrink(frame: np.ndarray, factor: int) -> np.ndarray:
     """Average ``factor`` x ``factor`` blocks (the frame is cropped to a whole number of blocks)."""
-    if factor == 1:
-        return frame
-    h, w = frame.shape[0] // factor, frame.shape[1] // factor
-    blocks = frame[: h * factor, : w * factor].reshape(h, factor, w, factor, -1)
-    return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
+    return frame if factor == 1 else block_mean(frame[None], factor)[0]
 
 
 def _projected(dataset: xr.Dataset, overlay: Overlay | None) -> np.ndarray | None:

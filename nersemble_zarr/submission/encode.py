@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import SubmissionError
+from ..errors import Cancelled, SubmissionError
 from ..video import SUBMISSION_CRF, VideoWriter
 from .frames import to_uint8
 from .sources import FrameSource
@@ -32,10 +32,6 @@ class EncodeSettings:
     height: int
     fps: float
     crf: int = SUBMISSION_CRF
-
-
-class Cancelled(Exception):
-    """Raised inside a video task after another task failed, to stop early."""
 
 
 def encode_video(

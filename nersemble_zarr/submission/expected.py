@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .. import catalogue, schema
-from ..errors import StoreError, SubmissionError
+from ..errors import SubmissionError
 
 VideoKey = tuple[int, str, str]  # (participant, sequence, serial)
 FrameCounts = Mapping[tuple[int, str], int]
@@ -133,14 +133,9 @@ def _counts_from_metadata(benchmark: str, root: Path) -> dict[tuple[int, str], i
 def _counts_from_store(benchmark: str, store) -> dict[tuple[int, str], int]:
     """Frame counts from a converted store: the length of each sequence group's ``timestep`` coordinate."""
     if isinstance(store, (str, os.PathLike)):
-        import zarr
+        from .. import storage
 
-        try:
-            root = zarr.open_group(str(store), mode="r")
-        except (OSError, ValueError) as error:  # a missing folder, or one without zarr.json
-            raise StoreError(
-                f"{store} is not a zarr store ({error}); pass a store made by `nersemble-zarr convert`."
-            ) from error
+        root = storage.open_group(store)
 
         def length(group: str) -> int | None:
             try:

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import catalogue, schema
-from ..errors import SubmissionError
+from ..errors import StoreError, SubmissionError
 from .expected import ExpectedVideo, SubmissionSpec, VideoKey, listed
 from .frames import check_dtype
 from .sources import ArrayVideo, FrameSource, ImageFolderVideo, read_image
@@ -79,14 +79,14 @@ def _find_videos(predictions: Any, spec: SubmissionSpec) -> dict[VideoKey, Frame
 def _open_store(path: Path):
     import warnings
 
-    import xarray as xr
+    from .. import storage
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # zarr's notes on consolidated metadata and string dtypes
-            return xr.open_datatree(path, engine="zarr", chunks=None)
-    except (OSError, ValueError, KeyError) as error:
-        raise SubmissionError(f"Predictions store {path} cannot be opened ({error}).") from error
+            return storage.open_tree(path, dask=False, zarr_format=None)
+    except StoreError as error:
+        raise SubmissionError(f"Predictions store {path} cannot be opened: {error}") from error
 
 
 # ---------------------------------------------------------------- store or DataTree

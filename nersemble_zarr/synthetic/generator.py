@@ -1,4 +1,4 @@
-"""Write a synthetic benchmark to disk in exactly the real server's layout (DESIGN.md section 2).
+"""Write a synthetic benchmark to disk in exactly the real server's layout (the paths of ``catalogue``).
 
 Every file is written under a temporary name in its final folder and moved into place when complete, and
 its content depends only on the config (byte-identical for the same config; mp4s decode identically).
@@ -12,15 +12,16 @@ import multiprocessing
 import os
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from .. import catalogue
+from ..atomic import atomic_path
 from ..outputs import check_output_folder
 from .appearance import Appearance
 from .config import SyntheticConfig
@@ -131,28 +132,15 @@ def expected_files(config: SyntheticConfig) -> list[str]:
     return [path for job in _jobs(config) for path in job.files]
 
 
-# ---------------------------------------------------------------- atomic writers
-@contextmanager
-def _atomic(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; move it to ``final`` only if the block succeeds."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.with_name(f".{final.stem}.{os.getpid()}.tmp{final.suffix}")
-    try:
-        yield temp
-        os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
+# ---------------------------------------------------------------- writers (each file atomically)
 def _write_json(path: Path, content: dict) -> None:
-    with _atomic(path) as temp:
+    with atomic_path(path) as temp:
         temp.write_text(json.dumps(content, indent=2) + "\n")
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """An uncompressed, pickle-free npz (what ``np.savez`` writes) with fixed entry timestamps."""
-    with _atomic(path) as temp, zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED) as archive:
+    with atomic_path(path) as temp, zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED) as archive:
         for key, value in arrays.items():
             buffer = io.BytesIO()
             np.lib.format.write_array(buffer, np.ascontiguousarray(value), allow_pickle=False)
@@ -190,7 +178,7 @@ def _write_videos(
     fps = catalogue.SPECS[benchmark].fps
     paths = [root / benchmark / catalogue.video_path(participant, sequence, serial, kind) for kind in VIDEO_KINDS]
     with ExitStack() as stack:
-        images_temp, alpha_temp = (stack.enter_context(_atomic(path)) for path in paths)
+        images_temp, alpha_temp = (stack.enter_context(atomic_path(path)) for path in paths)
         images, alpha = (
             stack.enter_context(VideoWriter(
                 temp, width=width, height=height, fps=fps, crf=VIDEO_CRF, preset=VIDEO_PRESET,
@@ -210,7 +198,8 @@ def _write_pointcloud(root: Path, *, config: SyntheticConfig, participant: int, 
     appearance = Appearance.of(config.seed, "nvs", participant)
     keys = ("nvs", participant, sequence)
     arrays = head_pointcloud(config.seed, keys, config.n_points, params, index, appearance, centres)
-    with _atomic(root / "nvs" / catalogue.pointcloud_path(participant, sequence, int(params["frames"][index]))) as temp:
+    path = root / "nvs" / catalogue.pointcloud_path(participant, sequence, int(params["frames"][index]))
+    with atomic_path(path) as temp:
         write_pcd(temp, *arrays)
 
 

@@ -1,0 +1,13 @@
+"""Numbers as people read them."""
+
+from __future__ import annotations
+
+
+def human_bytes(n: float) -> str:
+    """A byte count with a binary unit: 1536 -> '1.5 KiB', 1023 -> '1023 B'."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    step = 0
+    while abs(n) >= 1024 and step < len(units) - 1:
+        n /= 1024
+        step += 1
+    return f"{n:.0f} B" if step == 0 else f"{n:.1f} {units[step]}"
