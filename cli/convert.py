@@ -4,38 +4,33 @@ from __future__ import annotations
 
 import click
 
-from .options import handle_errors, participant_option, workers_option
+from .options import benchmark_choice, codec_option, handle_errors, participant_option, scheduler_option, workers_option
 
 
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False, exists=True))
 @click.argument("store")
-@click.option("--benchmark", "-b", "benchmarks", multiple=True, type=click.Choice(["nvs", "mono_flame_avatar"]),
+@click.option("--benchmark", "-b", "benchmarks", multiple=True, type=benchmark_choice,
               help="Benchmark to convert (repeatable); default: every benchmark fetched under ROOT.")
 @participant_option
 @click.option("--sequence", "-s", "sequences", multiple=True, help="Sequence name (repeatable); default: all fetched.")
-@click.option("--codec", default="zstd", show_default=True,
-              type=click.Choice(["zstd", "lz4", "jpegxl-lossless", "jpegxl"]),
-              help="How frames are stored: zstd (lossless, plain zarr), lz4 (lossless, plain zarr, faster, larger), "
-                   "jpegxl-lossless, jpegxl (lossy, smallest).")
+@codec_option
 @click.option("--frames-per-chunk", type=click.IntRange(min=1), default=1, show_default=True,
               help="Frames per zarr chunk (the unit of a random read).")
 @click.option("--frames-per-shard", type=click.IntRange(min=1), default=32, show_default=True,
               help="Frames per shard (the unit of a file on disk).")
-@click.option("--scheduler", default=None, help="Address of a dask.distributed scheduler; default: local threads.")
+@scheduler_option
 @workers_option
 @handle_errors
 def convert(root, store, benchmarks, participants, sequences, codec, frames_per_chunk, frames_per_shard,
             scheduler, workers):
     """Convert the fetched benchmark under ROOT into the zarr v3 STORE (resumable)."""
-    from tqdm import tqdm
-
     from nersemble_zarr.convert import Chunking, convert as run_convert
     from nersemble_zarr.parallel import connect
 
-    bar = tqdm(total=0, unit="video", desc="convert", disable=None)
-    client = connect(scheduler)
-    try:
+    from .progress import progress_bar
+
+    with connect(scheduler) as client, progress_bar("convert", "video") as progress:
         summary = run_convert(
             root, store,
             benchmarks=tuple(benchmarks) or None,
@@ -45,13 +40,8 @@ def convert(root, store, benchmarks, participants, sequences, codec, frames_per_
             chunking=Chunking(frames_per_chunk, frames_per_shard),
             workers=workers,
             client=client,
-            on_plan=lambda n: bar.reset(total=n),
-            on_video_done=bar.update,
+            progress=progress,
         )
-    finally:
-        bar.close()
-        if client is not None:
-            client.close()
     click.echo(
         f"Converted {len(summary.sequences)} sequences into {store}: "
         f"{summary.videos_written} videos written, {summary.videos_skipped} already converted."

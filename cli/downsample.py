@@ -6,7 +6,7 @@ import click
 
 from nersemble_zarr.errors import shown
 
-from .options import handle_errors, participant_option, workers_option
+from .options import handle_errors, participant_option, scheduler_option, workers_option
 
 
 def _parse_levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -23,7 +23,7 @@ def _parse_levels(ctx: click.Context, param: click.Parameter, value: str) -> tup
                    "multiple of (4 from 2).")
 @participant_option
 @click.option("--sequence", "-s", "sequences", multiple=True, help="Sequence name (repeatable); default: all.")
-@click.option("--scheduler", default=None, help="Address of a dask.distributed scheduler; default: local threads.")
+@scheduler_option
 @workers_option
 @handle_errors
 def downsample(store, levels, participants, sequences, scheduler, workers):
@@ -31,22 +31,16 @@ def downsample(store, levels, participants, sequences, scheduler, workers):
 
     Level s of nvs/388/GLASSES is written to the group level_s/nvs/388/GLASSES.
     """
-    from tqdm import tqdm
-
     from nersemble_zarr.levels import downsample as run_downsample
     from nersemble_zarr.parallel import connect
 
-    bar = tqdm(total=0, unit="camera", desc="downsample", disable=None)
-    client = connect(scheduler)
-    try:
+    from .progress import progress_bar
+
+    with connect(scheduler) as client, progress_bar("downsample", "camera") as progress:
         summary = run_downsample(
             store, levels, participants=tuple(participants) or None, sequences=tuple(sequences) or None,
-            workers=workers, client=client, on_plan=lambda n: bar.reset(total=n), on_camera_done=bar.update,
+            workers=workers, client=client, progress=progress,
         )
-    finally:
-        bar.close()
-        if client is not None:
-            client.close()
     click.echo(
         f"Levels {','.join(map(str, levels))} of {len(summary.sequences)} sequence(s): "
         f"{summary.cameras_written} camera(s) written, {summary.cameras_skipped} already complete."

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import handle_errors, workers_option
+from .options import handle_errors, scheduler_option, workers_option
 
 
 @click.command("export-frames")
@@ -24,7 +24,7 @@ from .options import handle_errors, workers_option
 @click.option("--serials", default=None, help="Comma-separated camera serials; default: every camera.")
 @click.option("--background", type=click.Choice(["black", "white", "none"]), default="black", show_default=True,
               help="Composite images on black or white, or write RGBA PNGs (none).")
-@click.option("--scheduler", default=None, help="Address of a dask.distributed scheduler; default: local threads.")
+@scheduler_option
 @workers_option
 @handle_errors
 def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, scheduler, workers):
@@ -33,24 +33,17 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
     Resumable: files already in OUT are kept. transform_matrix is OpenGL/NeRF camera-to-world; see
     docs/conventions.md.
     """
-    from tqdm import tqdm
-
     from nersemble_zarr.export_frames import export_frames as run_export
     from nersemble_zarr.parallel import connect
 
+    from .progress import progress_bar
+
     serial_list = tuple(part.strip() for part in serials.split(",") if part.strip()) if serials else None
-    bar = tqdm(total=0, unit="chunk", desc="export-frames", disable=None)
-    client = connect(scheduler)
-    try:
+    with connect(scheduler) as client, progress_bar("export-frames", "chunk") as progress:
         summary = run_export(
             store, out, format=format_, participant=participant, sequence=sequence, level=level, stride=stride,
-            serials=serial_list, background=background, workers=workers, client=client,
-            on_plan=lambda n: bar.reset(total=n), on_done=bar.update,
+            serials=serial_list, background=background, workers=workers, client=client, progress=progress,
         )
-    finally:
-        bar.close()
-        if client is not None:
-            client.close()
     counts = ", ".join(f"{name} {count}" for name, count in summary.transforms.items())
     click.echo(
         f"Exported {summary.group} into {out}: {summary.frames_written} frame(s) written, "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import ParticipantId, handle_errors, overwrite_option, participant_option
+from .options import ParticipantId, handle_errors, overwrite_option, participant_option, scheduler_option
 
 flame_dir_option = click.option(
     "--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -27,8 +27,7 @@ device_option = click.option(
               help="Timesteps per batch (default: from free GPU memory, or 64 on CPU).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch (default: torch's, one per core); 1 is fastest on a busy shared CPU.")
-@click.option("--scheduler", default=None,
-              help="Address of a dask.distributed scheduler: one task per sequence on its workers; default: here.")
+@scheduler_option
 @overwrite_option
 @handle_errors
 def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...], flame_dir: Path | None,
@@ -37,54 +36,25 @@ def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...
 
     Resumable: finished sequences are skipped and an interrupted sequence continues where it stopped.
     """
-    import torch
-    from tqdm import tqdm
-
-    from nersemble_zarr.flame.lbs import FlameModel
-    from nersemble_zarr.flame.store import (
-        find_flame_sequences, refresh_consolidated_metadata, split_by_state, write_sequence_meshes,
-    )
-
-    if threads:
-        torch.set_num_threads(threads)
-    targets = find_flame_sequences(store, participants or None, sequences or None)
-    model = FlameModel.load(flame_dir, device)
-    if model.assets.is_standin:
-        click.echo("Warning: the model in the FLAME folder is the test STAND-IN, not FLAME.", err=True)
-    todo, other_model = split_by_state(targets, model, overwrite)
-    click.echo(f"{len(targets)} sequence(s) with FLAME tracking, {len(targets) - len(todo)} already complete.")
-    if other_model:
-        click.echo(f"Warning: {len(other_model)} complete sequence(s) were made with another model "
-                   f"(e.g. {other_model[0].path}); rerun with --overwrite to recompute them.", err=True)
-    if not todo:
-        # A run killed after flagging its last sequence complete may have left the consolidated metadata stale.
-        refresh_consolidated_metadata(store)
-        return
-    if scheduler:
-        _mesh_on_cluster(store, todo, scheduler, flame_dir, device, batch_size, overwrite)
-        return
-    with tqdm(total=sum(target.n_timesteps for target in todo), unit="mesh", desc="meshes") as bar:
-        for target in todo:
-            bar.set_postfix_str(target.path)
-            write_sequence_meshes(store, target, model, batch_size=batch_size, overwrite=overwrite,
-                                  progress=bar.update)
-    click.echo(f"Wrote meshes of {len(todo)} sequence(s) on {model.device}.")
-
-
-def _mesh_on_cluster(store, todo, scheduler, flame_dir, device, batch_size, overwrite) -> None:
-    from tqdm import tqdm
-
-    from nersemble_zarr.flame.cluster import write_meshes_on_cluster
+    from nersemble_zarr.flame.write_all import plan_meshes, write_meshes
     from nersemble_zarr.parallel import connect
 
-    client = connect(scheduler)
-    try:
-        with tqdm(total=len(todo), unit="sequence", desc="meshes") as bar:
-            write_meshes_on_cluster(store, todo, client, flame_dir=flame_dir, device=device, batch_size=batch_size,
-                                    overwrite=overwrite, on_done=bar.update)
-    finally:
-        client.close()
-    click.echo(f"Wrote meshes of {len(todo)} sequence(s) on the cluster at {scheduler}.")
+    from .progress import progress_bar
+
+    with connect(scheduler) as client:
+        plan = plan_meshes(store, participants=participants, sequences=sequences, flame_dir=flame_dir,
+                           device=device, overwrite=overwrite)
+        if plan.model.assets.is_standin:
+            click.echo("Warning: the model in the FLAME folder is the test STAND-IN, not FLAME.", err=True)
+        click.echo(f"{len(plan.targets)} sequence(s) with FLAME tracking, {plan.n_complete} already complete.")
+        if plan.other_model:
+            click.echo(f"Warning: {len(plan.other_model)} complete sequence(s) were made with another model "
+                       f"(e.g. {plan.other_model[0].path}); rerun with --overwrite to recompute them.", err=True)
+        with progress_bar("meshes", "sequence" if client else "mesh") as progress:
+            write_meshes(plan, batch_size=batch_size, threads=threads, client=client, progress=progress)
+    if plan.todo:
+        where = f"the cluster at {scheduler}" if scheduler else plan.model.device
+        click.echo(f"Wrote meshes of {len(plan.todo)} sequence(s) on {where}.")
 
 
 @click.command("export-mesh")

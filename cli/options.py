@@ -10,6 +10,8 @@ from typing import Callable
 
 import click
 
+from nersemble_zarr import catalogue
+from nersemble_zarr.frame_codecs import DEFAULT_FRAME_CODEC, FRAME_CODECS
 from nersemble_zarr.errors import NersembleError, shown
 
 debug_option = click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
@@ -18,7 +20,17 @@ workers_option = click.option(
 )
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs instead of skipping them.")
 verbose_option = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-benchmark_argument = click.argument("benchmark", type=click.Choice(["nvs", "mono_flame_avatar"]))
+benchmark_choice = click.Choice(catalogue.BENCHMARKS)
+benchmark_argument = click.argument("benchmark", type=benchmark_choice)
+codec_option = click.option(
+    "--codec", default=DEFAULT_FRAME_CODEC, show_default=True, type=click.Choice(list(FRAME_CODECS)),
+    help="How frames are stored. " + " ".join(f"{name}: {codec.description}." for name, codec in FRAME_CODECS.items()),
+)
+scheduler_option = click.option(
+    "--scheduler", metavar="ADDRESS", default=None,
+    help="Address of a dask.distributed scheduler (e.g. tcp://host:8786) whose workers run the tasks and see the "
+         "same paths; default: local threads.",
+)
 
 
 class ParticipantId(click.ParamType):

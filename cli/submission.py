@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import click
 
-from nersemble_zarr.errors import ConfigError, SubmissionError, shown
+from nersemble_zarr.errors import SubmissionError, shown
 
-from .options import handle_errors, overwrite_option, workers_option
-
-BENCHMARKS = ("nvs", "mono_flame_avatar")
+from .options import benchmark_choice, handle_errors, overwrite_option, scheduler_option, workers_option
+from .progress import progress_bar
 
 
 def _parse_resolution(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -25,7 +22,7 @@ def _parse_resolution(ctx: click.Context, param: click.Parameter, value: str | N
 
 
 benchmark_option = click.option(
-    "--benchmark", "-b", type=click.Choice(BENCHMARKS), required=True, help="Which benchmark the zip is for."
+    "--benchmark", "-b", type=benchmark_choice, required=True, help="Which benchmark the zip is for."
 )
 root_option = click.option(
     "--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -51,10 +48,7 @@ resolution_option = click.option(
 @partial_option
 @resolution_option
 @workers_option
-@click.option(
-    "--scheduler", metavar="ADDRESS",
-    help="dask.distributed scheduler to encode on (its workers must see OUTPUT's folder); default: local threads.",
-)
+@scheduler_option
 @overwrite_option
 @handle_errors
 def export_submission(
@@ -63,9 +57,10 @@ def export_submission(
 ) -> None:
     """Encode PREDICTIONS (a zarr store laid out like a converted one, or a folder of images
     PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png) into the submission zip OUTPUT."""
+    from nersemble_zarr.parallel import connect
     from nersemble_zarr.submission import export_submission as export
 
-    with _client(scheduler) as client, _progress_bar("encoding", "frame") as progress:
+    with connect(scheduler) as client, progress_bar("encoding", "frame") as progress:
         report = export(
             predictions, output, benchmark, root=root, store=store, resolution=resolution, partial=partial,
             overwrite=overwrite, workers=workers, client=client, progress=progress,
@@ -89,7 +84,7 @@ def validate_submission(
     Every problem is listed; the exit status is non-zero if there is any."""
     from nersemble_zarr.submission import validate_submission as validate
 
-    with _progress_bar("checking", "video") as progress:
+    with progress_bar("checking", "video") as progress:
         report = validate(
             zip_path, benchmark, root=root, store=store, resolution=resolution, partial=partial, progress=progress
         )
@@ -101,39 +96,3 @@ def validate_submission(
     raise SubmissionError(
         f"{zip_path} is not a valid {benchmark} submission: {len(report.problems)} problem(s), listed above."
     )
-
-
-@contextmanager
-def _progress_bar(description: str, unit: str) -> Iterator[Callable[[int, int], None]]:
-    """A ``progress(done, total)`` callback drawing a tqdm bar, opened at the first report (so checks that
-    fail before any work print no bar)."""
-    from tqdm import tqdm
-
-    bars = []
-
-    def progress(done: int, total: int) -> None:
-        if not bars:
-            bars.append(tqdm(desc=description, unit=unit, total=total, dynamic_ncols=True))
-        bars[0].update(done - bars[0].n)
-
-    try:
-        yield progress
-    finally:
-        for bar in bars:
-            bar.close()
-
-
-@contextmanager
-def _client(address: str | None) -> Iterator[object | None]:
-    """A dask.distributed client connected to ``address`` (None: no client, local threads)."""
-    if address is None:
-        yield None
-        return
-    from distributed import Client
-
-    try:
-        client = Client(address, timeout="10s")
-    except (OSError, TimeoutError, ValueError) as error:
-        raise ConfigError(f"Cannot reach the dask scheduler at {address} ({error}).") from error
-    with client:
-        yield client

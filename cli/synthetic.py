@@ -20,11 +20,11 @@ from .options import handle_errors, workers_option
 @handle_errors
 def synthetic(out: Path, size: str, seed: int, workers: int) -> None:
     """Write a synthetic NeRSemble benchmark (both benchmarks, server layout) under OUT."""
-    from tqdm import tqdm
+    from nersemble_zarr.synthetic import SyntheticConfig, generate
 
-    from nersemble_zarr.synthetic import SyntheticConfig, expected_files, generate
+    from .progress import progress_bar
 
     config = SyntheticConfig.tiny(seed) if size == "tiny" else SyntheticConfig.full(seed)
-    with tqdm(total=len(expected_files(config)), unit="file", desc="synthetic") as bar:
-        generate(out, config, workers=workers, on_file=lambda _: bar.update())
+    with progress_bar("synthetic", "file") as progress:
+        generate(out, config, workers=workers, progress=progress)
     click.echo(f"Wrote the {size} synthetic benchmark to {out}")

@@ -1,4 +1,5 @@
-"""Frame codecs for the store's image arrays, and the zarr v3 codec that implements JPEG XL.
+"""The zarr v3 codec that implements JPEG XL for the store's image arrays (the named frame codecs that
+use it are in ``frame_codecs``).
 
 ``zstd`` (the default) is built into zarr, so plain ``xarray``/``zarr`` read the store without this
 package. ``jpegxl`` (lossy, small) and ``jpegxl-lossless`` (exact, smaller than zstd) store each frame of
@@ -14,12 +15,10 @@ from typing import Any
 
 import numpy as np
 from zarr.abc.codec import ArrayBytesCodec
-from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.core.array_spec import ArraySpec
 from zarr.core.buffer import Buffer, NDBuffer
 from zarr.registry import register_codec
 
-from .errors import ConfigError, shown
 
 JPEGXL_CODEC_NAME = "nersemble_zarr.jpegxl"
 _COUNT = struct.Struct("<I")
@@ -94,44 +93,3 @@ class JpegXLCodec(ArrayBytesCodec):
 
 
 register_codec(JPEGXL_CODEC_NAME, JpegXLCodec)
-
-
-@dataclass(frozen=True)
-class FrameCodec:
-    """A named choice of how frames are stored: the serializer and compressors of a zarr v3 array."""
-
-    name: str
-    lossless: bool
-    description: str
-    needs_package: bool
-
-    def zarr_encoding(self) -> dict[str, Any]:
-        """Keyword arguments for the array's serializer/compressors (inside the shard)."""
-        if self.name == "zstd":
-            return {"serializer": "auto", "compressors": [ZstdCodec(level=1)]}
-        if self.name == "lz4":
-            return {"serializer": "auto",
-                    "compressors": [BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle", typesize=1)]}
-        if self.name == "jpegxl-lossless":
-            return {"serializer": JpegXLCodec(lossless=True, effort=1), "compressors": []}
-        return {"serializer": JpegXLCodec(distance=1.0, effort=3), "compressors": []}
-
-
-FRAME_CODECS: dict[str, FrameCodec] = {
-    codec.name: codec
-    for codec in (
-        FrameCodec("zstd", True, "lossless, exact, readable by plain zarr/xarray (default)", False),
-        FrameCodec("lz4", True, "lossless, exact, plain zarr (blosc-lz4): faster to write and read, larger", False),
-        FrameCodec("jpegxl-lossless", True, "lossless, exact, smaller than zstd, needs nersemble_zarr to read", True),
-        FrameCodec("jpegxl", False, "lossy JPEG XL at distance 1.0 (visually lossless), smallest, needs nersemble_zarr to read", True),
-    )
-}
-DEFAULT_FRAME_CODEC = "zstd"
-
-
-def frame_codec(name: str) -> FrameCodec:
-    """Look up a frame codec by name or raise a ConfigError listing the choices."""
-    if name not in FRAME_CODECS:
-        raise ConfigError(f"Unknown codec {shown(name)}; expected one of {', '.join(FRAME_CODECS)}.")
-    return FRAME_CODECS[name]
-

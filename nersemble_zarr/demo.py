@@ -104,18 +104,16 @@ def _convert(paths: DemoPaths, workers: int, report: Report) -> None:
 
 
 def _meshes(paths: DemoPaths, report: Report) -> None:
-    from .flame.lbs import FlameModel
     from .flame.standin import write_standin_flame
-    from .flame.store import find_flame_sequences, write_sequence_meshes
+    from .flame.write_all import plan_meshes, write_meshes
 
     if not (paths.flame_dir / "flame2023.pkl").exists():
         write_standin_flame(paths.flame_dir)
-    model = FlameModel.load(paths.flame_dir, device="auto")
-    targets = find_flame_sequences(paths.store)
-    written = sum(write_sequence_meshes(paths.store, target, model) for target in targets)
+    plan = plan_meshes(paths.store, flame_dir=paths.flame_dir)
+    written = write_meshes(plan)
     report(
-        f"meshes: FLAME STAND-IN (random values with FLAME's shapes, not the licensed model) on {model.device}: "
-        f"{written} sequences meshed, {len(targets) - written} already done"
+        f"meshes: FLAME STAND-IN (random values with FLAME's shapes, not the licensed model) on {plan.model.device}: "
+        f"{written} sequences meshed, {len(plan.targets) - written} already done"
     )
 
 

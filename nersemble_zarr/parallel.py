@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
-ProgressCallback = Callable[[int], None]
+from .errors import ConfigError
+from .progress import Progress, advance
+
+CONNECT_TIMEOUT_S = 5.0  # how long to wait for a scheduler to answer before giving up
 
 
 def run_tasks(
@@ -13,12 +17,12 @@ def run_tasks(
     *,
     workers: int = 4,
     client: Any = None,
-    on_done: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> list[Any]:
     """Apply ``function`` to every item in parallel and return the results in order.
 
     Uses ``client`` (a ``dask.distributed.Client``) when given, else dask's threaded scheduler with
-    ``workers`` threads. ``on_done(n)`` is called in the calling process as tasks finish.
+    ``workers`` threads. ``progress(1)`` is called in the calling process as each task finishes.
     """
     import dask
 
@@ -33,8 +37,7 @@ def run_tasks(
         results: list[Any] = [None] * len(futures)
         for future in as_completed(futures):
             results[index_of[future.key]] = future.result()
-            if on_done:
-                on_done(1)
+            advance(progress, 1)
         return results
 
     from dask.callbacks import Callback
@@ -43,17 +46,36 @@ def run_tasks(
 
     class _Progress(Callback):
         def _posttask(self, key, result, dsk, state, worker_id):
-            if on_done and key in keys:
-                on_done(1)
+            if key in keys:
+                advance(progress, 1)
 
     with _Progress():
         return list(dask.compute(*tasks, scheduler="threads", num_workers=workers))
 
 
-def connect(scheduler: str | None):
-    """A ``dask.distributed.Client`` for ``scheduler`` (an address), or None for the local scheduler."""
+@contextmanager
+def connect(scheduler: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> Iterator[Any]:
+    """A ``dask.distributed.Client`` connected to ``scheduler`` (an address), closed on exit; None without one.
+
+    An address that is malformed or where no scheduler answers within ``timeout_s`` seconds raises a
+    ConfigError naming it.
+    """
     if not scheduler:
-        return None
+        yield None
+        return
     from distributed import Client
 
-    return Client(scheduler)
+    try:
+        client = Client(scheduler, timeout=f"{timeout_s:g}s")
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{scheduler!r} is not a dask scheduler address ({_first_line(error)}); "
+                          "give one like tcp://host:8786, or leave out --scheduler.") from error
+    except (OSError, TimeoutError) as error:
+        raise ConfigError(f"No dask scheduler answered at {scheduler} within {timeout_s:g} s "
+                          f"({_first_line(error)}); start it or fix the address.") from error
+    with client:
+        yield client
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -1,4 +1,4 @@
-"""Shared by the reliability campaigns (tests/test_reliability_*.py): size setting, digests, secret scans, figures.
+"""Shared by the reliability campaigns (tests/test_reliability_*.py): size setting, secret scans, figures.
 
 The campaigns run a fast setting by default (what CI runs). ``NERSEMBLE_CAMPAIGN=long`` runs the long
 setting; its figures go to docs/reliability.md. Every campaign reports its figures through ``report``:
@@ -8,12 +8,10 @@ JSON line appended to it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
-import numpy as np
 import zarr
 
 CAMPAIGN_ENV = "NERSEMBLE_CAMPAIGN"
@@ -38,36 +36,6 @@ def report(campaign: str, **figures) -> None:
     if target:
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
-
-
-def tree_digest(folder: Path) -> dict[str, str]:
-    """sha1 of every file below ``folder`` (relative POSIX path -> digest); an absent folder is empty."""
-    folder = Path(folder)
-    if not folder.exists():
-        return {}
-    if folder.is_file():
-        return {folder.name: file_digest(folder)}
-    return {p.relative_to(folder).as_posix(): file_digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def array_digest(values: np.ndarray) -> str:
-    """sha1 of an array's values and dtype."""
-    values = np.ascontiguousarray(values)
-    return hashlib.sha1(values.tobytes() + str(values.dtype).encode()).hexdigest()
-
-
-def store_digests(store: Path | str) -> dict[str, str]:
-    """Digest of the values of every array of a zarr store, keyed by array path (metadata read unconsolidated)."""
-    root = zarr.open_group(store, mode="r", use_consolidated=False)
-    return {
-        path: array_digest(node[...])
-        for path, node in root.members(max_depth=None)
-        if isinstance(node, zarr.Array)
-    }
 
 
 def store_attributes(store: Path | str) -> dict[str, dict]:

@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole test suite: one tiny synthetic benchmark generated per session."""
+"""Fixtures shared by the whole test suite, built once per session: the tiny synthetic benchmark, its converted
+store, the FLAME stand-in model and a store of FLAME tracking without meshes."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers import MESH_SEQUENCES
+from nersemble_zarr import schema
+from nersemble_zarr.convert import convert
+from nersemble_zarr.flame.lbs import FlameModel
+from nersemble_zarr.flame.standin import write_standin_flame
+from nersemble_zarr.store import consolidate, prepare_store
 from nersemble_zarr.synthetic import SyntheticConfig, generate
+from test_flame_support import sequence_dataset
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +29,47 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory, synthetic_config: S
 
     Shared by every test: treat it as read-only (copy it before changing anything)."""
     return generate(tmp_path_factory.mktemp("synthetic") / "benchmark", synthetic_config)
+
+
+@pytest.fixture(scope="session")
+def converted(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic benchmark converted into a store (both benchmarks, default codec and chunking).
+
+    Shared by every test: treat it as read-only (copy it before changing anything)."""
+    store = tmp_path_factory.mktemp("converted") / "bench.zarr"
+    convert(synthetic_root, store, workers=2)
+    return store
+
+
+@pytest.fixture(scope="session")
+def standin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A FLAME folder holding the stand-in model (with chumpy objects) and landmark embeddings."""
+    folder = tmp_path_factory.mktemp("flame_standin")
+    write_standin_flame(folder, seed=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def plain_standin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same stand-in pickled without chumpy objects, which plain ``pickle.load`` (flame_model) reads."""
+    folder = tmp_path_factory.mktemp("flame_standin_plain")
+    write_standin_flame(folder, seed=0, chumpy_objects=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cpu_model(standin_dir: Path) -> FlameModel:
+    return FlameModel.load(standin_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def mesh_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with the mono sequences of ``MESH_SEQUENCES`` (FLAME tracking) and no meshes yet; read-only."""
+    path = tmp_path_factory.mktemp("mesh-input") / "tracking.zarr"
+    prepare_store(path)
+    for index, ((participant, sequence), n_timesteps) in enumerate(MESH_SEQUENCES.items()):
+        sequence_dataset(n_timesteps, seed=index).to_zarr(
+            path, group=schema.sequence_group("mono_flame_avatar", participant, sequence),
+            zarr_format=3, consolidated=False)
+    consolidate(path)
+    return path

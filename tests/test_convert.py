@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -18,32 +16,18 @@ import xarray as xr
 import zarr
 from click.testing import CliRunner
 
+from helpers import store_digests
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr import store as store_module
 from nersemble_zarr.cli.main import main as cli
-from nersemble_zarr.codecs import frame_codec
-from nersemble_zarr.convert import Chunking, convert
-from nersemble_zarr.errors import InputDataError, StoreError
+from nersemble_zarr.frame_codecs import frame_codec
+from nersemble_zarr.convert import convert
+from nersemble_zarr.errors import StoreError
 from nersemble_zarr.video import iter_frames
 
 NVS_SEQ = ("nvs", 388, "GLASSES")
 MONO_TRAIN = ("mono_flame_avatar", 393, "EXP-1-head")
 MONO_TEST = ("mono_flame_avatar", 393, "FREE")
-
-
-@pytest.fixture(scope="module")
-def converted(synthetic_root, tmp_path_factory) -> Path:
-    store = tmp_path_factory.mktemp("convert") / "bench.zarr"
-    convert(synthetic_root, store, workers=2)
-    return store
-
-
-def store_digest(store: Path, group: str) -> dict[str, str]:
-    """sha1 of every array of a group (values), for comparing stores array by array."""
-    result = {}
-    for name, array in zarr.open_group(store, path=group, mode="r").arrays():
-        result[name] = hashlib.sha1(np.ascontiguousarray(array[...]).tobytes()).hexdigest()
-    return result
 
 
 def copy_root(synthetic_root: Path, tmp_path: Path) -> Path:
@@ -170,13 +154,13 @@ def test_other_codecs(synthetic_root, tmp_path, codec, exact):
 def test_rerun_skips_and_adding_a_sequence_leaves_the_rest_untouched(synthetic_root, tmp_path):
     store = tmp_path / "grow.zarr"
     convert(synthetic_root, store, benchmarks=("mono_flame_avatar",), sequences=("EXP-1-head",), workers=2)
-    before = store_digest(store, "mono_flame_avatar/393/EXP-1-head")
+    before = store_digests(store, "mono_flame_avatar/393/EXP-1-head")
     shard_files = sorted(p for p in (store / "mono_flame_avatar/393/EXP-1-head/images").rglob("*") if p.is_file())
     mtimes = [p.stat().st_mtime_ns for p in shard_files]
     again = convert(synthetic_root, store, benchmarks=("mono_flame_avatar",), sequences=("EXP-1-head",))
     assert again.videos_written == 0 and again.videos_skipped == 2
     convert(synthetic_root, store, benchmarks=("mono_flame_avatar",), sequences=("FREE",))
-    assert store_digest(store, "mono_flame_avatar/393/EXP-1-head") == before
+    assert store_digests(store, "mono_flame_avatar/393/EXP-1-head") == before
     assert [p.stat().st_mtime_ns for p in shard_files] == mtimes
     tree = store_module.open(store)
     assert {"EXP-1-head", "FREE"} <= set(tree["mono_flame_avatar/393"].children)
@@ -199,7 +183,7 @@ def test_resume_after_a_killed_process_matches_a_clean_conversion(synthetic_root
     assert not flags.all(), "the kill should land before every camera is complete"
     result = CliRunner().invoke(cli, ["convert", str(synthetic_root), str(store), "-b", "nvs", "-j", "2"])
     assert result.exit_code == 0, result.output
-    assert store_digest(store, "nvs/388/GLASSES") == store_digest(converted, "nvs/388/GLASSES")
+    assert store_digests(store, "nvs/388/GLASSES") == store_digests(converted, "nvs/388/GLASSES")
 
 
 @pytest.fixture

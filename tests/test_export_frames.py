@@ -30,10 +30,9 @@ MONO = ("mono_flame_avatar", 393, "EXP-1-head")
 
 
 @pytest.fixture(scope="module")
-def store(synthetic_root, tmp_path_factory) -> Path:
+def store(converted, tmp_path_factory) -> Path:
     """The tiny synthetic benchmark converted, with resolution level 2."""
-    path = tmp_path_factory.mktemp("export") / "store.zarr"
-    convert(synthetic_root, path, workers=2)
+    path = Path(shutil.copytree(converted, tmp_path_factory.mktemp("export") / "store.zarr"))
     downsample(path, [2], workers=2)
     return path
 

@@ -252,14 +252,14 @@ def test_interrupt_stops_workers_and_keeps_part_files(synthetic_root, tmp_path) 
         if sum(received) > 20_000:
             raise KeyboardInterrupt
 
+    total = sum(path.stat().st_size for path in (synthetic_root / NVS).rglob("*.pcd"))
     with serve(synthetic_root, Faults(bytes_per_second=100_000, paths=("*.pcd",))) as server:
-        started = time.perf_counter()
         with pytest.raises(KeyboardInterrupt):
             fetch(tmp_path, NVS, url=server.url, assets=["pointclouds"], pointcloud_frames="all",
                   workers=2, progress=interrupt_mid_file)
-        assert time.perf_counter() - started < 3  # six point clouds at 100 kB/s would take ~5 s
         assert not list((tmp_path / NVS).rglob("*.pcd"))
-        assert list((tmp_path / NVS).rglob("*.pcd.part"))
+        kept = sum(part.stat().st_size for part in (tmp_path / NVS).rglob("*.pcd.part"))
+        assert 0 < kept < total / 2  # fetch returned after its workers stopped mid-file, far from all six files
         server.faults = Faults()
         fetch(tmp_path, NVS, url=server.url, assets=["pointclouds"], pointcloud_frames="all")
     assert len(list((tmp_path / NVS).rglob("*.pcd"))) == 6 and not list(tmp_path.rglob("*.part"))

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from nersemble_zarr.cli.main import main
+from helpers import run_cli
 from nersemble_zarr.synthetic.server import Faults, serve
 
 VIDEO = "nvs/388/sequences/GLASSES/images/cam_222200042.mp4"
@@ -26,13 +25,9 @@ def no_configured_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "config"
 
 
-def run(*args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(main, ["fetch", *args], env=env)
-
-
 def test_fetch_with_url_option_prints_a_summary_and_no_secret(synthetic_root, tmp_path, no_configured_url) -> None:
     with serve(synthetic_root) as server:
-        result = run(str(tmp_path), "nvs", "--url", server.url, "-j", "2", "-vv")
+        result = run_cli("fetch", str(tmp_path), "nvs", "--url", server.url, "-j", "2", "-vv")
     assert result.exit_code == 0, result.output
     assert "29 files: 29 downloaded" in result.output and "fetch nvs" in result.output  # summary and bar
     assert server.token not in result.output
@@ -46,7 +41,7 @@ def test_url_from_the_env_file_and_a_failed_file(synthetic_root, tmp_path, no_co
         env_file = no_configured_url / "nersemble_benchmark" / ".env"
         env_file.parent.mkdir(parents=True)
         env_file.write_text(f'NERSEMBLE_BENCHMARK_URL = "{server.url}"\n')
-        result = run(str(tmp_path / "out"), "nvs", "-p", "388", "--assets", "images,calibration")
+        result = run_cli("fetch", str(tmp_path / "out"), "nvs", "-p", "388", "--assets", "images,calibration")
     assert result.exit_code == 1
     assert f"Error: Could not fetch 1 of 15 files: {VIDEO} (the server answered HTTP 404" in result.output
     assert "14 files" not in result.output and "15 files: 14 downloaded" in result.output
@@ -55,7 +50,7 @@ def test_url_from_the_env_file_and_a_failed_file(synthetic_root, tmp_path, no_co
 
 def test_dry_run_lists_paths_sizes_and_total(synthetic_root, tmp_path) -> None:
     with serve(synthetic_root) as server:
-        result = run(str(tmp_path / "out"), "mono_flame_avatar", "--dry-run", "-a", "all",
+        result = run_cli("fetch", str(tmp_path / "out"), "mono_flame_avatar", "--dry-run", "-a", "all",
                      env={"NERSEMBLE_BENCHMARK_URL": server.url})
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
@@ -69,14 +64,14 @@ def test_dry_run_lists_paths_sizes_and_total(synthetic_root, tmp_path) -> None:
 
 def test_bad_options_and_missing_url_exit_non_zero(synthetic_root, tmp_path, no_configured_url) -> None:
     with serve(synthetic_root) as server:
-        unknown = run(str(tmp_path), "nvs", "--url", server.url, "-a", "depth")
-        frames = run(str(tmp_path), "nvs", "--url", server.url, "--pointcloud-frames", "first")
-        benchmark = run(str(tmp_path), "svfr", "--url", server.url)
+        unknown = run_cli("fetch", str(tmp_path), "nvs", "--url", server.url, "-a", "depth")
+        frames = run_cli("fetch", str(tmp_path), "nvs", "--url", server.url, "--pointcloud-frames", "first")
+        benchmark = run_cli("fetch", str(tmp_path), "svfr", "--url", server.url)
         assert server.requests == []
     assert unknown.exit_code == 2 and "Error: Unknown asset 'depth'" in unknown.output
     assert frames.exit_code == 2 and "comma-separated list of frame numbers" in frames.output
     assert benchmark.exit_code == 2
-    missing = run(str(tmp_path), "nvs")
+    missing = run_cli("fetch", str(tmp_path), "nvs")
     assert missing.exit_code == 2 and "No access URL: set NERSEMBLE_BENCHMARK_URL" in missing.output
 
 

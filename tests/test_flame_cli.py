@@ -7,17 +7,16 @@ import pytest
 import torch
 import xarray as xr
 import zarr
-from click.testing import CliRunner
 
+from helpers import run_cli
 from nersemble_zarr import schema
-from nersemble_zarr.cli.main import main
 from nersemble_zarr.flame.lbs import FlameModel
 from nersemble_zarr.flame.model import MODEL_FILE
 from nersemble_zarr.flame.sequence import sequence_landmarks, sequence_vertices
 from nersemble_zarr.flame.standin import write_standin_flame
 from nersemble_zarr.store import consolidate, prepare_store
 from nersemble_zarr.flame.store import CHUNK_TIMESTEPS, COMPLETE_ATTR, find_flame_sequences, write_sequence_meshes
-from test_flame_support import cpu_model, sequence_dataset, standin_dir  # noqa: F401 (fixtures)
+from test_flame_support import sequence_dataset
 
 SEQUENCES = {(393, "EXP-1-head"): 70, (404, "FREE"): 20}
 
@@ -37,17 +36,13 @@ def store(tmp_path):
     return path
 
 
-def run(*args: str):
-    return CliRunner().invoke(main, [str(arg) for arg in args])
-
-
 def chunk_files(store, participant, sequence):
     folder = store / schema.sequence_group("mono_flame_avatar", participant, sequence) / schema.VERTICES / "c"
     return {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
 
 
 def test_meshes_writes_vertices_landmarks_and_faces_then_skips_complete_sequences(store, standin_dir, cpu_model):
-    result = run("meshes", store, "--flame-dir", standin_dir, "--device", "cpu", "--batch-size", "40")
+    result = run_cli("meshes", store, "--flame-dir", standin_dir, "--device", "cpu", "--batch-size", "40")
     assert result.exit_code == 0, result.output
     assert "2 sequence(s) with FLAME tracking, 0 already complete" in result.output
     tree = xr.open_datatree(store, engine="zarr")  # through the (refreshed) consolidated metadata
@@ -64,7 +59,7 @@ def test_meshes_writes_vertices_landmarks_and_faces_then_skips_complete_sequence
                                    atol=1e-6)
         np.testing.assert_array_equal(stored[schema.FACES].values, cpu_model.faces)
     before = chunk_files(store, 393, "EXP-1-head")
-    again = run("meshes", store, "--flame-dir", standin_dir, "--device", "cpu")
+    again = run_cli("meshes", store, "--flame-dir", standin_dir, "--device", "cpu")
     assert again.exit_code == 0 and "2 already complete" in again.output
     assert chunk_files(store, 393, "EXP-1-head") == before
 
@@ -118,12 +113,12 @@ def test_another_model_restarts_an_interrupted_sequence_and_is_reported_when_com
     progress = []
     assert write_sequence_meshes(store, target, FlameModel.load(other_dir, "cpu"), progress=progress.append)
     assert progress[0] == 0  # nothing kept from the first model
-    result = run("meshes", store, "-p", 393, "--flame-dir", standin_dir, "--device", "cpu")
+    result = run_cli("meshes", store, "-p", 393, "--flame-dir", standin_dir, "--device", "cpu")
     assert result.exit_code == 0 and "1 complete sequence(s) were made with another model" in result.output
 
 
 def test_meshes_selects_participants_and_sequences(store, standin_dir, restore_torch_threads):
-    result = run("meshes", store, "-p", "404", "--sequence", "FREE", "--flame-dir", standin_dir, "--device", "cpu",
+    result = run_cli("meshes", store, "-p", "404", "--sequence", "FREE", "--flame-dir", standin_dir, "--device", "cpu",
                  "--threads", "1")
     assert result.exit_code == 0, result.output
     assert "1 sequence(s)" in result.output and torch.get_num_threads() == 1
@@ -131,9 +126,9 @@ def test_meshes_selects_participants_and_sequences(store, standin_dir, restore_t
 
 
 def test_overwrite_recomputes_a_complete_sequence(store, standin_dir):
-    assert run("meshes", store, "-p", "404", "--flame-dir", standin_dir, "--device", "cpu").exit_code == 0
+    assert run_cli("meshes", store, "-p", "404", "--flame-dir", standin_dir, "--device", "cpu").exit_code == 0
     before = chunk_files(store, 404, "FREE")
-    result = run("meshes", store, "-p", "404", "--flame-dir", standin_dir, "--device", "cpu", "--overwrite")
+    result = run_cli("meshes", store, "-p", "404", "--flame-dir", standin_dir, "--device", "cpu", "--overwrite")
     assert result.exit_code == 0 and "0 already complete" in result.output
     assert chunk_files(store, 404, "FREE").keys() == before.keys()
     assert all(chunk_files(store, 404, "FREE")[path] != mtime for path, mtime in before.items())
@@ -144,29 +139,29 @@ def test_overwrite_recomputes_a_complete_sequence(store, standin_dir):
     (["--sequence", "GLASSES"], "no FLAME tracking for sequence 'GLASSES'"),
 ])
 def test_unknown_selection_is_one_line_error(store, standin_dir, args, message):
-    result = run("meshes", store, *args, "--flame-dir", standin_dir)
+    result = run_cli("meshes", store, *args, "--flame-dir", standin_dir)
     assert result.exit_code != 0 and message in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_missing_model_is_one_line_error(store, tmp_path):
-    result = run("meshes", store, "--flame-dir", tmp_path / "no_flame")
+    result = run_cli("meshes", store, "--flame-dir", tmp_path / "no_flame")
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert str(tmp_path / "no_flame" / MODEL_FILE) in result.output and "flame.is.tue.mpg.de" in result.output
     assert not find_flame_sequences(store)[0].complete
 
 
 def test_missing_or_foreign_store_is_one_line_error(tmp_path, standin_dir):
-    result = run("meshes", tmp_path / "absent.zarr", "--flame-dir", standin_dir)
+    result = run_cli("meshes", tmp_path / "absent.zarr", "--flame-dir", standin_dir)
     assert result.exit_code != 0 and "does not exist" in result.output and "Traceback" not in result.output
     zarr.open_group(tmp_path / "foreign.zarr", mode="w", zarr_format=3)
-    result = run("meshes", tmp_path / "foreign.zarr", "--flame-dir", standin_dir)
+    result = run_cli("meshes", tmp_path / "foreign.zarr", "--flame-dir", standin_dir)
     assert result.exit_code != 0 and "not one written by nersemble_zarr" in result.output
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
 def test_cuda_without_gpu_is_one_line_error(store, standin_dir):
-    result = run("meshes", store, "--flame-dir", standin_dir, "--device", "cuda")
+    result = run_cli("meshes", store, "--flame-dir", standin_dir, "--device", "cuda")
     assert result.exit_code != 0 and "no CUDA GPU" in result.output and "Traceback" not in result.output
 
 
@@ -189,14 +184,14 @@ def test_export_mesh_writes_readable_ply_and_obj(store, standin_dir, cpu_model, 
     expected = sequence_vertices(ds.sel({schema.TIMESTEP: [frame]}), cpu_model).values[0]
     common = ["-p", 393, "-s", "EXP-1-head", "-t", frame, "--flame-dir", standin_dir, "--device", "cpu"]
 
-    evaluated = run("export-mesh", store, *common, "-o", tmp_path / "before.obj")  # no stored vertices yet
+    evaluated = run_cli("export-mesh", store, *common, "-o", tmp_path / "before.obj")  # no stored vertices yet
     assert evaluated.exit_code == 0, evaluated.output
     vertices, faces = _read_obj(tmp_path / "before.obj")
     np.testing.assert_allclose(vertices, expected, atol=1e-6)
     np.testing.assert_array_equal(faces, cpu_model.faces)
 
-    assert run("meshes", store, "-p", 393, "--flame-dir", standin_dir, "--device", "cpu").exit_code == 0
-    stored = run("export-mesh", store, *common[:6], "--flame-dir", tmp_path / "no_model_needed",
+    assert run_cli("meshes", store, "-p", 393, "--flame-dir", standin_dir, "--device", "cpu").exit_code == 0
+    stored = run_cli("export-mesh", store, *common[:6], "--flame-dir", tmp_path / "no_model_needed",
                  "-o", tmp_path / "after.ply")
     assert stored.exit_code == 0, stored.output
     mesh = o3d.io.read_triangle_mesh(str(tmp_path / "after.ply"))
@@ -212,6 +207,6 @@ def test_export_mesh_writes_readable_ply_and_obj(store, standin_dir, cpu_model, 
 ])
 def test_export_mesh_errors_are_one_line_and_write_nothing(store, standin_dir, tmp_path, args, message):
     output = ["-o", tmp_path / "mesh.ply"] if "-o" not in args else []
-    result = run("export-mesh", store, "-p", 393, "-s", "EXP-1-head", "--flame-dir", standin_dir, *args, *output)
+    result = run_cli("export-mesh", store, "-p", 393, "-s", "EXP-1-head", "--flame-dir", standin_dir, *args, *output)
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
     assert not list(tmp_path.glob("mesh.*"))

@@ -12,9 +12,7 @@ from nersemble_zarr.flame.batching import merge_consecutive, plan_timestep_batch
 from nersemble_zarr.flame.lbs import FlameModel
 from nersemble_zarr.flame.params import FlameParameters
 from nersemble_zarr.flame.rotation import axis_angle_to_matrix, euler_xyz_to_matrix
-from test_flame_support import (  # noqa: F401 (fixtures)
-    cpu_model, plain_standin_dir, random_parameters, reference_flame, reference_meshes, standin_dir,
-)
+from test_flame_support import random_parameters, reference_flame, reference_meshes
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

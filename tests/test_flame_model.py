@@ -16,7 +16,6 @@ from nersemble_zarr.flame.model import (
 )
 from nersemble_zarr.flame.standin import JOINT_POSITIONS, STANDIN_NOTICE, standin_model, write_standin_flame
 from nersemble_zarr.synthetic.head import HEAD_CENTER, HEAD_RADII
-from test_flame_support import cpu_model, plain_standin_dir, standin_dir  # noqa: F401 (fixtures)
 
 
 def test_the_standin_pickle_holds_chumpy_objects_and_loading_never_imports_chumpy(standin_dir):

@@ -13,7 +13,6 @@ from nersemble_zarr import store as store_module
 from nersemble_zarr.cli.main import main
 from nersemble_zarr.convert import convert
 from nersemble_zarr.flame.projection import project_points
-from test_flame_support import standin_dir  # noqa: F401 (fixture)
 
 TRAIN = ("mono_flame_avatar", 393, "EXP-1-head")
 

@@ -11,7 +11,7 @@ from nersemble_zarr import schema
 from nersemble_zarr.errors import FlameError
 from nersemble_zarr.flame.projection import project_points
 from nersemble_zarr.flame.sequence import faces_dataarray, flame_parameters, sequence_landmarks, sequence_vertices
-from test_flame_support import cpu_model, sequence_dataset, standin_dir  # noqa: F401 (fixtures)
+from test_flame_support import sequence_dataset
 
 N_TIMESTEPS, CHUNK = 24, 8
 

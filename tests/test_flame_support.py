@@ -1,4 +1,5 @@
-"""Fixtures and helpers shared by the FLAME tests (stand-in model folders, sequence Datasets, reference path).
+"""Helpers shared by the FLAME tests (random parameters, sequence Datasets, reference path); the stand-in
+model fixtures are in conftest.py.
 
 The reference path is the official one: the ``flame_model`` package's FLAME forward for one timestep
 (global rotation 0, no translation), then v_world = scale * R @ v + translation with R from scipy.
@@ -7,37 +8,13 @@ The reference path is the official one: the ``flame_model`` package's FLAME forw
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import xarray as xr
 from scipy.spatial.transform import Rotation
 
 from nersemble_zarr import schema
-from nersemble_zarr.flame.lbs import FlameModel
 from nersemble_zarr.flame.params import FlameParameters
-from nersemble_zarr.flame.standin import write_standin_flame
 
 SERIALS = ("222200037", "222200046")
-
-
-@pytest.fixture(scope="session")
-def standin_dir(tmp_path_factory):
-    """A FLAME folder holding the stand-in model (with chumpy objects) and landmark embeddings."""
-    folder = tmp_path_factory.mktemp("flame_standin")
-    write_standin_flame(folder, seed=0)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def plain_standin_dir(tmp_path_factory):
-    """The same stand-in pickled without chumpy objects, which plain ``pickle.load`` (flame_model) reads."""
-    folder = tmp_path_factory.mktemp("flame_standin_plain")
-    write_standin_flame(folder, seed=0, chumpy_objects=False)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def cpu_model(standin_dir):
-    return FlameModel.load(standin_dir, device="cpu")
 
 
 def random_parameters(n_timesteps: int, seed: int = 0) -> FlameParameters:

@@ -24,8 +24,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from campaign import report, tree_digest
-from nersemble_zarr import catalogue, schema
+from campaign import report
+from helpers import tree_digest
+from nersemble_zarr import catalogue
 from nersemble_zarr.cli.main import main as cli
 from nersemble_zarr.synthetic.pointcloud import write_pcd
 from nersemble_zarr.synthetic.server import serve

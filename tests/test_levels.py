@@ -16,7 +16,6 @@ from click.testing import CliRunner
 from nersemble_zarr import schema
 from nersemble_zarr.cameras import opencv_camera_to_world, project_opencv
 from nersemble_zarr.cli.main import main as cli
-from nersemble_zarr.convert import convert
 from nersemble_zarr.errors import ConfigError, StoreError
 from nersemble_zarr.levels import check_levels, downsample, downsample_frames, level_size, scale_intrinsics
 from nersemble_zarr.levels.write import plan_steps
@@ -29,10 +28,9 @@ LEVELS = (2, 4)
 
 
 @pytest.fixture(scope="module")
-def leveled(synthetic_root, tmp_path_factory) -> Path:
+def leveled(converted, tmp_path_factory) -> Path:
     """The tiny synthetic benchmark converted, with levels 2 and 4 (NVS frames 110x160: level 4 crops 2 columns)."""
-    store = tmp_path_factory.mktemp("levels") / "store.zarr"
-    convert(synthetic_root, store, workers=2)
+    store = Path(shutil.copytree(converted, tmp_path_factory.mktemp("levels") / "store.zarr"))
     downsample(store, LEVELS, workers=2)
     return store
 

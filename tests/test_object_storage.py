@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import zarr
 
+from helpers import store_digests
 from nersemble_zarr import store as store_module
 from nersemble_zarr.convert import convert
 from nersemble_zarr.inventory import inventory
@@ -64,23 +64,9 @@ def s3_store(synthetic_root, s3_endpoint) -> str:
     return url
 
 
-def _digests(store: str, group: str) -> dict[str, str]:
-    return {
-        name: hashlib.sha1(np.ascontiguousarray(array[...]).tobytes()).hexdigest()
-        for name, array in zarr.open_group(store, path=group, mode="r").arrays()
-    }
-
-
-@pytest.fixture(scope="module")
-def local_store(synthetic_root, tmp_path_factory) -> str:
-    path = str(tmp_path_factory.mktemp("local") / "bench.zarr")
-    convert(synthetic_root, path, workers=2)
-    return path
-
-
 @pytest.mark.parametrize("group", ["nvs/388/GLASSES", "mono_flame_avatar/393/EXP-1-head", "mono_flame_avatar/393/FREE"])
-def test_a_store_converted_into_s3_equals_the_local_one(s3_store, local_store, group):
-    assert _digests(s3_store, group) == _digests(local_store, group)
+def test_a_store_converted_into_s3_equals_the_local_one(s3_store, converted, group):
+    assert store_digests(s3_store, group) == store_digests(converted, group)
 
 
 def test_opening_the_remote_store_reads_the_consolidated_metadata_in_a_few_requests(s3_store, s3_endpoint):
@@ -106,14 +92,14 @@ def test_opening_the_remote_store_reads_the_consolidated_metadata_in_a_few_reque
     assert walk_requests >= n_groups > 2 * len(metadata_reads)
 
 
-def test_frames_and_inventory_read_from_s3(s3_store, local_store):
+def test_frames_and_inventory_read_from_s3(s3_store, converted):
     remote = store_module.sequence(store_module.open(s3_store), "nvs", 388)
-    local = store_module.sequence(store_module.open(local_store), "nvs", 388)
+    local = store_module.sequence(store_module.open(converted), "nvs", 388)
     serial, timestep = remote.attrs["video_serials"][0], int(remote.timestep[2])
     np.testing.assert_array_equal(store_module.frame(remote, serial, timestep), store_module.frame(local, serial, timestep))
     report = inventory(s3_store)
     assert {s.path for s in report.sequences} >= {"nvs/388/GLASSES", "mono_flame_avatar/393/FREE"}
-    assert report.stored_bytes == inventory(local_store).stored_bytes
+    assert report.stored_bytes == inventory(converted).stored_bytes
 
 
 def test_converting_into_a_memory_filesystem(synthetic_root):

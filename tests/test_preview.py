@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import imagecodecs
 import numpy as np
@@ -13,20 +12,11 @@ from click.testing import CliRunner
 
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr.cli.main import main as cli
-from nersemble_zarr.convert import convert
 from nersemble_zarr.preview import Overlay, contact_sheet, open_sequence, overlay_points
 from nersemble_zarr.preview.sheet import BORDER, DOT_COLOUR, HOLD_OUT_COLOUR
 from nersemble_zarr.synthetic import render_views
-from test_flame_support import standin_dir  # noqa: F401 (fixture)
 
 MONO_TRAIN = (393, "EXP-1-head")
-
-
-@pytest.fixture(scope="module")
-def store(synthetic_root, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("preview") / "bench.zarr"
-    convert(synthetic_root, path, workers=2)
-    return path
 
 
 def tile_pixels(pixels: np.ndarray, tile) -> np.ndarray:
@@ -62,8 +52,8 @@ def truth_alpha(synthetic_config, serial: str, index: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("tile_width", [275, 55])
-def test_point_cloud_dots_land_on_the_subject_in_every_camera(store, synthetic_config, tile_width):
-    dataset = open_sequence(store, 388)
+def test_point_cloud_dots_land_on_the_subject_in_every_camera(converted, synthetic_config, tile_width):
+    dataset = open_sequence(converted, 388)
     timestep = int(dataset[schema.TIMESTEP].values[1])
     overlay = overlay_points(dataset, timestep)
     assert overlay is not None and overlay.description.startswith("point cloud")
@@ -85,8 +75,8 @@ def test_point_cloud_dots_land_on_the_subject_in_every_camera(store, synthetic_c
     assert min(fractions) < 0.85, "points 6 cm to the side must leave the subject"
 
 
-def test_hold_out_tiles_are_framed_in_red_and_black_and_train_tiles_show_the_frame(store):
-    dataset = open_sequence(store, 388)
+def test_hold_out_tiles_are_framed_in_red_and_black_and_train_tiles_show_the_frame(converted):
+    dataset = open_sequence(converted, 388)
     timestep = int(dataset[schema.TIMESTEP].values[0])
     sheet = contact_sheet(dataset, timestep, None)
     hold_out = {tile.serial for tile in sheet.tiles if tile.split == "test"}
@@ -105,8 +95,8 @@ def test_hold_out_tiles_are_framed_in_red_and_black_and_train_tiles_show_the_fra
     assert all(label.colour == HOLD_OUT_COLOUR for label in captions)
 
 
-def test_shrunk_tiles_are_block_averages(store):
-    dataset = open_sequence(store, 388)
+def test_shrunk_tiles_are_block_averages(converted):
+    dataset = open_sequence(converted, 388)
     sheet = contact_sheet(dataset, 0, None, tile_width=40)
     tile = next(t for t in sheet.tiles if t.has_video)
     assert tile.factor == 3 and (tile.height, tile.width) == (160 // 3, 110 // 3)
@@ -115,12 +105,12 @@ def test_shrunk_tiles_are_block_averages(store):
     np.testing.assert_array_equal(tile_pixels(sheet.pixels, tile), expected)
 
 
-def test_preview_cli_writes_the_captioned_sheet(store, tmp_path):
+def test_preview_cli_writes_the_captioned_sheet(converted, tmp_path):
     output = tmp_path / "sheet.png"
-    result = CliRunner().invoke(cli, ["preview", str(store), "-p", "388", "-t", "3", "-o", str(output)])
+    result = CliRunner().invoke(cli, ["preview", str(converted), "-p", "388", "-t", "3", "-o", str(output)])
     assert result.exit_code == 0, result.output
     picture = imagecodecs.png_decode(output.read_bytes())
-    dataset = open_sequence(store, 388)
+    dataset = open_sequence(converted, 388)
     sheet = contact_sheet(dataset, 3, overlay_points(dataset, 3))
     assert picture.shape == sheet.pixels.shape
     for tile in sheet.tiles:  # frames come through the caption drawing untouched; empty ones say "no video"
@@ -135,8 +125,8 @@ def test_preview_cli_writes_the_captioned_sheet(store, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["sheet.png"]
 
 
-def test_mono_preview_with_a_flame_folder_draws_the_evaluated_mesh_on_the_subject(store, standin_dir, tmp_path):
-    dataset = open_sequence(store, MONO_TRAIN[0])
+def test_mono_preview_with_a_flame_folder_draws_the_evaluated_mesh_on_the_subject(converted, standin_dir, tmp_path):
+    dataset = open_sequence(converted, MONO_TRAIN[0])
     assert dataset.attrs["sequence"] == MONO_TRAIN[1], "the first mono sequence with frames is the default"
     timestep = int(dataset[schema.TIMESTEP].values[2])
     assert overlay_points(dataset, timestep) is None  # no stored vertices, no point clouds, no model given
@@ -148,15 +138,15 @@ def test_mono_preview_with_a_flame_folder_draws_the_evaluated_mesh_on_the_subjec
     fraction, dots = fraction_on_subject(tile_pixels(sheet.pixels, train), alpha, train.factor)
     assert dots >= 100 and fraction > 0.95
     output = tmp_path / "mono.png"
-    result = CliRunner().invoke(cli, ["preview", str(store), "-p", "393", "-t", str(timestep), "--flame-dir",
+    result = CliRunner().invoke(cli, ["preview", str(converted), "-p", "393", "-t", str(timestep), "--flame-dir",
                                       str(standin_dir), "-o", str(output)])
     assert result.exit_code == 0, result.output
     assert dot_mask(imagecodecs.png_decode(output.read_bytes())).sum() > 100
 
 
-def test_stored_vertices_are_preferred_to_evaluating_the_model(store, standin_dir, tmp_path):
+def test_stored_vertices_are_preferred_to_evaluating_the_model(converted, standin_dir, tmp_path):
     meshed = tmp_path / "meshed.zarr"
-    shutil.copytree(store, meshed)
+    shutil.copytree(converted, meshed)
     result = CliRunner().invoke(cli, ["meshes", str(meshed), "-s", MONO_TRAIN[1], "--flame-dir", str(standin_dir),
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
@@ -168,9 +158,9 @@ def test_stored_vertices_are_preferred_to_evaluating_the_model(store, standin_di
 
 
 @pytest.mark.parametrize("participant", [388, 393])
-def test_rig_plot_has_red_hold_out_and_blue_train_frustums(store, tmp_path, participant):
+def test_rig_plot_has_red_hold_out_and_blue_train_frustums(converted, tmp_path, participant):
     output = tmp_path / "rig.png"
-    result = CliRunner().invoke(cli, ["preview-rig", str(store), "-p", str(participant), "-o", str(output)])
+    result = CliRunner().invoke(cli, ["preview-rig", str(converted), "-p", str(participant), "-o", str(output)])
     assert result.exit_code == 0, result.output
     picture = imagecodecs.png_decode(output.read_bytes()).astype(int)
     red = (picture[..., 0] > 200) & (picture[..., 1] < 80) & (picture[..., 2] < 80)
@@ -186,9 +176,9 @@ def test_rig_plot_has_red_hold_out_and_blue_train_frustums(store, tmp_path, part
         (["-p", "393", "-s", "NOPE"], 1, "no sequence mono_flame_avatar/393/NOPE"),
     ],
 )
-def test_bad_requests_are_one_line_errors_and_write_nothing(store, tmp_path, args, code, message):
+def test_bad_requests_are_one_line_errors_and_write_nothing(converted, tmp_path, args, code, message):
     output = tmp_path / "x.png"
-    result = CliRunner().invoke(cli, ["preview", str(store), *args, "-o", str(output)])
+    result = CliRunner().invoke(cli, ["preview", str(converted), *args, "-o", str(output)])
     assert result.exit_code == code and message in result.output and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
 

@@ -17,16 +17,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from click.testing import CliRunner
 
-from campaign import store_digests, tree_digest
 from crash_campaign import cli_command
 from fault_schedules import write_source_tree
-from nersemble_zarr.cli.main import main as cli
+from helpers import meshes_in_consolidated_metadata, run_cli, store_digests, tree_digest
 from nersemble_zarr.flame.store import CHUNK_TIMESTEPS
 from nersemble_zarr.synthetic.server import serve
-from test_flame_support import standin_dir  # noqa: F401 (fixture)
-from test_reliability_crash import clean_store, mesh_input, meshes_in_consolidated_metadata  # noqa: F401 (fixtures)
 from test_reliability_fetch import check_local_files
 
 FETCH_OPTIONS = ["-p", "388", "-a", "calibration,pointclouds", "--pointcloud-frames", "all", "-j", "3"]
@@ -66,39 +62,35 @@ def assert_one_line_error(output: str, *fragments: str) -> None:
     assert lines[-1].startswith("Error: ") and all(f in lines[-1] for f in fragments), lines[-1]
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 # ------------------------------------------------------------------------------------------------ convert
 def test_convert_on_a_full_tmpfs_keeps_converted_sequences_and_completes_after_growing(
-    synthetic_root, clean_store, tmp_path
+    synthetic_root, converted, tmp_path
 ):
     with tmpfs(tmp_path / "disk", 1100) as resize:
         store = tmp_path / "disk" / "bench.zarr"
-        first = invoke("convert", synthetic_root, store, "-b", "mono_flame_avatar", "-j", "2")
+        first = run_cli("convert", synthetic_root, store, "-b", "mono_flame_avatar", "-j", "2")
         assert first.exit_code == 0, first.output
         before = tree_digest(store)
-        full = invoke("convert", synthetic_root, store, "-b", "nvs", "-j", "2")
+        full = run_cli("convert", synthetic_root, store, "-b", "nvs", "-j", "2")
         assert full.exit_code == 1
         assert_one_line_error(full.output, f"Writing the store {store} failed (No space left on device)",
                               "free space")
         assert tree_digest(store) == before, "the failed run must leave the store as it was"
         resize(8192)
-        done = invoke("convert", synthetic_root, store, "-j", "2")
+        done = run_cli("convert", synthetic_root, store, "-j", "2")
         assert done.exit_code == 0, done.output
-        assert store_digests(store) == store_digests(clean_store)
+        assert store_digests(store) == store_digests(converted)
 
 
-def test_convert_whose_files_cannot_grow_fails_in_one_line_and_reruns(synthetic_root, clean_store, tmp_path):
+def test_convert_whose_files_cannot_grow_fails_in_one_line_and_reruns(synthetic_root, converted, tmp_path):
     store = tmp_path / "bench.zarr"
     limited = subprocess.run(cli_command("convert", synthetic_root, store, "-j", "2"), capture_output=True,
                              text=True, timeout=300, preexec_fn=file_size_limited(20_000))
     assert limited.returncode == 1, limited.stderr
     assert_one_line_error(limited.stderr, f"Writing the store {store} failed (File too large)")
-    rerun = invoke("convert", synthetic_root, store, "-j", "2")
+    rerun = run_cli("convert", synthetic_root, store, "-j", "2")
     assert rerun.exit_code == 0, rerun.output
-    assert store_digests(store) == store_digests(clean_store)
+    assert store_digests(store) == store_digests(converted)
 
 
 # ------------------------------------------------------------------------------------------------ fetch
@@ -112,7 +104,7 @@ def test_fetch_on_a_full_tmpfs_keeps_part_files_and_resumes_after_growing(fetch_
     source, paths = fetch_source
     with tmpfs(tmp_path / "disk", 600) as resize, serve(source) as server:
         out = tmp_path / "disk" / "root"
-        full = invoke("fetch", out, "nvs", "--url", server.url, *FETCH_OPTIONS)
+        full = run_cli("fetch", out, "nvs", "--url", server.url, *FETCH_OPTIONS)
         assert full.exit_code == 1
         assert_one_line_error(full.output, "failed (No space left on device)", "rerun the same command")
         assert server.token not in full.output
@@ -121,7 +113,7 @@ def test_fetch_on_a_full_tmpfs_keeps_part_files_and_resumes_after_growing(fetch_
         kept = {p: p.stat().st_size for p in out.rglob("*.part")}
         resize(4096)
         server.clear_log()
-        done = invoke("fetch", out, "nvs", "--url", server.url, *FETCH_OPTIONS)
+        done = run_cli("fetch", out, "nvs", "--url", server.url, *FETCH_OPTIONS)
         assert done.exit_code == 0, done.output
         ranges = {r.range for r in server.requests if r.method == "GET"}
         assert check_local_files(out, source, paths) == (len(paths), 0)
@@ -138,7 +130,7 @@ def test_fetch_whose_files_cannot_grow_keeps_the_part_and_resumes(fetch_source, 
         assert_one_line_error(limited.stderr, "Could not fetch 4 of 6 files", "failed (File too large)")
         parts = sorted(out.rglob("*.part"))
         assert len(parts) == 4 and all(p.stat().st_size == 100_000 for p in parts)
-        done = invoke("fetch", out, "nvs", "--url", server.url, *FETCH_OPTIONS)
+        done = run_cli("fetch", out, "nvs", "--url", server.url, *FETCH_OPTIONS)
         assert done.exit_code == 0, done.output
     assert check_local_files(out, source, paths) == (len(paths), 0)
 

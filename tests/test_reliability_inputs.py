@@ -26,12 +26,12 @@ import xarray as xr
 import zarr
 from click.testing import CliRunner
 
-from campaign import report, tree_digest
+from campaign import report
+from helpers import tree_digest
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr.cli.main import main as cli
 from nersemble_zarr.synthetic.server import serve
 from nersemble_zarr.video import VideoWriter, iter_frames
-from test_flame_support import standin_dir  # noqa: F401 (fixture)
 
 SERIAL = catalogue.NVS_TRAIN_SERIALS[2]
 HOLD_OUT = catalogue.NVS_HOLD_OUT_SERIALS
@@ -416,14 +416,6 @@ CASES = [
     Case("validate-submission: entry that is no video", validate_zip(None, names=FIRST), 1,
          "is not a readable video", listed=True),
 ]
-
-
-@pytest.fixture(scope="module")
-def converted(synthetic_root, tmp_path_factory) -> Path:
-    store = tmp_path_factory.mktemp("matrix") / "bench.zarr"
-    result = CliRunner().invoke(cli, ["convert", str(synthetic_root), str(store), "-j", "2"])
-    assert result.exit_code == 0, result.output
-    return store
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)

@@ -13,7 +13,6 @@ The FIFOs here are made with os.mkfifo in the test's own folder (never /dev/null
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
@@ -26,11 +25,9 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from click.testing import CliRunner
 
+from helpers import file_digest, run_cli
 from nersemble_zarr import catalogue, schema
-from nersemble_zarr.cli.main import main as cli
-from nersemble_zarr.convert import convert
 from nersemble_zarr.submission import validate_submission
 from nersemble_zarr.synthetic import render_views
 from nersemble_zarr.video import count_decodable_frames
@@ -53,15 +50,9 @@ def snapshot(folder: Path) -> dict[str, str]:
         elif stat.S_ISDIR(mode):
             kind = "dir"
         else:
-            kind = hashlib.sha1(path.read_bytes()).hexdigest()
+            kind = file_digest(path)
         found[path.relative_to(folder).as_posix()] = kind
     return found
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, [str(arg) for arg in args])
-    assert "Traceback" not in result.output and isinstance(result.exception, (SystemExit, type(None))), result.output
-    return result
 
 
 def assert_one_error_line(result, exit_code: int, *fragments: str) -> str:
@@ -140,14 +131,6 @@ def predictions(tmp_path_factory, frames) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def converted(synthetic_root, tmp_path_factory) -> Path:
-    """The tiny synthetic benchmark converted (read-only: copy it before changing anything)."""
-    path = tmp_path_factory.mktemp("hostile-store") / "bench.zarr"
-    convert(synthetic_root, path, workers=2)
-    return path
-
-
 def submission_options(synthetic_root: Path, synthetic_config) -> list[str]:
     width, height = synthetic_config.frame_size("nvs")
     return ["--benchmark", "nvs", "--root", synthetic_root, "--partial", "--resolution", f"{width}x{height}"]
@@ -157,7 +140,7 @@ def submission_options(synthetic_root: Path, synthetic_config) -> list[str]:
 def valid_zip(tmp_path_factory, predictions, synthetic_root, synthetic_config) -> Path:
     """A valid partial NVS submission (the 3 videos of 388) written by export-submission."""
     path = tmp_path_factory.mktemp("hostile-zip") / "submission.zip"
-    result = run("export-submission", predictions, path, *submission_options(synthetic_root, synthetic_config))
+    result = run_cli("export-submission", predictions, path, *submission_options(synthetic_root, synthetic_config))
     assert result.exit_code == 0, result.output
     return path
 
@@ -197,7 +180,7 @@ def test_a_file_output_that_is_a_fifo_or_a_link_is_refused(command, kind, tmp_pa
     plant(kind, output, outside)
     before = snapshot(ws)
     args = file_output_commands(ws, predictions, converted, submission_options(synthetic_root, synthetic_config))
-    result = run(*[output if arg == "{out}" else arg for arg in args[command]])
+    result = run_cli(*[output if arg == "{out}" else arg for arg in args[command]])
     what = "a FIFO (named pipe)" if kind == "fifo" else "a symbolic link"
     assert_one_error_line(result, 2, str(output), f"exists and is {what}, not a regular file; refusing to replace it")
     assert snapshot(ws) == before
@@ -227,7 +210,7 @@ def test_a_folder_output_that_is_a_fifo_or_a_link_to_a_file_is_refused(command, 
     plant("fifo" if kind == "fifo" else "symlink", output, outside)
     before = snapshot(ws)
     args, exit_code, start = folder_output_commands(synthetic_root, converted)[command]
-    result = run(*[output if arg == "{out}" else arg for arg in args])
+    result = run_cli(*[output if arg == "{out}" else arg for arg in args])
     line = assert_one_error_line(result, exit_code, str(output))
     if kind == "fifo" or command not in ("export-frames", "demo"):  # click refuses a link to a file for these two
         assert line.startswith(f"Error: {start.format(out=output)}"), line
@@ -283,7 +266,7 @@ def test_validate_submission_refuses_what_the_server_may_reject(case, tmp_path, 
                                                                  synthetic_config):
     path, fragment = crafted_cases(frames, valid_zip, tmp_path)[case]
     before = snapshot(tmp_path)
-    result = run("validate-submission", path, *submission_options(synthetic_root, synthetic_config))
+    result = run_cli("validate-submission", path, *submission_options(synthetic_root, synthetic_config))
     assert_one_error_line(result, 1, f"{path} is not a valid nvs submission: ", "problem(s), listed above.")
     assert sum(fragment in line for line in result.stderr.splitlines() if line.startswith("- ")) == 1, result.output
     assert snapshot(tmp_path) == before
@@ -303,7 +286,7 @@ def test_the_damaged_video_still_claims_every_frame_in_its_header(tmp_path, fram
 
 def test_a_deflated_submission_is_valid(tmp_path, valid_zip, synthetic_root, synthetic_config):
     path = rezip(valid_zip, tmp_path / "deflated.zip", method={entry: zipfile.ZIP_DEFLATED for entry in ENTRIES})
-    result = run("validate-submission", path, *submission_options(synthetic_root, synthetic_config))
+    result = run_cli("validate-submission", path, *submission_options(synthetic_root, synthetic_config))
     assert result.exit_code == 0, result.output
 
 
@@ -320,7 +303,7 @@ def test_export_frames_refuses_a_serial_that_climbs_out(tmp_path, converted):
     group.attrs["video_serials"] = ["../../x", *with_video[1:]]
     out = tmp_path / "ws" / "export"
     before = snapshot(tmp_path)
-    result = run("export-frames", store, out, "-p", 388)
+    result = run_cli("export-frames", store, out, "-p", 388)
     assert_one_error_line(result, 1, str(store), "camera serial '../../x'", "refusing to use it in a file name")
     assert snapshot(tmp_path) == before
 
@@ -332,9 +315,9 @@ def test_a_dangling_link_is_refused_as_an_output_file_and_as_an_output_folder(tm
     link = tmp_path / "ws" / "out"
     link.parent.mkdir()
     link.symlink_to(target)
-    result = run("synthetic", link)
+    result = run_cli("synthetic", link)
     assert_one_error_line(result, 2, f"The synthetic benchmark folder {link} is a symbolic link to nothing")
-    result = run("export-submission", predictions, link, *submission_options(synthetic_root, synthetic_config))
+    result = run_cli("export-submission", predictions, link, *submission_options(synthetic_root, synthetic_config))
     assert_one_error_line(result, 2, f"The output {link} exists and is a symbolic link, not a regular file")
     assert not target.exists() and snapshot(tmp_path) == {"ws": "dir", "ws/out": f"link -> {target}"}
 
@@ -348,6 +331,6 @@ def test_export_frames_refuses_timesteps_that_are_not_frame_indices(tmp_path, co
     group.create_array(schema.TIMESTEP, data=values, dimension_names=old.metadata.dimension_names,
                        attributes=dict(old.attrs), overwrite=True)
     before = snapshot(tmp_path)
-    result = run("export-frames", store, tmp_path / "ws" / "export", "-p", 388)
+    result = run_cli("export-frames", store, tmp_path / "ws" / "export", "-p", 388)
     assert_one_error_line(result, 1, str(store), "timestep coordinate", "float64 values that are not all non-negative")
     assert snapshot(tmp_path) == before

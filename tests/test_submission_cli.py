@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from click.testing import CliRunner
-from nersemble_zarr.cli.main import main as cli
 
+from helpers import run_cli
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr.synthetic import render_views
 
@@ -38,37 +37,31 @@ def common(synthetic_root: Path, synthetic_config) -> list[str]:
     return ["--benchmark", "nvs", "--root", str(synthetic_root), "--partial", "--resolution", f"{width}x{height}"]
 
 
-def run(*args: str):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    assert "Traceback" not in result.output
-    return result
-
-
 def test_export_then_validate(tmp_path, predictions, synthetic_root, synthetic_config):
     output = tmp_path / "submission.zip"
-    result = run("export-submission", predictions, output, *common(synthetic_root, synthetic_config), "-j", "2")
+    result = run_cli("export-submission", predictions, output, *common(synthetic_root, synthetic_config), "-j", "2")
     assert result.exit_code == 0, result.output
     assert "Wrote" in result.stdout and "3 validated nvs videos" in result.stdout
     with zipfile.ZipFile(output) as archive:
         assert archive.namelist() == [catalogue.submission_entry(*SEQUENCE, s) for s in catalogue.NVS_HOLD_OUT_SERIALS]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["submission.zip"]
 
-    result = run("validate-submission", output, *common(synthetic_root, synthetic_config))
+    result = run_cli("validate-submission", output, *common(synthetic_root, synthetic_config))
     assert result.exit_code == 0, result.output
     assert f"{output} is a valid nvs submission (3 videos checked)." in result.stdout
     # Frame counts from a store's timestep coordinate (here the predictions store itself) work the same way.
     width, height = synthetic_config.frame_size("nvs")
     by_store = ["--store", predictions, "--partial", "--resolution", f"{width}x{height}"]
-    assert run("validate-submission", output, "-b", "nvs", *by_store).exit_code == 0
+    assert run_cli("validate-submission", output, "-b", "nvs", *by_store).exit_code == 0
 
 
 def test_validate_lists_every_problem_and_fails(tmp_path, predictions, synthetic_root, synthetic_config):
     output = tmp_path / "submission.zip"
-    assert run("export-submission", predictions, output, *common(synthetic_root, synthetic_config)).exit_code == 0
+    assert run_cli("export-submission", predictions, output, *common(synthetic_root, synthetic_config)).exit_code == 0
     with zipfile.ZipFile(output, "a") as archive:
         archive.writestr("../escape.mp4", b"x")
         archive.writestr("notes.txt", b"x")
-    result = run("validate-submission", output, "--benchmark", "nvs", "--root", synthetic_root, "--partial")
+    result = run_cli("validate-submission", output, "--benchmark", "nvs", "--root", synthetic_root, "--partial")
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert "- Entry '../escape.mp4' climbs out of its folder with '..'." in lines
@@ -80,22 +73,22 @@ def test_validate_lists_every_problem_and_fails(tmp_path, predictions, synthetic
 def test_export_refuses_to_replace_without_overwrite(tmp_path, predictions, synthetic_root, synthetic_config):
     output = tmp_path / "submission.zip"
     output.write_bytes(b"old")
-    result = run("export-submission", predictions, output, *common(synthetic_root, synthetic_config))
+    result = run_cli("export-submission", predictions, output, *common(synthetic_root, synthetic_config))
     assert result.exit_code == 1 and "exists; pass --overwrite to replace it." in result.stderr
     assert output.read_bytes() == b"old"
-    result = run("export-submission", predictions, output, *common(synthetic_root, synthetic_config), "--overwrite")
+    result = run_cli("export-submission", predictions, output, *common(synthetic_root, synthetic_config), "--overwrite")
     assert result.exit_code == 0 and zipfile.is_zipfile(output)
 
 
 def test_export_without_partial_names_the_missing_frame_counts(tmp_path, predictions, synthetic_root):
-    result = run("export-submission", predictions, tmp_path / "s.zip", "--benchmark", "nvs", "--root", synthetic_root)
+    result = run_cli("export-submission", predictions, tmp_path / "s.zip", "--benchmark", "nvs", "--root", synthetic_root)
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: No frame count is known for 4 nvs sequence(s) (422/EXP-2-eyes,")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_resolution_is_a_usage_error(tmp_path, predictions):
-    result = run("export-submission", predictions, tmp_path / "s.zip", "--benchmark", "nvs", "--resolution", "wide")
+    result = run_cli("export-submission", predictions, tmp_path / "s.zip", "--benchmark", "nvs", "--resolution", "wide")
     assert result.exit_code == 2 and "'wide' is not WIDTHxHEIGHT" in result.stderr
 
 
@@ -104,9 +97,9 @@ def test_export_on_a_scheduler_address(tmp_path, predictions, synthetic_root, sy
 
     output = tmp_path / "submission.zip"
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
-        result = run(
+        result = run_cli(
             "export-submission", predictions, output, *common(synthetic_root, synthetic_config),
             "--scheduler", cluster.scheduler_address,
         )
     assert result.exit_code == 0, result.output
-    assert run("validate-submission", output, *common(synthetic_root, synthetic_config)).exit_code == 0
+    assert run_cli("validate-submission", output, *common(synthetic_root, synthetic_config)).exit_code == 0

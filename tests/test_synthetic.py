@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
+from helpers import ProgressRecorder
 from nersemble_zarr import catalogue
 from nersemble_zarr.errors import CatalogueError, ConfigError
 from nersemble_zarr.synthetic import (
@@ -257,9 +258,10 @@ def test_pointclouds_are_open3d_readable_on_the_head_surface(synthetic_root, syn
 
 # ---------------------------------------------------------------- determinism and atomic writes
 def test_same_config_gives_identical_files_in_parallel_too(synthetic_root, synthetic_config, tmp_path):
-    progress = []
-    again = generate(tmp_path / "again", synthetic_config, workers=2, on_file=progress.append)
-    assert sorted(progress) == sorted(expected_files(synthetic_config))
+    progress = ProgressRecorder()
+    again = generate(tmp_path / "again", synthetic_config, workers=2, progress=progress)
+    assert progress.totals == [len(expected_files(synthetic_config))] and progress.counts == [1] * len(progress.texts)
+    assert sorted(progress.texts) == sorted(expected_files(synthetic_config))
     paths = sorted(files_under(synthetic_root))
     assert sorted(files_under(again)) == paths
     for relative in paths:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 import shutil
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,16 +12,8 @@ import torch
 
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr import store as store_module
-from nersemble_zarr.convert import convert
 from nersemble_zarr.errors import ConfigError, StoreError
 from nersemble_zarr.torch_dataset import FLAME_PARAMS, FrameDataset, make_dataloader
-
-
-@pytest.fixture(scope="module")
-def store(synthetic_root, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("torch") / "bench.zarr"
-    convert(synthetic_root, path, workers=2)
-    return path
 
 
 def unbatch(batch: dict) -> list[dict]:
@@ -47,10 +38,10 @@ def check_item_equals_store(item: dict, dataset: FrameDataset, tree) -> tuple[st
     return sequence.group, serial, timestep
 
 
-def test_dataloader_with_two_worker_processes_gives_every_train_frame_once_per_epoch(store):
-    loader = make_dataloader(store, "nvs", batch_size=5, num_workers=2, seed=0, multiprocessing_context="fork")
+def test_dataloader_with_two_worker_processes_gives_every_train_frame_once_per_epoch(converted):
+    loader = make_dataloader(converted, "nvs", batch_size=5, num_workers=2, seed=0, multiprocessing_context="fork")
     dataset = loader.dataset
-    tree = store_module.open(store)
+    tree = store_module.open(converted)
     nvs = store_module.sequence(tree, "nvs", 388)
     expected = Counter(
         ("nvs/388/GLASSES", serial, int(t)) for serial in catalogue.NVS_TRAIN_SERIALS for t in nvs.timestep.values
@@ -74,18 +65,18 @@ def test_dataloader_with_two_worker_processes_gives_every_train_frame_once_per_e
     assert dataset._arrays == {}, "frames were read in the worker processes, not in the main one"
 
 
-def test_the_same_seed_gives_the_same_order(store):
+def test_the_same_seed_gives_the_same_order(converted):
     def order(seed: int) -> list[list[int]]:
-        loader = make_dataloader(store, "nvs", batch_size=4, seed=seed)
+        loader = make_dataloader(converted, "nvs", batch_size=4, seed=seed)
         return [batch["timestep"].tolist() + batch["serial_index"].tolist() for batch in loader]
 
     assert order(3) == order(3) != order(4)
 
 
-def test_mono_items_carry_the_flame_parameters_of_their_timestep(store):
-    dataset = FrameDataset(store, "mono_flame_avatar", dtype=torch.uint8)
+def test_mono_items_carry_the_flame_parameters_of_their_timestep(converted):
+    dataset = FrameDataset(converted, "mono_flame_avatar", dtype=torch.uint8)
     assert [s.group for s in dataset.sequences] == ["mono_flame_avatar/393/EXP-1-head"]  # FREE has no frames
-    tree = store_module.open(store)
+    tree = store_module.open(converted)
     ds = store_module.sequence(tree, "mono_flame_avatar", 393, "EXP-1-head")
     assert len(dataset) == ds.sizes[schema.TIMESTEP]
     for index in range(len(dataset)):
@@ -98,25 +89,25 @@ def test_mono_items_carry_the_flame_parameters_of_their_timestep(store):
         assert set(item["flame"]) == set(FLAME_PARAMS)
         for name, value in item["flame"].items():
             np.testing.assert_array_equal(value.numpy(), frame[name].values.astype(np.float32), err_msg=name)
-    batch = next(iter(make_dataloader(store, "mono_flame_avatar", batch_size=3, shuffle=False)))
+    batch = next(iter(make_dataloader(converted, "mono_flame_avatar", batch_size=3, shuffle=False)))
     assert batch["flame"]["expression"].shape == (3, schema.FLAME_N_EXPRESSION)
     assert batch["flame"]["shape"].shape == (3, schema.FLAME_N_SHAPE)
 
 
-def test_serials_narrow_the_cameras(store):
+def test_serials_narrow_the_cameras(converted):
     chosen = catalogue.NVS_TRAIN_SERIALS[:2]
-    dataset = FrameDataset(store, "nvs", serials=chosen)
+    dataset = FrameDataset(converted, "nvs", serials=chosen)
     assert {dataset.item_key(i)[1] for i in range(len(dataset))} == set(chosen)
     assert len(dataset) == 2 * 6
 
 
-def test_a_resolution_level_gives_its_frames_and_rescaled_intrinsics(store, tmp_path):
+def test_a_resolution_level_gives_its_frames_and_rescaled_intrinsics(converted, tmp_path):
     from nersemble_zarr.levels import downsample
 
     with pytest.raises(StoreError, match="no resolution level 2 of nvs/388/GLASSES"):
-        FrameDataset(store, "nvs", level=2)
+        FrameDataset(converted, "nvs", level=2)
     leveled = tmp_path / "leveled.zarr"
-    shutil.copytree(store, leveled)
+    shutil.copytree(converted, leveled)
     downsample(leveled, [2], participants=[388], workers=2)
     dataset = FrameDataset(leveled, "nvs", level=2, dtype=torch.uint8)
     assert [s.group for s in dataset.sequences] == ["level_2/nvs/388/GLASSES"] and len(dataset) == 13 * 6
@@ -132,8 +123,8 @@ def test_a_resolution_level_gives_its_frames_and_rescaled_intrinsics(store, tmp_
     assert not np.array_equal(dataset.sequences[0].intrinsics, FrameDataset(leveled, "nvs").sequences[0].intrinsics)
 
 
-def test_pickled_dataset_holds_no_open_store_and_reads_after_unpickling(store):
-    dataset = FrameDataset(store, "nvs")
+def test_pickled_dataset_holds_no_open_store_and_reads_after_unpickling(converted):
+    dataset = FrameDataset(converted, "nvs")
     first = dataset[0]
     assert dataset._arrays, "reading an item opens the arrays in this process"
     copy = pickle.loads(pickle.dumps(dataset))
@@ -152,9 +143,9 @@ def test_pickled_dataset_holds_no_open_store_and_reads_after_unpickling(store):
         ({"level": 0}, ConfigError, "Resolution level 0"),
     ],
 )
-def test_bad_selections_are_one_sentence_errors(store, options, error, message):
+def test_bad_selections_are_one_sentence_errors(converted, options, error, message):
     with pytest.raises(error, match=message):
-        FrameDataset(store, "nvs", **options)
+        FrameDataset(converted, "nvs", **options)
 
 
 def test_a_missing_store_is_a_store_error(tmp_path):

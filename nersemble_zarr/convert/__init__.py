@@ -6,12 +6,13 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import catalogue, schema, storage
-from ..codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
+from ..frame_codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
 from ..errors import ConversionError, StoreError, write_failure
 from ..parallel import run_tasks
+from ..progress import Progress, set_total
 from .frames import VideoTask, run_video_task
 from .layout import Chunking, sequence_skeleton
 from .plan import SequenceSource, plan_conversion
@@ -39,15 +40,15 @@ def convert(
     chunking: Chunking = Chunking(),
     workers: int = 4,
     client: Any = None,
-    on_plan: Callable[[int], None] | None = None,
-    on_video_done: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> ConvertSummary:
     """Convert the fetched benchmark under ``root`` into the zarr v3 store ``store``.
 
     Every input is validated before anything is written. Cameras are decoded and written in parallel
     (dask threads, or ``client``); a camera is marked converted only after all its frames are written, so
     an interrupted run is resumed by running again. Sequences already in the store are left untouched.
-    A failed write (disk full, permissions) raises a ConversionError naming the store. One run writes a
+    A failed write (disk full, permissions) raises a ConversionError naming the store. ``progress`` is
+    told the number of videos to write (``set_total``) and called as each one is written. One run writes a
     local store at a time (``storage.writer_lock``): another run into it raises LockError.
     """
     root = Path(root)
@@ -63,8 +64,7 @@ def convert(
         new_store = "://" not in store_path and not os.path.lexists(store_path)
         completed = False
         try:
-            summary = _write(store_path, plans, benchmarks, frame_codec_, chunking, workers, client, on_plan,
-                             on_video_done)
+            summary = _write(store_path, plans, benchmarks, frame_codec_, chunking, workers, client, progress)
             completed = True
             return summary
         except OSError as error:  # inputs were read and checked above; what fails now is writing the store
@@ -82,8 +82,7 @@ def _write(
     chunking: Chunking,
     workers: int,
     client: Any,
-    on_plan: Callable[[int], None] | None,
-    on_video_done: Callable[[int], None] | None,
+    progress: Progress | None,
 ) -> ConvertSummary:
     """Write the planned sequences: skeletons first, then every pending camera; see ``convert``."""
     storage.prepare_store(store_path)
@@ -102,9 +101,8 @@ def _write(
             summary.videos_skipped -= len(pending)
             tasks.extend(pending)
             summary.sequences.append(group)
-        if on_plan:
-            on_plan(len(tasks))
-        errors = [e for e in run_tasks(run_video_task, tasks, workers=workers, client=client, on_done=on_video_done) if e]
+        set_total(progress, len(tasks))
+        errors = [e for e in run_tasks(run_video_task, tasks, workers=workers, client=client, progress=progress) if e]
         if errors:
             raise errors[0]
     except BaseException:

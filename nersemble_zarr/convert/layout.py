@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .. import catalogue, schema
-from ..codecs import FrameCodec
+from ..frame_codecs import FrameCodec
 from .plan import SequenceSource
 
 @dataclass(frozen=True)

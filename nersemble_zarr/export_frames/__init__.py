@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from ..atomic import remove_partial_files, write_atomic
 from ..errors import ConfigError
 from ..outputs import check_output_folder
 from ..parallel import run_tasks
+from ..progress import Progress, set_total
 from .pixels import BACKGROUNDS, composite, write_npz, write_png
 from .plan import ExportPlan, Frame, frame_folders, pending_frames, plan_export, tracking_arrays
 from .transforms import write_transforms
@@ -68,14 +68,13 @@ def export_frames(
     background: str = "black",
     workers: int = 4,
     client: Any = None,
-    on_plan: Callable[[int], None] | None = None,
-    on_done: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> ExportSummary:
     """Export one sequence of ``store`` at resolution ``level`` into the folder ``out`` (resumable).
 
     ``stride`` keeps every n-th stored frame (original frame indices are kept); ``serials`` limits the
-    cameras; ``background`` is 'black', 'white' or 'none' (RGBA). ``on_plan(n)`` gets the number of tasks
-    (chunks of frames), ``on_done(1)`` is called as each finishes.
+    cameras; ``background`` is 'black', 'white' or 'none' (RGBA). ``progress`` is told the number of tasks
+    (chunks of frames, ``set_total``) and called as each finishes.
     """
     if format not in FORMATS:
         raise ConfigError(f"Export format {format!r} is invalid; expected one of {', '.join(FORMATS)}.")
@@ -90,9 +89,8 @@ def export_frames(
     pending = pending_frames(out, plan)
     summary.frames_skipped = sum(frame.has_image for frame in plan.frames) - len(pending)
     tasks = _tasks(store, out, plan, pending)
-    if on_plan:
-        on_plan(len(tasks))
-    summary.frames_written = sum(run_tasks(write_frames, tasks, workers=workers, client=client, on_done=on_done))
+    set_total(progress, len(tasks))
+    summary.frames_written = sum(run_tasks(write_frames, tasks, workers=workers, client=client, progress=progress))
     for folder in frame_folders(out, plan):
         remove_partial_files(folder)
     summary.transforms = write_transforms(out, plan)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..parallel import run_tasks
+from ..progress import Progress
 from ..storage import refresh_consolidated_metadata
 from .lbs import FlameModel
 from .store import SequenceGroup, write_sequence_meshes
@@ -44,15 +45,15 @@ def write_meshes_on_cluster(
     device: str = "auto",
     batch_size: int | None = None,
     overwrite: bool = False,
-    on_done: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> int:
     """Mesh ``targets`` as one task each on ``client``'s workers (which must see ``store`` and
-    ``flame_dir``); return how many sequences were written. ``on_done(1)`` runs as each one finishes."""
+    ``flame_dir``); return how many sequences were written. ``progress(1)`` runs as each one finishes."""
     jobs = [
         MeshJob(os.fspath(store), target, None if flame_dir is None else os.fspath(flame_dir), device, batch_size,
                 overwrite)
         for target in targets
     ]
-    written = sum(run_tasks(_run_job, jobs, client=client, on_done=on_done))
+    written = sum(run_tasks(_run_job, jobs, client=client, progress=progress))
     refresh_consolidated_metadata(store)  # workers refreshed it concurrently; settle on the final state
     return written

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import FlameError
+from ..progress import Progress
 from .batching import default_batch_size, plan_timestep_batches, resolve_device
 from .model import FLAME_URL, N_EXPRESSION, N_SHAPE, STATIC_EMBEDDING_FILE, FlameAssets, load_flame_assets
 from .params import FlameParameters
@@ -114,7 +115,7 @@ class FlameModel:
         identity: FlameIdentity | None = None,
         batch_size: int | None = None,
         landmarks: bool = False,
-        progress: Callable[[int], None] | None = None,
+        progress: Progress | None = None,
     ) -> FlameMeshes:
         """World-space vertices (and landmarks) for every timestep of ``params``, in batches.
 

@@ -19,6 +19,7 @@ import zarr
 from .. import schema, storage
 from ..catalogue import check_safe_name
 from ..errors import StoreError, shown, write_failure
+from ..progress import Progress
 from ..storage import refresh_consolidated_metadata
 from .batching import default_batch_size, merge_consecutive, plan_timestep_batches
 from .lbs import FlameModel
@@ -87,7 +88,7 @@ def write_sequence_meshes(
     *,
     batch_size: int | None = None,
     overwrite: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> bool:
     """Evaluate and store the meshes of one sequence; False when it was already complete (and kept).
 
@@ -102,7 +103,7 @@ def write_sequence_meshes(
 
 
 def _write_meshes(store: str | os.PathLike, target: SequenceGroup, model: FlameModel, batch_size: int | None,
-                  overwrite: bool, progress: Callable[[int], None] | None) -> bool:
+                  overwrite: bool, progress: Progress | None) -> bool:
     group = storage.open_group(store, target.path, mode="r+")
     if group.attrs.get(COMPLETE_ATTR) and not overwrite:
         return False

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numbers
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ import xarray as xr
 from .. import schema, storage
 from ..errors import ConfigError, StoreError, shown
 from ..parallel import run_tasks
+from ..progress import Progress, set_total
 from .layout import level_skeleton
 from .resample import downsample_frames, level_size, scale_intrinsics
 from .write import CameraLevelsTask, plan_steps, write_camera_levels
@@ -65,14 +66,13 @@ def downsample(
     sequences: Iterable[str] | None = None,
     workers: int = 4,
     client: Any = None,
-    on_plan: Callable[[int], None] | None = None,
-    on_camera_done: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> DownsampleSummary:
     """Write resolution ``levels`` of the store's sequences (all, or those of ``participants``/``sequences``).
 
     Sequences without video (mono test sequences) get level groups with cameras and tracking only; cameras
     not yet converted are left for a later run and listed in the summary. Consolidated metadata is
-    rewritten at the end.
+    rewritten at the end. ``progress`` is told the number of cameras (``set_total``) and called as each is done.
     """
     path = os.fspath(store)
     levels = check_levels(levels)
@@ -86,9 +86,8 @@ def downsample(
     for key, source in sources.items():
         summary.sequences.append(schema.sequence_group(*key))
         tasks.extend(_plan_sequence(path, key, source, levels, summary))
-    if on_plan:
-        on_plan(len(tasks))
-    run_tasks(write_camera_levels, tasks, workers=workers, client=client, on_done=on_camera_done)
+    set_total(progress, len(tasks))
+    run_tasks(write_camera_levels, tasks, workers=workers, client=client, progress=progress)
     summary.cameras_written = len(tasks)
     storage.consolidate(path)
     return summary

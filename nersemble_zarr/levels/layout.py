@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from .. import schema
-from ..codecs import frame_codec
+from ..frame_codecs import frame_codec
 from .resample import level_size, scale_intrinsics
 
 PIXEL_CENTRES = "integer coordinates (OpenCV): pixel (row i, column j) is centred at (u, v) = (j, i)"

@@ -12,16 +12,16 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from ..errors import Cancelled, SubmissionError
+from ..progress import Progress
 from ..video import SUBMISSION_CRF, VideoWriter
 from .frames import to_uint8
 from .sources import FrameSource
 
-Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)

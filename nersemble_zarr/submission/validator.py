@@ -14,10 +14,9 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
 from ..errors import InputDataError, SubmissionError
-from ..video import DecodeCount, count_decodable_frames, probe
+from ..progress import Progress, advance, set_total
+from ..video import DecodeCount, VideoInfo, count_decodable_frames, probe
 from .expected import CODEC, PIX_FMT, ExpectedVideo, FrameCounts, SubmissionSpec, expected_submission, listed
 from .zipsafety import (
     MAX_ENTRIES, copy_entry, method_problem, open_zip, prefix_problem, shown, size_problem, unsafe_entry,
@@ -62,7 +61,7 @@ def validate_submission(
     resolution: tuple[int, int] | None = None,
     partial: bool = False,
     spec: SubmissionSpec | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     scratch_dir: str | os.PathLike | None = None,
 ) -> ValidationReport:
     """Validate the zip at ``path`` against a benchmark's expectations and return the report.
@@ -71,7 +70,7 @@ def validate_submission(
     for NVS, the catalogue; or pass a ready ``spec``. With ``partial`` missing videos are allowed.
     The zip is never extracted: each expected entry is copied, size-capped, into a private temp file
     (in ``scratch_dir``, default the system's temp folder).
-    ``progress(done, total)`` is called after each video is checked.
+    ``progress`` is told the number of videos (``set_total``) and called with 1 after each is checked.
     """
     if spec is None:
         if benchmark is None:
@@ -91,13 +90,13 @@ def validate_submission(
             problems.insert(0, prefix)
         valid: list[str] = []
         with tempfile.TemporaryDirectory(prefix="nersemble-validate-", dir=scratch_dir) as scratch:
-            for done, info in enumerate(to_check, 1):
+            set_total(progress, len(to_check))
+            for info in to_check:
                 found = _check_video(archive, info, spec.by_entry()[info.filename], spec, Path(scratch) / "entry.mp4")
                 problems.extend(found)
                 if not found:
                     valid.append(info.filename)
-                if progress is not None:
-                    progress(done, len(to_check))
+                advance(progress, 1)
     return ValidationReport(path, spec.benchmark, tuple(problems), tuple(valid))
 
 
@@ -141,24 +140,9 @@ def _check_video(
 ) -> list[str]:
     """Problems of one expected video: safe size, then codec, pixel format, size, rate and frame count."""
     name = info.filename
-    if video.n_frames is None:
-        return [f"{name} is in the zip but the frame count of {video.participant:03d}/{video.sequence} is unknown."]
-    cap = max_video_bytes(video.n_frames, spec.width, spec.height)
-    problem = method_problem(info) or size_problem(info, cap)
-    if problem is None:
-        with open(scratch, "wb") as target:
-            problem = copy_entry(archive, info, target, cap)
-    if problem is None:
-        problem = container_problem(name, scratch)
+    problem, found, count = _read_video(archive, info, video, spec, scratch)
     if problem is not None:
         return [problem]
-    try:
-        found = probe(scratch)
-        count = count_decodable_frames(scratch)
-    except InputDataError as error:
-        cause = error.__cause__ or error
-        reason = getattr(cause, "strerror", None) or "no frame could be decoded"  # FFmpeg's reason, not our temp path
-        return [f"{name} is not a readable video ({reason})."]
     problems = []
     if found.codec != CODEC:
         problems.append(f"{name} is encoded with {found.codec}; expected {CODEC} (H.264).")
@@ -170,6 +154,63 @@ def _check_video(
         problems.append(f"{name} plays at {found.fps:g} fps; expected {spec.fps:g}.")
     problems.extend(decode_problems(name, count, found.n_frames, video.n_frames))
     return problems
+
+
+def _read_video(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, video: ExpectedVideo, spec: SubmissionSpec, scratch: Path
+) -> tuple[str | None, VideoInfo | None, DecodeCount | None]:
+    """Copy one entry (size-capped) to ``scratch``, probe it and decode every frame: (problem, info, count)."""
+    name = info.filename
+    if video.n_frames is None:
+        return f"{name} is in the zip but the frame count of {video.participant:03d}/{video.sequence} is unknown.", None, None
+    cap = max_video_bytes(video.n_frames, spec.width, spec.height)
+    problem = method_problem(info) or size_problem(info, cap)
+    if problem is None:
+        with open(scratch, "wb") as target:
+            problem = copy_entry(archive, info, target, cap)
+    if problem is None:
+        problem = container_problem(name, scratch)
+    if problem is not None:
+        return problem, None, None
+    try:
+        return None, probe(scratch), count_decodable_frames(scratch)
+    except InputDataError as error:
+        cause = error.__cause__ or error
+        reason = getattr(cause, "strerror", None) or "no frame could be decoded"  # FFmpeg's reason, not our temp path
+        return f"{name} is not a readable video ({reason}).", None, None
+
+
+@dataclass(frozen=True)
+class VideoMeasurement:
+    """One expected video found in a zip: its frame size and decoded frame count, or why it is unreadable."""
+
+    entry: str
+    width: int | None = None
+    height: int | None = None
+    n_frames: int | None = None
+    problem: str | None = None
+
+
+def measure_videos(
+    path: str | os.PathLike, spec: SubmissionSpec, *, scratch_dir: str | os.PathLike | None = None
+) -> list[VideoMeasurement]:
+    """Frame size and decoded frame count of each expected video present (once, safely named) in the zip."""
+    expected = spec.by_entry()
+    measurements = []
+    with open_zip(path) as archive:
+        infos = archive.infolist()
+        counts = Counter(info.filename for info in infos)
+        with tempfile.TemporaryDirectory(prefix="nersemble-validate-", dir=scratch_dir) as scratch:
+            for info in infos:
+                if info.filename not in expected or counts[info.filename] > 1 or unsafe_entry(info) is not None:
+                    continue
+                problem, found, count = _read_video(
+                    archive, info, expected[info.filename], spec, Path(scratch) / "entry.mp4")
+                if problem is not None:
+                    measurements.append(VideoMeasurement(info.filename, problem=problem))
+                else:
+                    measurements.append(VideoMeasurement(info.filename, found.width, found.height, count.decoded))
+    return measurements
 
 
 def container_problem(name: str, path: Path) -> str | None:

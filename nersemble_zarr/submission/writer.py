@@ -11,13 +11,13 @@ import dataclasses
 import os
 import secrets
 import tempfile
-import threading
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import SubmissionError
 from ..outputs import check_output_file
+from ..progress import LockedProgress, Progress
 from ..video import SUBMISSION_CRF
 from .encode import EncodeSettings, encode_videos
 from .expected import FrameCounts, expected_submission
@@ -39,7 +39,7 @@ def export_submission(
     workers: int | None = None,
     client=None,
     crf: int = SUBMISSION_CRF,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> ValidationReport:
     """Encode ``predictions`` into the submission zip ``output`` for ``benchmark`` and return its validation.
 
@@ -47,7 +47,7 @@ def export_submission(
     folder of images (see ``predictions``). Frame counts come from ``root``, ``store`` or ``frame_counts``
     (NVS: the catalogue by default); ``resolution`` = (width, height) overrides the frame size. Videos are
     encoded on ``workers`` threads, or on a dask.distributed ``client`` whose workers can write the
-    output's folder. ``progress(done, total)`` receives encoded frame counts. With ``partial`` a subset of
+    output's folder. ``progress`` is told the number of frames (``set_total``) and receives encoded frame counts. With ``partial`` a subset of
     the videos is enough. An existing ``output`` is only replaced with ``overwrite``, and only by a zip
     that validated; on any error nothing new remains beside it.
     """
@@ -61,7 +61,8 @@ def export_submission(
         dir=output.parent, prefix=f".{output.name}.", suffix=".videos", ignore_cleanup_errors=True
     ) as folder:
         jobs = [(source, Path(folder) / f"{index:03d}.mp4") for index, source in enumerate(sources)]
-        counter = None if progress is None else FrameCounter(sum(s.n_frames for s in sources), progress)
+        counter = LockedProgress(progress)
+        counter.set_total(sum(s.n_frames for s in sources))
         encode_videos(jobs, settings, workers=workers, client=client, progress=counter)
         partial_zip = output.with_name(f".{output.name}.{secrets.token_hex(4)}.part")
         try:
@@ -76,20 +77,6 @@ def export_submission(
         finally:
             partial_zip.unlink(missing_ok=True)
     return report
-
-
-class FrameCounter:
-    """Thread-safe running total of encoded frames, reported as ``progress(done, total)``."""
-
-    def __init__(self, total: int, progress: Callable[[int, int], None]) -> None:
-        self.total, self.done = total, 0
-        self._progress = progress
-        self._lock = threading.Lock()
-
-    def __call__(self, n_frames: int) -> None:
-        with self._lock:
-            self.done += n_frames
-            self._progress(self.done, self.total)
 
 
 def _check_output(output: Path, overwrite: bool) -> Path:

@@ -23,6 +23,7 @@ import numpy as np
 from .. import catalogue
 from ..atomic import atomic_path
 from ..outputs import check_output_folder
+from ..progress import Progress, advance, describe, set_total
 from .appearance import Appearance
 from .config import SyntheticConfig
 from .pointcloud import head_pointcloud, write_pcd
@@ -209,18 +210,23 @@ def generate(
     config: SyntheticConfig | None = None,
     *,
     workers: int = 1,
-    on_file: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Write the synthetic benchmark of ``config`` (default: ``SyntheticConfig.tiny()``) under ``root``.
 
     Files land at ``root/{benchmark}/{relative path}`` as on the real server, the same whatever ``workers``
-    (processes; 1 writes in this process). ``on_file(relative)`` is called after each file (for a progress
-    bar; ``expected_files`` gives the total). Returns ``root`` as a Path.
+    (processes; 1 writes in this process). ``progress`` is told the number of files (``set_total``), then
+    each file's relative path (``describe``) and called with 1 once it is written. Returns ``root`` as a Path.
     """
     config = SyntheticConfig.tiny() if config is None else config
     root = check_output_folder(root, "synthetic benchmark folder")
-    report = on_file or (lambda relative: None)
     jobs = _jobs(config)
+    set_total(progress, sum(len(job.files) for job in jobs))
+
+    def report(relative: str) -> None:
+        describe(progress, relative)
+        advance(progress, 1)
+
     if workers <= 1:
         for job in jobs:
             job.write(root)

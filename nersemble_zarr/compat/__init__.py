@@ -1,0 +1,23 @@
+"""Drop-in for the official toolkit's Python API (``nersemble_benchmark``): change the imports, keep the code.
+
+    from nersemble_zarr.compat import NVSDataManager, FlameProvider, NVSSubmissionDataWriter
+    from nersemble_zarr.compat.constants import BENCHMARK_NVS_IDS_AND_SEQUENCES
+
+The data managers take a fetched folder or a converted store; see docs/migration.md for what differs.
+"""
+
+from .constants import *  # noqa: F401,F403 - the official constants under their names
+from .data_managers import (
+    BaseDataManager, CameraParams, FlameTracking, ImageKey, MonoFlameAvatarDataManager, NVSDataManager,
+)
+from .flame_provider import FlameProvider
+from .submission import (
+    MonoFlameAvatarSubmissionDataReader, MonoFlameAvatarSubmissionDataWriter, NVSSubmissionDataReader,
+    NVSSubmissionDataWriter,
+)
+
+__all__ = [
+    "BaseDataManager", "CameraParams", "FlameProvider", "FlameTracking", "ImageKey", "MonoFlameAvatarDataManager",
+    "MonoFlameAvatarSubmissionDataReader", "MonoFlameAvatarSubmissionDataWriter", "NVSDataManager",
+    "NVSSubmissionDataReader", "NVSSubmissionDataWriter",
+]
