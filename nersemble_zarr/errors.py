@@ -25,6 +25,10 @@ class CatalogueError(NersembleError):
     exit_code = 2
 
 
+class LockError(NersembleError):
+    """Another run holds the lock of the folder or store this run would write (or the lock cannot be made)."""
+
+
 class DownloadError(NersembleError):
     """A download that failed for good (HTTP error, truncated body, too many retries)."""
 
