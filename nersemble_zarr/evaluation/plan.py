@@ -9,9 +9,8 @@ from typing import Any, Iterable
 import numpy as np
 import xarray as xr
 
-from .. import catalogue, schema
+from .. import catalogue, schema, storage
 from .. import store as store_module
-from ..convert.layout import converted_flag
 from ..errors import EvaluationError, SubmissionError
 from ..submission.expected import ExpectedVideo, SubmissionSpec
 from ..submission.predictions import check_source, find_videos
@@ -148,10 +147,7 @@ def _ground_truth(
             f"The prediction {video.entry} has no ground truth: the store {store} holds no frames of {group}."
         )
     serials = [str(serial) for serial in dataset[schema.SERIAL].values]
-    flag = converted_flag(schema.IMAGES)
-    stored = video.serial in serials and (
-        flag not in dataset.coords or bool(dataset[flag].values[serials.index(video.serial)])
-    )
+    stored = video.serial in serials and bool(storage.written_cameras(dataset)[serials.index(video.serial)])
     if not stored:
         hidden = dataset[schema.SPLIT].values[serials.index(video.serial)] == "test" if video.serial in serials else False
         reason = ("it is one of the benchmark's hidden hold-out views, whose frames only the server has; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..flame.files import atomic_path
+from ..atomic import atomic_path
 from .report import EvaluationResult
 
 WORST_SHOWN = 4

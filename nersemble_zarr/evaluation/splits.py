@@ -19,7 +19,7 @@ import numpy as np
 from .. import catalogue
 from .. import store as store_module
 from ..errors import ConfigError
-from ..flame.files import atomic_path
+from ..atomic import atomic_path
 
 SPLIT_ATTR = "validation_split"
 
