@@ -13,10 +13,6 @@ Peak memory is the peak resident set size of the process that ran the phase.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,14 +20,13 @@ from typing import Callable
 
 import numpy as np
 
+from benchmarks.phases import phases_of, report_phase, run_phase
 from nersemble_zarr import catalogue
 
 PARTICIPANT, SEQUENCE = 388, "GLASSES"
 CODECS = ("zstd", "lz4", "jpegxl-lossless", "jpegxl")
 
 
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _videos(root: Path) -> list[Path]:
@@ -193,17 +188,15 @@ def phase_stream_pyav(args) -> dict:
     return {"seconds": time.perf_counter() - start, "frames": len(means)}
 
 
-PHASES = {name[len("phase_"):]: fn for name, fn in globals().items() if name.startswith("phase_")}
+PHASES = phases_of(globals())
 
 
 def _run(args, phase: str, **extra) -> dict:
-    command = [sys.executable, "-m", "benchmarks.bench_convert", "--phase", phase, "--root", str(args.root),
-               "--work", str(args.work), "--cameras", str(args.cameras), "--frames", str(args.frames),
-               "--workers", str(args.workers), "--reads", str(args.reads)]
+    arguments = ["--root", str(args.root), "--work", str(args.work), "--cameras", str(args.cameras),
+                 "--frames", str(args.frames), "--workers", str(args.workers), "--reads", str(args.reads)]
     for key, value in extra.items():
-        command += [f"--{key}", str(value)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+        arguments += [f"--{key}", str(value)]
+    return run_phase("benchmarks.bench_convert", phase, arguments)
 
 
 def main() -> None:
@@ -218,9 +211,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
     if args.phase:
-        result = PHASES[args.phase](args)
-        result["peak_rss_mib"] = _peak_mib()
-        print(json.dumps(result))
+        report_phase(PHASES, args.phase, args)
         return
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
         args.work = Path(tmp)

@@ -17,22 +17,17 @@ peak resident set size), on the same frames, full frame and masked:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.phases import phases_of, report_phase, run_phase
 from nersemble_zarr import catalogue, schema
 
 PARTICIPANT, SEQUENCE = 388, "GLASSES"
 
 
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _serials(args) -> tuple[str, ...]:
@@ -148,15 +143,14 @@ def phase_evaluate_lpips(args) -> dict:
     return _evaluate(args, lpips=True)
 
 
-PHASES = {name[len("phase_"):]: fn for name, fn in globals().items() if name.startswith("phase_")}
+PHASES = phases_of(globals())
 
 
 def _run(args, phase: str) -> dict:
-    command = [sys.executable, "-m", "benchmarks.bench_evaluate", "--phase", phase, "--work", str(args.work),
-               "--cameras", str(args.cameras), "--frames", str(args.frames), "--workers", str(args.workers)]
+    arguments = ["--work", str(args.work), "--cameras", str(args.cameras), "--frames", str(args.frames),
+                 "--workers", str(args.workers)]
     environment = {**os.environ, "TORCH_HOME": str(args.work / "torch")}
-    output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=environment).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return run_phase("benchmarks.bench_evaluate", phase, arguments, env=environment)
 
 
 def _line(label: str, ours: dict, loop: dict, loop_name: str) -> str:
@@ -176,9 +170,7 @@ def main() -> None:
     if args.phase:
         args.root, args.store = args.work / "fetched", args.work / "store.zarr"
         args.predictions = args.work / "predictions.zarr"
-        result = PHASES[args.phase](args)
-        result["peak_rss_mib"] = _peak_mib()
-        print(json.dumps(result))
+        report_phase(PHASES, args.phase, args)
         return
     with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
         args.work = Path(tmp)

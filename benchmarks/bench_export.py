@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.phases import peak_rss_mib
+
 WIDTH, HEIGHT = 1100, 1604
 KEY = (388, "GLASSES", "222200046")
 
@@ -75,10 +77,6 @@ def write_store(path: Path, n_frames: int) -> None:
     )
     tree = xr.DataTree.from_dict({schema.sequence_group("nvs", KEY[0], KEY[1]): dataset})
     tree.to_zarr(path, consolidated=False, compute=True)
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cpu_seconds() -> float:

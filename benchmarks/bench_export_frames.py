@@ -14,22 +14,17 @@ own process (peak memory = that process's peak resident set size), with the same
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.phases import phases_of, report_phase, run_phase
 from nersemble_zarr import catalogue
 
 PARTICIPANT, SEQUENCE = 388, "GLASSES"
 
 
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _serials(args) -> tuple[str, ...]:
@@ -100,15 +95,13 @@ def phase_export(args) -> dict:
     return {"seconds": time.perf_counter() - start, "frames": summary.frames_written}
 
 
-PHASES = {name[len("phase_"):]: fn for name, fn in globals().items() if name.startswith("phase_")}
+PHASES = phases_of(globals())
 
 
 def _run(args, phase: str, level: int = 1) -> dict:
-    command = [sys.executable, "-m", "benchmarks.bench_export_frames", "--phase", phase, "--work", str(args.work),
-               "--cameras", str(args.cameras), "--frames", str(args.frames), "--workers", str(args.workers),
-               "--level", str(level)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    arguments = ["--work", str(args.work), "--cameras", str(args.cameras), "--frames", str(args.frames),
+                 "--workers", str(args.workers), "--level", str(level)]
+    return run_phase("benchmarks.bench_export_frames", phase, arguments)
 
 
 def _line(label: str, export: dict, baseline: dict) -> str:
@@ -129,9 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.phase:
         args.root, args.store = args.work / "fetched", args.work / "store.zarr"
-        result = PHASES[args.phase](args)
-        result["peak_rss_mib"] = _peak_mib()
-        print(json.dumps(result))
+        report_phase(PHASES, args.phase, args)
         return
     with tempfile.TemporaryDirectory(prefix="bench-export-frames-") as tmp:
         args.work = Path(tmp)

@@ -21,13 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.phases import peak_rss_mib
 from nersemble_zarr import catalogue
 
 PARTICIPANT = 388
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def generate_videos(root: Path, cameras: int, frames: int, workers: int) -> int:
@@ -84,7 +81,7 @@ def main() -> None:
               f"{frames / best[n]:.1f} frames/s, "
               f"{results[0]['videos']} videos; speed-up vs {args.workers[0]}: {best[args.workers[0]] / best[n]:.2f}x; "
               f"peak RSS per worker {' / '.join(f'{p:.0f}' for p in peaks)} MiB (sum {sum(peaks):.0f} MiB)")
-    print(f"peak RSS of the client process: {_peak_rss_mib():.0f} MiB; "
+    print(f"peak RSS of the client process: {peak_rss_mib():.0f} MiB; "
           f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
