@@ -12,8 +12,11 @@ from .options import handle_errors, scheduler_option, workers_option
 @click.command("export-frames")
 @click.argument("store")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--format", "format_", type=click.Choice(["nerf"]), default="nerf", show_default=True,
-              help="Output layout: nerf = images/, fg_masks/, flame_param/, transforms*.json.")
+@click.option("--format", "format_", type=click.Choice(["nerf", "vhap", "nerfstudio"]), default="nerf",
+              show_default=True,
+              help="Output layout: vhap = VHAP's NeRF dataset (what GaussianAvatars trains on, FLAME converted into "
+                   "its convention); nerfstudio = nerfstudio's transforms.json; nerf = images/, fg_masks/, "
+                   "flame_param/, transforms*.json with the store's FLAME parameters.")
 @click.option("--participant", "-p", type=int, default=None,
               help="Participant id (needed when the store holds several sequences).")
 @click.option("--sequence", "-s", default=None, help="Sequence name (needed when the participant has several).")
@@ -24,10 +27,13 @@ from .options import handle_errors, scheduler_option, workers_option
 @click.option("--serials", default=None, help="Comma-separated camera serials; default: every camera.")
 @click.option("--background", type=click.Choice(["black", "white", "none"]), default="black", show_default=True,
               help="Composite images on black or white, or write RGBA PNGs (none).")
+@click.option("--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with flame2023.pkl (default ~/.cache/FLAME); --format vhap needs FLAME's root joint.")
 @scheduler_option
 @workers_option
 @handle_errors
-def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, scheduler, workers):
+def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, flame_dir, scheduler,
+                  workers):
     """Export one sequence of STORE into OUT as PNG frames, masks, FLAME parameters and transforms*.json.
 
     Resumable: files already in OUT are kept. transform_matrix is OpenGL/NeRF camera-to-world; see
@@ -42,7 +48,8 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
     with connect(scheduler) as client, progress_bar("export-frames", "chunk") as progress:
         summary = run_export(
             store, out, format=format_, participant=participant, sequence=sequence, level=level, stride=stride,
-            serials=serial_list, background=background, workers=workers, client=client, progress=progress,
+            serials=serial_list, background=background, workers=workers, flame_dir=flame_dir, client=client,
+            progress=progress,
         )
     counts = ", ".join(f"{name} {count}" for name, count in summary.transforms.items())
     click.echo(

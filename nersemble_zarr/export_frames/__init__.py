@@ -25,10 +25,11 @@ from ..progress import Progress, set_total
 from .pixels import BACKGROUNDS, composite, write_npz, write_png
 from .plan import ExportPlan, Frame, frame_folders, pending_frames, plan_export, tracking_arrays
 from .transforms import write_transforms
+from . import nerfstudio, vhap
 
 __all__ = ["BACKGROUNDS", "ExportSummary", "export_frames", "plan_export"]
 
-FORMATS = ("nerf",)
+FORMATS = ("nerf", "vhap", "nerfstudio")
 SETTINGS_FILE = "nersemble_export.json"
 
 
@@ -67,13 +68,16 @@ def export_frames(
     serials: tuple[str, ...] | None = None,
     background: str = "black",
     workers: int = 4,
+    flame_dir: str | os.PathLike | None = None,
     client: Any = None,
     progress: Progress | None = None,
 ) -> ExportSummary:
     """Export one sequence of ``store`` at resolution ``level`` into the folder ``out`` (resumable).
 
     ``stride`` keeps every n-th stored frame (original frame indices are kept); ``serials`` limits the
-    cameras; ``background`` is 'black', 'white' or 'none' (RGBA). ``progress`` is told the number of tasks
+    cameras; ``background`` is 'black', 'white' or 'none' (RGBA). ``format`` 'vhap' writes VHAP's NeRF-dataset
+    layout with FLAME converted into its convention (which needs the FLAME model in ``flame_dir``), 'nerfstudio'
+    nerfstudio's transforms.json, 'nerf' this project's own layout. ``progress`` is told the number of tasks
     (chunks of frames, ``set_total``) and called as each finishes.
     """
     if format not in FORMATS:
@@ -83,9 +87,18 @@ def export_frames(
         store, participant=participant, sequence=sequence, level=level, stride=stride, serials=serials,
         background=background,
     )
+    flame = None
+    if format == "vhap":
+        plan = vhap.vhap_plan(plan)
+        flame = vhap.converted_flame(plan, flame_dir)
+    elif format == "nerfstudio":
+        plan = nerfstudio.nerfstudio_plan(plan)
     _claim_folder(out, plan, format)
     summary = ExportSummary(plan.group)
-    summary.flame_files_written = _write_flame_files(out, plan)
+    if format == "vhap":
+        summary.flame_files_written = vhap.write_flame_files(out, plan, flame)
+    elif format == "nerf":
+        summary.flame_files_written = _write_flame_files(out, plan)
     pending = pending_frames(out, plan)
     summary.frames_skipped = sum(frame.has_image for frame in plan.frames) - len(pending)
     tasks = _tasks(store, out, plan, pending)
@@ -93,7 +106,12 @@ def export_frames(
     summary.frames_written = sum(run_tasks(write_frames, tasks, workers=workers, client=client, progress=progress))
     for folder in frame_folders(out, plan):
         remove_partial_files(folder)
-    summary.transforms = write_transforms(out, plan)
+    if format == "vhap":
+        summary.transforms = vhap.write_transforms(out, plan, flame)
+    elif format == "nerfstudio":
+        summary.transforms = nerfstudio.write_transforms(out, plan)
+    else:
+        summary.transforms = write_transforms(out, plan)
     return summary
 
 
