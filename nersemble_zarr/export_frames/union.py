@@ -34,14 +34,14 @@ def combine_vhap_exports(train: list[Path], test: list[Path], target: Path) -> d
                 f"The export {source} is not in the same folder as the target {target}; VHAP's layout points into "
                 "sibling folders (../<export>/...), so put them side by side."
             )
-    check_output_folder(target).mkdir(parents=True, exist_ok=True)
-    databases = [_read_database(source) for source in train + test]
     prefixes = {source.name.split("_")[0] for source in train + test}
     if len(prefixes) > 1:
         raise ConfigError(
             f"Cannot combine exports of different participants: folder names start with {', '.join(sorted(prefixes))}; "
             "name each export folder <participant>_<sequence> as VHAP does."
         )
+    databases = [_read_database(source) for source in train + test]
+    check_output_folder(target).mkdir(parents=True, exist_ok=True)
     next_timestep = 0
     combined_train, next_timestep = _combine(train, databases[:len(train)], next_timestep)
     combined_test, _ = _combine(test, databases[len(train):], next_timestep)
