@@ -29,11 +29,14 @@ from .options import handle_errors, scheduler_option, workers_option
               help="Composite images on black or white, or write RGBA PNGs (none).")
 @click.option("--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder with flame2023.pkl (default ~/.cache/FLAME); --format vhap needs FLAME's root joint.")
+@click.option("--centre-principal-point", is_flag=True,
+              help="Crop/pad each camera's frames by whole pixels so its principal point is within half a pixel of "
+                   "the image centre (GaussianAvatars assumes it there); cx, cy are adjusted.")
 @scheduler_option
 @workers_option
 @handle_errors
-def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, flame_dir, scheduler,
-                  workers):
+def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, flame_dir,
+                  centre_principal_point, scheduler, workers):
     """Export one sequence of STORE into OUT as PNG frames, masks, FLAME parameters and transforms*.json.
 
     Resumable: files already in OUT are kept. transform_matrix is OpenGL/NeRF camera-to-world; see
@@ -48,7 +51,8 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
     with connect(scheduler) as client, progress_bar("export-frames", "chunk") as progress:
         summary = run_export(
             store, out, format=format_, participant=participant, sequence=sequence, level=level, stride=stride,
-            serials=serial_list, background=background, workers=workers, flame_dir=flame_dir, client=client,
+            serials=serial_list, background=background, workers=workers, flame_dir=flame_dir,
+            centre_principal_point=centre_principal_point, client=client,
             progress=progress,
         )
     counts = ", ".join(f"{name} {count}" for name, count in summary.transforms.items())
@@ -56,3 +60,5 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
         f"Exported {summary.group} into {out}: {summary.frames_written} frame(s) written, "
         f"{summary.frames_skipped} already there; frames listed: {counts}."
     )
+    if summary.principal_point_residual is not None:
+        click.echo(f"Principal points moved to the image centre, largest residual {summary.principal_point_residual:.3f} px.")

@@ -405,3 +405,46 @@ def test_vhap_export_without_the_flame_model_is_one_clear_error(converted, tmp_p
                      "--flame-dir", tmp_path / "no-flame")
     assert result.exit_code != 0 and "flame2023.pkl" in result.output
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------ principal point centred for GaussianAvatars
+
+def ga_project_centred(camera: dict, points: np.ndarray) -> np.ndarray:
+    """GaussianAvatars' own pixels: the field of view only, principal point at ((w - 1) / 2, (h - 1) / 2)."""
+    centred = dict(camera, frame={"cx": (camera["width"] - 1) / 2, "cy": (camera["height"] - 1) / 2})
+    return ga_project(centred, points)
+
+
+def test_centred_principal_point_puts_every_vertex_within_half_a_pixel(converted, standin_dir, reference_flame,
+                                                                         store_meshes, tmp_path):
+    out = tmp_path / "393_centred"
+    result = run_cli("export-frames", converted, out, "--format", "vhap", "-p", 393, "-s", MONO[1],
+                     "--flame-dir", standin_dir, "--centre-principal-point", exit_code=0)
+    assert "largest residual" in result.output
+    scene = ga_dynamic_nerf(out)
+    params = ga_load_meshes(scene["train_meshes"], scene["test_meshes"], 5023)
+    plain = json.loads((out / "transforms.json").read_text())["frames"][0]
+    camera_index = plain["camera_index"]
+    stored_k = store_meshes["intrinsics"][camera_index]
+    shift = np.array([stored_k[0, 2] - plain["cx"], stored_k[1, 2] - plain["cy"]])
+    assert np.all(shift == np.rint(shift)) and np.any(shift != 0)  # the synthetic principal point is off-centre
+    residual = np.array([plain["cx"] - (plain["w"] - 1) / 2, plain["cy"] - (plain["h"] - 1) / 2])
+    assert np.all(np.abs(residual) <= 0.5)
+    for camera in scene["train"] + scene["val"] + scene["test"]:
+        original = camera["frame"]["timestep_index_original"]
+        expected, _ = project_opencv(store_meshes["vertices"][original], store_meshes["world_2_cam"][camera_index],
+                                     stored_k)
+        found = ga_project_centred(camera, ga_vertices(reference_flame, params, camera["timestep"]))
+        np.testing.assert_allclose(found + residual + shift, expected, rtol=0, atol=PIXEL_TOLERANCE)
+    # the pixels moved by the same whole-pixel shift
+    dx, dy = shift.astype(int)
+    image = imagecodecs.png_decode((out / plain["file_path"]).read_bytes())
+    dataset = storage.open_dataset(converted, schema.level_group(1, "mono_flame_avatar", *MONO))
+    position = [int(t) for t in dataset[schema.TIMESTEP].values].index(plain["timestep_index_original"])
+    stored = dataset[schema.IMAGES][camera_index, position].values
+    alpha = dataset[schema.ALPHA][camera_index, position].values
+    stored = np.where((alpha > 0)[..., None], stored, 0)
+    height, width = stored.shape[:2]
+    np.testing.assert_array_equal(
+        image[max(0, -dy):height - max(0, dy), max(0, -dx):width - max(0, dx)],
+        stored[max(0, dy):height - max(0, -dy), max(0, dx):width - max(0, -dx)])
