@@ -62,3 +62,19 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
     )
     if summary.principal_point_residual is not None:
         click.echo(f"Principal points moved to the image centre, largest residual {summary.principal_point_residual:.3f} px.")
+
+
+@click.command("combine-vhap")
+@click.argument("target", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--test", "tests", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="An export whose frames go to transforms_test.json (repeatable); the SOURCES train.")
+@handle_errors
+def combine_vhap(target, sources, tests):
+    """Combine `export-frames --format vhap` exports of one participant (SOURCES, beside TARGET) into TARGET,
+    laid out as VHAP's combine_nerf_datasets.py does (GaussianAvatars trains on such unions)."""
+    from nersemble_zarr.export_frames.union import combine_vhap_exports
+
+    counts = combine_vhap_exports(list(sources), list(tests), target)
+    click.echo(f"Combined {len(sources) + len(tests)} export(s) into {target}: "
+               + ", ".join(f"{name} {count}" for name, count in counts.items()) + ".")

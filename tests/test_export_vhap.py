@@ -448,3 +448,12 @@ def test_centred_principal_point_puts_every_vertex_within_half_a_pixel(converted
     np.testing.assert_array_equal(
         image[max(0, -dy):height - max(0, dy), max(0, -dx):width - max(0, dx)],
         stored[max(0, dy):height - max(0, -dy), max(0, dx):width - max(0, -dx)])
+
+
+def test_combine_vhap_command(exports):
+    result = run_cli("combine-vhap", exports / "393_CLI", exports / "393_EXP-1-head",
+                     "--test", exports / "393_EXP-1-head_stride2", exit_code=0)
+    assert "transforms_train.json 6" in result.output and "transforms_test.json 3" in result.output
+    test = json.loads((exports / "393_CLI" / "transforms_test.json").read_text())
+    assert test["timestep_indices"] == [6, 7, 8]
+    assert (exports / "393_CLI" / "sequences_test.txt").read_text() == "393_EXP-1-head_stride2\n"
