@@ -457,3 +457,37 @@ def test_combine_vhap_command(exports):
     test = json.loads((exports / "393_CLI" / "transforms_test.json").read_text())
     assert test["timestep_indices"] == [6, 7, 8]
     assert (exports / "393_CLI" / "sequences_test.txt").read_text() == "393_EXP-1-head_stride2\n"
+
+
+@pytest.fixture(scope="module")
+def level2_export(converted, standin_dir, tmp_path_factory) -> tuple[Path, Path]:
+    """The mono sequence downsampled to level 2 (in a copy of the store) and exported as VHAP's layout."""
+    import shutil
+
+    from nersemble_zarr.levels import downsample
+
+    store = Path(shutil.copytree(converted, tmp_path_factory.mktemp("level2") / "store.zarr"))
+    downsample(store, [2], participants=[MONO[0]], sequences=[MONO[1]], workers=2)
+    out = tmp_path_factory.mktemp("vhap-level2") / "393_EXP-1-head"
+    export_frames(store, out, format="vhap", participant=MONO[0], sequence=MONO[1], level=2,
+                  flame_dir=standin_dir, workers=2)
+    return store, out
+
+
+def test_level_2_export_lands_on_the_level_2_pixels(level2_export, reference_flame, store_meshes):
+    store, out = level2_export
+    level2 = storage.open_dataset(store, schema.level_group(2, "mono_flame_avatar", *MONO))
+    scene = ga_dynamic_nerf(out)
+    params = ga_load_meshes(scene["train_meshes"], scene["test_meshes"], 5023)
+    views = scene["train"] + scene["val"] + scene["test"]
+    assert len(views) == 6
+    for camera in views:
+        frame = camera["frame"]
+        assert (frame["w"], frame["h"]) == (level2.attrs[schema.WIDTH_ATTR], level2.attrs[schema.HEIGHT_ATTR])
+        image = imagecodecs.png_decode((out / frame["file_path"]).read_bytes())
+        assert image.shape[:2] == (frame["h"], frame["w"])
+        expected, _ = project_opencv(store_meshes["vertices"][frame["timestep_index_original"]],
+                                     level2[schema.WORLD_2_CAM].values[frame["camera_index"]],
+                                     level2[schema.INTRINSICS].values[frame["camera_index"]])
+        found = ga_project(camera, ga_vertices(reference_flame, params, camera["timestep"]))
+        np.testing.assert_allclose(found, expected, rtol=0, atol=PIXEL_TOLERANCE)
