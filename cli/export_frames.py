@@ -61,7 +61,8 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
         f"{summary.frames_skipped} already there; frames listed: {counts}."
     )
     if summary.principal_point_residual is not None:
-        click.echo(f"Principal points moved to the image centre, largest residual {summary.principal_point_residual:.3f} px.")
+        residual = summary.principal_point_residual
+        click.echo(f"Principal points moved to the image centre, largest residual {residual:.3f} px.")
 
 
 @click.command("combine-vhap")

@@ -193,6 +193,7 @@ def write_frames(task: FramesTask) -> int:
             write_png(task.out / frame.image_path(), shift_picture(pixels, task.shift, fill))
             continue
         mask = alpha[serial_index, frame.position]
-        write_png(task.out / frame.image_path(), shift_picture(composite(pixels, mask, task.background), task.shift, fill))
+        picture = composite(pixels, mask, task.background)
+        write_png(task.out / frame.image_path(), shift_picture(picture, task.shift, fill))
         write_png(task.out / frame.mask_path(), shift_picture(mask, task.shift, 0))
     return len(task.frames)

@@ -56,9 +56,11 @@ class VhapFrame(Frame):
 
 def vhap_plan(plan: ExportPlan) -> ExportPlan:
     """The plan with VHAP's frames: only views with an image (VHAP lists no others), densely indexed."""
-    dense = {timestep: index for index, timestep in enumerate(sorted({f.timestep for f in plan.frames if f.has_image}))}
+    timesteps = sorted({frame.timestep for frame in plan.frames if frame.has_image})
+    dense = {timestep: index for index, timestep in enumerate(timesteps)}
     frames = tuple(
-        VhapFrame(**{name: getattr(frame, name) for name in Frame.__dataclass_fields__}, dense_index=dense[frame.timestep])
+        VhapFrame(**{name: getattr(frame, name) for name in Frame.__dataclass_fields__},
+                  dense_index=dense[frame.timestep])
         for frame in plan.frames if frame.has_image
     )
     return replace(plan, frames=frames)
@@ -143,7 +145,8 @@ def split_documents(database: dict) -> dict[str, dict]:
     The first ceil(70%) of timesteps are train (all cameras but the validation camera) and val (that camera);
     the remaining timesteps are test (every camera). With one camera the validation set is empty.
     """
-    shared = {key: value for key, value in database.items() if key not in ("frames", "timestep_indices", "camera_indices")}
+    shared = {key: value for key, value in database.items()
+              if key not in ("frames", "timestep_indices", "camera_indices")}
     timesteps, cameras = database["timestep_indices"], database["camera_indices"]
     n_train = int(np.ceil(len(timesteps) * TRAIN_RATIO))
     if len(cameras) > 1:

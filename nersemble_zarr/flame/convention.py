@@ -84,7 +84,9 @@ def to_vhap(assets: FlameAssets, params: FlameParameters) -> ConvertedFlame:
     joints = root_joints(assets, params)
     scale = float(params.scale)
     if scale <= 0:
-        raise FlameError(f"{params.source}: 'scale' is {scale}, expected a positive number to convert FLAME into VHAP's convention.")
+        raise FlameError(
+            f"{params.source}: 'scale' is {scale}, expected a positive number to convert FLAME into VHAP's convention."
+        )
     translation = np.asarray(params.translation, dtype=np.float64) / scale + rotations.apply(joints) - joints
     return ConvertedFlame(
         shape=np.asarray(params.shape, dtype=np.float32),
