@@ -32,11 +32,14 @@ from .options import handle_errors, scheduler_option, workers_option
 @click.option("--centre-principal-point", is_flag=True,
               help="Crop/pad each camera's frames by whole pixels so its principal point is within half a pixel of "
                    "the image centre (GaussianAvatars assumes it there); cx, cy are adjusted.")
+@click.option("--render-target", is_flag=True,
+              help="With --format vhap: export the views without images (the benchmark's hold-out views) for "
+                   "GaussianAvatars' render.py --target_path, each pointing at a blank image.")
 @scheduler_option
 @workers_option
 @handle_errors
 def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, flame_dir,
-                  centre_principal_point, scheduler, workers):
+                  centre_principal_point, render_target, scheduler, workers):
     """Export one sequence of STORE into OUT as PNG frames, masks, FLAME parameters and transforms*.json.
 
     Resumable: files already in OUT are kept. transform_matrix is OpenGL/NeRF camera-to-world; see
@@ -52,7 +55,7 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
         summary = run_export(
             store, out, format=format_, participant=participant, sequence=sequence, level=level, stride=stride,
             serials=serial_list, background=background, workers=workers, flame_dir=flame_dir,
-            centre_principal_point=centre_principal_point, client=client,
+            centre_principal_point=centre_principal_point, render_target=render_target, client=client,
             progress=progress,
         )
     counts = ", ".join(f"{name} {count}" for name, count in summary.transforms.items())

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from helpers import run_cli
-from nersemble_zarr import schema, storage
+from nersemble_zarr import catalogue, schema, storage
 from nersemble_zarr.cameras import project_opencv
 from nersemble_zarr.errors import ConfigError
 from nersemble_zarr.export_frames import export_frames
@@ -492,3 +492,50 @@ def test_level_2_export_lands_on_the_level_2_pixels(level2_export, reference_fla
                                      level2[schema.INTRINSICS].values[frame["camera_index"]])
         found = ga_project(camera, ga_vertices(reference_flame, params, camera["timestep"]))
         np.testing.assert_allclose(found, expected, rtol=0, atol=PIXEL_TOLERANCE)
+
+
+# ------------------------------------------------------------ render target and submission
+
+def test_render_target_round_trip_to_a_valid_submission(converted, standin_dir, reference_flame, cpu_model,
+                                                         tmp_path):
+    target = tmp_path / "393_FREE"
+    run_cli("export-frames", converted, target, "--format", "vhap", "--render-target", "-p", 393, "-s", "FREE",
+            "--flame-dir", standin_dir, exit_code=0)
+    # GaussianAvatars' readDynamicNerfInfo with --target_path: target train + val + test cameras, target meshes
+    views = ga_read_cameras(target, "transforms_train.json") + ga_read_cameras(target, "transforms_val.json") \
+        + ga_read_cameras(target, "transforms_test.json")
+    meshes = {**ga_read_meshes(target, "transforms_train.json"), **ga_read_meshes(target, "transforms_test.json")}
+    params = ga_load_meshes(meshes, {}, 5023)
+    free = storage.open_dataset(converted, schema.level_group(1, "mono_flame_avatar", 393, "FREE"))
+    store_vertices = cpu_model.evaluate(flame_parameters(free)).vertices.astype(np.float64)
+    timesteps = [int(t) for t in free[schema.TIMESTEP].values]
+    serials = [str(s) for s in free[schema.SERIAL].values]
+    submitted = set(catalogue.submission_serials("mono_flame_avatar"))  # mono: the train camera and the hold-outs
+    assert {camera["frame"]["camera_id"] for camera in views} == submitted
+    assert len(views) == len(submitted) * len(timesteps)
+    for camera in views:
+        frame = camera["frame"]
+        assert imagecodecs.png_decode(camera["image_path"].read_bytes()).shape == (frame["h"], frame["w"], 3)
+        index = serials.index(frame["camera_id"])
+        expected, _ = project_opencv(store_vertices[timesteps.index(frame["timestep_index_original"])],
+                                     free[schema.WORLD_2_CAM].values[index], free[schema.INTRINSICS].values[index])
+        found = ga_project(camera, ga_vertices(reference_flame, params, camera["timestep"]))
+        np.testing.assert_allclose(found, expected, rtol=0, atol=PIXEL_TOLERANCE)
+    # render.py's output layout: MODEL/<target name>/ours_<iteration>/renders/{i:05d}.png, one per view
+    model = tmp_path / "model"
+    renders = model / target.name / "ours_30000" / "renders"
+    renders.mkdir(parents=True)
+    for i, camera in enumerate(views):
+        picture = np.full((camera["height"], camera["width"], 3), 40 + 30 * (i % 6), dtype=np.uint8)
+        (renders / f"{i:05d}.png").write_bytes(imagecodecs.png_encode(picture))
+    size = f"{views[0]['width']}x{views[0]['height']}"
+    zip_path = tmp_path / "submission.zip"
+    run_cli("export-submission", model, zip_path, "-b", "mono_flame_avatar", "--store", converted, "--partial",
+            "--resolution", size, "--render-target", target, exit_code=0)
+    run_cli("validate-submission", zip_path, "-b", "mono_flame_avatar", "--store", converted, "--partial",
+            "--resolution", size, exit_code=0)
+    (renders / f"{len(views) - 1:05d}.png").unlink()
+    result = run_cli("export-submission", model, tmp_path / "other.zip", "-b", "mono_flame_avatar", "--store",
+                     converted, "--partial", "--resolution", size, "--render-target", target)
+    assert result.exit_code != 0 and "render the target again" in result.output
+    assert not (tmp_path / "other.zip").exists()

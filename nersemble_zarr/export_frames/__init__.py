@@ -75,6 +75,7 @@ def export_frames(
     workers: int = 4,
     flame_dir: str | os.PathLike | None = None,
     centre_principal_point: bool = False,
+    render_target: bool = False,
     client: Any = None,
     progress: Progress | None = None,
 ) -> ExportSummary:
@@ -85,7 +86,9 @@ def export_frames(
     layout with FLAME converted into its convention (which needs the FLAME model in ``flame_dir``), 'nerfstudio'
     nerfstudio's transforms.json, 'nerf' this project's own layout. ``centre_principal_point`` crops and pads
     each camera's frames by whole pixels so its principal point sits within half a pixel of the image centre,
-    where GaussianAvatars assumes it (see :mod:`.centring`). ``progress`` is told the number of tasks
+    where GaussianAvatars assumes it (see :mod:`.centring`). ``render_target`` (vhap) exports the views without
+    images instead (the benchmark's hold-out views), for GaussianAvatars' ``render.py --target_path``.
+    ``progress`` is told the number of tasks
     (chunks of frames, ``set_total``) and called as each finishes.
     """
     if format not in FORMATS:
@@ -100,17 +103,20 @@ def export_frames(
         shifts = principal_point_shifts(plan)
         plan = centred_plan(plan, shifts)
     flame = None
+    if render_target and format != "vhap":
+        raise ConfigError("A render target is written in VHAP's layout only; add --format vhap.")
     if format == "vhap":
-        plan = vhap.vhap_plan(plan)
+        plan = vhap.vhap_plan(plan, render_target)
         flame = vhap.converted_flame(plan, flame_dir)
     elif format == "nerfstudio":
         plan = nerfstudio.nerfstudio_plan(plan)
-    _claim_folder(out, plan, format, centre_principal_point)
+    _claim_folder(out, plan, format, {"centre_principal_point": centre_principal_point, "render_target": render_target})
     summary = ExportSummary(plan.group)
     if centre_principal_point:
         summary.principal_point_residual = principal_point_residual(plan)
     if format == "vhap":
         summary.flame_files_written = vhap.write_flame_files(out, plan, flame)
+        vhap.write_placeholders(out, plan)
     elif format == "nerf":
         summary.flame_files_written = _write_flame_files(out, plan)
     pending = pending_frames(out, plan)
@@ -121,7 +127,7 @@ def export_frames(
     for folder in frame_folders(out, plan):
         remove_partial_files(folder)
     if format == "vhap":
-        summary.transforms = vhap.write_transforms(out, plan, flame)
+        summary.transforms = vhap.write_transforms(out, plan, flame, render_target)
     elif format == "nerfstudio":
         summary.transforms = nerfstudio.write_transforms(out, plan)
     else:
@@ -129,14 +135,14 @@ def export_frames(
     return summary
 
 
-def _claim_folder(out: Path, plan: ExportPlan, format: str, centre_principal_point: bool) -> None:
-    """Create the output folders; refuse a folder holding an export of another sequence, level or background."""
-    settings = {"format": format, "group": plan.group, "level": plan.level, "background": plan.background,
-                "centre_principal_point": centre_principal_point}
+def _claim_folder(out: Path, plan: ExportPlan, format: str, options: dict[str, bool]) -> None:
+    """Create the output folders; refuse a folder holding an export of another sequence, level, background or
+    options (flags that older exports did not record count as off)."""
+    settings = {"format": format, "group": plan.group, "level": plan.level, "background": plan.background, **options}
     settings_file = check_output_folder(out) / SETTINGS_FILE
     if settings_file.exists():
         found = json.loads(settings_file.read_text())
-        found = {key: found.get(key, False if key == "centre_principal_point" else None) for key in settings}
+        found = {key: found.get(key, False if key in options else None) for key in settings}
         if found != settings:
             raise ConfigError(
                 f"{out} already holds an export with {found}, not {settings}; choose another output folder."
@@ -145,7 +151,8 @@ def _claim_folder(out: Path, plan: ExportPlan, format: str, centre_principal_poi
         raise ConfigError(f"{out} exists and is not an export folder of nersemble_zarr; choose an empty or new folder.")
     for folder in frame_folders(out, plan):
         folder.mkdir(parents=True, exist_ok=True)
-    document = {**settings, "created_by": f"nersemble_zarr {__version__}"}
+    document = {**settings, "benchmark": plan.benchmark, "participant": plan.participant, "sequence": plan.sequence,
+                "created_by": f"nersemble_zarr {__version__}"}
     write_atomic(settings_file, json.dumps(document, indent=1).encode())
 
 

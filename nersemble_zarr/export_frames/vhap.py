@@ -19,18 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import schema
+from .. import catalogue, schema
 from ..atomic import write_atomic
 from ..cameras import opengl_camera_to_world
 from ..flame.convention import ConvertedFlame, scale_world_to_camera, to_vhap
 from ..flame.model import load_flame_assets
 from ..flame.sequence import flame_parameters
-from .pixels import write_npz
+from ..errors import ConfigError
+from .pixels import write_npz, write_png
 from .plan import FLAME_DIR, IMAGES_DIR, MASKS_DIR, ExportPlan, Frame
 
 CANONICAL_FILE = "canonical_flame_param.npz"
 TRAIN_RATIO = 0.7          # VHAP's split_json: the first 70% of timesteps train (and val), the rest test
 VAL_CAMERA_INDEX = 8       # VHAP's validation camera (NeRSemble's front view) when present, else the last one
+PLACEHOLDER_STEM = "render_target"
 SHARED_INTRINSICS = ("cx", "cy", "fl_x", "fl_y", "h", "w", "camera_angle_x", "camera_angle_y")
 
 
@@ -39,9 +41,12 @@ class VhapFrame(Frame):
     """An exported view named by its dense timestep index and camera index, as VHAP names files."""
 
     dense_index: int = 0
+    placeholder: bool = False  # a render-target view: its image is a blank of the camera's size
 
     @property
     def stem(self) -> str:
+        if self.placeholder:
+            return f"{PLACEHOLDER_STEM}_{self.camera_index:02d}"
         return f"{self.dense_index:05d}_{self.camera_index:02d}"
 
     def image_path(self) -> str:
@@ -54,16 +59,31 @@ class VhapFrame(Frame):
         return f"{FLAME_DIR}/{self.dense_index:05d}.npz"
 
 
-def vhap_plan(plan: ExportPlan) -> ExportPlan:
-    """The plan with VHAP's frames: only views with an image (VHAP lists no others), densely indexed."""
-    timesteps = sorted({frame.timestep for frame in plan.frames if frame.has_image})
-    dense = {timestep: index for index, timestep in enumerate(timesteps)}
+def vhap_plan(plan: ExportPlan, render_target: bool = False) -> ExportPlan:
+    """The plan with VHAP's frames, densely indexed: the views with an image (VHAP lists no others), or with
+    ``render_target`` the views without one of the cameras a submission holds, each pointing at a blank image."""
+    chosen = [frame for frame in plan.frames if frame.has_image != render_target]
+    if render_target:  # the views a submission holds
+        chosen = [frame for frame in chosen if frame.serial in catalogue.submission_serials(plan.benchmark)]
+    if not chosen:
+        what = "no view without an image (hold-out view)" if render_target else "no view with an image"
+        raise ConfigError(f"{plan.group} has {what} among the chosen cameras; nothing to export as VHAP's layout.")
+    dense = {timestep: index for index, timestep in enumerate(sorted({frame.timestep for frame in chosen}))}
     frames = tuple(
         VhapFrame(**{name: getattr(frame, name) for name in Frame.__dataclass_fields__},
-                  dense_index=dense[frame.timestep])
-        for frame in plan.frames if frame.has_image
+                  dense_index=dense[frame.timestep], placeholder=render_target)
+        for frame in chosen
     )
     return replace(plan, frames=frames)
+
+
+def write_placeholders(out: Path, plan: ExportPlan) -> None:
+    """One blank image (and mask) per camera of a render target: GaussianAvatars opens an image for every view."""
+    width, height = int(plan.dataset.attrs[schema.WIDTH_ATTR]), int(plan.dataset.attrs[schema.HEIGHT_ATTR])
+    for frame in {frame.camera_index: frame for frame in plan.frames if frame.placeholder}.values():
+        write_png(out / frame.image_path(), np.zeros((height, width, 3), dtype=np.uint8))
+        if plan.has_alpha:
+            write_png(out / frame.mask_path(), np.zeros((height, width), dtype=np.uint8))
 
 
 def converted_flame(plan: ExportPlan, flame_dir: str | os.PathLike | None) -> ConvertedFlame | None:
@@ -113,8 +133,9 @@ def frame_entry(plan: ExportPlan, frame: VhapFrame, cam_2_world: np.ndarray, int
     return entry
 
 
-def transforms_documents(plan: ExportPlan, world_scale: float) -> dict[str, dict]:
-    """File name -> JSON document for the seven transforms files VHAP writes."""
+def transforms_documents(plan: ExportPlan, world_scale: float, render_target: bool = False) -> dict[str, dict]:
+    """File name -> JSON document for the seven transforms files VHAP writes; a render target lists every view
+    in transforms_train.json (val and test empty), the order GaussianAvatars' ``render.py --target_path`` renders."""
     world_2_cam = scale_world_to_camera(plan.dataset[schema.WORLD_2_CAM].values, world_scale)
     cam_2_world = opengl_camera_to_world(world_2_cam)
     intrinsics = plan.dataset[schema.INTRINSICS].values
@@ -126,8 +147,14 @@ def transforms_documents(plan: ExportPlan, world_scale: float) -> dict[str, dict
     documents = {"transforms.json": full, "transforms_backup.json": backup, "transforms_backup_flame.json": full}
     if not plan.has_tracking:
         del documents["transforms_backup_flame.json"]
-    documents.update(split_documents(full))
+    documents.update(render_target_documents(full) if render_target else split_documents(full))
     return documents
+
+
+def render_target_documents(database: dict) -> dict[str, dict]:
+    """transforms_{train,val,test}.json of a render target: every view in train, in export order."""
+    empty = {**{key: value for key, value in database.items() if key != "frames"}, "frames": []}
+    return {"transforms_train.json": database, "transforms_val.json": empty, "transforms_test.json": empty}
 
 
 def _database(entries: list[dict]) -> dict:
@@ -168,9 +195,11 @@ def split_documents(database: dict) -> dict[str, dict]:
     }
 
 
-def write_transforms(out: Path, plan: ExportPlan, flame: ConvertedFlame | None) -> dict[str, int]:
+def write_transforms(
+    out: Path, plan: ExportPlan, flame: ConvertedFlame | None, render_target: bool = False
+) -> dict[str, int]:
     """Write VHAP's transforms files atomically; return the number of frames in each."""
-    documents = transforms_documents(plan, flame.world_scale if flame is not None else 1.0)
+    documents = transforms_documents(plan, flame.world_scale if flame is not None else 1.0, render_target)
     for name, document in documents.items():
         write_atomic(out / name, json.dumps(document, indent=4).encode())
     return {name: len(document["frames"]) for name, document in documents.items()}
