@@ -539,3 +539,39 @@ def test_render_target_round_trip_to_a_valid_submission(converted, standin_dir, 
                      converted, "--partial", "--resolution", size, "--render-target", target)
     assert result.exit_code != 0 and "render the target again" in result.output
     assert not (tmp_path / "other.zip").exists()
+
+
+def test_renders_of_a_centred_render_target_are_shifted_back(converted, standin_dir, reference_flame, cpu_model,
+                                                             tmp_path):
+    from nersemble_zarr.submission.gaussian_avatars import rendered_predictions
+
+    target = tmp_path / "393_FREE"
+    export_frames(converted, target, format="vhap", participant=393, sequence="FREE", render_target=True,
+                  centre_principal_point=True, flame_dir=standin_dir, workers=1)
+    views = ga_read_cameras(target, "transforms_train.json")
+    free = storage.open_dataset(converted, schema.level_group(1, "mono_flame_avatar", 393, "FREE"))
+    serials = [str(s) for s in free[schema.SERIAL].values]
+    renders = tmp_path / "model" / target.name / "ours_7" / "renders"
+    renders.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    pictures = [rng.integers(0, 255, (c["height"], c["width"], 3), dtype=np.uint8) for c in views]
+    for i, picture in enumerate(pictures):
+        (renders / f"{i:05d}.png").write_bytes(imagecodecs.png_encode(picture))
+    predictions = rendered_predictions(tmp_path / "model", [target])
+    shifts = []
+    for serial in {camera["frame"]["camera_id"] for camera in views}:
+        mine = [(c["frame"]["timestep_index_original"], i) for i, c in enumerate(views)
+                if c["frame"]["camera_id"] == serial]
+        frame = views[mine[0][1]]["frame"]
+        stored = free[schema.INTRINSICS].values[serials.index(serial)]
+        dx, dy = int(round(stored[0, 2] - frame["cx"])), int(round(stored[1, 2] - frame["cy"]))
+        shifts.append((dx, dy))
+        video = np.asarray(predictions[(393, "FREE", serial)])
+        assert video.shape[0] == len(mine)
+        for position, (_, render_index) in enumerate(sorted(mine)):
+            picture, h, w = pictures[render_index], frame["h"], frame["w"]
+            # the render sees stored pixel (x, y) at (x - dx, y - dy): shifting back puts it at (x, y) again
+            np.testing.assert_array_equal(
+                video[position][max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)],
+                picture[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)])
+    assert any(shift != (0, 0) for shift in shifts)

@@ -110,7 +110,8 @@ def export_frames(
         flame = vhap.converted_flame(plan, flame_dir)
     elif format == "nerfstudio":
         plan = nerfstudio.nerfstudio_plan(plan)
-    _claim_folder(out, plan, format, {"centre_principal_point": centre_principal_point, "render_target": render_target})
+    _claim_folder(out, plan, format, {"centre_principal_point": centre_principal_point, "render_target": render_target},
+                  shifts)
     summary = ExportSummary(plan.group)
     if centre_principal_point:
         summary.principal_point_residual = principal_point_residual(plan)
@@ -135,7 +136,7 @@ def export_frames(
     return summary
 
 
-def _claim_folder(out: Path, plan: ExportPlan, format: str, options: dict[str, bool]) -> None:
+def _claim_folder(out: Path, plan: ExportPlan, format: str, options: dict[str, bool], shifts: np.ndarray) -> None:
     """Create the output folders; refuse a folder holding an export of another sequence, level, background or
     options (flags that older exports did not record count as off)."""
     settings = {"format": format, "group": plan.group, "level": plan.level, "background": plan.background, **options}
@@ -153,6 +154,9 @@ def _claim_folder(out: Path, plan: ExportPlan, format: str, options: dict[str, b
         folder.mkdir(parents=True, exist_ok=True)
     document = {**settings, "benchmark": plan.benchmark, "participant": plan.participant, "sequence": plan.sequence,
                 "created_by": f"nersemble_zarr {__version__}"}
+    if options.get("centre_principal_point"):  # new pixel (x, y) = stored pixel (x + dx, y + dy), per camera
+        serials = [str(serial) for serial in plan.dataset[schema.SERIAL].values]
+        document["principal_point_shifts"] = {serial: [int(v) for v in shift] for serial, shift in zip(serials, shifts)}
     write_atomic(settings_file, json.dumps(document, indent=1).encode())
 
 

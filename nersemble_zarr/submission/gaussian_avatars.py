@@ -41,12 +41,7 @@ def render_folder(model: Path, target: Path) -> Path:
 
 def rendered_views(renders: Path, target: Path) -> dict[VideoKey, list[Path]]:
     """(participant, sequence, serial) -> the rendered PNGs of that video in frame order."""
-    settings = _read_json(Path(target) / SETTINGS_FILE)
-    if not settings.get("render_target"):
-        raise SubmissionError(
-            f"{target} is not a render target; write one with `nersemble-zarr export-frames --format vhap "
-            "--render-target`."
-        )
+    settings = render_target_settings(target)
     views = [frame for name in SPLIT_ORDER for frame in _read_json(Path(target) / name)["frames"]]
     files = sorted(Path(renders).glob("*.png")) if Path(renders).is_dir() else []
     if len(files) != len(views) or [f.name for f in files] != [f"{i:05d}.png" for i in range(len(views))]:
@@ -61,16 +56,43 @@ def rendered_views(renders: Path, target: Path) -> dict[VideoKey, list[Path]]:
     return {key: [path for _, path in sorted(frames)] for key, frames in videos.items()}
 
 
+def render_target_settings(target: Path) -> dict:
+    """The settings file of a render target (refusing any other folder)."""
+    settings = _read_json(Path(target) / SETTINGS_FILE)
+    if not settings.get("render_target"):
+        raise SubmissionError(
+            f"{target} is not a render target; write one with `nersemble-zarr export-frames --format vhap "
+            "--render-target`."
+        )
+    return settings
+
+
 def rendered_predictions(model: Path, targets: list[Path]) -> dict[VideoKey, object]:
-    """Predictions (a mapping of lazy frame arrays) from GaussianAvatars' renders of every render target."""
+    """Predictions (a mapping of lazy frame arrays) from GaussianAvatars' renders of every render target.
+
+    A target exported with ``--centre-principal-point`` was rendered with its frames shifted by whole pixels;
+    the renders are shifted back (the strip that left the picture is filled with the target's background).
+    """
     import dask
     import dask.array as da
 
+    from ..export_frames.centring import shift_picture
+
+    def read_shifted(path: Path, shift: tuple[int, int], fill: int) -> np.ndarray:
+        return shift_picture(read_image(path), shift, fill)
+
     predictions: dict[VideoKey, object] = {}
     for target in targets:
+        settings = render_target_settings(target)
+        shifts = settings.get("principal_point_shifts", {})
+        fill = 255 if settings.get("background") == "white" else 0
         for key, paths in rendered_views(render_folder(model, target), target).items():
+            dx, dy = shifts.get(key[2], (0, 0))
             shape = read_image(paths[0]).shape
-            frames = [da.from_delayed(dask.delayed(read_image)(path), shape, np.uint8) for path in paths]
+            frames = [
+                da.from_delayed(dask.delayed(read_shifted)(path, (-int(dx), -int(dy)), fill), shape, np.uint8)
+                for path in paths
+            ]
             predictions[key] = da.stack(frames)
     return predictions
 
