@@ -575,3 +575,13 @@ def test_renders_of_a_centred_render_target_are_shifted_back(converted, standin_
                 video[position][max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)],
                 picture[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)])
     assert any(shift != (0, 0) for shift in shifts)
+
+
+@pytest.mark.parametrize("format_", ["vhap", "nerfstudio"])
+def test_a_sequence_without_images_is_refused_with_a_hint(converted, standin_dir, tmp_path, format_):
+    result = run_cli("export-frames", converted, tmp_path / "out", "--format", format_, "-p", 393, "-s", "FREE",
+                     "--flame-dir", standin_dir)
+    assert result.exit_code != 0 and "no view with an image" in result.output
+    assert not (tmp_path / "out").exists()
+    if format_ == "vhap":
+        assert "--render-target" in result.output

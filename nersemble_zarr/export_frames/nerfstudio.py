@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .. import schema
 from ..atomic import write_atomic
+from ..errors import ConfigError
 from ..cameras import opengl_camera_to_world
 from .plan import ExportPlan
 
@@ -22,8 +23,11 @@ TRANSFORMS_FILE = "transforms.json"
 
 
 def nerfstudio_plan(plan: ExportPlan) -> ExportPlan:
-    """The plan without views that have no image."""
-    return replace(plan, frames=tuple(frame for frame in plan.frames if frame.has_image))
+    """The plan without views that have no image (refusing a sequence with none)."""
+    frames = tuple(frame for frame in plan.frames if frame.has_image)
+    if not frames:
+        raise ConfigError(f"{plan.group} has no view with an image among the chosen cameras; nerfstudio needs images.")
+    return replace(plan, frames=frames)
 
 
 def transforms_document(plan: ExportPlan) -> dict:

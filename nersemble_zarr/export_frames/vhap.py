@@ -66,8 +66,11 @@ def vhap_plan(plan: ExportPlan, render_target: bool = False) -> ExportPlan:
     if render_target:  # the views a submission holds
         chosen = [frame for frame in chosen if frame.serial in catalogue.submission_serials(plan.benchmark)]
     if not chosen:
-        what = "no view without an image (hold-out view)" if render_target else "no view with an image"
-        raise ConfigError(f"{plan.group} has {what} among the chosen cameras; nothing to export as VHAP's layout.")
+        if render_target:
+            raise ConfigError(f"{plan.group} has no view without an image among the chosen submission cameras; "
+                              "nothing to export as a render target.")
+        raise ConfigError(f"{plan.group} has no view with an image among the chosen cameras; export its hold-out "
+                          "views for rendering with --render-target.")
     dense = {timestep: index for index, timestep in enumerate(sorted({frame.timestep for frame in chosen}))}
     frames = tuple(
         VhapFrame(**{name: getattr(frame, name) for name in Frame.__dataclass_fields__},
