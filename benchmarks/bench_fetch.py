@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_fetch --mib 256 --repeats 5 --throttled-mib 48 --throttle-mib-s 8
 
-A server process serves an NVS-layout tree (participant 388: 26 videos of random bytes plus metadata and
+A server process serves an NVS-layout tree (participant 388: 26 mp4-shaped videos of random bytes plus metadata and
 calibration). Each run is its own client process, so its peak resident memory is its own:
   baseline   one requests.Session, the files one after another, iter_content(1 MiB) into the final file;
   fetch -j1  nersemble_zarr.fetch with one worker (HEAD per file, .part, size checks, os.replace);
@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from nersemble_zarr import catalogue
+from nersemble_zarr.synthetic.filler import mp4_around
 
 BENCHMARK, PARTICIPANT, SEQUENCE = "nvs", 388, "GLASSES"
 VARIANTS = {"baseline": None, "fetch -j1": 1, "fetch -j4": 4}
@@ -51,7 +52,7 @@ def make_tree(root: Path, total_mib: int) -> int:
         elif relative.endswith(".json"):
             target.write_text(json.dumps({"world_2_cam": {}, "intrinsics": {}}))
         else:
-            target.write_bytes(os.urandom(per_video))
+            target.write_bytes(mp4_around(os.urandom(per_video)))  # fetch checks each mp4's boxes
         total += target.stat().st_size
     return total
 

@@ -27,6 +27,8 @@ from .options import handle_errors, scheduler_option, workers_option
 @click.option("--serials", default=None, help="Comma-separated camera serials; default: every camera.")
 @click.option("--background", type=click.Choice(["black", "white", "none"]), default="black", show_default=True,
               help="Composite images on black or white, or write RGBA PNGs (none).")
+@click.option("--split", "split_source", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Validation split (JSON file or store, see `nersemble-zarr split`): its frames go to transforms_val.json.")
 @click.option("--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder with flame2023.pkl (default ~/.cache/FLAME); --format vhap needs FLAME's root joint.")
 @click.option("--centre-principal-point", is_flag=True,
@@ -38,8 +40,8 @@ from .options import handle_errors, scheduler_option, workers_option
 @scheduler_option
 @workers_option
 @handle_errors
-def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, flame_dir,
-                  centre_principal_point, render_target, scheduler, workers):
+def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, split_source,
+                  flame_dir, centre_principal_point, render_target, scheduler, workers):
     """Export one sequence of STORE into OUT as PNG frames, masks, FLAME parameters and transforms*.json.
 
     Resumable: files already in OUT are kept. transform_matrix is OpenGL/NeRF camera-to-world; see
@@ -54,8 +56,9 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
     with connect(scheduler) as client, progress_bar("export-frames", "chunk") as progress:
         summary = run_export(
             store, out, format=format_, participant=participant, sequence=sequence, level=level, stride=stride,
-            serials=serial_list, background=background, workers=workers, flame_dir=flame_dir,
-            centre_principal_point=centre_principal_point, render_target=render_target, client=client,
+            serials=serial_list, background=background, validation=split_source, workers=workers,
+            flame_dir=flame_dir, centre_principal_point=centre_principal_point, render_target=render_target,
+            client=client,
             progress=progress,
         )
     counts = ", ".join(f"{name} {count}" for name, count in summary.transforms.items())

@@ -22,6 +22,8 @@ COMMANDS = {
     "validate-submission": "submission:validate_submission",
     "preview": "preview:preview",
     "preview-rig": "preview:preview_rig",
+    "evaluate": "evaluate:evaluate",
+    "split": "evaluate:split",
 }
 
 

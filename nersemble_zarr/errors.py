@@ -25,6 +25,10 @@ class CatalogueError(NersembleError):
     exit_code = 2
 
 
+class LockError(NersembleError):
+    """Another run holds the lock of the folder or store this run would write (or the lock cannot be made)."""
+
+
 class DownloadError(NersembleError):
     """A download that failed for good (HTTP error, truncated body, too many retries)."""
 
@@ -52,6 +56,10 @@ class SubmissionError(NersembleError):
 class Cancelled(Exception):
     """A run stopped on purpose before it finished: an interrupted fetch (its ``.part`` files stay for the
     next run), or a task stopped early because another task failed. Not a user's error, so no NersembleError."""
+
+
+class EvaluationError(NersembleError):
+    """Predictions that cannot be evaluated: no ground truth in the store, wrong size, bad values."""
 
 
 def write_failure(what: str, error: OSError) -> str:

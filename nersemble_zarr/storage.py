@@ -14,6 +14,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ import zarr
 
 from . import __version__, catalogue, schema
 from .errors import StoreError
+from .locking import folder_lock
 from .outputs import kind_of
 
 StoreLike = str | os.PathLike
@@ -291,3 +293,25 @@ def refresh_consolidated_metadata(store: StoreLike) -> None:
     """Re-consolidate the store's metadata when it has any, so readers see the new arrays."""
     if _open_group(store_path(store), "", "r+").metadata.consolidated_metadata is not None:
         consolidate(store)
+
+
+@contextlib.contextmanager
+def writer_lock(store: StoreLike, command: str) -> Iterator[None]:
+    """Hold the store's advisory lock while ``command`` writes it: one writing run per store at a time.
+
+    The lock file is ``.{name}.nersemble_zarr-lock`` beside the store (zarr warns about any other object
+    inside a store). Another run holding it raises LockError naming its process. Stores on object storage
+    (``s3://`` ...) are not locked: there is no file lock there, so do not write one from two runs at once.
+    """
+    path = store_path(store)
+    if _is_remote(path):
+        yield
+        return
+    real = Path(path).resolve()
+    with folder_lock(real.parent, writer_lock_name(real), f"{command} into the store {path}"):
+        yield
+
+
+def writer_lock_name(store: StoreLike) -> str:
+    """The name of a local store's lock file, in the folder that holds the store."""
+    return f".{Path(store_path(store)).resolve().name}.nersemble_zarr-lock"

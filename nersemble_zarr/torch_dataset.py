@@ -23,7 +23,7 @@ from . import catalogue, schema, storage
 from . import store as store_module
 from .errors import ConfigError, StoreError, shown
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "validation")
 FLAME_PARAMS = (*schema.FLAME_TIMESTEP_PARAMS, *schema.FLAME_STATIC_PARAMS)
 
 
@@ -44,7 +44,8 @@ class FrameDataset(Dataset):
     """Single frames (one camera, one timestep) of a benchmark's sequences in a converted store.
 
     ``split`` ("train", "test" or None for both) and ``serials`` choose the cameras; only cameras whose
-    frames are stored take part. ``participants`` / ``sequences`` narrow the sequences (default: every
+    frames are stored take part. With a ``validation`` split (a ``ValidationSplit``, or a JSON file or store
+    holding one) "train" leaves out its validation frames and "validation" gives exactly those. ``participants`` / ``sequences`` narrow the sequences (default: every
     sequence of ``benchmark`` in the store that has frames). ``level`` s > 1 reads the frames and
     intrinsics of resolution level s (written by ``nersemble-zarr downsample``). Items are dicts of tensors:
     ``image`` (3, H, W) and ``alpha`` (1, H, W) as float32 in [0, 1] (or uint8 with ``dtype=torch.uint8``),
@@ -65,11 +66,13 @@ class FrameDataset(Dataset):
         serials: Iterable[str] | None = None,
         level: int = 1,
         dtype: torch.dtype = torch.float32,
+        validation: Any = None,
     ) -> None:
         if isinstance(level, bool) or not isinstance(level, int) or level < 1:
             raise ConfigError(f"Resolution level {shown(level)} is invalid; expected 1 (full resolution) or a level >= 2.")
         if split not in (*SPLITS, None):
-            raise ConfigError(f"Split {shown(split)} is unknown; expected 'train', 'test' or None (both).")
+            raise ConfigError(f"Split {shown(split)} is unknown; expected 'train', 'test', 'validation' or None (both).")
+        held_out = _validation_split(validation, split, benchmark)
         if dtype not in (torch.float32, torch.uint8):
             raise ConfigError(f"Frame dtype {dtype} is not supported; expected torch.float32 or torch.uint8.")
         serials = None if serials is None else tuple(str(s) for s in serials)
@@ -81,8 +84,14 @@ class FrameDataset(Dataset):
         )
         rows = []
         for index, sequence in enumerate(self.sequences):
-            cameras = _select_cameras(tree[sequence.group].to_dataset(), sequence.group, split, serials)
+            camera_split = "train" if split == "validation" else split
+            cameras = _select_cameras(tree[sequence.group].to_dataset(), sequence.group, camera_split, serials)
             grid = np.stack(np.meshgrid(cameras, np.arange(len(sequence.timesteps)), indexing="ij"), -1).reshape(-1, 2)
+            if held_out is not None:
+                name, n = sequence.group.rsplit("/", 1)[-1], len(sequence.timesteps)
+                masks = {c: held_out.validation_mask(name, sequence.serials[c], n) for c in cameras}
+                keep = np.array([masks[c][t] for c, t in grid], dtype=bool).reshape(-1)
+                grid = grid[keep if split == "validation" else ~keep]
             rows.append(np.column_stack([np.full(len(grid), index), grid]))
         # (sequence_index, serial_index, timestep_index) of every item: small and cheap to pickle.
         self.index = np.concatenate(rows).astype(np.int64) if rows else np.empty((0, 3), np.int64)
@@ -215,6 +224,22 @@ def _sequence_frames(dataset, group: str) -> SequenceFrames:
         has_alpha=schema.ALPHA in dataset,
         flame=flame,
     )
+
+
+def _validation_split(validation: Any, split: str | None, benchmark: str):
+    """The ValidationSplit to apply (None without one), after checking it fits ``split`` and ``benchmark``."""
+    if validation is None:
+        if split == "validation":
+            raise ConfigError("Split 'validation' needs a validation split; pass validation=ValidationSplit(...).")
+        return None
+    from .evaluation.splits import read_split
+
+    held_out = read_split(validation)
+    if held_out.benchmark != benchmark:
+        raise ConfigError(f"The validation split is for {held_out.benchmark}, not {benchmark}.")
+    if split not in ("train", "validation"):
+        raise ConfigError(f"A validation split applies to split 'train' or 'validation', not {split!r}.")
+    return held_out
 
 
 def _select_cameras(dataset, group: str, split: str | None, serials: tuple[str, ...] | None) -> np.ndarray:

@@ -3,11 +3,13 @@ benchmark server, and a player that applies a schedule's phases in time.
 
 A schedule is one to three phases, each a ``Faults`` setting of the server held for a while (the last
 until the run ends): dropped connections at random byte offsets, 5xx/408/429 bursts (with Retry-After),
-random error rates, Range ignored, bodies cut short, throttled bodies and slow answers. A *recoverable*
-schedule stays within the client's retry budget (per file and phase at most one error answer and one
-dropped connection, at most two phases), so the fetch must succeed; a *hostile* one may exceed it
-(persistent short bodies, every GET dropped, high error rates, answers slower than the read timeout),
-so the fetch may end in a clear error instead.
+random error rates, Range ignored, bodies cut short, throttled bodies, slow answers, reason phrases that
+echo the request path (the secret) with terminal escapes, and answers without Content-Length. A
+*recoverable* schedule stays within the client's retry budget (per file and phase at most one error answer
+and one dropped connection, at most two phases), so the fetch must succeed; a *hostile* one may exceed it
+(persistent short bodies, every GET dropped, high error rates, answers slower than the read timeout) or
+answer with something that is not the file (a web page with 200, a gzip-encoded body, a body past the
+announced size, a redirect to an unusable host name), so the fetch may end in a clear error instead.
 """
 
 from __future__ import annotations
@@ -20,19 +22,22 @@ from pathlib import Path
 
 from nersemble_zarr import catalogue
 from nersemble_zarr.fetch import RetryPolicy
+from nersemble_zarr.synthetic.filler import pcd_around
 from nersemble_zarr.synthetic.server import BenchmarkServer, Faults
 
 # What the campaign's client uses: enough attempts for any recoverable schedule, waits of milliseconds.
 CAMPAIGN_RETRY = RetryPolicy(attempts=6, backoff_s=0.002, max_backoff_s=0.02, connect_timeout_s=2.0,
                              read_timeout_s=0.25)
 ERROR_STATUSES = (500, 502, 503, 504, 429, 408)
+HOSTILE_REASON = ": {path} \x1b]0;owned\x07\x1b[2J\x1b[32mAll files verified OK\x1b[0m"
+BAD_REDIRECT = "http://" + "x" * 64 + ".invalid{path}"  # a host label longer than 63 characters
 # What the campaign fetches from the tree below: its calibration and every point cloud frame.
 FETCH_ARGS = {"participants": [388], "assets": ["calibration", "pointclouds"], "pointcloud_frames": "all"}
 
 
 def write_source_tree(root: Path, n_clouds: int, size_range: tuple[int, int], seed: int = 0) -> list[str]:
     """An NVS tree for participant 388 (metadata.json, calibration, ``n_clouds`` point cloud files of random,
-    incompressible bytes) under ``root/nvs``; returns the served paths relative to ``root``."""
+    incompressible points) under ``root/nvs``; returns the served paths relative to ``root``."""
     rng = random.Random(seed)
     timesteps = [3 * index for index in range(n_clouds)]
     files = {
@@ -41,7 +46,7 @@ def write_source_tree(root: Path, n_clouds: int, size_range: tuple[int, int], se
         catalogue.calibration_path(388): json.dumps({"world_2_cam": {}, "intrinsics": {}}).encode(),
     }
     for timestep in timesteps:
-        files[catalogue.pointcloud_path(388, "GLASSES", timestep)] = rng.randbytes(rng.randint(*size_range))
+        files[catalogue.pointcloud_path(388, "GLASSES", timestep)] = pcd_around(rng.randbytes(rng.randint(*size_range)))
     for relative, content in files.items():
         target = root / "nvs" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +80,10 @@ class FaultSchedule:
                 ("error_rate", faults.error_rate > 0), ("range_ignored", faults.ignore_range),
                 ("short_body", faults.short_body_bytes > 0), ("slow_body", faults.bytes_per_second is not None),
                 ("slow_answer", faults.delay_s > 0),
-                ("timeout", faults.delay_s > CAMPAIGN_RETRY.read_timeout_s)) if used}
+                ("timeout", faults.delay_s > CAMPAIGN_RETRY.read_timeout_s),
+                ("reason_phrase", bool(faults.reason_suffix)), ("no_length", faults.no_content_length),
+                ("web_page", faults.web_page), ("gzip", faults.content_encoding is not None),
+                ("overlong", faults.overlong_bytes > 0), ("bad_redirect", faults.redirect_to is not None)) if used}
         return found
 
 
@@ -101,6 +109,8 @@ def _draw_faults(
     drop = rng.random() < 0.6
     errors = rng.random() < 0.5
     timeout = not recoverable and not last and rng.random() < 0.3
+    hostile_answer = None if recoverable or rng.random() < 0.6 else rng.choice(
+        ("web_page", "gzip", "overlong", "bad_redirect"))
     return Faults(
         paths=some_paths,
         scope=rng.choice(("path", "global")),
@@ -116,6 +126,13 @@ def _draw_faults(
         short_body_bytes=0 if recoverable or rng.random() < 0.7 else rng.randint(1, 4096),
         bytes_per_second=rng.uniform(20, 200) * largest_file if rng.random() < 0.3 else None,
         delay_s=0.3 if timeout else (rng.uniform(0.001, 0.03) if rng.random() < 0.3 else 0.0),
+        reason_suffix=HOSTILE_REASON if rng.random() < 0.3 else "",
+        no_content_length=rng.random() < 0.2,
+        web_page=hostile_answer == "web_page",
+        web_page_type=rng.choice(("text/html", "application/octet-stream")),
+        content_encoding="gzip" if hostile_answer == "gzip" else None,
+        overlong_bytes=rng.randint(1, largest_file) if hostile_answer == "overlong" else 0,
+        redirect_to=BAD_REDIRECT if hostile_answer == "bad_redirect" else None,
     )
 
 

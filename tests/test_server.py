@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 import time
@@ -11,7 +12,7 @@ import pytest
 import requests
 
 from nersemble_zarr.errors import ConfigError
-from nersemble_zarr.synthetic.server import Faults, RequestRecord, serve
+from nersemble_zarr.synthetic.server import WEB_PAGE, Faults, RequestRecord, serve
 
 SIZE = 100_000
 REL = "nvs/388/sequences/GLASSES/images/cam_222200042.mp4"
@@ -128,6 +129,69 @@ def test_ignore_range_and_short_body(folder: Path, body: bytes) -> None:
         assert f"Content-Length: {SIZE}".encode() in head and data == body[:-100]
         head, data = raw_get(server, REL, "Range: bytes=1000-\r\n")
         assert f"Content-Length: {SIZE - 1000}".encode() in head and data == body[1000:-100]
+
+
+def test_reason_phrase_echoing_the_request_path(folder: Path) -> None:
+    suffix = ": {path} \x1b]0;pwned\x07\x1b[2J"
+    with serve(folder, Faults(reason_suffix=suffix, error_requests=1, paths=("*.mp4",))) as server:
+        missing = requests.get(f"{server.url}/nvs/missing.mp4", timeout=5)
+        busy = requests.get(f"{server.url}/{REL}", timeout=5)
+        other = requests.get(f"{server.url}/{OTHER.replace('.json', '.txt')}", timeout=5)
+    secret_path = f"/{server.token}/nvs/missing.mp4"
+    assert missing.status_code == 404 and missing.reason == f"Not Found: {secret_path} \x1b]0;pwned\x07\x1b[2J"
+    assert secret_path in missing.text
+    assert busy.status_code == 503 and busy.reason.startswith(f"Service Unavailable: /{server.token}/{REL}")
+    assert other.reason == "Not Found"  # another path: the plain phrase
+
+
+def test_web_page_instead_of_the_file(folder: Path) -> None:
+    with serve(folder, Faults(web_page=True, paths=(REL,))) as server:
+        head = requests.head(f"{server.url}/{REL}", timeout=5)
+        get = requests.get(f"{server.url}/{REL}", headers={"Range": "bytes=10-"}, timeout=5)
+        other = requests.head(f"{server.url}/{OTHER}", timeout=5)
+        server.faults = Faults(web_page=True, web_page_type="application/octet-stream")
+        disguised = requests.get(f"{server.url}/{OTHER}", timeout=5)
+    assert head.status_code == 200 and head.headers["Content-Length"] == str(len(WEB_PAGE))
+    assert head.headers["Content-Type"].startswith("text/html")
+    assert get.status_code == 200 and get.content == WEB_PAGE  # Range ignored: it is not the file
+    assert other.headers["Content-Length"] == "1000"
+    assert disguised.content == WEB_PAGE and disguised.headers["Content-Type"] == "application/octet-stream"
+
+
+def test_gzip_content_encoding(folder: Path, body: bytes) -> None:
+    compressed = gzip.compress(body, mtime=0)
+    with serve(folder, Faults(content_encoding="gzip")) as server:
+        head = requests.head(f"{server.url}/{REL}", timeout=5)
+        head_block, data = raw_get(server, REL)
+    assert head.headers["Content-Encoding"] == "gzip" and head.headers["Content-Length"] == str(len(compressed))
+    assert b"Content-Encoding: gzip" in head_block and data == compressed and gzip.decompress(data) == body
+
+
+def test_no_content_length_and_overlong_bodies(folder: Path, body: bytes) -> None:
+    with serve(folder, Faults(no_content_length=True)) as server:
+        head = requests.head(f"{server.url}/{REL}", timeout=5)
+        head_block, data = raw_get(server, REL)
+        ranged_block, ranged = raw_get(server, REL, "Range: bytes=1000-\r\n")
+        server.faults = Faults(no_content_length=True, drop_after_bytes=5000)
+        _, cut = raw_get(server, REL)
+        server.faults = Faults(overlong_bytes=3000)
+        long_head = requests.head(f"{server.url}/{REL}", timeout=5)
+        long_block, long_data = raw_get(server, REL)
+    assert "Content-Length" not in head.headers and head.status_code == 200
+    assert b"Content-Length" not in head_block and data == body
+    assert b"Content-Range: bytes 1000-" in ranged_block and ranged == body[1000:]
+    assert cut == body[:5000]
+    assert long_head.headers["Content-Length"] == str(SIZE)  # HEAD announces the file
+    assert b"Content-Length" not in long_block and long_data == body + bytes(3000)
+
+
+def test_redirect_to_a_given_location(folder: Path) -> None:
+    with serve(folder, Faults(redirect_to="http://elsewhere.invalid{path}", paths=(REL,))) as server:
+        answer = requests.get(f"{server.url}/{REL}", allow_redirects=False, timeout=5)
+        other = requests.get(f"{server.url}/{OTHER}", allow_redirects=False, timeout=5)
+    assert answer.status_code == 302 and answer.headers["Location"] == f"http://elsewhere.invalid/{server.token}/{REL}"
+    assert other.status_code == 200
+    assert [r.status for r in server.requests] == [302, 200]
 
 
 def test_throttle_and_delay(folder: Path) -> None:

@@ -211,7 +211,7 @@ def test_metadata_from_fetched_root_sets_counts_rate_and_camera_set(tmp_path, sy
         export_submission(truth, tmp_path / "other.zip", "mono_flame_avatar", root=synthetic_root, resolution=size)
 
 
-def test_frame_counts_from_a_converted_store(tmp_path, synthetic_root):
+def test_frame_counts_from_a_converted(tmp_path, synthetic_root):
     from nersemble_zarr.convert import convert
 
     store = tmp_path / "bench.zarr"

@@ -48,7 +48,8 @@ def convert(
     (dask threads, or ``client``); a camera is marked converted only after all its frames are written, so
     an interrupted run is resumed by running again. Sequences already in the store are left untouched.
     A failed write (disk full, permissions) raises a ConversionError naming the store. ``progress`` is
-    told the number of videos to write (``set_total``) and called as each one is written.
+    told the number of videos to write (``set_total``) and called as each one is written. One run writes a
+    local store at a time (``storage.writer_lock``): another run into it raises LockError.
     """
     root = Path(root)
     frame_codec_ = frame_codec(codec)
@@ -59,17 +60,18 @@ def convert(
     if not plans:
         raise ConversionError(f"Nothing to convert under {root} for the given participants and sequences.")
     store_path = os.fspath(store)
-    new_store = "://" not in store_path and not os.path.lexists(store_path)
-    completed = False
-    try:
-        summary = _write(store_path, plans, benchmarks, frame_codec_, chunking, workers, client, progress)
-        completed = True
-        return summary
-    except OSError as error:  # inputs were read and checked above; what fails now is writing the store
-        raise ConversionError(write_failure(f"the store {store_path}", error)) from error
-    finally:
-        if new_store and not completed:  # a failed first run leaves no store behind (its groups are gone)
-            shutil.rmtree(store_path, ignore_errors=True)
+    with storage.writer_lock(store_path, "convert"):  # before looking at the store: it may be another run's
+        new_store = "://" not in store_path and not os.path.lexists(store_path)
+        completed = False
+        try:
+            summary = _write(store_path, plans, benchmarks, frame_codec_, chunking, workers, client, progress)
+            completed = True
+            return summary
+        except OSError as error:  # inputs were read and checked above; what fails now is writing the store
+            raise ConversionError(write_failure(f"the store {store_path}", error)) from error
+        finally:
+            if new_store and not completed:  # a failed first run leaves no store behind (its groups are gone)
+                shutil.rmtree(store_path, ignore_errors=True)
 
 
 def _write(

@@ -72,6 +72,7 @@ def export_frames(
     stride: int = 1,
     serials: tuple[str, ...] | None = None,
     background: str = "black",
+    validation: Any = None,
     workers: int = 4,
     flame_dir: str | os.PathLike | None = None,
     centre_principal_point: bool = False,
@@ -82,21 +83,24 @@ def export_frames(
     """Export one sequence of ``store`` at resolution ``level`` into the folder ``out`` (resumable).
 
     ``stride`` keeps every n-th stored frame (original frame indices are kept); ``serials`` limits the
-    cameras; ``background`` is 'black', 'white' or 'none' (RGBA). ``format`` 'vhap' writes VHAP's NeRF-dataset
-    layout with FLAME converted into its convention (which needs the FLAME model in ``flame_dir``), 'nerfstudio'
-    nerfstudio's transforms.json, 'nerf' this project's own layout. ``centre_principal_point`` crops and pads
-    each camera's frames by whole pixels so its principal point sits within half a pixel of the image centre,
-    where GaussianAvatars assumes it (see :mod:`.centring`). ``render_target`` (vhap) exports the views without
-    images instead (the benchmark's hold-out views), for GaussianAvatars' ``render.py --target_path``.
-    ``progress`` is told the number of tasks
-    (chunks of frames, ``set_total``) and called as each finishes.
+    cameras; ``background`` is 'black', 'white' or 'none' (RGBA); a ``validation`` split (or a JSON file or
+    store holding one) moves its held-out frames from transforms_train.json to transforms_val.json (format
+    'nerf'). ``format`` 'vhap' writes VHAP's NeRF-dataset layout with FLAME converted into its convention (which
+    needs the FLAME model in ``flame_dir``), 'nerfstudio' nerfstudio's transforms.json, 'nerf' this project's
+    own layout. ``centre_principal_point`` crops and pads each camera's frames by whole pixels so its principal
+    point sits within half a pixel of the image centre, where GaussianAvatars assumes it (see :mod:`.centring`).
+    ``render_target`` (vhap) exports the views without images instead (the benchmark's hold-out views), for
+    GaussianAvatars' ``render.py --target_path``. ``progress`` is told the number of tasks (chunks of frames,
+    ``set_total``) and called as each finishes.
     """
     if format not in FORMATS:
         raise ConfigError(f"Export format {format!r} is invalid; expected one of {', '.join(FORMATS)}.")
+    if validation is not None and format != "nerf":
+        raise ConfigError(f"A validation split applies to --format nerf; --format {format} writes its consumer's splits.")
     store, out = os.fspath(store), Path(out)
     plan = plan_export(
         store, participant=participant, sequence=sequence, level=level, stride=stride, serials=serials,
-        background=background,
+        background=background, validation=validation,
     )
     shifts = np.zeros((len(plan.dataset[schema.SERIAL]), 2), dtype=np.int64)
     if centre_principal_point:

@@ -24,8 +24,8 @@ class Frame:
     position: int       # index along the store's timestep axis
     serial: str
     camera_index: int   # index along the store's serial axis
-    split: str          # "train" or "test"
-    val: bool           # also listed in transforms_val.json
+    split: str          # "train", "test" or "val" (a validation split's held-out frame)
+    val: bool           # listed in transforms_val.json
     has_image: bool     # False for cameras without video (benchmark hold-out)
 
     @property
@@ -81,8 +81,13 @@ def plan_export(
     stride: int = 1,
     serials: tuple[str, ...] | None = None,
     background: str = "black",
+    validation=None,
 ) -> ExportPlan:
-    """Resolve and check an export: one sequence, an existing complete level, valid serials, stride, background."""
+    """Resolve and check an export: one sequence, an existing complete level, valid serials, stride, background.
+
+    With a ``validation`` split its held-out frames are listed in transforms_val.json only (split "val");
+    without one transforms_val.json lists the train frames of every 10th exported timestep.
+    """
     if stride < 1:
         raise ConfigError(f"Stride {stride} is invalid; expected a positive number of stored frames.")
     if background not in BACKGROUNDS:
@@ -107,16 +112,19 @@ def plan_export(
     splits = [str(split) for split in dataset[schema.SPLIT].values]
     positions = range(0, dataset.sizes[schema.TIMESTEP], stride)
     timesteps = dataset[schema.TIMESTEP].values
+    held_out = _held_out(validation, benchmark, sequence, chosen, dataset.sizes[schema.TIMESTEP])
     frames = []
     for ordinal, position in enumerate(positions):
         for serial in chosen:
             index = all_serials.index(serial)
             has_image = serial in with_video
             split = "train" if has_image and splits[index] == "train" else "test"
-            frames.append(Frame(
-                int(timesteps[position]), position, serial, index, split,
-                val=split == "train" and ordinal % VAL_EVERY == 0, has_image=has_image,
-            ))
+            if held_out is None:
+                val = split == "train" and ordinal % VAL_EVERY == 0
+            else:
+                val = split == "train" and bool(held_out[serial][position])
+                split = "val" if val else split
+            frames.append(Frame(int(timesteps[position]), position, serial, index, split, val=val, has_image=has_image))
     return ExportPlan(store, benchmark, participant, sequence, level, background, dataset, tuple(frames))
 
 
@@ -136,6 +144,18 @@ def _check_path_values(store: str, group: str, serials: list[str], timesteps: np
             f"The store {store} cannot be exported: the timestep coordinate of {group} holds {timesteps.dtype} "
             "values that are not all non-negative integers; refusing to use them in file names."
         )
+
+
+def _held_out(validation, benchmark: str, sequence: str, serials: list[str], n_timesteps: int):
+    """serial -> validation mask over stored positions, or None without a validation split."""
+    if validation is None:
+        return None
+    from ..evaluation.splits import read_split
+
+    split = read_split(validation)
+    if split.benchmark != benchmark:
+        raise ConfigError(f"The validation split is for {split.benchmark}, not {benchmark}.")
+    return {serial: split.validation_mask(sequence, serial, n_timesteps) for serial in serials}
 
 
 def _one_sequence(store: str, participant: int | None, sequence: str | None) -> tuple[str, int, str]:

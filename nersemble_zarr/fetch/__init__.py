@@ -10,16 +10,19 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .. import catalogue
 from ..credentials import resolve_url
-from ..errors import ConfigError
+from ..errors import ConfigError, InputDataError
+from ..locking import folder_lock
+from .content import read_head, signature_problem
 from .download import Cancelled, Downloader, FileDownloadError, RetryPolicy
-from .logsafety import redacted_logs
+from .logsafety import redacted_logs, untrusted_text
 from .metadata import ServerMetadata, parse_metadata
+from .partfile import plain_size
 from .plan import FetchRequest, PointcloudFrames, local_path, make_request, plan_paths
 from .summary import FetchIncomplete, FetchSummary, PlannedFile, ProgressEvent, human_bytes
 
@@ -49,6 +52,7 @@ def fetch(
     and ``pointcloud_frames`` (timestep labels as in metadata.json, or ``"all"``) are checked against
     the catalogue before any request. ``url`` overrides the
     configured access URL. With ``dry_run`` nothing is written; the summary lists files and sizes.
+    One fetch of a benchmark into a ROOT runs at a time: another one raises LockError naming its process.
     """
     request = make_request(benchmark, participants, assets, pointcloud_frames)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -57,7 +61,7 @@ def fetch(
     started = time.perf_counter()
     report = _locked(progress)
     summary = FetchSummary(benchmark, dry_run=dry_run)
-    with redacted_logs(base_url), Downloader(
+    with _root_lock(Path(root), benchmark, dry_run), redacted_logs(base_url), Downloader(
         base_url, benchmark, retry,
         on_bytes=lambda n: report(ProgressEvent("bytes", n)),
         on_discard=lambda n: report(ProgressEvent("plan", n)),
@@ -77,6 +81,14 @@ def fetch(
     if summary.failed:
         raise FetchIncomplete(summary)
     return summary
+
+
+def _root_lock(root: Path, benchmark: str, dry_run: bool):
+    """The advisory lock of ``ROOT`` for this benchmark (fetches of different benchmarks write different
+    folders and may run together); a dry run writes nothing and takes none."""
+    if dry_run:
+        return nullcontext()
+    return folder_lock(root, f".nersemble_zarr-fetch-{benchmark}.lock", f"fetch of {benchmark} into {root}")
 
 
 def _locked(progress: Callable[[ProgressEvent], None] | None) -> Callable[[ProgressEvent], None]:
@@ -117,7 +129,10 @@ def _metadata(
         summary.downloaded += 1
         raw = target.read_bytes()
     summary.files.append(entry)
-    return parse_metadata(request.benchmark, raw)
+    try:
+        return parse_metadata(request.benchmark, raw)
+    except InputDataError as error:  # its text may quote the server's: clean it like any server text
+        raise InputDataError(untrusted_text(str(error), downloader.url, limit=None)) from None
 
 
 def _inspect(downloader: Downloader, root: Path, paths: list[str], overwrite: bool, workers: int) -> list[PlannedFile]:
@@ -127,6 +142,8 @@ def _inspect(downloader: Downloader, root: Path, paths: list[str], overwrite: bo
 
 
 def _inspect_one(downloader: Downloader, root: Path, path: str, overwrite: bool) -> PlannedFile:
+    """Skip a complete file (a regular file of the remote size whose first bytes fit its kind; never a
+    symlink), resume a ``.part`` that is a regular file with one link and no longer than the remote file."""
     target = local_path(root, downloader.benchmark, path)
     part = target.with_name(target.name + ".part")
     try:
@@ -135,11 +152,22 @@ def _inspect_one(downloader: Downloader, root: Path, path: str, overwrite: bool)
         return PlannedFile(path, action="failed", error=error.reason)
     if overwrite:
         return PlannedFile(path, size)  # "download" starts from zero, dropping any .part
-    if target.is_file() and size is not None and target.stat().st_size == size:
+    if _complete(path, target, size):
         return PlannedFile(path, size, action="skip")
-    if part.is_file() and (size is None or part.stat().st_size <= size):
-        return PlannedFile(path, size, local_bytes=part.stat().st_size, action="resume")
+    kept = plain_size(part)
+    if kept is not None and (size is None or kept <= size):
+        return PlannedFile(path, size, local_bytes=kept, action="resume")
     return PlannedFile(path, size)
+
+
+def _complete(path: str, target: Path, size: int | None) -> bool:
+    """A regular file (not a symlink) of the remote size whose first bytes fit its kind."""
+    if size is None or plain_size(target, single_link=False) != size:
+        return False
+    try:
+        return signature_problem(path, read_head(target)) is None
+    except OSError:  # unreadable: download it again
+        return False
 
 
 def _download_all(

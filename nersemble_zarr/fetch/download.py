@@ -1,11 +1,13 @@
 """One HTTP file at a time: size (HEAD), small reads, and resumable, atomic, retried downloads.
 
-A download writes into ``<name>.part`` beside the final file, continues a ``.part`` with a Range request
-when the server honours it (206 + matching Content-Range) and restarts from zero when it does not, checks
-the final size against Content-Length, and only then renames the file into place. Timeouts, broken
-connections, truncated bodies, 5xx and 429 are retried with exponential backoff (honouring Retry-After)
-a bounded number of times; other HTTP errors fail at once. Error messages name the relative path, never
-the URL, and never chain the underlying exception (its text contains the URL).
+A download writes into ``<name>.part`` beside the final file (never through a link, see ``partfile``),
+continues a ``.part`` with a Range request when the server honours it (206 + matching Content-Range) and
+restarts from zero when it does not, stops reading at the announced size, checks the final size against
+Content-Length and the file's own structure for its kind (``content``), and only then renames the file
+into place. Timeouts, broken connections, truncated or malformed bodies, 5xx and 429 are retried with
+exponential backoff (honouring Retry-After) a bounded number of times; other HTTP errors, web pages and
+compressed bodies fail at once. Error messages name the relative path, never the URL, never chain the
+underlying exception (its text contains the URL), and show server text only through ``untrusted_text``.
 """
 
 from __future__ import annotations
@@ -25,10 +27,19 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from ..errors import Cancelled, ConfigError, DownloadError
+from .content import HEAD_BYTES, WEB_PAGE_PROBLEM, looks_like_web_page, structure_problem
+from .logsafety import untrusted_text
+from .partfile import PartFile, plain_size, remove
 
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20  # largest body read per call; read1 returns what one socket read brings
+READ_LIMIT = 64 << 20  # largest body ``read`` keeps in memory (metadata.json is a few KiB)
+WEB_PAGE = ("the server answered with a web page instead of the file (an expired access link or a login page?); "
+            "check your access URL")
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_UNUSABLE_ADDRESS = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                     requests.exceptions.MissingSchema, urllib3.exceptions.LocationValueError, UnicodeError)
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)$")
 
@@ -83,6 +94,7 @@ class Downloader:
         on_bytes: Callable[[int], None] | None = None,
         on_discard: Callable[[int], None] | None = None,
     ) -> None:
+        self.url = base_url  # to redact from server text; never shown
         self._base = f"{base_url.rstrip('/')}/{benchmark}"
         self.benchmark = benchmark
         self.policy = policy
@@ -112,8 +124,8 @@ class Downloader:
 
         def head() -> int | None:
             with self._request("HEAD", path, {}) as response:
-                length = response.headers.get("Content-Length")
-                return int(length) if length is not None and length.isdigit() else None
+                self._check_representation(path, response)
+                return _content_length(response)
 
         return self._retrying(path, head)
 
@@ -122,64 +134,121 @@ class Downloader:
 
         def get() -> bytes:
             with self._request("GET", path, {}) as response:
-                body = b"".join(self._stream(response, path))
-                _check_length(len(body), _content_length(response))
-                return body
+                self._check_representation(path, response)
+                announced = _content_length(response)
+                limit = READ_LIMIT if announced is None else announced
+                body = bytearray()
+                for chunk in self._stream(response, path):
+                    body += chunk
+                    if len(body) > limit:
+                        raise _Transient(f"the server sent more than the {limit} bytes expected")
+                _check_length(len(body), announced)
+                if looks_like_web_page(bytes(body[:HEAD_BYTES])):
+                    raise self._failure(path, WEB_PAGE)
+                return bytes(body)
 
         return self._retrying(path, get)
 
     def download(self, path: str, target: Path, expected_size: int | None = None, resume: bool = True) -> int:
         """Fetch ``path`` into ``target`` via ``target.part`` (continued if ``resume``); returns bytes received."""
-        target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(target.name + ".part")
-        if not resume:
-            part.unlink(missing_ok=True)
         received = [0]
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                remove(part)
             self._retrying(path, lambda: self._download_once(path, target, part, expected_size, received))
         except OSError as error:  # writing locally failed (disk full, permissions); never a request error here
             reason = error.strerror or type(error).__name__
             raise self._failure(path, f"writing {part.name} failed ({reason})") from None
+        finally:
+            if plain_size(part) == 0:  # nothing worth resuming
+                remove(part)  # (a regular file: removing it cannot fail on a folder)
         return received[0]
 
     # ------------------------------------------------------------------ internals
-    def _download_once(self, path: str, target: Path, part: Path, expected: int | None, received: list[int]) -> None:
-        offset = part.stat().st_size if part.exists() else 0
-        if expected is not None and offset > expected:
-            self._discard(part)
+    def _download_once(self, path: str, target: Path, part_path: Path, expected: int | None,
+                       received: list[int]) -> None:
+        with PartFile(part_path) as part:
+            if part.replaced_bytes:
+                self._on_discard(part.replaced_bytes)
+            offset = part.size
+            if expected is not None and offset > expected:
+                self._discard(part)
+                offset = 0
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            with self._request("GET", path, headers, allow_416=bool(offset)) as response:
+                if response.status_code == 416:
+                    total = _unsatisfied_total(response)
+                    if not (total is not None and total == offset and expected in (None, total)):
+                        self._discard(part)
+                        raise _Transient("the server refused to resume; starting over", retry_after=0)
+                    announced = total  # the .part was already complete
+                else:
+                    announced = self._receive(path, response, part, offset, expected, received)
+                labelled_html = _is_html(response)
+            size = part.size
+        _check_length(size, announced)
+        self._land(path, part_path, target, labelled_html)
+
+    def _receive(self, path: str, response: requests.Response, part: PartFile, offset: int,
+                 expected: int | None, received: list[int]) -> int | None:
+        """Append the body of a 206 (or restart the .part with a 200) up to the announced size; returns that size."""
+        self._check_representation(path, response)
+        if response.status_code == 206:
+            start, total = _content_range(response)
+            if start != offset:
+                self._discard(part)
+                raise _Transient(f"the server resumed at byte {start} instead of {offset}; starting over")
+            restart = False
+        else:  # 200: a fresh download, or a server that ignores Range
+            total, restart = _content_length(response), offset > 0
             offset = 0
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        with self._request("GET", path, headers, allow_416=bool(offset)) as response:
-            if response.status_code == 416:
-                total = _unsatisfied_total(response)
-                if total is not None and total == offset and expected in (None, total):
-                    os.replace(part, target)  # the .part was already complete
-                    return
+        if expected is not None and total is not None and total != expected:
+            self._discard(part)
+            raise self._failure(path, f"the server announced {total} bytes but its HEAD said {expected}")
+        announced = total if total is not None else expected
+        written = 0
+        for chunk in self._stream(response, path):
+            if written == 0 and offset == 0 and looks_like_web_page(chunk[:HEAD_BYTES]):
+                raise self._failure(path, WEB_PAGE)  # before touching the .part: what it holds stays
+            if restart:
+                log.info("%s/%s: the server ignored the Range request; starting over", self.benchmark, path)
                 self._discard(part)
-                raise _Transient("the server refused to resume; starting over", retry_after=0)
-            if response.status_code == 206:
-                start, total = _content_range(response)
-                if start != offset:
-                    self._discard(part)
-                    raise _Transient(f"the server resumed at byte {start} instead of {offset}; starting over")
-                mode = "ab"
-            else:  # 200: a fresh download, or a server that ignores Range
-                if offset:
-                    log.info("%s/%s: the server ignored the Range request; starting over", self.benchmark, path)
-                    self._discard(part)
-                    offset = 0
-                total, mode = _content_length(response), "wb"
-            if expected is not None and total is not None and total != expected:
+                restart = False
+            if announced is not None and offset + written + len(chunk) > announced:
                 self._discard(part)
-                raise self._failure(path, f"the server announced {total} bytes but its HEAD said {expected}")
-            with open(part, mode) as handle:
-                for chunk in self._stream(response, path):
-                    handle.write(chunk)
-                    received[0] += len(chunk)
-                    self._on_bytes(len(chunk))
-        size = part.stat().st_size
-        _check_length(size, total if total is not None else expected)
-        os.replace(part, target)
+                raise _Transient(f"the server sent more than the {announced} bytes it announced")
+            part.append(chunk)
+            written += len(chunk)
+            received[0] += len(chunk)
+            self._on_bytes(len(chunk))
+        if restart:  # an empty body
+            self._discard(part)
+        return announced
+
+    def _land(self, path: str, part: Path, target: Path, labelled_html: bool) -> None:
+        """Rename a complete ``.part`` onto ``target`` if it passes the checks for its kind; else drop it.
+
+        A body that fails them and is HTML (or came labelled text/html) is a web page: that fails for good.
+        """
+        problem = structure_problem(part, path)
+        if problem is None:
+            os.replace(part, target)  # replaces a link under the final name, never its target
+            return
+        self._on_discard(plain_size(part) or 0)
+        remove(part)
+        if problem == WEB_PAGE_PROBLEM or labelled_html:
+            raise self._failure(path, WEB_PAGE)
+        raise _Transient(f"the received file is unusable: {problem}")
+
+    def _check_representation(self, path: str, response: requests.Response) -> None:
+        """Refuse, for good, a body that is not the file's own bytes: one with a Content-Encoding."""
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            shown = untrusted_text(encoding, self.url, limit=40)
+            raise self._failure(path, f"the server sent it with Content-Encoding: {shown}, which fetch refuses "
+                                      "(it asks for the file's own bytes)")
 
     def _stream(self, response: requests.Response, path: str) -> Iterator[bytes]:
         """Body chunks as they arrive, so a broken connection loses none of the bytes already received.
@@ -198,11 +267,9 @@ class Downloader:
     def _failure(self, path: str, reason: str) -> FileDownloadError:
         return FileDownloadError(f"{self.benchmark}/{path}", reason)
 
-    def _discard(self, part: Path) -> None:
-        """Delete a .part that cannot be continued, reporting its bytes as discarded."""
-        if part.exists():
-            self._on_discard(part.stat().st_size)
-            part.unlink()
+    def _discard(self, part: PartFile) -> None:
+        """Empty a .part that cannot be continued, reporting its bytes as discarded."""
+        self._on_discard(part.restart())
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -227,13 +294,16 @@ class Downloader:
             raise _Transient("the server did not answer in time") from None
         except requests.ConnectionError:
             raise _Transient("the connection failed") from None
-        except requests.RequestException as error:
+        except _UNUSABLE_ADDRESS:
+            raise self._failure(path, "the server redirected to an address that cannot be used "
+                                      "(or the access URL is malformed)") from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as error:
             raise self._failure(path, f"the request could not be made ({type(error).__name__})") from None
         status = response.status_code
         if status in (200, 206) or (status == 416 and allow_416):
             return response
         response.close()
-        reason = f"HTTP {status} {response.reason or ''}".rstrip()
+        reason = f"HTTP {status} {untrusted_text(response.reason or '', self.url)}".rstrip()
         if status in (408, 429) or status >= 500:
             raise _Transient(reason, _retry_after(response))
         hint = {401: "check your access URL", 403: "check your access URL", 404: "the server has no such file"}
@@ -263,6 +333,11 @@ def _check_length(size: int, total: int | None) -> None:
     """A body shorter (or longer) than announced is a transient failure: the retry resumes or restarts."""
     if total is not None and size != total:
         raise _Transient(f"the body ended after {size} of {total} bytes")
+
+
+def _is_html(response: requests.Response) -> bool:
+    """Whether the answer says it is a web page (a label only: the body's own checks decide)."""
+    return response.headers.get("Content-Type", "").split(";")[0].strip().lower() in _HTML_TYPES
 
 
 def _content_length(response: requests.Response) -> int | None:

@@ -136,13 +136,17 @@ def _frames(request: FetchRequest, metadata: ServerMetadata, participant: int) -
 
 
 def local_path(root: str | Path, benchmark: str, relative: str) -> Path:
-    """``ROOT/{benchmark}/{relative}``, refusing any path part that could escape that folder."""
+    """``ROOT/{benchmark}/{relative}``, refusing any path part that could escape that folder.
+
+    ``ROOT/{benchmark}`` itself may be a link (to another disk); no folder below it may be. The final name
+    is not resolved: a link there is replaced by the download, never followed.
+    """
     catalogue.check_benchmark(benchmark)
     parts = relative.split("/")
     if not all(_SAFE_PART.match(part) for part in parts):
         raise CatalogueError(f"Refusing unsafe relative path {shown(relative)}.")
     base = (Path(root) / benchmark).resolve()
-    target = base.joinpath(*parts).resolve()
-    if not target.is_relative_to(base):
-        raise CatalogueError(f"Refusing relative path {shown(relative)}: it leads outside {base}.")
-    return target
+    folder = base.joinpath(*parts[:-1])
+    if folder.resolve() != folder:
+        raise CatalogueError(f"Refusing relative path {shown(relative)}: a folder on its way below {base} is a link.")
+    return folder / parts[-1]

@@ -22,9 +22,16 @@ def to_uint8(block: np.ndarray, video: str, first_frame: int) -> np.ndarray:
 
     ``first_frame`` is the index of the block's first frame in the video, used in the error message.
     """
+    if check_range(block, video, first_frame) == np.uint8:
+        return block
+    return np.rint(block * 255).astype(np.uint8)
+
+
+def check_range(block: np.ndarray, video: str, first_frame: int) -> np.dtype:
+    """Check a block of frames (k, H, W, 3) is uint8, or float in [0, 1] without NaN; return its dtype."""
     dtype = check_dtype(block.dtype, video)
     if dtype == np.uint8:
-        return block
+        return dtype
     inside = (block >= 0) & (block <= 1)  # False for NaN
     if not inside.all():
         frame = int(np.argmin(inside.reshape(len(block), -1).all(axis=1)))
@@ -36,4 +43,4 @@ def to_uint8(block: np.ndarray, video: str, first_frame: int) -> np.ndarray:
             f"Frame {first_frame + frame} of {video} has {found} outside [0, 1]{span}; "
             "clip float images to [0, 1] or pass uint8."
         )
-    return np.rint(block * 255).astype(np.uint8)
+    return dtype

@@ -8,7 +8,8 @@ Accepted predictions:
   (timestep, y, x, channel), an xarray DataArray (with those dims, or a ``serial`` dim holding the camera)
   or a Dataset with an ``images`` variable;
 - a folder of images ``PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png`` (or .jpg), one file
-  per frame, taken in numeric order of their names.
+  per frame, taken in numeric order of their names;
+- a submission zip of ``{participant:03d}/{sequence}/cam_{serial}.mp4`` videos (each entry is probed here).
 
 Frames are uint8 (0..255) or float (0..1) RGB at the benchmark's size. Only metadata is read here (and the
 first image of each image folder, for its size).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,7 +29,7 @@ from .. import catalogue, schema
 from ..errors import StoreError, SubmissionError
 from .expected import ExpectedVideo, SubmissionSpec, VideoKey, listed
 from .frames import check_dtype
-from .sources import ArrayVideo, FrameSource, ImageFolderVideo, read_image
+from .sources import ArrayVideo, FrameSource, ImageFolderVideo, ZipVideo, read_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _FRAME_NAME = re.compile(r"^(\d+)\.(png|jpe?g)$", re.IGNORECASE)
@@ -39,10 +41,10 @@ def collect_predictions(predictions: Any, spec: SubmissionSpec, *, partial: bool
 
     Without ``partial`` every video of the spec must be there; the error lists what is missing.
     """
-    found = _find_videos(predictions, spec)
+    found = find_videos(predictions, spec)
     expected = spec.by_key()
     for key, source in found.items():
-        _check_source(source, expected[key], spec)
+        check_source(source, expected[key], spec)
     missing = [video.entry for video in spec.videos if video.key not in found]
     if not found:
         raise SubmissionError(f"No {spec.benchmark} prediction was found in {_describe(predictions)}.")
@@ -54,7 +56,8 @@ def collect_predictions(predictions: Any, spec: SubmissionSpec, *, partial: bool
     return [found[video.key] for video in spec.videos if video.key in found]
 
 
-def _find_videos(predictions: Any, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
+def find_videos(predictions: Any, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
+    """Every video of ``spec`` found in ``predictions``, unchecked (``check_source`` checks one)."""
     import xarray as xr
 
     if isinstance(predictions, xr.DataTree):  # before Mapping: a DataTree is one too
@@ -63,9 +66,11 @@ def _find_videos(predictions: Any, spec: SubmissionSpec) -> dict[VideoKey, Frame
         return _from_mapping(predictions, spec)
     if isinstance(predictions, (str, os.PathLike)):
         path = Path(predictions)
+        if path.is_file() and zipfile.is_zipfile(path):
+            return _from_zip(path, spec)
         if not path.is_dir():
             raise SubmissionError(
-                f"Predictions {path} should be a zarr store or a folder of images; it is not a folder."
+                f"Predictions {path} should be a zarr store, a folder of images or a submission zip; it is none."
             )
         if (path / "zarr.json").is_file():
             return _from_tree(_open_store(path), spec)
@@ -246,8 +251,41 @@ def _frame_files(folder: Path) -> tuple[Path, ...]:
     return tuple(numbered[index] for index in sorted(numbered))
 
 
+# ---------------------------------------------------------------- submission zip
+def _from_zip(path: Path, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
+    from ..errors import InputDataError
+    from ..video import probe
+    from .validator import max_video_bytes
+    from .zipsafety import entry_copy, open_zip, unsafe_entry
+
+    expected = spec.by_entry()
+    with open_zip(path) as archive:
+        infos = [info for info in archive.infolist() if not info.is_dir()]
+    found: dict[VideoKey, FrameSource] = {}
+    for info in infos:
+        reason = unsafe_entry(info)
+        if reason is not None:
+            raise SubmissionError(f"{path}: {reason}")
+        video = expected.get(info.filename)
+        if video is None:
+            raise SubmissionError(
+                f"Entry {info.filename!r} of {path} is not a {spec.benchmark} video; "
+                "a submission holds only {participant:03d}/{sequence}/cam_{serial}.mp4 videos."
+            )
+        cap = max_video_bytes(video.n_frames or 100_000, spec.width, spec.height)
+        with entry_copy(path, info.filename, cap) as copy:
+            try:
+                found_info = probe(copy)
+            except InputDataError as error:
+                raise SubmissionError(f"Entry {info.filename!r} of {path} is not a readable video.") from error
+        shape = (found_info.height, found_info.width, 3)
+        found[video.key] = ZipVideo(info.filename, path, found_info.n_frames, shape, cap)
+    return found
+
+
 # ---------------------------------------------------------------- checks and messages
-def _check_source(source: FrameSource, video: ExpectedVideo, spec: SubmissionSpec) -> None:
+def check_source(source: FrameSource, video: ExpectedVideo, spec: SubmissionSpec) -> None:
+    """Refuse a predicted video whose frame size, dtype or frame count differs from what ``spec`` expects."""
     if isinstance(source, ArrayVideo):
         shape = tuple(source.data.shape[1:])
         check_dtype(source.data.dtype, video.entry)

@@ -111,3 +111,22 @@ def read_image(path: Path) -> np.ndarray:
             return frame.to_ndarray(format="rgb24")
     except (av.FFmpegError, StopIteration, OSError, ValueError) as error:
         raise SubmissionError(f"Image {path} is not a readable PNG or JPEG ({error}).") from error
+
+
+@dataclass(frozen=True)
+class ZipVideo:
+    """One mp4 entry ``video`` of a submission zip, decoded frame by frame from a private temporary copy."""
+
+    video: str
+    archive: Path
+    n_frames: int
+    shape: tuple[int, int, int]
+    max_bytes: int
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        from ..video import iter_frames
+        from .zipsafety import entry_copy
+
+        with entry_copy(self.archive, self.video, self.max_bytes) as path:
+            for frame in iter_frames(path):
+                yield frame[None]

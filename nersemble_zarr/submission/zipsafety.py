@@ -6,12 +6,14 @@ caller names, after its declared sizes have been checked.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import stat
+import tempfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 from ..errors import SubmissionError
 
@@ -115,3 +117,18 @@ def copy_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: BinaryIO
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError) as error:
         return f"Entry {shown(info.filename)} cannot be read ({type(error).__name__}: {error}); the zip is damaged."
     return None
+
+
+@contextlib.contextmanager
+def entry_copy(path: Path, name: str, max_bytes: int) -> Iterator[Path]:
+    """A private temporary copy of the zip entry ``name`` (size-checked and capped), removed afterwards."""
+    with open_zip(path) as archive, tempfile.TemporaryDirectory(prefix="nersemble-entry-") as scratch:
+        info = archive.getinfo(name)
+        target = Path(scratch) / "entry.mp4"
+        problem = size_problem(info, max_bytes)
+        if problem is None:
+            with open(target, "wb") as handle:
+                problem = copy_entry(archive, info, handle, max_bytes)
+        if problem is not None:
+            raise SubmissionError(f"{path}: {problem}")
+        yield target

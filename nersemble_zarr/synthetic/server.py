@@ -11,6 +11,7 @@ waits until the requests being answered are recorded, so a test sees every reque
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import os
 import random
 import re
@@ -29,6 +30,7 @@ from ..errors import ConfigError
 
 SEND_CHUNK = 1 << 20
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+WEB_PAGE = b"<!DOCTYPE html><html><body>Session expired</body></html>\n"
 
 
 @dataclass
@@ -55,6 +57,14 @@ class Faults:
     short_body_bytes: int = 0  # every GET promises the full Content-Length but omits this many final bytes
     bytes_per_second: float | None = None  # throttle GET bodies
     delay_s: float = 0.0  # wait before answering each request
+    # Hostile answers (a captive portal, an expired link, a misconfigured or malicious server):
+    reason_suffix: str = ""  # appended to every error answer's reason phrase and body; "{path}" = the raw request path
+    web_page: bool = False  # answer HEAD and GET with 200 and a small web page instead of the file
+    web_page_type: str = "text/html; charset=utf-8"  # the Content-Type of that page
+    content_encoding: str | None = None  # "gzip": send the file gzip-compressed with this Content-Encoding
+    overlong_bytes: int = 0  # GETs send the file, then this many zero bytes, without Content-Length
+    no_content_length: bool = False  # HEAD and GET answer without Content-Length; GET bodies end by closing
+    redirect_to: str | None = None  # answer 302 with this Location; "{path}" = the raw request path
 
 
 @dataclass(frozen=True)
@@ -246,12 +256,20 @@ class _Handler(BaseHTTPRequestHandler):
         applies = self.server._state.applies(relative)
         if faults.delay_s and applies and self._sleep(faults.delay_s):
             return
+        if applies and faults.redirect_to is not None:
+            return self._redirect(method, relative, range_header, faults.redirect_to.replace("{path}", self.path))
+        if applies and faults.web_page:
+            return self._send_whole(method, relative, range_header, WEB_PAGE, faults.web_page_type)
         file = self._resolve(relative)
         if file is None:
             return self._refuse(404, method, relative, range_header)
         error = self.server._decide_error(method, relative)
         if error is not None:
             return self._refuse(error, method, relative, range_header, retry_after=faults.retry_after)
+        if applies and faults.content_encoding:
+            body = gzip.compress(file.read_bytes(), mtime=0)
+            return self._send_whole(method, relative, range_header, body, "application/octet-stream",
+                                    faults.content_encoding)
 
         size = file.stat().st_size
         start, end = 0, size  # half-open byte interval of the body
@@ -264,15 +282,55 @@ class _Handler(BaseHTTPRequestHandler):
             if parsed is not None:
                 start, end = parsed
                 status = 206
+        overlong = faults.overlong_bytes if applies and not head else 0
+        announce = not (applies and faults.no_content_length) and not overlong
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(end - start))
+        if announce:
+            self.send_header("Content-Length", str(end - start))
+        elif not head:  # the body ends when the connection closes
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.send_header("Accept-Ranges", "bytes" if honour_range else "none")
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
         self.end_headers()
         sent = 0 if head else self._send_body(file, start, end, relative)
+        if overlong and sent == end - start:
+            sent += self._send_zeros(overlong)
         self.server._record(RequestRecord(method, relative, range_header, status, sent))
+
+    def _send_whole(self, method: str, relative: str, range_header: str | None, body: bytes, content_type: str,
+                    encoding: str | None = None) -> None:
+        """Answer 200 with ``body`` (Range ignored), e.g. a web page or a compressed file."""
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if method == "GET":
+            self.wfile.write(body)
+        self.server._record(RequestRecord(method, relative, range_header, 200, len(body) if method == "GET" else 0))
+
+    def _redirect(self, method: str, relative: str, range_header: str | None, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self.server._record(RequestRecord(method, relative, range_header, 302, 0))
+
+    def _send_zeros(self, count: int) -> int:
+        """Send ``count`` zero bytes after a body (until the client hangs up); the bytes sent."""
+        sent = 0
+        try:
+            while sent < count:
+                chunk = bytes(min(SEND_CHUNK, count - sent))
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except OSError:  # the client stopped reading, as it should
+            pass
+        return sent
 
     def _relative_path(self) -> str | None:
         """The request path below the secret segment, or None when the secret is missing or wrong."""
@@ -291,8 +349,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refuse(self, status: int, method: str, path: str, range_header: str | None, *,
                 retry_after: float | None = None, content_range: str | None = None) -> None:
-        body = f"{status} {self.responses.get(status, ('',))[0]}\n".encode()
-        self.send_response(status)
+        reason = self.responses.get(status, ("",))[0]
+        if self.server._state.applies(path):
+            reason += self.server.faults.reason_suffix.replace("{path}", self.path)
+        body = f"{status} {reason}\n".encode("latin-1", "replace")
+        self.send_response(status, reason)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         if retry_after is not None and status in (429, 503):

@@ -1,0 +1,195 @@
+"""evaluate throughput vs a plain per-frame loop with scikit-image / torchmetrics, and peak memory.
+
+    python -m benchmarks.bench_evaluate --cameras 2 --frames 12 --workers 2
+
+Full-resolution synthetic NVS videos (1100x1604) are generated and converted once, and a predictions store
+is written (ground truth plus noise). Then, each phase in its own process (peak memory = that process's
+peak resident set size), on the same frames, full frame and masked:
+
+(a) PSNR + SSIM: ``evaluate(lpips=False, jod=False)`` vs a loop over frames that reads each frame pair and
+    calls numpy PSNR and scikit-image ``structural_similarity`` (the settings of docs/evaluation.md);
+(b) PSNR + SSIM + LPIPS: ``evaluate(jod=False)`` vs a loop calling torchmetrics' PSNR and SSIM and the
+    same LPIPS network one frame at a time (torchmetrics' own LPIPS needs torchvision, which does not
+    install beside this torch). LPIPS uses random AlexNet weights in a temporary hub cache: the speed is
+    that of the real weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from nersemble_zarr import catalogue, schema
+
+PARTICIPANT, SEQUENCE = 388, "GLASSES"
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _serials(args) -> tuple[str, ...]:
+    return catalogue.NVS_TRAIN_SERIALS[: args.cameras]
+
+
+def phase_generate(args) -> dict:
+    import numpy as np
+    import torch
+    import xarray as xr
+
+    from nersemble_zarr import store as store_module
+    from nersemble_zarr.convert import convert
+    from nersemble_zarr.evaluation.lpips import ALEXNET_FILE
+    from nersemble_zarr.synthetic import SyntheticConfig, generate
+
+    config = SyntheticConfig(scale=1.0, n_frames=args.frames, nvs_participants=(PARTICIPANT,),
+                             nvs_serials=_serials(args), mono_participants=(), n_points=1000)
+    generate(args.root, config)
+    convert(args.root, args.store, benchmarks=("nvs",), workers=args.workers)
+    dataset = store_module.sequence(store_module.open(args.store, dask=False), "nvs", PARTICIPANT, SEQUENCE)
+    truth = dataset[schema.IMAGES].sel({schema.SERIAL: list(_serials(args))}).values
+    noise = np.random.default_rng(0).integers(-12, 13, truth.shape, dtype=np.int16)
+    predictions = np.clip(truth + noise, 0, 255).astype(np.uint8)
+    xr.DataTree.from_dict({schema.sequence_group("nvs", PARTICIPANT, SEQUENCE): xr.Dataset(
+        {schema.IMAGES: ((schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL), predictions)},
+        coords={schema.SERIAL: np.array(_serials(args), dtype=object)},
+    )}).to_zarr(args.predictions, consolidated=False,
+                encoding={f"/nvs/{PARTICIPANT}/{SEQUENCE}": {schema.IMAGES: {"chunks": (1, 1, *truth.shape[2:])}}})
+    checkpoints = args.work / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    from nersemble_zarr.evaluation.lpips import alexnet_features
+
+    torch.manual_seed(0)
+    torch.save({f"features.{k}": v for k, v in alexnet_features().state_dict().items()}, checkpoints / ALEXNET_FILE)
+    return {}
+
+
+def _pairs(args):
+    """(prediction, truth, alpha) uint8 frames of every camera and timestep, read one at a time with zarr,
+    as a plain script would."""
+    import zarr
+
+    group = f"nvs/{PARTICIPANT}/{SEQUENCE}"
+    predictions = zarr.open_array(args.predictions, path=f"{group}/{schema.IMAGES}", mode="r")
+    images = zarr.open_array(args.store, path=f"{group}/{schema.IMAGES}", mode="r")
+    alpha = zarr.open_array(args.store, path=f"{group}/{schema.ALPHA}", mode="r")
+    stored_serials = [str(serial) for serial in zarr.open_array(args.store, path=f"{group}/{schema.SERIAL}")[:]]
+    for index, serial in enumerate(_serials(args)):
+        stored = stored_serials.index(serial)
+        for position in range(args.frames):
+            yield predictions[index, position], images[stored, position], alpha[stored, position]
+
+
+def _on_white(image, alpha):
+    a = alpha[..., None] / 255.0
+    return image / 255.0 * a + (1 - a)
+
+
+def phase_loop_skimage(args) -> dict:
+    import numpy as np
+    from skimage.metrics import structural_similarity
+
+    def scores(a, b):
+        psnr = 10 * np.log10(1 / np.mean((a - b) ** 2))
+        ssim = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                     data_range=1, channel_axis=-1)
+        return psnr, ssim
+
+    start, frames = time.perf_counter(), 0
+    for prediction, truth, alpha in _pairs(args):
+        scores(prediction / 255.0, truth / 255.0)
+        scores(_on_white(prediction, alpha), _on_white(truth, alpha))
+        frames += 1
+    return {"seconds": time.perf_counter() - start, "frames": frames}
+
+
+def phase_loop_torchmetrics(args) -> dict:
+    import torch
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    from nersemble_zarr.evaluation.lpips import load_lpips
+
+    network = load_lpips("cpu")
+
+    def scores(a, b):
+        a, b = (torch.from_numpy(x).permute(2, 0, 1)[None].float() for x in (a, b))
+        return (peak_signal_noise_ratio(a, b, data_range=1.0), structural_similarity_index_measure(a, b, data_range=1.0),
+                network(a, b))
+
+    start, frames = time.perf_counter(), 0
+    for prediction, truth, alpha in _pairs(args):
+        scores(prediction / 255.0, truth / 255.0)
+        scores(_on_white(prediction, alpha), _on_white(truth, alpha))
+        frames += 1
+    return {"seconds": time.perf_counter() - start, "frames": frames}
+
+
+def _evaluate(args, lpips: bool) -> dict:
+    from nersemble_zarr.evaluation import evaluate
+
+    start = time.perf_counter()
+    result = evaluate(args.predictions, args.store, "nvs", lpips=lpips, jod=False, device="cpu", workers=args.workers)
+    assert not result.unavailable, result.unavailable
+    return {"seconds": time.perf_counter() - start, "frames": sum(len(v.frames) for v in result.videos)}
+
+
+def phase_evaluate(args) -> dict:
+    return _evaluate(args, lpips=False)
+
+
+def phase_evaluate_lpips(args) -> dict:
+    return _evaluate(args, lpips=True)
+
+
+PHASES = {name[len("phase_"):]: fn for name, fn in globals().items() if name.startswith("phase_")}
+
+
+def _run(args, phase: str) -> dict:
+    command = [sys.executable, "-m", "benchmarks.bench_evaluate", "--phase", phase, "--work", str(args.work),
+               "--cameras", str(args.cameras), "--frames", str(args.frames), "--workers", str(args.workers)]
+    environment = {**os.environ, "TORCH_HOME": str(args.work / "torch")}
+    output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=environment).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def _line(label: str, ours: dict, loop: dict, loop_name: str) -> str:
+    return (f"{label}: evaluate {ours['frames'] / ours['seconds']:.2f} frames/s, {loop_name} "
+            f"{loop['frames'] / loop['seconds']:.2f} frames/s -> ratio {loop['seconds'] / ours['seconds']:.2f} "
+            f"(peak RSS {ours['peak_rss_mib']:.0f} / {loop['peak_rss_mib']:.0f} MiB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cameras", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--phase", choices=sorted(PHASES))
+    parser.add_argument("--work", type=Path)
+    args = parser.parse_args()
+    if args.phase:
+        args.root, args.store = args.work / "fetched", args.work / "store.zarr"
+        args.predictions = args.work / "predictions.zarr"
+        result = PHASES[args.phase](args)
+        result["peak_rss_mib"] = _peak_mib()
+        print(json.dumps(result))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
+        args.work = Path(tmp)
+        _run(args, "generate")
+        plain = (_run(args, "evaluate"), _run(args, "loop_skimage"))
+        lpips = (_run(args, "evaluate_lpips"), _run(args, "loop_torchmetrics"))
+    print(f"full resolution {catalogue.NVS_WIDTH}x{catalogue.NVS_HEIGHT}, {args.cameras} cameras x {args.frames} "
+          f"frames, full frame + masked, {args.workers} workers for evaluate, CPU")
+    print(_line("(a) PSNR+SSIM", *plain, "numpy + scikit-image loop"))
+    print(_line("(b) PSNR+SSIM+LPIPS", *lpips, "torchmetrics + LPIPS loop"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""``evaluate`` and ``split``: local scores of predictions on a validation split, before the rate-limited server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import handle_errors, scheduler_option, workers_option
+
+BENCHMARKS = ("nvs", "mono_flame_avatar")  # the benchmarks with image predictions
+
+
+def _list(value: str | None) -> tuple[str, ...] | None:
+    return tuple(part.strip() for part in value.split(",") if part.strip()) if value else None
+
+
+def _timesteps(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    parts = _list(value)
+    if parts is None:
+        return None
+    if not all(part.isdigit() for part in parts):
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of frame indices, e.g. 0,30,60.")
+    return tuple(int(part) for part in parts)
+
+
+@click.command("evaluate")
+@click.argument("predictions", type=click.Path(exists=True, path_type=Path))
+@click.option("--store", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Converted store holding the ground truth.")
+@click.option("--benchmark", "-b", type=click.Choice(BENCHMARKS), required=True, help="Benchmark of the predictions.")
+@click.option("--split", "split_source", type=click.Path(exists=True, path_type=Path),
+              help="Validation split (JSON file or a store holding one): evaluate only its validation frames.")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Evaluate every N-th stored frame.")
+@click.option("--timesteps", callback=_timesteps, help="Comma-separated original frame indices to evaluate.")
+@click.option("--cameras", help="Comma-separated camera serials to evaluate; default: every predicted camera.")
+@click.option("--no-lpips", is_flag=True, help="Skip LPIPS.")
+@click.option("--no-jod", is_flag=True, help="Skip JOD (FovVideoVDP, the slowest metric).")
+@click.option("--device", help="Torch device for the metrics, e.g. cpu or cuda; default: cuda when available.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the scores as JSON.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Write per-frame scores as CSV.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a PNG: per-frame PSNR per camera and the worst frames' error maps.")
+@scheduler_option
+@workers_option
+@handle_errors
+def evaluate(predictions, store, benchmark, split_source, every, timesteps, cameras, no_lpips, no_jod, device,
+             json_path, csv_path, plot_path, scheduler, workers):
+    """Score PREDICTIONS (a store, a folder of images PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png
+    or a submission zip) against the ground truth in --store: PSNR, SSIM, LPIPS (AlexNet) and JOD, full frame
+    and masked. See docs/evaluation.md for every setting."""
+    from nersemble_zarr.evaluation import evaluate as run_evaluation
+    from nersemble_zarr.parallel import connect
+
+    from .progress import progress_bar
+
+    with connect(scheduler) as client, progress_bar("evaluate", "video") as progress:
+        result = run_evaluation(
+            predictions, store, benchmark, every=every, timesteps=timesteps, cameras=_list(cameras),
+            validation=split_source, lpips=not no_lpips, jod=not no_jod, device=device, workers=workers,
+            client=client, progress=progress,
+        )
+    for reason in result.unavailable:
+        click.echo(reason, err=True)
+    click.echo(result.table())
+    if json_path:
+        result.write_json(json_path)
+    if csv_path:
+        result.write_csv(csv_path)
+    if plot_path:
+        from nersemble_zarr.evaluation.plot import plot_result
+
+        plot_result(result, plot_path)
+
+
+@click.command("split")
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--benchmark", "-b", type=click.Choice(BENCHMARKS), required=True, help="Benchmark of the split.")
+@click.option("--cameras", help="Comma-separated train camera serials to hold out (NVS).")
+@click.option("--sequences", help="Comma-separated train sequences to hold out (mono_flame_avatar).")
+@click.option("--trailing-frames", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Hold out the last N stored frames of every sequence.")
+@handle_errors
+def split(target, benchmark, cameras, sequences, trailing_frames):
+    """Write a validation split into TARGET: a JSON file, or the root attributes of a converted store.
+    FrameDataset, export-frames and evaluate then hold out the same frames."""
+    from nersemble_zarr.evaluation import ValidationSplit, write_split
+
+    chosen = ValidationSplit(benchmark, _list(cameras) or (), _list(sequences) or (), trailing_frames)
+    write_split(chosen, target)
+    click.echo(f"Wrote the {benchmark} validation split into {target}.")
