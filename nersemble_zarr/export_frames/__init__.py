@@ -96,7 +96,9 @@ def export_frames(
     if format not in FORMATS:
         raise ConfigError(f"Export format {format!r} is invalid; expected one of {', '.join(FORMATS)}.")
     if validation is not None and format != "nerf":
-        raise ConfigError(f"A validation split applies to --format nerf; --format {format} writes its consumer's splits.")
+        raise ConfigError(
+            f"A validation split applies to --format nerf; --format {format} writes its consumer's own splits."
+        )
     store, out = os.fspath(store), Path(out)
     plan = plan_export(
         store, participant=participant, sequence=sequence, level=level, stride=stride, serials=serials,
