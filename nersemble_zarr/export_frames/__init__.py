@@ -99,6 +99,8 @@ def export_frames(
         raise ConfigError(
             f"A validation split applies to --format nerf; --format {format} writes its consumer's own splits."
         )
+    if render_target and format != "vhap":
+        raise ConfigError("A render target is written in VHAP's layout only; add --format vhap.")
     store, out = os.fspath(store), Path(out)
     plan = plan_export(
         store, participant=participant, sequence=sequence, level=level, stride=stride, serials=serials,
@@ -109,8 +111,6 @@ def export_frames(
         shifts = principal_point_shifts(plan)
         plan = centred_plan(plan, shifts)
     flame = None
-    if render_target and format != "vhap":
-        raise ConfigError("A render target is written in VHAP's layout only; add --format vhap.")
     if format == "vhap":
         plan = vhap.vhap_plan(plan, render_target)
         flame = vhap.converted_flame(plan, flame_dir)
