@@ -50,15 +50,26 @@ resolution_option = click.option(
 @workers_option
 @scheduler_option
 @overwrite_option
+@click.option("--render-target", "render_targets", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="PREDICTIONS is a GaussianAvatars model folder: take the views it rendered for this render target "
+                   "(export-frames --format vhap --render-target); repeatable, one per sequence.")
 @handle_errors
 def export_submission(
     predictions: Path, output: Path, benchmark: str, root: Path | None, store: Path | None, partial: bool,
     resolution: tuple[int, int] | None, workers: int, scheduler: str | None, overwrite: bool,
+    render_targets: tuple[Path, ...],
 ) -> None:
-    """Encode PREDICTIONS (a zarr store laid out like a converted one, or a folder of images
-    PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png) into the submission zip OUTPUT."""
+    """Encode PREDICTIONS (a zarr store laid out like a converted one, a folder of images
+    PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png, or with --render-target a GaussianAvatars
+    model folder) into the submission zip OUTPUT."""
     from nersemble_zarr.parallel import connect
     from nersemble_zarr.submission import export_submission as export
+
+    if render_targets:
+        from nersemble_zarr.submission.gaussian_avatars import rendered_predictions
+
+        predictions = rendered_predictions(predictions, list(render_targets))
 
     with connect(scheduler) as client, progress_bar("encoding", "frame") as progress:
         report = export(
