@@ -18,7 +18,7 @@ workers_option = click.option(
 )
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs instead of skipping them.")
 verbose_option = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-benchmark_argument = click.argument("benchmark", type=click.Choice(["nvs", "mono_flame_avatar"]))
+benchmark_argument = click.argument("benchmark", type=click.Choice(["nvs", "mono_flame_avatar", "svfr"]))
 
 
 class ParticipantId(click.ParamType):
