@@ -10,7 +10,7 @@ from .options import handle_errors, participant_option, workers_option
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False, exists=True))
 @click.argument("store")
-@click.option("--benchmark", "-b", "benchmarks", multiple=True, type=click.Choice(["nvs", "mono_flame_avatar"]),
+@click.option("--benchmark", "-b", "benchmarks", multiple=True, type=click.Choice(["nvs", "mono_flame_avatar", "svfr"]),
               help="Benchmark to convert (repeatable); default: every benchmark fetched under ROOT.")
 @participant_option
 @click.option("--sequence", "-s", "sequences", multiple=True, help="Sequence name (repeatable); default: all fetched.")
@@ -54,5 +54,7 @@ def convert(root, store, benchmarks, participants, sequences, codec, frames_per_
             client.close()
     click.echo(
         f"Converted {len(summary.sequences)} sequences into {store}: "
-        f"{summary.videos_written} videos written, {summary.videos_skipped} already converted."
+        f"{summary.videos_written} videos written, {summary.videos_skipped} already converted"
+        + (f"; {summary.images_written} SVFR images written, {summary.images_skipped} already converted."
+           if summary.images_written or summary.images_skipped else ".")
     )

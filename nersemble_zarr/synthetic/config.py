@@ -97,11 +97,8 @@ class SyntheticConfig:
 
     @classmethod
     def tiny_svfr(cls, seed: int = 0) -> "SyntheticConfig":
-        """Only SVFR, for tests: participants 17 and 215, their first 3 image keys, 1/10 of the image size."""
-        return cls(
-            seed=seed, scale=0.1, nvs_participants=(), mono_participants=(), svfr_participants=(17, 215),
-            svfr_keys_per_participant=3,
-        )
+        """Only SVFR, for tests: every image of participants 17 (20 images) and 215 (13), at 1/10 of the size."""
+        return cls(seed=seed, scale=0.1, nvs_participants=(), mono_participants=(), svfr_participants=(17, 215))
 
     @classmethod
     def full(cls, seed: int = 0) -> "SyntheticConfig":
