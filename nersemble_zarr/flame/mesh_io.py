@@ -30,11 +30,12 @@ def write_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray)
     faces = np.asarray(faces, dtype=np.int32)
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as file:
-            file.write(_ply_bytes(vertices, faces) if suffix == ".ply" else _obj_bytes(vertices, faces))
+            file.write(ply_bytes(vertices, faces) if suffix == ".ply" else _obj_bytes(vertices, faces))
     return path
 
 
-def _ply_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
+def ply_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
+    """A binary little-endian PLY of float32 vertices and int32 triangles (what trimesh's load_ply reads)."""
     header = (
         "ply\nformat binary_little_endian 1.0\ncomment written by nersemble_zarr\n"
         f"element vertex {len(vertices)}\nproperty float x\nproperty float y\nproperty float z\n"
