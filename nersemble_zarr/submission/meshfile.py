@@ -194,6 +194,7 @@ def read_mesh_bytes(data: bytes, suffix: str) -> tuple[np.ndarray, np.ndarray]:
 def server_vertex_count(vertices: np.ndarray, faces: np.ndarray) -> int:
     """The vertex count of the mesh trimesh builds from these arrays (what the SVFR server compares with
     FLAME's 5023): vertices no face uses are dropped and coincident ones merged."""
-    referenced = np.round(np.asarray(vertices, dtype=np.float64)[np.unique(faces)], MERGE_DIGITS) + 0.0  # -0 -> 0
+    used = np.flatnonzero(np.bincount(np.asarray(faces).ravel(), minlength=len(vertices)))
+    referenced = np.round(np.asarray(vertices, dtype=np.float64)[used], MERGE_DIGITS) + 0.0  # -0 -> 0
     rows = np.ascontiguousarray(referenced).view(np.dtype((np.void, referenced.dtype.itemsize * 3)))
     return len(np.unique(rows))
