@@ -1,7 +1,7 @@
 """Convert the fetched SVFR images into the store: one group ``svfr/{participant}`` per participant.
 
 The group holds ``images (image, y, x, channel)`` uint8 with ``sequence``, ``timestep`` and ``serial`` along
-``image``. Images of one participant that differ in size are stored top-left in an array of the largest
+``image`` (channel: RGB, or RGBA when a participant's PNGs carry alpha). Images of one participant that differ in size are stored top-left in an array of the largest
 height and width, zero beyond their own size; ``image_height`` and ``image_width`` (image,) give each one's
 size (the group's ``height`` and ``width`` attributes are the array's). Every PNG is decoded and checked
 before anything is written; an image is flagged in ``images_converted`` once written, so a rerun resumes.
@@ -29,12 +29,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @dataclass(frozen=True)
 class SvfrSource:
-    """The checked images of one participant: keys in catalogue order, their files and sizes (height, width)."""
+    """The checked images of one participant: keys in catalogue order, their files and sizes (height, width),
+    and the channels every one of them has (3: RGB, 4: RGBA)."""
 
     participant: int
     keys: tuple[ImageKey, ...]
     files: tuple[Path, ...]
     sizes: tuple[tuple[int, int], ...]
+    channels: int = 3
 
     @property
     def height(self) -> int:
@@ -46,7 +48,7 @@ class SvfrSource:
 
 
 def read_svfr_image(path: Path) -> np.ndarray:
-    """Decode one fetched ``rgb.png`` into (H, W, 3) uint8, or raise an InputDataError naming the file."""
+    """Decode one fetched ``rgb.png`` into (H, W, 3 or 4) uint8, or raise an InputDataError naming the file."""
     import imagecodecs
 
     origin = Origin.local(path, "SVFR image")
@@ -57,8 +59,8 @@ def read_svfr_image(path: Path) -> np.ndarray:
         image = imagecodecs.png_decode(data)
     except Exception as error:  # imagecodecs raises its own PngError and others for damaged data
         raise origin.error(f"cannot be decoded ({type(error).__name__}); it is truncated or damaged") from error
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise origin.error(f"holds a {image.dtype} image of shape {image.shape}; expected 8-bit RGB (H, W, 3)")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise origin.error(f"holds a {image.dtype} image of shape {image.shape}; expected 8-bit RGB or RGBA")
     return image
 
 
@@ -74,14 +76,20 @@ def plan_svfr(root: Path, participants: tuple[int, ...] | None = None) -> list[S
     for participant in participants:
         keys = catalogue.svfr_image_keys()[participant]
         files = tuple(base / catalogue.svfr_image_path(participant, key) for key in keys)
-        sizes = tuple(read_svfr_image(path).shape[:2] for path in files)
-        sources.append(SvfrSource(participant, keys, files, sizes))
+        shapes = [read_svfr_image(path).shape for path in files]
+        channels = {shape[2] for shape in shapes}
+        if len(channels) > 1:
+            odd = files[[shape[2] for shape in shapes].index(max(channels))]
+            raise Origin.local(odd, "SVFR image").error(
+                f"has alpha but other images of participant {participant} do not"
+            )
+        sources.append(SvfrSource(participant, keys, files, tuple(s[:2] for s in shapes), channels.pop()))
     return sources
 
 
 def svfr_skeleton(source: SvfrSource, codec: FrameCodec) -> tuple[xr.Dataset, dict]:
     """The Dataset of one participant's group (images as lazy zeros) and its zarr encoding."""
-    n, tail = len(source.keys), (source.height, source.width, 3)
+    n, tail = len(source.keys), (source.height, source.width, source.channels)
     coords = {
         schema.SVFR_SEQUENCE: (schema.IMAGE, np.array([k.sequence for k in source.keys], dtype=object)),
         schema.TIMESTEP: (schema.IMAGE, np.array([k.timestep for k in source.keys], dtype=np.int64)),
