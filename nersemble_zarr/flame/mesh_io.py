@@ -49,6 +49,6 @@ def ply_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
 
 def _obj_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
     lines = ["# written by nersemble_zarr"]
-    lines += [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in vertices.tolist()]
+    lines += [f"v {x:.9g} {y:.9g} {z:.9g}" for x, y, z in vertices.tolist()]  # 9 digits: float32 exactly
     lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces.tolist()]
     return ("\n".join(lines) + "\n").encode("ascii")

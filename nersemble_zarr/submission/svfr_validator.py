@@ -151,14 +151,14 @@ def _check_mesh(
         vertices, faces = read_ply(data)
     except MeshFileError as error:
         return [f"{name} is not a readable PLY mesh: {error}."]
-    if not len(vertices) or not len(faces):
-        return [f"{name} is empty ({len(vertices)} vertices, {len(faces)} faces)."]
     problems = []
+    if not len(vertices) or not len(faces):
+        problems.append(f"{name} is empty ({len(vertices)} vertices, {len(faces)} faces).")
     if not np.isfinite(vertices).all():
         bad = int((~np.isfinite(vertices)).any(axis=1).sum())
         problems.append(f"{name} has {bad} vertices with NaN or infinite coordinates.")
-    faces_in_range = faces.min() >= 0 and faces.max() < len(vertices)
-    if not faces_in_range:
+    faces_in_range = bool(len(faces)) and faces.min() >= 0 and faces.max() < len(vertices)
+    if len(faces) and not faces_in_range:
         problems.append(f"{name} has face indices {faces.min()}..{faces.max()}, outside its {len(vertices)} vertices.")
     if landmarks is None and (faces_in_range or len(vertices) != catalogue.SVFR_FLAME_VERTICES):
         topology = flame_topology_problem(vertices, faces)
