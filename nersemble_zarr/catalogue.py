@@ -10,7 +10,9 @@ import functools
 import json
 import re
 from dataclasses import dataclass
+from collections.abc import Mapping
 from importlib import resources
+from types import MappingProxyType
 from typing import Iterable, NamedTuple
 
 from .errors import CatalogueError, shown
@@ -71,12 +73,12 @@ class ImageKey(NamedTuple):
 
 
 @functools.cache
-def svfr_image_keys() -> dict[int, tuple[ImageKey, ...]]:
-    """participant -> its image keys, in the official toolkit's order (391 keys for 20 participants)."""
+def svfr_image_keys() -> Mapping[int, tuple[ImageKey, ...]]:
+    """participant -> its image keys, in the official toolkit's order (391 keys for 20 participants); read-only."""
     raw = json.loads(resources.files("nersemble_zarr").joinpath("data", _SVFR_KEYS_FILE).read_text())
-    return {
+    return MappingProxyType({
         int(p): tuple(ImageKey(str(s), int(t), str(c)) for s, t, c in keys) for p, keys in raw["participants"].items()
-    }
+    })
 
 
 def svfr_folder(key: ImageKey) -> str:

@@ -173,10 +173,13 @@ def refused_folder(tmp_path: Path, mesh, *, name: str | None = None, key=FIRST, 
     return predictions, path
 
 
-@pytest.mark.parametrize("case", ["faces out of range", "no landmarks", "landmarks of shape (5, 3)"])
+@pytest.mark.parametrize("case", ["NaN vertices", "faces out of range", "no landmarks", "landmarks of shape (5, 3)"])
 def test_bad_folder_meshes_are_refused_naming_the_file(tmp_path, case) -> None:
     vertices, faces, landmarks = tetra(0)
+    nan = vertices.copy()
+    nan[1, 2] = np.nan
     mesh = {
+        "NaN vertices": (nan, faces, landmarks),
         "faces out of range": (vertices, faces + 1, landmarks),
         "no landmarks": (vertices, faces, None),
         "landmarks of shape (5, 3)": (vertices, faces, landmarks[:5]),
@@ -188,7 +191,8 @@ def test_bad_folder_meshes_are_refused_naming_the_file(tmp_path, case) -> None:
     assert result.exit_code == 1 and "Traceback" not in result.output
     message = result.output.strip()
     assert message.count("\n") == 0 and str(path) in message
-    assert {"faces out of range": "face indices run 1..4, outside the 4 vertices",
+    assert {"NaN vertices": "the vertices hold NaN, infinite or non-numeric values",
+            "faces out of range": "face indices run 1..4, outside the 4 vertices",
             "no landmarks": "needs its 7 NoW landmarks",
             "landmarks of shape (5, 3)": "landmarks have shape (5, 3); expected (7, 3)"}[case] in message
     assert_nothing_written(out)
