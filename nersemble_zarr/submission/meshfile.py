@@ -62,6 +62,13 @@ def _header(data: bytes) -> tuple[str | None, list[tuple[str, int, list[tuple]]]
             raise MeshFileError(f"its header line {line.strip()[:60]!r} is not PLY")
     if order == "missing":
         raise MeshFileError("its header names no known format (ascii, binary_little_endian, binary_big_endian)")
+    for name, _, properties in elements:
+        names = [p[0] for p in properties]
+        if len(set(names)) != len(names):
+            raise MeshFileError(f"its element {name!r} names a property twice")
+    empty = [name for name, count, properties in elements if count and not properties]
+    if empty:
+        raise MeshFileError(f"its element {empty[0]!r} has no properties")
     return order, elements, body
 
 
@@ -87,8 +94,8 @@ def read_ply(data: bytes) -> tuple[np.ndarray, np.ndarray]:
                 data, offset, count, properties, order
             )
         if name == "vertex":
-            if not {"x", "y", "z"} <= set(values):
-                raise MeshFileError("its vertices have no x, y, z properties")
+            if not all(isinstance(values.get(a), np.ndarray) and values[a].ndim == 1 for a in "xyz"):
+                raise MeshFileError("its vertices have no x, y, z number properties")
             vertices = np.stack([values[axis].astype(np.float64) for axis in "xyz"], axis=1)
         elif name == "face":
             corners = [p[0] for p in lists if p[0] in ("vertex_indices", "vertex_index")]
