@@ -98,9 +98,12 @@ def read_ply(data: bytes) -> tuple[np.ndarray, np.ndarray]:
                 raise MeshFileError("its vertices have no x, y, z number properties")
             vertices = np.stack([values[axis].astype(np.float64) for axis in "xyz"], axis=1)
         elif name == "face":
-            corners = [p[0] for p in lists if p[0] in ("vertex_indices", "vertex_index")]
+            corners = [p for p in lists if p[0] in ("vertex_indices", "vertex_index")]
             if not corners:
                 raise MeshFileError("its faces have no vertex_indices list")
+            if corners[0][2].startswith("f"):
+                raise MeshFileError("its face indices are not integers")
+            corners = [p[0] for p in corners]
             found = values[corners[0]]
             faces = _triangulated(found if isinstance(found, np.ndarray) and found.ndim == 2 else list(found))
     if order is None and position > len(tokens):
