@@ -18,7 +18,7 @@ import xarray as xr
 
 from .. import catalogue, schema, storage
 from ..catalogue import ImageKey
-from ..codecs import FrameCodec
+from ..frame_codecs import FrameCodec
 from ..errors import InputDataError, StoreError
 from ..inputs.files import read_limited
 from ..inputs.origin import Origin
