@@ -57,3 +57,18 @@ def test_an_address_where_no_scheduler_answers_is_one_line_for_every_command(tmp
         assert len(lines) == 1 and lines[0].startswith(f"Error: No dask scheduler answered at {address} within"), \
             (name, stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]
+
+
+@pytest.mark.parametrize("address", ["foo", "tcp://127.0.0.1:9"])
+def test_a_failed_connection_leaves_local_dask_computations_working(address):
+    import dask
+    import dask.array as da
+
+    from nersemble_zarr.errors import ConfigError
+    from nersemble_zarr.parallel import connect
+
+    with pytest.raises(ConfigError):
+        with connect(address, timeout_s=1):
+            pass
+    assert dask.config.get("scheduler", None) is None
+    assert int(da.ones(4, chunks=2).sum().compute()) == 4
