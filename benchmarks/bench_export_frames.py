@@ -1,6 +1,6 @@
 """export-frames throughput vs writing the same PNGs straight from a PyAV decode loop of the source mp4s.
 
-    python -m benchmarks.bench_export_frames --cameras 2 --frames 64 --workers 2
+    python -m benchmarks.bench_export_frames --cameras 2 --frames 64 --workers 2 [--format nerf|vhap|nerfstudio]
 
 Full-resolution synthetic NVS videos (1100x1604) are generated and converted once; then, each phase in its
 own process (peak memory = that process's peak resident set size), with the same number of workers:
@@ -90,8 +90,8 @@ def phase_export(args) -> dict:
     from nersemble_zarr.export_frames import export_frames
 
     start = time.perf_counter()
-    summary = export_frames(args.store, args.work / f"export-level-{args.level}", participant=PARTICIPANT,
-                            level=args.level, serials=_serials(args), workers=args.workers)
+    summary = export_frames(args.store, args.work / f"export-level-{args.level}", format=args.format,
+                            participant=PARTICIPANT, level=args.level, serials=_serials(args), workers=args.workers)
     return {"seconds": time.perf_counter() - start, "frames": summary.frames_written}
 
 
@@ -100,7 +100,7 @@ PHASES = phases_of(globals())
 
 def _run(args, phase: str, level: int = 1) -> dict:
     arguments = ["--work", str(args.work), "--cameras", str(args.cameras), "--frames", str(args.frames),
-                 "--workers", str(args.workers), "--level", str(level)]
+                 "--workers", str(args.workers), "--level", str(level), "--format", args.format]
     return run_phase("benchmarks.bench_export_frames", phase, arguments)
 
 
@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--level", type=int, default=1)
+    parser.add_argument("--format", default="nerf", help="export-frames --format (the NVS sequence has no FLAME)")
     parser.add_argument("--phase", choices=sorted(PHASES))
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
@@ -131,7 +132,7 @@ def main() -> None:
         downsampled = _run(args, "downsample")
         level_2 = (_run(args, "export", level=2), _run(args, "decode_to_png", level=2))
     print(f"full resolution {catalogue.NVS_WIDTH}x{catalogue.NVS_HEIGHT}, {args.cameras} cameras x {args.frames} "
-          f"frames, {args.workers} workers")
+          f"frames, {args.workers} workers, --format {args.format}")
     print(_line("(a) level 1", *level_1))
     print(_line("(b) level 2", *level_2))
     frames = args.cameras * args.frames

@@ -44,5 +44,7 @@ def convert(root, store, benchmarks, participants, sequences, codec, frames_per_
         )
     click.echo(
         f"Converted {len(summary.sequences)} sequences into {store}: "
-        f"{summary.videos_written} videos written, {summary.videos_skipped} already converted."
+        f"{summary.videos_written} videos written, {summary.videos_skipped} already converted"
+        + (f"; {summary.images_written} SVFR images written, {summary.images_skipped} already converted."
+           if summary.images_written or summary.images_skipped else ".")
     )

@@ -12,8 +12,11 @@ from .options import handle_errors, scheduler_option, workers_option
 @click.command("export-frames")
 @click.argument("store")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--format", "format_", type=click.Choice(["nerf"]), default="nerf", show_default=True,
-              help="Output layout: nerf = images/, fg_masks/, flame_param/, transforms*.json.")
+@click.option("--format", "format_", type=click.Choice(["nerf", "vhap", "nerfstudio"]), default="nerf",
+              show_default=True,
+              help="Output layout: vhap = VHAP's NeRF dataset (what GaussianAvatars trains on, FLAME converted into "
+                   "its convention); nerfstudio = nerfstudio's transforms.json; nerf = images/, fg_masks/, "
+                   "flame_param/, transforms*.json with the store's FLAME parameters.")
 @click.option("--participant", "-p", type=int, default=None,
               help="Participant id (needed when the store holds several sequences).")
 @click.option("--sequence", "-s", default=None, help="Sequence name (needed when the participant has several).")
@@ -26,11 +29,19 @@ from .options import handle_errors, scheduler_option, workers_option
               help="Composite images on black or white, or write RGBA PNGs (none).")
 @click.option("--split", "split_source", type=click.Path(exists=True, path_type=Path), default=None,
               help="Validation split (JSON file or store, see `nersemble-zarr split`): its frames go to transforms_val.json.")
+@click.option("--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with flame2023.pkl (default ~/.cache/FLAME); --format vhap needs FLAME's root joint.")
+@click.option("--centre-principal-point", is_flag=True,
+              help="Crop/pad each camera's frames by whole pixels so its principal point is within half a pixel of "
+                   "the image centre (GaussianAvatars assumes it there); cx, cy are adjusted.")
+@click.option("--render-target", is_flag=True,
+              help="With --format vhap: export the views without images (the benchmark's hold-out views) for "
+                   "GaussianAvatars' render.py --target_path, each pointing at a blank image.")
 @scheduler_option
 @workers_option
 @handle_errors
 def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, split_source,
-                  scheduler, workers):
+                  flame_dir, centre_principal_point, render_target, scheduler, workers):
     """Export one sequence of STORE into OUT as PNG frames, masks, FLAME parameters and transforms*.json.
 
     Resumable: files already in OUT are kept. transform_matrix is OpenGL/NeRF camera-to-world; see
@@ -45,7 +56,9 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
     with connect(scheduler) as client, progress_bar("export-frames", "chunk") as progress:
         summary = run_export(
             store, out, format=format_, participant=participant, sequence=sequence, level=level, stride=stride,
-            serials=serial_list, background=background, validation=split_source, workers=workers, client=client,
+            serials=serial_list, background=background, validation=split_source, workers=workers,
+            flame_dir=flame_dir, centre_principal_point=centre_principal_point, render_target=render_target,
+            client=client,
             progress=progress,
         )
     counts = ", ".join(f"{name} {count}" for name, count in summary.transforms.items())
@@ -53,3 +66,22 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
         f"Exported {summary.group} into {out}: {summary.frames_written} frame(s) written, "
         f"{summary.frames_skipped} already there; frames listed: {counts}."
     )
+    if summary.principal_point_residual is not None:
+        residual = summary.principal_point_residual
+        click.echo(f"Principal points moved to the image centre, largest residual {residual:.3f} px.")
+
+
+@click.command("combine-vhap")
+@click.argument("target", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--test", "tests", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="An export whose frames go to transforms_test.json (repeatable); the SOURCES train.")
+@handle_errors
+def combine_vhap(target, sources, tests):
+    """Combine `export-frames --format vhap` exports of one participant (SOURCES, beside TARGET) into TARGET,
+    laid out as VHAP's combine_nerf_datasets.py does (GaussianAvatars trains on such unions)."""
+    from nersemble_zarr.export_frames.union import combine_vhap_exports
+
+    counts = combine_vhap_exports(list(sources), list(tests), target)
+    click.echo(f"Combined {len(sources) + len(tests)} export(s) into {target}: "
+               + ", ".join(f"{name} {count}" for name, count in counts.items()) + ".")

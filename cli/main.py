@@ -15,6 +15,7 @@ COMMANDS = {
     "info": "info:info",
     "downsample": "downsample:downsample",
     "export-frames": "export_frames:export_frames",
+    "combine-vhap": "export_frames:combine_vhap",
     "meshes": "meshes:meshes",
     "export-mesh": "meshes:export_mesh",
     "export-submission": "submission:export_submission",

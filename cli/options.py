@@ -20,7 +20,7 @@ workers_option = click.option(
 )
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs instead of skipping them.")
 verbose_option = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-benchmark_choice = click.Choice(catalogue.BENCHMARKS)
+benchmark_choice = click.Choice(catalogue.ALL_BENCHMARKS)
 benchmark_argument = click.argument("benchmark", type=benchmark_choice)
 codec_option = click.option(
     "--codec", default=DEFAULT_FRAME_CODEC, show_default=True, type=click.Choice(list(FRAME_CODECS)),

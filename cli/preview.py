@@ -28,16 +28,21 @@ output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, p
               help="FLAME folder: evaluate the mesh from the tracking when the store has no vertices.")
 @click.option("--tile-width", type=click.IntRange(min=16), default=275, show_default=True,
               help="Largest width of one camera's tile in pixels (frames shrink by a whole factor).")
+@click.option("--meshes", type=click.Path(exists=True, path_type=Path), default=None,
+              help="SVFR: a submission zip or predictions folder whose meshes are drawn beside the images.")
+@click.option("--task", type=click.Choice(["posed", "neutral"]), default="posed", show_default=True,
+              help="SVFR: which task's meshes --meshes draws.")
 @output_option
 @handle_errors
 def preview(store: str, participant: int, sequence: str | None, timestep: int | None, flame_dir: Path | None,
-            tile_width: int, output: Path) -> None:
+            tile_width: int, meshes: Path | None, task: str, output: Path) -> None:
     """Contact sheet of every camera of STORE at one timestep: hold-out cameras framed in red, the FLAME
-    mesh (stored vertices, or evaluated with --flame-dir) or the point cloud projected as green dots."""
+    mesh (stored vertices, or evaluated with --flame-dir) or the point cloud projected as green dots.
+    For an SVFR participant: all its images, with --meshes each one's mesh drawn beside it."""
     from nersemble_zarr.preview import write_preview
 
     write_preview(store, output, participant, sequence=sequence, timestep=timestep, flame_dir=flame_dir,
-                  tile_width=tile_width)
+                  tile_width=tile_width, meshes=meshes, task=task)
     click.echo(f"Wrote {output}.")
 
 

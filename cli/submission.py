@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nersemble_zarr.errors import SubmissionError, shown
+from nersemble_zarr.errors import ConfigError, SubmissionError, shown
 
 from .options import benchmark_choice, handle_errors, overwrite_option, scheduler_option, workers_option
 from .progress import progress_bar
@@ -32,7 +32,13 @@ store_option = click.option(
     "--store", type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Converted store whose sequence groups give the frame counts (length of 'timestep').",
 )
-partial_option = click.option("--partial", is_flag=True, help="Allow a subset of the benchmark's videos.")
+partial_option = click.option(
+    "--partial", is_flag=True, help="Allow a subset of the benchmark's videos (svfr: of a task's 391 meshes)."
+)
+task_option = click.option(
+    "--task", "tasks", multiple=True, type=click.Choice(["posed", "neutral"]),
+    help="svfr: the task(s) to take from PREDICTIONS (repeatable); default: every task found.",
+)
 resolution_option = click.option(
     "--resolution", metavar="WIDTHxHEIGHT", callback=_parse_resolution,
     help="Expected frame size instead of the benchmark's (1100x1604 nvs, 512x512 mono); for previews and tests.",
@@ -47,18 +53,39 @@ resolution_option = click.option(
 @store_option
 @partial_option
 @resolution_option
+@task_option
 @workers_option
 @scheduler_option
 @overwrite_option
+@click.option("--render-target", "render_targets", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="PREDICTIONS is a GaussianAvatars model folder: take the views it rendered for this render target "
+                   "(export-frames --format vhap --render-target); repeatable, one per sequence.")
 @handle_errors
 def export_submission(
     predictions: Path, output: Path, benchmark: str, root: Path | None, store: Path | None, partial: bool,
-    resolution: tuple[int, int] | None, workers: int, scheduler: str | None, overwrite: bool,
+    resolution: tuple[int, int] | None, tasks: tuple[str, ...], workers: int, scheduler: str | None, overwrite: bool,
+    render_targets: tuple[Path, ...],
 ) -> None:
-    """Encode PREDICTIONS (a zarr store laid out like a converted one, or a folder of images
-    PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png) into the submission zip OUTPUT."""
+    """Encode PREDICTIONS (a zarr store laid out like a converted one, a folder of images
+    PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png, or with --render-target a GaussianAvatars
+    model folder) into the submission zip OUTPUT.
+
+    For svfr, PREDICTIONS mirrors the fetched svfr folder: PRED/{participant:03d}/{sequence}_{timestep}_{serial}/
+    mesh_posed.ply|.obj and/or mesh_neutral.ply|.obj (and landmarks_{task}.npy for meshes not of FLAME topology)."""
     from nersemble_zarr.parallel import connect
     from nersemble_zarr.submission import export_submission as export
+
+    if benchmark == "svfr":
+        _refuse_video_options(root, store, resolution, scheduler)
+        _export_svfr(predictions, output, tasks, partial, overwrite)
+        return
+    if tasks:
+        raise ConfigError("--task applies to --benchmark svfr only.")
+    if render_targets:
+        from nersemble_zarr.submission.gaussian_avatars import rendered_predictions
+
+        predictions = rendered_predictions(predictions, list(render_targets))
 
     with connect(scheduler) as client, progress_bar("encoding", "frame") as progress:
         report = export(
@@ -80,19 +107,44 @@ def validate_submission(
     zip_path: Path, benchmark: str, root: Path | None, store: Path | None, partial: bool,
     resolution: tuple[int, int] | None,
 ) -> None:
-    """Check ZIP like the benchmark server: files, frame counts, size, codec, pixel format and fps.
-    Every problem is listed; the exit status is non-zero if there is any."""
-    from nersemble_zarr.submission import validate_submission as validate
+    """Check ZIP like the benchmark server: files, frame counts, size, codec, pixel format and fps (svfr:
+    meshes, landmarks, tasks). Every problem is listed; the exit status is non-zero if there is any."""
+    from nersemble_zarr.submission import validate_submission as validate, validate_svfr_submission
 
-    with progress_bar("checking", "video") as progress:
-        report = validate(
-            zip_path, benchmark, root=root, store=store, resolution=resolution, partial=partial, progress=progress
-        )
+    if benchmark == "svfr":
+        _refuse_video_options(root, store, resolution, None)
+        with progress_bar("checking", "mesh") as progress:
+            report = validate_svfr_submission(zip_path, partial=partial, progress=progress)
+    else:
+        with progress_bar("checking", "video") as progress:
+            report = validate(
+                zip_path, benchmark, root=root, store=store, resolution=resolution, partial=partial, progress=progress
+            )
     if report.ok:
-        click.echo(f"{zip_path} is a valid {benchmark} submission ({len(report.valid_videos)} videos checked).")
+        unit = "meshes" if benchmark == "svfr" else "videos"
+        click.echo(f"{zip_path} is a valid {benchmark} submission ({len(report.valid_videos)} {unit} checked).")
         return
     for problem in report.problems:
         click.echo(f"- {problem}", err=True)
     raise SubmissionError(
         f"{zip_path} is not a valid {benchmark} submission: {len(report.problems)} problem(s), listed above."
     )
+
+
+def _export_svfr(predictions: Path, output: Path, tasks: tuple[str, ...], partial: bool, overwrite: bool) -> None:
+    from nersemble_zarr.submission import export_svfr_submission
+
+    with progress_bar("writing", "mesh") as progress:
+        report = export_svfr_submission(
+            predictions, output, tasks=tasks or None, partial=partial, overwrite=overwrite, progress=progress
+        )
+    click.echo(f"Wrote {output} with {len(report.valid_videos)} validated svfr meshes.")
+
+
+def _refuse_video_options(root, store, resolution, scheduler) -> None:
+    """--root, --store, --resolution and --scheduler describe videos; an SVFR submission has none."""
+    given = [name for name, value in (("--root", root), ("--store", store), ("--resolution", resolution),
+                                      ("--scheduler", scheduler)) if value is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)} do(es) not apply to --benchmark svfr (its zip holds meshes, not videos).")
+

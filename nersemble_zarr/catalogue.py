@@ -1,18 +1,25 @@
 """The benchmark catalogue: participants, sequences, cameras, splits, frame sizes and asset paths.
 
 These are facts about the real NeRSemble benchmark server: its folder layout, file names, participants,
-sequences, cameras and hold-out splits. Nothing here does I/O.
+sequences, cameras and hold-out splits. Nothing here does I/O but reading the packaged list of SVFR image keys.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Mapping
+from importlib import resources
+from types import MappingProxyType
+from typing import Iterable, NamedTuple
 
 from .errors import CatalogueError, shown
 
-BENCHMARKS = ("nvs", "mono_flame_avatar")
+BENCHMARKS = ("nvs", "mono_flame_avatar")  # the video benchmarks (stores, video submissions)
+SVFR = "svfr"  # single-view 3D face reconstruction: one image per key, mesh submissions
+ALL_BENCHMARKS = BENCHMARKS + (SVFR,)
 
 SERIALS = (
     "222200042", "222200044", "222200046", "222200040", "222200036", "222200048", "220700191", "222200041",
@@ -48,6 +55,74 @@ MONO_HOLD_OUT_SERIALS = ("222200046", "220700191", "222200039")
 MONO_FPS = 24.3
 MONO_WIDTH, MONO_HEIGHT = 512, 512
 
+# ---------------------------------------------------------------- SVFR (single-view face reconstruction)
+SVFR_PARTICIPANTS = (17, 60, 71, 102, 112, 123, 133, 139, 175, 178, 183, 194, 215, 226, 256, 266, 289, 310, 320, 372)
+SVFR_IMAGE_FILE = "rgb.png"
+SVFR_TASKS = ("posed", "neutral")
+SVFR_FLAME_VERTICES = 5023  # a mesh of FLAME topology needs no landmarks
+SVFR_N_LANDMARKS = 7  # the NoW benchmark's landmarks, for aligning any other topology to the ground truth
+_SVFR_KEYS_FILE = "svfr_image_keys.json"
+
+
+class ImageKey(NamedTuple):
+    """One SVFR image: a frame (``timestep``) of one camera (``serial``) in a NeRSemble sequence."""
+
+    sequence: str
+    timestep: int
+    serial: str
+
+
+@functools.cache
+def svfr_image_keys() -> Mapping[int, tuple[ImageKey, ...]]:
+    """participant -> its image keys, in the official toolkit's order (391 keys for 20 participants); read-only."""
+    raw = json.loads(resources.files("nersemble_zarr").joinpath("data", _SVFR_KEYS_FILE).read_text())
+    return MappingProxyType({
+        int(p): tuple(ImageKey(str(s), int(t), str(c)) for s, t, c in keys) for p, keys in raw["participants"].items()
+    })
+
+
+def svfr_folder(key: ImageKey) -> str:
+    """Folder name of an image as the server and the download have it: timestep not padded (``EXP-4-lips_6_...``)."""
+    return f"{key.sequence}_{key.timestep}_{key.serial}"
+
+
+def svfr_submission_folder(key: ImageKey) -> str:
+    """Folder name of an image inside a submission zip: timestep padded to 3 digits (``EXP-4-lips_006_...``)."""
+    return f"{key.sequence}_{key.timestep:03d}_{key.serial}"
+
+
+_SVFR_FOLDER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_+\-]*)_([0-9]{1,9})_([0-9]{9})$")
+
+
+def parse_svfr_folder(name: str) -> ImageKey | None:
+    """The image key a folder name spells (padded or not), or None when it spells none."""
+    match = _SVFR_FOLDER.match(name)
+    return None if match is None else ImageKey(match[1], int(match[2]), match[3])
+
+
+def svfr_image_path(participant: int, key: ImageKey) -> str:
+    """Relative path (below ``svfr/``) of one image: ``{p:03d}/{sequence}_{timestep}_{serial}/rgb.png``."""
+    check_safe_name(key.sequence, "sequence")
+    return f"{participant:03d}/{svfr_folder(key)}/{SVFR_IMAGE_FILE}"
+
+
+def svfr_mesh_entry(participant: int, key: ImageKey, task: str) -> str:
+    """Path of one mesh inside a submission zip: ``{p:03d}/{sequence}_{timestep:03d}_{serial}/mesh_{task}.ply``."""
+    return f"{participant:03d}/{svfr_submission_folder(key)}/mesh_{check_svfr_task(task)}.ply"
+
+
+def svfr_landmarks_entry(participant: int, key: ImageKey, task: str) -> str:
+    """Path of one mesh's NoW landmarks inside a submission zip (``landmarks_{task}.npy`` beside the mesh)."""
+    return f"{participant:03d}/{svfr_submission_folder(key)}/landmarks_{check_svfr_task(task)}.npy"
+
+
+def check_svfr_task(task: str) -> str:
+    """Return ``task`` if it is 'posed' or 'neutral', else raise a CatalogueError."""
+    if task not in SVFR_TASKS:
+        raise CatalogueError(f"Unknown SVFR task {shown(task)}; expected 'posed' or 'neutral'.")
+    return task
+
+
 # ---------------------------------------------------------------- asset paths (relative to {URL}/{benchmark}/)
 METADATA_FILE = "metadata.json"
 TRACKING_FILE = "flame2023_tracking_v2.npz"
@@ -56,11 +131,13 @@ TRACKING_FILE_V1 = "flame2023_tracking.npz"
 ASSETS: dict[str, tuple[str, ...]] = {
     "nvs": ("calibration", "images", "alpha_maps", "pointclouds"),
     "mono_flame_avatar": ("calibration", "images", "alpha_maps", "flame2023_tracking", "flame2023_tracking_v1"),
+    SVFR: ("images",),
 }
 # The official downloader fetches everything but the optional older tracking file by default.
 DEFAULT_ASSETS: dict[str, tuple[str, ...]] = {
     "nvs": ("calibration", "images", "alpha_maps", "pointclouds"),
     "mono_flame_avatar": ("calibration", "images", "alpha_maps", "flame2023_tracking"),
+    SVFR: ("images",),
 }
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+\-]*$")
@@ -86,16 +163,19 @@ SPECS: dict[str, BenchmarkSpec] = {
 }
 
 
-def check_benchmark(benchmark: str) -> str:
-    """Return ``benchmark`` if it is known, else raise a CatalogueError naming the choices."""
-    if benchmark not in BENCHMARKS:
-        raise CatalogueError(f"Unknown benchmark {shown(benchmark)}; expected one of {', '.join(BENCHMARKS)}.")
+def check_benchmark(benchmark: str, choices: tuple[str, ...] = BENCHMARKS) -> str:
+    """Return ``benchmark`` if it is one of ``choices`` (the video benchmarks by default), else raise a
+    CatalogueError naming the choices."""
+    if benchmark not in choices:
+        raise CatalogueError(f"Unknown benchmark {shown(benchmark)}; expected one of {', '.join(choices)}.")
     return benchmark
 
 
 def participants(benchmark: str) -> tuple[int, ...]:
-    """All participant ids of a benchmark, in catalogue order."""
-    check_benchmark(benchmark)
+    """All participant ids of a benchmark (svfr included), in catalogue order."""
+    check_benchmark(benchmark, ALL_BENCHMARKS)
+    if benchmark == SVFR:
+        return SVFR_PARTICIPANTS
     return tuple(NVS_SEQUENCES) if benchmark == "nvs" else MONO_PARTICIPANTS
 
 
@@ -117,6 +197,8 @@ def check_participants(benchmark: str, requested: Iterable[int] | None) -> tuple
 def sequences(benchmark: str, participant: int) -> tuple[str, ...]:
     """The sequences of one participant: the single NVS sequence, or mono train then test sequences."""
     check_participants(benchmark, [participant])
+    if benchmark == SVFR:
+        return tuple(dict.fromkeys(key.sequence for key in svfr_image_keys()[participant]))
     if benchmark == "nvs":
         return (NVS_SEQUENCES[participant],)
     return MONO_TRAIN_SEQUENCES + MONO_TEST_SEQUENCES

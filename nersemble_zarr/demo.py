@@ -1,12 +1,14 @@
 """The whole job on the built-in synthetic benchmark, served over HTTP on loopback.
 
-generate -> serve -> fetch (both benchmarks) -> convert -> FLAME meshes (stand-in model) ->
-export a submission per benchmark (hidden ground truth of the hold-out cameras as "predictions") -> validate.
+generate -> serve -> fetch (all three benchmarks) -> convert -> FLAME meshes (stand-in model) ->
+export a submission per benchmark (hidden ground truth of the hold-out cameras as "predictions"; for SVFR,
+stand-in FLAME meshes of the parameters behind each image) -> validate.
 Every step is the library call behind the matching command; rerunning skips what is already done.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,6 +17,7 @@ from . import catalogue
 from .outputs import check_output_folder
 
 Report = Callable[[str], None]
+SVFR_PARTICIPANTS = (17, 215)  # the demo's SVFR participants: all their 33 images
 
 
 @dataclass(frozen=True)
@@ -50,12 +53,14 @@ def run_demo(work: str | Path, *, size: str = "tiny", workers: int = 2, report: 
     paths = DemoPaths(check_output_folder(work, "demo folder"))
     paths.work.mkdir(parents=True, exist_ok=True)
     config = SyntheticConfig.tiny() if size == "tiny" else _small_config()
+    config = dataclasses.replace(config, svfr_participants=SVFR_PARTICIPANTS)
     _generate(paths, config, report)
     _fetch(paths, workers, report)
     _convert(paths, workers, report)
     _meshes(paths, report)
     for benchmark in catalogue.BENCHMARKS:
         _export_and_validate(paths, config, benchmark, workers, report)
+    _export_and_validate_svfr(paths, config, report)
     return paths
 
 
@@ -91,6 +96,8 @@ def _fetch(paths: DemoPaths, workers: int, report: Report) -> None:
         for benchmark in catalogue.BENCHMARKS:
             summary = fetch(paths.fetched, benchmark, url=server.url, workers=workers)
             report(f"fetch {benchmark}: {summary.line()}")
+        summary = fetch(paths.fetched, catalogue.SVFR, url=server.url, participants=SVFR_PARTICIPANTS, workers=workers)
+        report(f"fetch svfr: {summary.line()}")
 
 
 def _convert(paths: DemoPaths, workers: int, report: Report) -> None:
@@ -148,4 +155,25 @@ def _export_and_validate(paths: DemoPaths, config, benchmark: str, workers: int,
     report(
         f"submission {benchmark}: {output} holds {len(result.valid_videos)} valid crf-14 H.264 videos "
         f"(partial: only the synthetic participants; frame size {resolution[0]}x{resolution[1]})"
+    )
+
+
+def _export_and_validate_svfr(paths: DemoPaths, config, report: Report) -> None:
+    """Posed and neutral stand-in FLAME meshes of the demo's SVFR images (partial: 2 of 20 participants)."""
+    from .submission import SvfrFlamePredictions, export_svfr_submission, validate_svfr_submission
+    from .synthetic import svfr_flame_parameters
+
+    output = paths.submission(catalogue.SVFR)
+    if not output.exists():
+        names = ("shape", "expression", "jaw", "neck", "eyes", "rotation", "translation", "scale")
+        predictions = SvfrFlamePredictions({
+            (p, *key): {name: svfr_flame_parameters(config, p, key)[name] for name in names}
+            for p in config.svfr_participants for key in config.svfr_keys_of(p)
+        })
+        export_svfr_submission(predictions, output, partial=True, flame_dir=paths.flame_dir)
+    result = validate_svfr_submission(output, partial=True)
+    result.raise_if_invalid()
+    report(
+        f"submission svfr: {output} holds {len(result.valid_videos)} valid meshes, posed and neutral, of the "
+        f"FLAME STAND-IN (partial: only the synthetic participants {', '.join(map(str, config.svfr_participants))})"
     )

@@ -58,14 +58,17 @@ def inventory(store: str | os.PathLike) -> StoreInventory:
         for key in keys
         if (group_path := schema.level_group(level, *key)) in root
     ]
+    svfr_groups = [schema.svfr_group(p) for p in catalogue.SVFR_PARTICIPANTS]
+    sequences += [_sequence_info(group_path, root[group_path]) for group_path in svfr_groups if group_path in root]
     present = {schema.sequence_group(*key) for key in keys}
+    converted = attrs.get(schema.BENCHMARKS_ATTR, [])
     missing = [
         schema.sequence_group(b, p, s)
-        for b in attrs.get(schema.BENCHMARKS_ATTR, [])
+        for b in converted if b != catalogue.SVFR
         for p in catalogue.participants(b)
         for s in catalogue.sequences(b, p)
         if schema.sequence_group(b, p, s) not in present
-    ]
+    ] + [group_path for group_path in svfr_groups if catalogue.SVFR in converted and group_path not in root]
     return StoreInventory(path, attrs, sequences, missing, sum(a.stored_bytes for s in sequences for a in s.arrays))
 
 
@@ -73,6 +76,12 @@ def _sequence_info(path: str, group: zarr.Group) -> SequenceInfo:
     info = SequenceInfo(path, bool(group.attrs.get(schema.CONVERTED_ATTR, False)))
     serials = list(group[schema.SERIAL][:]) if schema.SERIAL in group else []
     video_serials = set(group.attrs.get(schema.VIDEO_SERIALS_ATTR, []))
+    if group.attrs.get(schema.BENCHMARK_ATTR) == catalogue.SVFR:  # one entry per image, named like its folder
+        serials = [
+            catalogue.svfr_folder(catalogue.ImageKey(str(s), int(t), str(c)))
+            for s, t, c in zip(group[schema.SVFR_SEQUENCE][:], group[schema.TIMESTEP][:], group[schema.SERIAL][:])
+        ]
+        video_serials = set(serials)
     for name, array in sorted(group.arrays()):
         info.arrays.append(
             ArrayInfo(
@@ -118,7 +127,8 @@ def format_inventory(inv: StoreInventory) -> str:
             )
         for name, serials in seq.cameras_missing.items():
             if serials:
-                lines.append(f"    ! {name}: cameras not converted yet: {', '.join(serials)}")
+                what = "images" if seq.path.startswith(f"{catalogue.SVFR}/") else "cameras"
+                lines.append(f"    ! {name}: {what} not converted yet: {', '.join(serials)}")
     if inv.missing_sequences:
         lines.append(f"  not in the store ({len(inv.missing_sequences)} of the catalogue): {', '.join(inv.missing_sequences)}")
     return "\n".join(lines)

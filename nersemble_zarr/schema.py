@@ -52,6 +52,7 @@ FACE = "face"
 CORNER = "corner"
 POINTCLOUD_TIMESTEP = "pointcloud_timestep"
 POINT = "point"
+IMAGE = "image"  # SVFR: one image key (sequence, timestep, serial)
 
 # ---------------------------------------------------------------- data variables
 IMAGES = "images"            # (serial, timestep, y, x, channel) uint8, RGB
@@ -65,6 +66,8 @@ NORMALS = "pointcloud_normals"   # (pointcloud_timestep, point, xyz) float32, pa
 POINT_COUNT = "pointcloud_count"  # (pointcloud_timestep,) int64: valid rows of the padded arrays
 
 # ---------------------------------------------------------------- coordinates
+SVFR_SEQUENCE = "sequence"   # (image,) str: the SVFR image's sequence (with timestep and serial along image)
+IMAGE_HEIGHT, IMAGE_WIDTH = "image_height", "image_width"  # (image,) int64: an SVFR image's own size
 SPLIT = "split"              # (serial,) "train" | "test"
 WORLD_2_CAM = "world_2_cam"  # (serial, mat4_row, mat4_col) float64, OpenCV world-to-camera
 INTRINSICS = "intrinsics"    # (serial, mat3_row, mat3_col) float64
@@ -95,6 +98,11 @@ def sequence_group(benchmark: str, participant: int, sequence: str) -> str:
 def sequence_group_of(attrs: Mapping[str, Any]) -> str:
     """Path of the full-resolution sequence that a group's attributes name, e.g. ``nvs/388/GLASSES``."""
     return sequence_group(attrs[BENCHMARK_ATTR], attrs[PARTICIPANT_ATTR], attrs[SEQUENCE_ATTR])
+
+
+def svfr_group(participant: int) -> str:
+    """Path of one participant's SVFR images inside the store, e.g. ``svfr/17``."""
+    return f"svfr/{int(participant)}"
 
 
 # ---------------------------------------------------------------- resolution levels

@@ -14,7 +14,7 @@ from .storage import StoreLike, consolidate, prepare_store, read_root_attrs, seq
 
 __all__ = [
     "StoreLike", "consolidate", "frame", "hold_out_cameras", "open", "prepare_store", "read_root_attrs",
-    "sequence", "sequence_keys", "train_cameras",
+    "sequence", "sequence_keys", "svfr_image", "svfr_images", "train_cameras",
 ]
 
 
@@ -62,3 +62,31 @@ def frame(dataset: xr.Dataset, serial: str, timestep: int) -> np.ndarray:
         return dataset[schema.IMAGES].sel({schema.SERIAL: serial, schema.TIMESTEP: timestep}).values
     except KeyError as error:
         raise StoreError(f"No frame for camera {shown(serial)} at timestep {timestep} in this sequence.") from error
+
+
+def svfr_images(tree: xr.DataTree, participant: int) -> xr.Dataset:
+    """The Dataset of one participant's SVFR images (``images (image, y, x, channel)`` with ``sequence``,
+    ``timestep`` and ``serial`` along ``image``), its small coordinates loaded."""
+    catalogue.check_participants(catalogue.SVFR, [participant])
+    path = schema.svfr_group(participant)
+    try:
+        dataset = tree[path].to_dataset()
+    except KeyError as error:
+        raise StoreError(f"The store has no SVFR group {path}; convert it first.") from error
+    return dataset.assign_coords({name: dataset[name].load() for name in dataset.coords})
+
+
+def svfr_image(dataset: xr.Dataset, sequence_name: str, timestep: int, serial: str) -> np.ndarray:
+    """One SVFR image as (H, W, 3) uint8 at its own size (the store pads smaller images of a participant)."""
+    match = (
+        (dataset[schema.SVFR_SEQUENCE].values == sequence_name) & (dataset[schema.TIMESTEP].values == timestep)
+        & (dataset[schema.SERIAL].values == serial)
+    )
+    if not match.any():
+        raise StoreError(
+            f"No SVFR image {shown(f'{sequence_name}_{timestep}_{serial}')} for participant "
+            f"{dataset.attrs.get(schema.PARTICIPANT_ATTR)} in this store."
+        )
+    index = int(np.flatnonzero(match)[0])
+    height, width = int(dataset[schema.IMAGE_HEIGHT][index]), int(dataset[schema.IMAGE_WIDTH][index])
+    return dataset[schema.IMAGES][index, :height, :width].values

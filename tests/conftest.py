@@ -73,3 +73,25 @@ def mesh_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
             zarr_format=3, consolidated=False)
     consolidate(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def svfr_config() -> SyntheticConfig:
+    """The tiny SVFR config: every image of participants 17 (20) and 215 (13), at 1/10 of the image size."""
+    return SyntheticConfig.tiny_svfr()
+
+
+@pytest.fixture(scope="session")
+def svfr_root(tmp_path_factory: pytest.TempPathFactory, svfr_config: SyntheticConfig) -> Path:
+    """A folder holding the tiny synthetic SVFR benchmark in the server layout (ROOT/svfr/017/...); read-only."""
+    return generate(tmp_path_factory.mktemp("synthetic_svfr") / "benchmark", svfr_config)
+
+
+@pytest.fixture(scope="session")
+def svfr_flame_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the stand-in FLAME model (NOT FLAME), for SVFR meshes from FLAME parameters."""
+    from nersemble_zarr.flame import write_standin_flame
+
+    folder = tmp_path_factory.mktemp("svfr_flame")
+    write_standin_flame(folder)
+    return folder

@@ -17,10 +17,12 @@ def test_demo_runs_end_to_end_and_a_rerun_skips_everything(tmp_path):
     lines = [line for line in first.stdout.splitlines() if line.startswith("[demo]")]
     assert any("fetch nvs: 29 files: 29 downloaded" in line for line in lines), lines
     assert any("2 sequences meshed" in line for line in lines), lines
+    assert any("fetch svfr: 33 files: 33 downloaded" in line for line in lines), lines
+    assert any("submission svfr:" in line and "66 valid meshes" in line for line in lines), lines
     assert "http://" not in first.stdout + first.stderr  # the access URL stays secret
 
     tree = store_module.open(work / "nersemble.zarr")
-    assert {"nvs", "mono_flame_avatar"} <= set(tree.children)
+    assert {"nvs", "mono_flame_avatar", "svfr"} <= set(tree.children)
     assert "vertices" in tree["mono_flame_avatar/393/EXP-1-head"].dataset
     with zipfile.ZipFile(work / "submission_nvs.zip") as archive:
         assert sorted(archive.namelist()) == [

@@ -204,7 +204,7 @@ def test_timeouts_are_retried_and_reported(synthetic_root, tmp_path) -> None:
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"benchmark": "svfr"}, "Unknown benchmark 'svfr'"),
+        ({"benchmark": "nersemble"}, "Unknown benchmark 'nersemble'"),
         ({"participants": [999]}, "Unknown participant 999"),
         ({"assets": ["images", "depth_maps"]}, "Unknown asset 'depth_maps'"),
         ({"benchmark": MONO, "assets": ["pointclouds"]}, "Unknown asset 'pointclouds'"),

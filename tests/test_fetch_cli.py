@@ -66,7 +66,7 @@ def test_bad_options_and_missing_url_exit_non_zero(synthetic_root, tmp_path, no_
     with serve(synthetic_root) as server:
         unknown = run_cli("fetch", str(tmp_path), "nvs", "--url", server.url, "-a", "depth")
         frames = run_cli("fetch", str(tmp_path), "nvs", "--url", server.url, "--pointcloud-frames", "first")
-        benchmark = run_cli("fetch", str(tmp_path), "svfr", "--url", server.url)
+        benchmark = run_cli("fetch", str(tmp_path), "nersemble", "--url", server.url)
         assert server.requests == []
     assert unknown.exit_code == 2 and "Error: Unknown asset 'depth'" in unknown.output
     assert frames.exit_code == 2 and "comma-separated list of frame numbers" in frames.output

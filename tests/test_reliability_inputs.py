@@ -253,7 +253,7 @@ def participant_name(ws):
 
 
 def unknown_benchmark(ws):
-    return Invocation(convert(ws, "-b", "svfr"), "'svfr'")
+    return Invocation(convert(ws, "-b", "nersemble"), "'nersemble'")
 
 
 def traversal_in_meshes(ws):

@@ -16,6 +16,7 @@ from ..progress import Progress, set_total
 from .frames import VideoTask, run_video_task
 from .layout import Chunking, sequence_skeleton
 from .plan import SequenceSource, plan_conversion
+from .svfr import SvfrSource, plan_svfr, write_svfr
 
 __all__ = ["Chunking", "ConvertSummary", "convert", "plan_conversion"]
 
@@ -27,6 +28,8 @@ class ConvertSummary:
     sequences: list[str] = field(default_factory=list)
     videos_written: int = 0
     videos_skipped: int = 0
+    images_written: int = 0  # SVFR images
+    images_skipped: int = 0
 
 
 def convert(
@@ -53,18 +56,26 @@ def convert(
     """
     root = Path(root)
     frame_codec_ = frame_codec(codec)
-    benchmarks = benchmarks or tuple(b for b in catalogue.BENCHMARKS if (root / b).is_dir())
+    benchmarks = benchmarks or tuple(b for b in catalogue.ALL_BENCHMARKS if (root / b).is_dir())
     if not benchmarks:
-        raise ConversionError(f"No fetched benchmark folder (nvs/ or mono_flame_avatar/) under {root}.")
-    plans = [s for b in benchmarks for s in plan_conversion(root, b, participants, sequences)]
-    if not plans:
+        raise ConversionError(f"No fetched benchmark folder (nvs/, mono_flame_avatar/ or svfr/) under {root}.")
+    for benchmark in benchmarks:
+        catalogue.check_benchmark(benchmark, catalogue.ALL_BENCHMARKS)
+    video_benchmarks = tuple(b for b in benchmarks if b != catalogue.SVFR)
+    plans = [s for b in video_benchmarks for s in plan_conversion(root, b, participants, sequences)]
+    svfr_plans = plan_svfr(root, participants) if catalogue.SVFR in benchmarks else []
+    if not plans and not svfr_plans:
         raise ConversionError(f"Nothing to convert under {root} for the given participants and sequences.")
     store_path = os.fspath(store)
     with storage.writer_lock(store_path, "convert"):  # before looking at the store: it may be another run's
         new_store = "://" not in store_path and not os.path.lexists(store_path)
         completed = False
         try:
-            summary = _write(store_path, plans, benchmarks, frame_codec_, chunking, workers, client, progress)
+            summary = ConvertSummary()
+            if plans:
+                summary = _write(store_path, plans, video_benchmarks, frame_codec_, chunking, workers, client, progress)
+            if svfr_plans:
+                _write_svfr(store_path, svfr_plans, frame_codec_, summary)
             completed = True
             return summary
         except OSError as error:  # inputs were read and checked above; what fails now is writing the store
@@ -114,6 +125,18 @@ def _write(
     storage.record_benchmarks(store_path, benchmarks)
     storage.consolidate(store_path)
     return summary
+
+
+def _write_svfr(store_path: str, plans: list[SvfrSource], codec: FrameCodec, summary: ConvertSummary) -> None:
+    """Write every participant's SVFR group (resuming flagged images), then record and consolidate."""
+    storage.prepare_store(store_path)
+    for source in plans:
+        written, skipped = write_svfr(store_path, source, codec)
+        summary.images_written += written
+        summary.images_skipped += skipped
+        summary.sequences.append(schema.svfr_group(source.participant))
+    storage.record_benchmarks(store_path, [catalogue.SVFR])
+    storage.consolidate(store_path)
 
 
 def _ensure_skeleton(store: str, group: str, source: SequenceSource, codec: FrameCodec, chunking: Chunking) -> bool:

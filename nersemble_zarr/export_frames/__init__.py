@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import __version__, schema, storage
 from ..atomic import remove_partial_files, write_atomic
 from ..errors import ConfigError
@@ -25,10 +27,12 @@ from ..progress import Progress, set_total
 from .pixels import BACKGROUNDS, composite, write_npz, write_png
 from .plan import ExportPlan, Frame, frame_folders, pending_frames, plan_export, tracking_arrays
 from .transforms import write_transforms
+from . import nerfstudio, vhap
+from .centring import centred_plan, principal_point_residual, principal_point_shifts, shift_picture
 
 __all__ = ["BACKGROUNDS", "ExportSummary", "export_frames", "plan_export"]
 
-FORMATS = ("nerf",)
+FORMATS = ("nerf", "vhap", "nerfstudio")
 SETTINGS_FILE = "nersemble_export.json"
 
 
@@ -41,6 +45,7 @@ class ExportSummary:
     frames_skipped: int = 0
     flame_files_written: int = 0
     transforms: dict[str, int] = field(default_factory=dict)
+    principal_point_residual: float | None = None  # pixels, with centre_principal_point
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class FramesTask:
     frames: tuple[Frame, ...]
     background: str
     has_alpha: bool
+    shift: tuple[int, int] = (0, 0)  # whole pixels the frames move by (centre_principal_point)
 
 
 def export_frames(
@@ -68,6 +74,9 @@ def export_frames(
     background: str = "black",
     validation: Any = None,
     workers: int = 4,
+    flame_dir: str | os.PathLike | None = None,
+    centre_principal_point: bool = False,
+    render_target: bool = False,
     client: Any = None,
     progress: Progress | None = None,
 ) -> ExportSummary:
@@ -75,37 +84,72 @@ def export_frames(
 
     ``stride`` keeps every n-th stored frame (original frame indices are kept); ``serials`` limits the
     cameras; ``background`` is 'black', 'white' or 'none' (RGBA); a ``validation`` split (or a JSON file or
-    store holding one) moves its held-out frames from transforms_train.json to transforms_val.json.
-    ``progress`` is told the number of tasks (chunks of frames, ``set_total``) and called as each finishes.
+    store holding one) moves its held-out frames from transforms_train.json to transforms_val.json (format
+    'nerf'). ``format`` 'vhap' writes VHAP's NeRF-dataset layout with FLAME converted into its convention (which
+    needs the FLAME model in ``flame_dir``), 'nerfstudio' nerfstudio's transforms.json, 'nerf' this project's
+    own layout. ``centre_principal_point`` crops and pads each camera's frames by whole pixels so its principal
+    point sits within half a pixel of the image centre, where GaussianAvatars assumes it (see :mod:`.centring`).
+    ``render_target`` (vhap) exports the views without images instead (the benchmark's hold-out views), for
+    GaussianAvatars' ``render.py --target_path``. ``progress`` is told the number of tasks (chunks of frames,
+    ``set_total``) and called as each finishes.
     """
     if format not in FORMATS:
         raise ConfigError(f"Export format {format!r} is invalid; expected one of {', '.join(FORMATS)}.")
+    if validation is not None and format != "nerf":
+        raise ConfigError(
+            f"A validation split applies to --format nerf; --format {format} writes its consumer's own splits."
+        )
+    if render_target and format != "vhap":
+        raise ConfigError("A render target is written in VHAP's layout only; add --format vhap.")
     store, out = os.fspath(store), Path(out)
     plan = plan_export(
         store, participant=participant, sequence=sequence, level=level, stride=stride, serials=serials,
         background=background, validation=validation,
     )
-    _claim_folder(out, plan, format)
+    shifts = np.zeros((len(plan.dataset[schema.SERIAL]), 2), dtype=np.int64)
+    if centre_principal_point:
+        shifts = principal_point_shifts(plan)
+        plan = centred_plan(plan, shifts)
+    flame = None
+    if format == "vhap":
+        plan = vhap.vhap_plan(plan, render_target)
+        flame = vhap.converted_flame(plan, flame_dir)
+    elif format == "nerfstudio":
+        plan = nerfstudio.nerfstudio_plan(plan)
+    _claim_folder(out, plan, format, {"centre_principal_point": centre_principal_point, "render_target": render_target},
+                  shifts)
     summary = ExportSummary(plan.group)
-    summary.flame_files_written = _write_flame_files(out, plan)
+    if centre_principal_point:
+        summary.principal_point_residual = principal_point_residual(plan)
+    if format == "vhap":
+        summary.flame_files_written = vhap.write_flame_files(out, plan, flame)
+        vhap.write_placeholders(out, plan)
+    elif format == "nerf":
+        summary.flame_files_written = _write_flame_files(out, plan)
     pending = pending_frames(out, plan)
     summary.frames_skipped = sum(frame.has_image for frame in plan.frames) - len(pending)
-    tasks = _tasks(store, out, plan, pending)
+    tasks = _tasks(store, out, plan, pending, shifts)
     set_total(progress, len(tasks))
     summary.frames_written = sum(run_tasks(write_frames, tasks, workers=workers, client=client, progress=progress))
     for folder in frame_folders(out, plan):
         remove_partial_files(folder)
-    summary.transforms = write_transforms(out, plan)
+    if format == "vhap":
+        summary.transforms = vhap.write_transforms(out, plan, flame, render_target)
+    elif format == "nerfstudio":
+        summary.transforms = nerfstudio.write_transforms(out, plan)
+    else:
+        summary.transforms = write_transforms(out, plan)
     return summary
 
 
-def _claim_folder(out: Path, plan: ExportPlan, format: str) -> None:
-    """Create the output folders; refuse a folder holding an export of another sequence, level or background."""
-    settings = {"format": format, "group": plan.group, "level": plan.level, "background": plan.background}
+def _claim_folder(out: Path, plan: ExportPlan, format: str, options: dict[str, bool], shifts: np.ndarray) -> None:
+    """Create the output folders; refuse a folder holding an export of another sequence, level, background or
+    options (flags that older exports did not record count as off)."""
+    settings = {"format": format, "group": plan.group, "level": plan.level, "background": plan.background, **options}
     settings_file = check_output_folder(out) / SETTINGS_FILE
     if settings_file.exists():
         found = json.loads(settings_file.read_text())
-        found = {key: found.get(key) for key in settings}
+        found = {key: found.get(key, False if key in options else None) for key in settings}
         if found != settings:
             raise ConfigError(
                 f"{out} already holds an export with {found}, not {settings}; choose another output folder."
@@ -114,7 +158,11 @@ def _claim_folder(out: Path, plan: ExportPlan, format: str) -> None:
         raise ConfigError(f"{out} exists and is not an export folder of nersemble_zarr; choose an empty or new folder.")
     for folder in frame_folders(out, plan):
         folder.mkdir(parents=True, exist_ok=True)
-    document = {**settings, "created_by": f"nersemble_zarr {__version__}"}
+    document = {**settings, "benchmark": plan.benchmark, "participant": plan.participant, "sequence": plan.sequence,
+                "created_by": f"nersemble_zarr {__version__}"}
+    if options.get("centre_principal_point"):  # new pixel (x, y) = stored pixel (x + dx, y + dy), per camera
+        serials = [str(serial) for serial in plan.dataset[schema.SERIAL].values]
+        document["principal_point_shifts"] = {serial: [int(v) for v in shift] for serial, shift in zip(serials, shifts)}
     write_atomic(settings_file, json.dumps(document, indent=1).encode())
 
 
@@ -132,7 +180,7 @@ def _write_flame_files(out: Path, plan: ExportPlan) -> int:
     return written
 
 
-def _tasks(store: str, out: Path, plan: ExportPlan, pending: list[Frame]) -> list[FramesTask]:
+def _tasks(store: str, out: Path, plan: ExportPlan, pending: list[Frame], shifts: np.ndarray) -> list[FramesTask]:
     """Group pending frames by camera and store shard, so each task reads one shard of one camera."""
     if not pending:
         return []
@@ -142,8 +190,9 @@ def _tasks(store: str, out: Path, plan: ExportPlan, pending: list[Frame]) -> lis
     for frame in pending:
         groups.setdefault((frame.camera_index, frame.position // shard), []).append(frame)
     return [
-        FramesTask(store, plan.group, out, tuple(frames), plan.background, plan.has_alpha)
-        for _, frames in sorted(groups.items())
+        FramesTask(store, plan.group, out, tuple(frames), plan.background, plan.has_alpha,
+                   tuple(int(v) for v in shifts[camera]))
+        for (camera, _), frames in sorted(groups.items())
     ]
 
 
@@ -156,10 +205,12 @@ def write_frames(task: FramesTask) -> int:
         # one basic-index read per frame: one chunk of the shard (zarr's orthogonal selection over a list of
         # frames was measured to be ~100x slower and to allocate GBs on full-size frames)
         pixels = images[serial_index, frame.position]
+        fill = 255 if task.background == "white" else 0
         if alpha is None:
-            write_png(task.out / frame.image_path(), pixels)
+            write_png(task.out / frame.image_path(), shift_picture(pixels, task.shift, fill))
             continue
         mask = alpha[serial_index, frame.position]
-        write_png(task.out / frame.image_path(), composite(pixels, mask, task.background))
-        write_png(task.out / frame.mask_path(), mask)
+        picture = composite(pixels, mask, task.background)
+        write_png(task.out / frame.image_path(), shift_picture(picture, task.shift, fill))
+        write_png(task.out / frame.mask_path(), shift_picture(mask, task.shift, 0))
     return len(task.frames)

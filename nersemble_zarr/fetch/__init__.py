@@ -1,7 +1,7 @@
 """Fetching benchmark assets from the server into ``ROOT/{benchmark}/`` in the official folder layout.
 
 ``fetch`` validates the request against the catalogue before any network traffic, downloads
-``{benchmark}/metadata.json``, plans the relative paths, asks the server for each size (HEAD), skips
+``{benchmark}/metadata.json`` (SVFR has none: its images are listed in the catalogue), plans the relative paths, asks the server for each size (HEAD), skips
 complete files, and downloads the rest in parallel, each resumable and atomic (see ``download``).
 """
 
@@ -67,7 +67,9 @@ def fetch(
         on_discard=lambda n: report(ProgressEvent("plan", n)),
     ) as downloader:
         try:
-            metadata = _metadata(downloader, Path(root), request, summary, overwrite, report)
+            metadata = None if benchmark == catalogue.SVFR else _metadata(
+                downloader, Path(root), request, summary, overwrite, report
+            )
             planned = _inspect(downloader, Path(root), plan_paths(request, metadata), overwrite, workers)
             summary.files += planned
             summary.skipped += sum(f.action == "skip" for f in planned)

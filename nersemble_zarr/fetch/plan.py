@@ -41,7 +41,7 @@ def make_request(
     pointcloud_frames: PointcloudFrames = (0,),
 ) -> FetchRequest:
     """Check every name against the catalogue (no I/O); unknown names raise CatalogueError."""
-    catalogue.check_benchmark(benchmark)
+    catalogue.check_benchmark(benchmark, catalogue.ALL_BENCHMARKS)
     chosen = None if participants is None else catalogue.check_participants(benchmark, _as_ints(participants))
     return FetchRequest(benchmark, chosen, _check_assets(benchmark, assets), _check_frames(pointcloud_frames))
 
@@ -83,9 +83,14 @@ def _check_frames(frames: PointcloudFrames) -> tuple[int, ...] | Literal["all"]:
     return tuple(dict.fromkeys(values))
 
 
-def plan_paths(request: FetchRequest, metadata: ServerMetadata) -> list[str]:
-    """Relative paths (below the benchmark folder) of every file the request covers, in a stable order."""
+def plan_paths(request: FetchRequest, metadata: ServerMetadata | None) -> list[str]:
+    """Relative paths (below the benchmark folder) of every file the request covers, in a stable order.
+
+    SVFR has no metadata.json (``metadata`` is None): its paths come from the catalogue's image keys.
+    """
     benchmark = request.benchmark
+    if benchmark == catalogue.SVFR:
+        return svfr_paths(request.participants or catalogue.SVFR_PARTICIPANTS)
     on_server = metadata.sequences
     chosen = request.participants or tuple(p for p in catalogue.participants(benchmark) if p in on_server)
     for participant in chosen:
@@ -101,6 +106,12 @@ def plan_paths(request: FetchRequest, metadata: ServerMetadata) -> list[str]:
         for sequence in on_server[participant]:
             paths += _sequence_paths(request, metadata, participant, sequence)
     return list(dict.fromkeys(paths))
+
+
+def svfr_paths(participants: Iterable[int]) -> list[str]:
+    """``{p:03d}/{sequence}_{timestep}_{serial}/rgb.png`` of every image key of the participants."""
+    keys = catalogue.svfr_image_keys()
+    return [catalogue.svfr_image_path(p, key) for p in participants for key in keys[p]]
 
 
 def _sequence_paths(request: FetchRequest, metadata: ServerMetadata, participant: int, sequence: str) -> list[str]:
@@ -141,7 +152,7 @@ def local_path(root: str | Path, benchmark: str, relative: str) -> Path:
     ``ROOT/{benchmark}`` itself may be a link (to another disk); no folder below it may be. The final name
     is not resolved: a link there is replaced by the download, never followed.
     """
-    catalogue.check_benchmark(benchmark)
+    catalogue.check_benchmark(benchmark, catalogue.ALL_BENCHMARKS)
     parts = relative.split("/")
     if not all(_SAFE_PART.match(part) for part in parts):
         raise CatalogueError(f"Refusing unsafe relative path {shown(relative)}.")

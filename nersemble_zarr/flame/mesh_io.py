@@ -30,11 +30,12 @@ def write_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray)
     faces = np.asarray(faces, dtype=np.int32)
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as file:
-            file.write(_ply_bytes(vertices, faces) if suffix == ".ply" else _obj_bytes(vertices, faces))
+            file.write(ply_bytes(vertices, faces) if suffix == ".ply" else _obj_bytes(vertices, faces))
     return path
 
 
-def _ply_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
+def ply_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
+    """A binary little-endian PLY of float32 vertices and int32 triangles (what trimesh's load_ply reads)."""
     header = (
         "ply\nformat binary_little_endian 1.0\ncomment written by nersemble_zarr\n"
         f"element vertex {len(vertices)}\nproperty float x\nproperty float y\nproperty float z\n"
@@ -48,6 +49,6 @@ def _ply_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
 
 def _obj_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
     lines = ["# written by nersemble_zarr"]
-    lines += [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in vertices.tolist()]
+    lines += [f"v {x:.9g} {y:.9g} {z:.9g}" for x, y, z in vertices.tolist()]  # 9 digits: float32 exactly
     lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces.tolist()]
     return ("\n".join(lines) + "\n").encode("ascii")

@@ -115,8 +115,20 @@ def write_standin_flame(
 
 
 def _surface_faces(vertices: np.ndarray) -> np.ndarray:
-    """9976 outward-facing triangles of the convex hull of the template (all of it but 66 triangles)."""
-    simplices = scipy.spatial.ConvexHull(vertices).simplices[:N_FACES]
+    """9976 outward-facing triangles of the convex hull of the template (all of it but 66 triangles).
+
+    The triangles left out share no corner, so every vertex stays in some face, as in FLAME: a mesh reader
+    that drops unreferenced vertices (trimesh, the SVFR server's) still counts FLAME's 5023.
+    """
+    hull = scipy.spatial.ConvexHull(vertices).simplices
+    dropped, touched = [], set()
+    for index, triangle in enumerate(hull):
+        if len(hull) - len(dropped) == N_FACES:
+            break
+        if touched.isdisjoint(triangle.tolist()):
+            dropped.append(index)
+            touched.update(triangle.tolist())
+    simplices = np.delete(hull, dropped, axis=0)
     corners = vertices[simplices]
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     inward = np.einsum("ij,ij->i", normals, corners.mean(axis=1) - HEAD_CENTER) < 0

@@ -3,6 +3,7 @@ projected as dots, and a 3D plot of the camera rig. matplotlib is imported only 
 
     write_preview("nersemble.zarr", "sheet.png", 388, timestep=0)
     write_rig_preview("nersemble.zarr", "rig.png", 388)
+    write_preview("nersemble.zarr", "svfr.png", 215, meshes="svfr.zip")   # SVFR images, meshes beside them
 """
 
 from .build import open_sequence, preview_picture, write_preview, write_rig_preview

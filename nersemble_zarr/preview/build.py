@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -18,11 +19,11 @@ from .sheet import check_timestep, contact_sheet
 
 
 def benchmark_of(participant: int) -> str:
-    """The benchmark a participant id belongs to (the two benchmarks have no participant in common)."""
-    for benchmark in catalogue.BENCHMARKS:
+    """The benchmark a participant id belongs to (the benchmarks have no participant in common)."""
+    for benchmark in catalogue.ALL_BENCHMARKS:
         if participant in catalogue.participants(benchmark):
             return benchmark
-    known = ", ".join(str(p) for b in catalogue.BENCHMARKS for p in catalogue.participants(b))
+    known = ", ".join(str(p) for b in catalogue.ALL_BENCHMARKS for p in catalogue.participants(b))
     raise CatalogueError(f"Unknown participant {participant}; expected one of {known}.")
 
 
@@ -49,8 +50,24 @@ def preview_picture(
     *,
     flame_dir: str | os.PathLike | None = None,
     tile_width: int = 275,
+    meshes: Any = None,
+    task: str = "posed",
 ) -> np.ndarray:
-    """The contact sheet (H, W, 3) uint8 of every camera at ``timestep`` (default: the first) with captions."""
+    """The contact sheet (H, W, 3) uint8 of every camera at ``timestep`` (default: the first) with captions.
+
+    For an SVFR participant: every image of the participant, and with ``meshes`` (a submission zip, a
+    predictions folder or mapping) the ``task``'s mesh drawn beside each; ``sequence`` and ``timestep`` do
+    not apply."""
+    if benchmark_of(participant) == catalogue.SVFR:
+        if sequence is not None or timestep is not None:
+            raise CatalogueError("SVFR images have no sequence or timestep to choose; leave out -s and -t.")
+        from .svfr import load_meshes, svfr_sheet
+
+        dataset = store_module.svfr_images(store_module.open(store), participant)
+        found = None if meshes is None else load_meshes(meshes, participant, task)
+        return with_labels(*svfr_sheet(dataset, found, tile_width=tile_width))
+    if meshes is not None:
+        raise CatalogueError(f"--meshes draws SVFR meshes; participant {participant} is not an SVFR participant.")
     dataset = open_sequence(store, participant, sequence)
     if timestep is None:
         timestep = int(dataset[schema.TIMESTEP].values[0])

@@ -54,7 +54,7 @@ def export_submission(
     spec = expected_submission(
         benchmark, root=root, store=store, frame_counts=frame_counts, resolution=resolution, partial=partial
     )
-    output = _check_output(Path(output), overwrite)
+    output = check_zip_output(Path(output), overwrite)
     sources = collect_predictions(predictions, spec, partial=partial)
     settings = EncodeSettings(spec.width, spec.height, spec.fps, crf)
     with tempfile.TemporaryDirectory(
@@ -79,7 +79,9 @@ def export_submission(
     return report
 
 
-def _check_output(output: Path, overwrite: bool) -> Path:
+def check_zip_output(output: Path, overwrite: bool) -> Path:
+    """The absolute output path of a submission zip, refusing a folder, a missing parent or (without
+    ``overwrite``) an existing file."""
     if output.is_dir():
         raise SubmissionError(f"The output {output} is a folder; give the path of the zip file to write.")
     if not output.parent.is_dir():

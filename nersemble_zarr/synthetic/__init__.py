@@ -11,6 +11,7 @@ from .config import SyntheticConfig
 from .generator import expected_files, generate, mono_metadata, nvs_metadata, older_tracking, timesteps
 from .render import render_views
 from .scene import camera_params, model_to_world, original_frames, project, rotation_matrices, tracking
+from .svfr import render_svfr_image, svfr_flame_parameters
 
 __all__ = [
     "SyntheticConfig",
@@ -23,8 +24,10 @@ __all__ = [
     "older_tracking",
     "original_frames",
     "project",
+    "render_svfr_image",
     "render_views",
     "rotation_matrices",
+    "svfr_flame_parameters",
     "timesteps",
     "tracking",
 ]

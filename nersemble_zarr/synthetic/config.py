@@ -13,6 +13,9 @@ from ..errors import ConfigError
 # as on the real server, where the official downloader fetches frame_00000.pcd by default.
 FRAME_OFFSET = 0
 FRAME_STRIDE = 3
+# Size of a synthetic SVFR image at scale 1: our choice (a quarter of a NeRSemble camera's 2200x3208), since the
+# catalogue holds no size for the real images.
+SVFR_WIDTH, SVFR_HEIGHT = 550, 802
 
 
 def even_size(length: int, scale: float) -> int:
@@ -42,6 +45,8 @@ class SyntheticConfig:
     mono_train_sequences: tuple[str, ...] = catalogue.MONO_TRAIN_SEQUENCES
     mono_test_sequences: tuple[str, ...] = catalogue.MONO_TEST_SEQUENCES
     n_points: int = 30_000
+    svfr_participants: tuple[int, ...] = catalogue.SVFR_PARTICIPANTS
+    svfr_keys_per_participant: int | None = None  # None: every image key of the catalogue
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -54,6 +59,12 @@ class SyntheticConfig:
             raise ConfigError(f"Synthetic n_points {self.n_points!r} is invalid; expected at least 1.")
         catalogue.check_participants("nvs", self.nvs_participants)
         catalogue.check_participants("mono_flame_avatar", self.mono_participants)
+        catalogue.check_participants(catalogue.SVFR, self.svfr_participants)
+        if self.svfr_keys_per_participant is not None and self.svfr_keys_per_participant < 1:
+            raise ConfigError(
+                f"Synthetic svfr_keys_per_participant {self.svfr_keys_per_participant!r} is invalid; "
+                "expected at least 1 or None."
+            )
         for serial in self.nvs_serials:
             if serial not in catalogue.NVS_TRAIN_SERIALS:
                 raise ConfigError(
@@ -81,7 +92,13 @@ class SyntheticConfig:
             mono_train_sequences=("EXP-1-head",),
             mono_test_sequences=("FREE",),
             n_points=3_000,
+            svfr_participants=(),
         )
+
+    @classmethod
+    def tiny_svfr(cls, seed: int = 0) -> "SyntheticConfig":
+        """Only SVFR, for tests: every image of participants 17 (20 images) and 215 (13), at 1/10 of the size."""
+        return cls(seed=seed, scale=0.1, nvs_participants=(), mono_participants=(), svfr_participants=(17, 215))
 
     @classmethod
     def full(cls, seed: int = 0) -> "SyntheticConfig":
@@ -89,7 +106,9 @@ class SyntheticConfig:
         return cls(seed=seed)
 
     def frame_size(self, benchmark: str) -> tuple[int, int]:
-        """(width, height) of the benchmark's frames at this config's scale."""
+        """(width, height) of the benchmark's frames (svfr: images) at this config's scale."""
+        if benchmark == catalogue.SVFR:
+            return even_size(SVFR_WIDTH, self.scale), even_size(SVFR_HEIGHT, self.scale)
         spec = catalogue.SPECS[catalogue.check_benchmark(benchmark)]
         return even_size(spec.width, self.scale), even_size(spec.height, self.scale)
 
@@ -107,8 +126,15 @@ class SyntheticConfig:
             return (catalogue.NVS_SEQUENCES[participant],)
         return self.mono_train_sequences + self.mono_test_sequences
 
+    def svfr_keys_of(self, participant: int) -> tuple[catalogue.ImageKey, ...]:
+        """The SVFR image keys generated for a participant (the catalogue's, in order, capped)."""
+        keys = catalogue.svfr_image_keys()[participant]
+        return keys if self.svfr_keys_per_participant is None else keys[: self.svfr_keys_per_participant]
+
     def participants_of(self, benchmark: str) -> tuple[int, ...]:
         """The participants generated for a benchmark."""
+        if benchmark == catalogue.SVFR:
+            return self.svfr_participants
         if catalogue.check_benchmark(benchmark) == "nvs":
             return self.nvs_participants
         return self.mono_participants

@@ -1,4 +1,5 @@
-"""Write a synthetic benchmark to disk in exactly the real server's layout (the paths of ``catalogue``).
+"""Write a synthetic benchmark to disk in exactly the real server's layout (the paths of ``catalogue``),
+the SVFR images included.
 
 Every file is written under a temporary name in its final folder and moved into place when complete, and
 its content depends only on the config (byte-identical for the same config; mp4s decode identically).
@@ -29,6 +30,7 @@ from .config import SyntheticConfig
 from .pointcloud import head_pointcloud, write_pcd
 from .render import render_views
 from .scene import camera_params, rng_for, rotation_matrices, tracking
+from .svfr import render_svfr_image
 
 VIDEO_CRF = 14
 VIDEO_PRESET = "fast"
@@ -106,6 +108,10 @@ def _jobs(config: SyntheticConfig) -> list[_Job]:
             jobs.append(_job(path, _write_calibration, config=config, benchmark=benchmark, participant=participant))
             for sequence in config.sequences_of(benchmark, participant):
                 jobs += _sequence_jobs(config, benchmark, participant, sequence)
+    for participant in config.svfr_participants:
+        for key in config.svfr_keys_of(participant):
+            path = f"{catalogue.SVFR}/{catalogue.svfr_image_path(participant, key)}"
+            jobs.append(_job(path, _write_svfr_image, config=config, participant=participant, key=key))
     return jobs
 
 
@@ -202,6 +208,13 @@ def _write_pointcloud(root: Path, *, config: SyntheticConfig, participant: int, 
     path = root / "nvs" / catalogue.pointcloud_path(participant, sequence, int(params["frames"][index]))
     with atomic_path(path) as temp:
         write_pcd(temp, *arrays)
+
+
+def _write_svfr_image(root: Path, *, config: SyntheticConfig, participant: int, key: catalogue.ImageKey) -> None:
+    from ..export_frames.pixels import write_png
+
+    path = root / catalogue.SVFR / catalogue.svfr_image_path(participant, key)
+    write_png(path, render_svfr_image(config, participant, key))
 
 
 # ---------------------------------------------------------------- entry point

@@ -28,7 +28,7 @@ CAMERA_ANGLES: dict[str, tuple[float, float]] = {
 }
 CAMERA_DISTANCE = 1.0  # metres from the head
 # Focal length in pixels per pixel of frame width: the head fills about half of the frame.
-FOCAL_PER_WIDTH = {"nvs": 3.2, "mono_flame_avatar": 3.0}
+FOCAL_PER_WIDTH = {"nvs": 3.2, "mono_flame_avatar": 3.0, "svfr": 3.2}
 
 
 def rng_for(seed: int, *keys: object) -> np.random.Generator:

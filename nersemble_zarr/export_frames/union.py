@@ -1,0 +1,109 @@
+"""Several VHAP exports of one participant combined into one dataset, as VHAP's ``combine_nerf_datasets.py`` does.
+
+The sources are ``export-frames --format vhap`` folders beside the target folder (same parent); the target holds
+only ``transforms_{train,val,test}.json``, ``canonical_flame_param.npz`` (of the first train source) and
+``sequences_{trainval,test}.txt``: frames point into the sources through ``../<source>/...``. Timestep indices
+are made consecutive across the sources, train sources first; ``timestep_index_original`` and ``timestep_id`` are
+dropped, as VHAP drops them. The validation set is the validation camera (index 8 when present, else the last) of
+the train sources.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from copy import deepcopy
+from pathlib import Path
+
+from ..atomic import atomic_path, write_atomic
+from ..errors import ConfigError, StoreError
+from ..outputs import check_output_folder
+from .vhap import CANONICAL_FILE, VAL_CAMERA_INDEX
+
+PATH_KEYS = ("file_path", "flame_param_path", "fg_mask_path")
+
+
+def combine_vhap_exports(train: list[Path], test: list[Path], target: Path) -> dict[str, int]:
+    """Write the union of the VHAP exports ``train`` and ``test`` into ``target``; the frames of each file."""
+    train, test, target = [Path(p) for p in train], [Path(p) for p in test], Path(target)
+    if not train:
+        raise ConfigError("Combining VHAP exports needs at least one train export folder.")
+    for source in train + test:
+        if source.resolve().parent != target.resolve().parent:
+            raise ConfigError(
+                f"The export {source} is not in the same folder as the target {target}; VHAP's layout points into "
+                "sibling folders (../<export>/...), so put them side by side."
+            )
+    prefixes = {source.name.split("_")[0] for source in train + test}
+    if len(prefixes) > 1:
+        raise ConfigError(
+            f"Cannot combine exports of different participants: folder names start with {', '.join(sorted(prefixes))}; "
+            "name each export folder <participant>_<sequence> as VHAP does."
+        )
+    databases = [_read_database(source) for source in train + test]
+    check_output_folder(target).mkdir(parents=True, exist_ok=True)
+    next_timestep = 0
+    combined_train, next_timestep = _combine(train, databases[:len(train)], next_timestep)
+    combined_test, _ = _combine(test, databases[len(train):], next_timestep)
+    with atomic_path(target / CANONICAL_FILE) as partial:
+        shutil.copyfile(train[0] / CANONICAL_FILE, partial)
+    documents = {**_train_val(combined_train), "transforms_test.json": combined_test}
+    for name, document in documents.items():
+        write_atomic(target / name, json.dumps(document, indent=4).encode())
+    write_atomic(target / "sequences_trainval.txt", "".join(f"{s.name}\n" for s in train).encode())
+    write_atomic(target / "sequences_test.txt", "".join(f"{s.name}\n" for s in test).encode())
+    return {name: len(document["frames"]) for name, document in documents.items()}
+
+
+def _read_database(source: Path) -> dict:
+    path = source / "transforms.json"
+    if not (source / CANONICAL_FILE).is_file() or not path.is_file():
+        raise StoreError(f"{source} is not a VHAP export with FLAME parameters (no {path.name} or {CANONICAL_FILE}).")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise StoreError(f"{path} is not a readable transforms file: {error}.") from error
+
+
+def _combine(sources: list[Path], databases: list[dict], first_timestep: int) -> tuple[dict, int]:
+    """One database of ``sources`` with timestep indices shifted to follow each other from ``first_timestep``."""
+    combined: dict | None = None
+    next_timestep = first_timestep
+    for source, database in zip(sources, databases):
+        database = deepcopy(database)
+        database["timestep_indices"] = [t + next_timestep for t in database["timestep_indices"]]
+        next_timestep += len(database["timestep_indices"])
+        for frame in database["frames"]:
+            frame.pop("timestep_index_original")
+            frame.pop("timestep_id")
+            frame["timestep_index"] = database["timestep_indices"][frame["timestep_index"]]
+            for key in PATH_KEYS:
+                if key in frame:
+                    frame[key] = str(Path("..") / source.name / frame[key])
+        if combined is None:
+            combined = database
+        else:
+            combined["frames"] += database["frames"]
+            combined["timestep_indices"] += database["timestep_indices"]
+    if combined is None:
+        return {"frames": [], "timestep_indices": [], "camera_indices": []}, next_timestep
+    combined["timestep_indices"] = sorted(combined["timestep_indices"])
+    combined["camera_indices"] = sorted({f["camera_index"] for f in combined["frames"]})
+    return combined, next_timestep
+
+
+def _train_val(database: dict) -> dict[str, dict]:
+    """transforms_train.json and transforms_val.json: the validation camera's frames go to val."""
+    shared = {key: value for key, value in database.items() if key not in ("frames", "camera_indices")}
+    cameras = database["camera_indices"]
+    if len(cameras) > 1:
+        val_camera = VAL_CAMERA_INDEX if VAL_CAMERA_INDEX in cameras else cameras[-1]
+        train_cameras, val_cameras = [c for c in cameras if c != val_camera], [val_camera]
+    else:
+        train_cameras, val_cameras = cameras, []
+    return {
+        "transforms_train.json": {**deepcopy(shared), "camera_indices": train_cameras,
+                                  "frames": [f for f in database["frames"] if f["camera_index"] in train_cameras]},
+        "transforms_val.json": {**deepcopy(shared), "camera_indices": val_cameras,
+                                "frames": [f for f in database["frames"] if f["camera_index"] in val_cameras]},
+    }
