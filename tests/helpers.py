@@ -1,5 +1,5 @@
 """Plain helpers shared by test modules (fixtures live in conftest.py): running the CLI, digests of files and
-arrays, a progress recorder, the sequences of the mesh_input fixture."""
+arrays, a progress recorder, prediction stores, the sequences of the mesh_input fixture."""
 
 from __future__ import annotations
 
@@ -88,3 +88,19 @@ def meshes_in_consolidated_metadata(store: Path) -> bool:
     tree = xr.open_datatree(store, engine="zarr")
     return all(schema.VERTICES in tree[schema.sequence_group("mono_flame_avatar", *key)].dataset
                for key in MESH_SEQUENCES)
+
+
+def predictions_dataset(serials, images: np.ndarray, timesteps=None) -> xr.Dataset:
+    """Predicted frames ``images`` (serial, timestep, y, x, channel) of one sequence as a Dataset."""
+    coords = {schema.SERIAL: np.array(list(serials), dtype=object)}
+    if timesteps is not None:
+        coords[schema.TIMESTEP] = np.asarray(timesteps)
+    return xr.Dataset(
+        {schema.IMAGES: ((schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL), images)}, coords=coords
+    )
+
+
+def write_predictions(path: Path, groups: dict[str, xr.Dataset], encoding: dict | None = None) -> Path:
+    """A predictions store: one Dataset per sequence group, laid out like a converted store."""
+    xr.DataTree.from_dict(groups).to_zarr(path, encoding=encoding, consolidated=False)
+    return path

@@ -11,10 +11,10 @@ import imagecodecs
 import numpy as np
 import pytest
 import torch
-import xarray as xr
 from click.testing import CliRunner
 from skimage.metrics import structural_similarity
 
+from helpers import predictions_dataset, write_predictions
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr import store as store_module
 from nersemble_zarr.cli.main import main as cli
@@ -50,12 +50,8 @@ def write_prediction_store(path: Path, predictions: dict, benchmark: str = "nvs"
     for p, s in sorted({(p, s) for p, s, _ in predictions}):
         serials = [serial for q, t, serial in predictions if (q, t) == (p, s)]
         images = np.stack([predictions[p, s, serial] for serial in serials])
-        groups[schema.sequence_group(benchmark, p, s)] = xr.Dataset(
-            {schema.IMAGES: ((schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL), images)},
-            coords={schema.SERIAL: np.array(serials, dtype=object)},
-        )
-    xr.DataTree.from_dict(groups).to_zarr(path, consolidated=False)
-    return path
+        groups[schema.sequence_group(benchmark, p, s)] = predictions_dataset(serials, images)
+    return write_predictions(path, groups)
 
 
 def write_prediction_folder(path: Path, predictions: dict) -> Path:

@@ -22,12 +22,11 @@ from typing import Callable
 
 import numpy as np
 import pytest
-import xarray as xr
 import zarr
 from click.testing import CliRunner
 
 from campaign import report
-from helpers import tree_digest
+from helpers import predictions_dataset, tree_digest, write_predictions
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr.cli.main import main as cli
 from nersemble_zarr.synthetic.server import serve
@@ -311,11 +310,7 @@ ANY = "388/GLASSES/cam_"  # cameras are encoded in parallel: any of them may be 
 def predictions(ws, images: np.ndarray) -> Path:
     """A predictions store holding ``images`` (serial, timestep, y, x, channel) for NVS 388's hold-out cameras."""
     path = ws.folder / "predictions.zarr"
-    dataset = xr.Dataset({schema.IMAGES: ((schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL),
-                                          images)},
-                         coords={schema.SERIAL: np.array(HOLD_OUT, dtype=object)})
-    xr.DataTree.from_dict({schema.sequence_group("nvs", 388, "GLASSES"): dataset}).to_zarr(path, consolidated=False)
-    return path
+    return write_predictions(path, {schema.sequence_group("nvs", 388, "GLASSES"): predictions_dataset(HOLD_OUT, images)})
 
 
 def export_of(shape_change: Callable[[np.ndarray], np.ndarray], names: str):

@@ -23,10 +23,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import xarray as xr
 import zarr
 
-from helpers import file_digest, run_cli
+from helpers import file_digest, predictions_dataset, run_cli, write_predictions
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr.submission import validate_submission
 from nersemble_zarr.synthetic import render_views
@@ -122,13 +121,9 @@ def predictions(tmp_path_factory, frames) -> Path:
     """A predictions store for NVS 388 holding the hold-out renders."""
     serials = list(frames)
     images = np.stack([frames[serial] for serial in serials])
-    dataset = xr.Dataset(
-        {schema.IMAGES: ((schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL), images)},
-        coords={schema.SERIAL: np.array(serials, dtype=object), schema.TIMESTEP: np.arange(images.shape[1])},
-    )
+    dataset = predictions_dataset(serials, images, timesteps=np.arange(images.shape[1]))
     path = tmp_path_factory.mktemp("hostile-predictions") / "pred.zarr"
-    xr.DataTree.from_dict({schema.sequence_group("nvs", *SEQUENCE): dataset}).to_zarr(path, consolidated=False)
-    return path
+    return write_predictions(path, {schema.sequence_group("nvs", *SEQUENCE): dataset})
 
 
 def submission_options(synthetic_root: Path, synthetic_config) -> list[str]:

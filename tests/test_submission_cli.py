@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 
-from helpers import run_cli
+from helpers import predictions_dataset, run_cli, write_predictions
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr.synthetic import render_views
 
@@ -23,13 +22,9 @@ def predictions(tmp_path_factory, synthetic_config) -> Path:
     images = np.stack([
         np.stack([rgb for rgb, _ in render_views(synthetic_config, "nvs", *SEQUENCE, serial)]) for serial in serials
     ])
-    dataset = xr.Dataset(
-        {schema.IMAGES: ((schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL), images)},
-        coords={schema.SERIAL: np.array(serials, dtype=object), schema.TIMESTEP: np.arange(images.shape[1])},
-    )
+    dataset = predictions_dataset(serials, images, timesteps=np.arange(images.shape[1]))
     path = tmp_path_factory.mktemp("cli") / "pred.zarr"
-    xr.DataTree.from_dict({schema.sequence_group("nvs", *SEQUENCE): dataset}).to_zarr(path, consolidated=False)
-    return path
+    return write_predictions(path, {schema.sequence_group("nvs", *SEQUENCE): dataset})
 
 
 def common(synthetic_root: Path, synthetic_config) -> list[str]:

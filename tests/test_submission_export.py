@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from helpers import ProgressRecorder
+from helpers import predictions_dataset, ProgressRecorder, write_predictions
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr.errors import StoreError, SubmissionError
 from nersemble_zarr.submission import expected_submission, export_submission, sources, validate_submission
@@ -80,17 +80,10 @@ def write_store(path: Path, truth: dict, *, extra_serial: bool = False) -> Path:
             serials.append(catalogue.NVS_TRAIN_SERIALS[0])
             frames.append(np.zeros_like(frames[0]))
         images = np.stack(frames)
-        groups[schema.sequence_group("nvs", p, s)] = xr.Dataset(
-            {schema.IMAGES: ((schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL), images)},
-            coords={
-                schema.SERIAL: np.array(serials, dtype=object),
-                schema.TIMESTEP: np.arange(images.shape[1]) * 3 + 2,
-            },
-        )
-    tree = xr.DataTree.from_dict(groups)
+        groups[schema.sequence_group("nvs", p, s)] = predictions_dataset(
+            serials, images, timesteps=np.arange(images.shape[1]) * 3 + 2)
     encoding = {f"/{g}": {schema.IMAGES: {"chunks": (1, 2) + ds[schema.IMAGES].shape[2:]}} for g, ds in groups.items()}
-    tree.to_zarr(path, encoding=encoding, consolidated=False)
-    return path
+    return write_predictions(path, groups, encoding)
 
 
 def listing(folder: Path) -> list[str]:
