@@ -12,7 +12,7 @@ from .options import handle_errors, workers_option
 @click.command()
 @click.argument("work", type=click.Path(file_okay=False, path_type=Path), default="demo-output")
 @click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True,
-              help="tiny: 1/10 resolution, 6 frames; small: real resolution, 4 cameras, 24 frames.")
+              help="tiny: 1/10 resolution, 6 frames; small: real resolution, 12 frames.")
 @workers_option
 @handle_errors
 def demo(work: Path, size: str, workers: int) -> None:

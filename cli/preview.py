@@ -14,7 +14,14 @@ sequence_option = click.option(
     "--sequence", "-s", default=None,
     help="Sequence name (default: the participant's NVS sequence, or its first mono sequence with frames).",
 )
+def _png_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    if value.suffix.lower() != ".png":
+        raise click.BadParameter(f"{value} does not end in .png; the picture is written as PNG.")
+    return value
+
+
 output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                             callback=_png_path,
                              help="PNG file to write (a regular file there is replaced, anything else refused).")
 
 

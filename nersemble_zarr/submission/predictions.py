@@ -256,7 +256,9 @@ def _check_source(source: FrameSource, video: ExpectedVideo, spec: SubmissionSpe
     if shape != (spec.height, spec.width, 3):
         raise SubmissionError(
             f"Frames of {video.entry} have shape {shape} (height, width, channels); "
-            f"expected ({spec.height}, {spec.width}, 3) RGB at {spec.width}x{spec.height}."
+            f"expected ({spec.height}, {spec.width}, 3) RGB at {spec.width}x{spec.height}; for frames of "
+            "another size (previews, the synthetic benchmark) pass --resolution WIDTHxHEIGHT (and --partial "
+            "for a subset of the videos)."
         )
     if video.n_frames is None:
         raise SubmissionError(
