@@ -24,10 +24,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from nersemble_zarr.convert import convert
-from nersemble_zarr.flame.standin import write_standin_flame
 from nersemble_zarr.synthetic.server import serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +92,7 @@ def test_every_snippet_is_marked_runnable_or_says_why_not():
 
 # ---------------------------------------------------------------- running
 @pytest.fixture(scope="session")
-def docs_world(tmp_path_factory, synthetic_root, standin_dir):
+def docs_world(tmp_path_factory, synthetic_root, synthetic_config, standin_dir):
     """The environment of a reader: the synthetic benchmark behind a URL, a home with the FLAME model, and a
     working folder holding their predictions."""
     base = tmp_path_factory.mktemp("docs")
@@ -102,7 +101,7 @@ def docs_world(tmp_path_factory, synthetic_root, standin_dir):
         shutil.copytree(standin_dir, folder)
     reader = base / "reader"
     reader.mkdir()
-    convert(synthetic_root, reader / "predictions.zarr", benchmarks=("nvs",), workers=2)  # "a model's output"
+    write_predictions(reader, synthetic_config)
     with serve(synthetic_root) as server:
         env = {
             **os.environ,
@@ -115,6 +114,34 @@ def docs_world(tmp_path_factory, synthetic_root, standin_dir):
             "MPLBACKEND": "Agg",
         }
         yield base, reader, env
+
+
+def write_predictions(folder: Path, config) -> None:
+    """A model's output as the docs call it: ``predictions.zarr`` (the converted store's layout) and
+    ``renders/`` (PNG frames), here the hidden ground truth of the synthetic benchmark's hold-out views."""
+    import xarray as xr
+
+    from nersemble_zarr.demo import ground_truth_predictions
+    from nersemble_zarr.export_frames.pixels import write_png
+    from nersemble_zarr.store import consolidate, prepare_store
+
+    store = folder / "predictions.zarr"
+    prepare_store(store)
+    for benchmark in ("nvs", "mono_flame_avatar"):
+        videos = ground_truth_predictions(config, benchmark)
+        for participant, sequence in sorted({(p, s) for p, s, _ in videos}):
+            serials = sorted(serial for p, s, serial in videos if (p, s) == (participant, sequence))
+            images = np.stack([videos[participant, sequence, serial] for serial in serials])
+            xr.Dataset({"images": (("serial", "timestep", "y", "x", "channel"), images)},
+                       coords={"serial": serials}).to_zarr(
+                store, group=f"{benchmark}/{participant}/{sequence}", zarr_format=3, consolidated=False)
+            if benchmark == "nvs":
+                for serial, frames in zip(serials, images):
+                    for index, frame in enumerate(frames):
+                        target = folder / "renders" / f"{participant:03d}" / sequence / f"cam_{serial}"
+                        target.mkdir(parents=True, exist_ok=True)
+                        write_png(target / f"{index:05d}.png", frame)
+    consolidate(store)
 
 
 def run_snippet(snippet: Snippet, folder: Path, env: dict[str, str]) -> None:
