@@ -9,7 +9,8 @@ A block is marked on the line before its fence with an HTML comment, which the r
 * ``<!-- skip: REASON -->``: not run (needs the real data, a GPU, a cluster, or is a syntax summary).
 
 The README runs first, in an empty folder holding only what a reader brings (``predictions.zarr``, the
-FLAME model under ``~/.cache/FLAME`` and ``~/models/FLAME``); each docs page then runs in a copy of the
+FLAME model under ``~/.cache/FLAME`` and ``~/models/FLAME``), with a dask ``LocalCluster`` of two worker
+processes standing for the docs' cluster at ``tcp://HOST:8786`` (``$SCHEDULER``); each docs page then runs in a copy of the
 folder the README left. Bash blocks run with ``bash -e`` (``nersemble-zarr`` on the PATH), Python blocks as
 scripts (``__main__``); one test per snippet, in page order. The fetch commands read the server's URL from ``NERSEMBLE_BENCHMARK_URL``.
 """
@@ -102,7 +103,10 @@ def docs_world(tmp_path_factory, synthetic_root, synthetic_config, standin_dir):
     reader = base / "reader"
     reader.mkdir()
     write_predictions(reader, synthetic_config)
-    with serve(synthetic_root) as server:
+    from distributed import LocalCluster
+
+    with serve(synthetic_root) as server, LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) \
+            as cluster:
         env = {
             **os.environ,
             "HOME": str(home),
@@ -112,6 +116,7 @@ def docs_world(tmp_path_factory, synthetic_root, synthetic_config, standin_dir):
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONPATH": str(ROOT),  # `python -m benchmarks...`, as from the repository root
             "MPLBACKEND": "Agg",
+            "SCHEDULER": cluster.scheduler_address,  # stands for the docs' tcp://HOST:8786
         }
         yield base, reader, env
 
