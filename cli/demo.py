@@ -20,5 +20,6 @@ def demo(work: Path, size: str, workers: int) -> None:
     from nersemble_zarr.demo import run_demo
 
     paths = run_demo(work, size=size, workers=workers, report=lambda line: click.echo(f"[demo] {line}"))
+    click.echo(f"[demo] the FLAME stand-in model (not FLAME) is in {paths.flame_dir}: pass it as --flame-dir.")
     click.echo(f"[demo] done. Open the store with: python -c \"import nersemble_zarr.store as nz; "
                f"print(nz.open('{paths.store}'))\"")

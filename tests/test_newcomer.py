@@ -195,3 +195,29 @@ def test_preview_refuses_an_output_that_is_not_png(converted, tmp_path):
     result = run_cli("preview", converted, "-p", "388", "-o", output, exit_code=2)
     assert "x.jpg" in result.output and ".png" in result.output
     assert not output.exists()
+
+
+# ---------------------------------------------------------------- 2: a command serves the synthetic benchmark
+def test_serve_synthetic_writes_the_url_to_a_private_file_only(synthetic_root, tmp_path):
+    import time
+
+    env_file = tmp_path / "synthetic.env"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nersemble_zarr.cli", "serve-synthetic", str(synthetic_root), "--env-file",
+         str(env_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (env_file.exists() and env_file.stat().st_size) and server.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert env_file.stat().st_mode & 0o777 == 0o600
+        url = env_file.read_text().strip().split("=", 1)[1].strip('"')
+        fetched = run_cli("fetch", tmp_path / "root", "nvs", "-p", "388", env={"NERSEMBLE_BENCHMARK_URL": url},
+                          exit_code=0)
+        assert "29 downloaded" in fetched.output
+    finally:
+        server.terminate()
+        stdout, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr
+    assert not env_file.exists()  # removed when the server stops
+    assert url not in stdout + stderr and "127.0.0.1" in stdout
