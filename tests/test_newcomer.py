@@ -221,3 +221,29 @@ def test_serve_synthetic_writes_the_url_to_a_private_file_only(synthetic_root, t
     assert server.returncode == 0, stderr
     assert not env_file.exists()  # removed when the server stops
     assert url not in stdout + stderr and "127.0.0.1" in stdout
+
+
+# ---------------------------------------------------------------- 7: info says which cameras, frames and splits
+def test_info_lists_cameras_splits_and_timesteps_and_wraps_the_missing(converted):
+    result = run_cli("info", converted, exit_code=0)
+    lines = result.output.splitlines()
+    assert "    timesteps: 6 timesteps, original frames 0..15" in lines
+    assert "    test cameras (3, no frames): 222200046, 222200037, 222200039" in lines
+    assert any(line.startswith("    train cameras (13, 13 with frames): ") for line in lines)
+    assert "    nvs: every sequence of participant(s) 422, 443, 445, 475" in lines
+    assert max(len(line) for line in lines if "not in the store" in line or "every sequence" in line) < 120
+
+
+# ---------------------------------------------------------------- 10: python -m and shell completion
+def test_python_dash_m_and_shell_completion(tmp_path):
+    help_text = subprocess.run([sys.executable, "-m", "nersemble_zarr", "--help"], capture_output=True, text=True,
+                               timeout=120)
+    assert help_text.returncode == 0 and "serve-synthetic" in help_text.stdout
+    script = Path(sys.executable).with_name("nersemble-zarr")
+    env = {**os.environ, "_NERSEMBLE_ZARR_COMPLETE": "bash_complete", "COMP_WORDS": "nersemble-zarr conv",
+           "COMP_CWORD": "1"}
+    completed = subprocess.run([str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert completed.returncode == 0 and completed.stdout.split() == ["plain,convert"]
+    source = subprocess.run([str(script)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "_NERSEMBLE_ZARR_COMPLETE": "bash_source"})
+    assert "complete -o nosort -F" in source.stdout  # what README tells bash users to eval

@@ -25,7 +25,8 @@ import numpy as np
 
 from .. import catalogue, schema
 from ..errors import StoreError, SubmissionError
-from .expected import ExpectedVideo, SubmissionSpec, VideoKey, listed
+from ..units import listed
+from .expected import ExpectedVideo, SubmissionSpec, VideoKey
 from .frames import check_dtype
 from .sources import ArrayVideo, FrameSource, ImageFolderVideo, read_image
 

@@ -18,7 +18,8 @@ from .. import catalogue
 from ..errors import InputDataError, SubmissionError
 from ..progress import Progress, advance, set_total
 from ..video import DecodeCount, VideoInfo, count_decodable_frames, probe
-from .expected import CODEC, PIX_FMT, ExpectedVideo, FrameCounts, SubmissionSpec, expected_submission, listed
+from ..units import listed
+from .expected import CODEC, PIX_FMT, ExpectedVideo, FrameCounts, SubmissionSpec, expected_submission
 from .zipsafety import (
     MAX_ENTRIES, copy_entry, method_problem, open_zip, prefix_problem, shown, size_problem, unsafe_entry,
 )
