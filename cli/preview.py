@@ -35,16 +35,18 @@ output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, p
               help="FLAME folder: evaluate the mesh from the tracking when the store has no vertices.")
 @click.option("--tile-width", type=click.IntRange(min=16), default=275, show_default=True,
               help="Largest width of one camera's tile in pixels (frames shrink by a whole factor).")
+@click.option("--dots", type=click.IntRange(min=0), default=1500, show_default=True,
+              help="Most mesh or point cloud dots drawn on each frame, evenly thinned; 0 draws none.")
 @output_option
 @handle_errors
 def preview(store: str, participant: int, sequence: str | None, timestep: int | None, flame_dir: Path | None,
-            tile_width: int, output: Path) -> None:
+            tile_width: int, dots: int, output: Path) -> None:
     """Contact sheet of every camera of STORE at one timestep: hold-out cameras framed in red, the FLAME
     mesh (stored vertices, or evaluated with --flame-dir) or the point cloud projected as green dots."""
     from nersemble_zarr.preview import write_preview
 
     write_preview(store, output, participant, sequence=sequence, timestep=timestep, flame_dir=flame_dir,
-                  tile_width=tile_width)
+                  tile_width=tile_width, max_dots=dots)
     click.echo(f"Wrote {output}.")
 
 

@@ -247,3 +247,17 @@ def test_python_dash_m_and_shell_completion(tmp_path):
     source = subprocess.run([str(script)], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "_NERSEMBLE_ZARR_COMPLETE": "bash_source"})
     assert "complete -o nosort -F" in source.stdout  # what README tells bash users to eval
+
+
+# ---------------------------------------------------------------- 8: the dots can be thinned or hidden
+def test_preview_dots_can_be_thinned_or_hidden(converted, tmp_path):
+    import imagecodecs
+    import numpy as np
+
+    green = {}
+    for dots in (1500, 50, 0):
+        output = tmp_path / f"sheet-{dots}.png"
+        run_cli("preview", converted, "-p", "388", "--dots", dots, "-o", output, exit_code=0)
+        pixels = imagecodecs.png_decode(output.read_bytes())
+        green[dots] = int(np.all(pixels[..., :3] == (0, 255, 0), axis=-1).sum())
+    assert green[1500] > green[50] > green[0] == 0
