@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from .errors import CatalogueError, shown
+from .units import listed
 
 BENCHMARKS = ("nvs", "mono_flame_avatar")
 
@@ -135,8 +136,9 @@ def split_selection(
                 f"Unknown participant {shown(value)} for {' or '.join(benchmarks)}; expected one of {known}."
             )
     for value in wanted_s or ():
+        check_safe_name(value, "sequence")
         if not any(value in known_s[b] for b in benchmarks):
-            known = ", ".join(sorted(set().union(*known_s.values())))
+            known = listed(sorted(set().union(*known_s.values())))
             raise CatalogueError(f"Unknown sequence {shown(value)} for {' or '.join(benchmarks)}; expected one of {known}.")
     selection = {}
     for benchmark in benchmarks:

@@ -95,8 +95,9 @@ def set_aside(error: CorruptVideo, root: Path) -> InputDataError:
     except (OSError, ValueError):  # not under ROOT, or cannot be renamed: say what to do by hand
         return InputDataError(f"{error} Delete it, then fetch it again with `nersemble-zarr fetch`.")
     command = f"nersemble-zarr fetch {root} {relative[0]} -p {int(relative[1])}"
-    return InputDataError(f"{error} It was moved aside to {aside.name}; `{command}` downloads it again, then "
-                          "rerun convert (cameras already converted are kept).")
+    where = error.detail.split("(")[0].strip()  # "at frame N"; FFmpeg's words stay in the --debug traceback
+    return InputDataError(f"The video {video} is corrupt{' ' + where if where else ''}; moved aside to {aside.name}: "
+                          f"`{command}` downloads it again, then rerun convert.")
 
 
 def _write(
