@@ -42,9 +42,11 @@ def convert(root, store, benchmarks, participants, sequences, codec, frames_per_
             client=client,
             progress=progress,
         )
+    from nersemble_zarr.units import counted
+
     click.echo(
-        f"Converted {len(summary.sequences)} sequences into {store}: "
-        f"{summary.videos_written} videos written, {summary.videos_skipped} already converted"
-        + (f"; {summary.images_written} SVFR images written, {summary.images_skipped} already converted."
+        f"Converted {counted(len(summary.sequences), 'sequence')} into {store}: "
+        f"{counted(summary.videos_written, 'video')} written, {summary.videos_skipped} already converted"
+        + (f"; {counted(summary.images_written, 'SVFR image')} written, {summary.images_skipped} already converted."
            if summary.images_written or summary.images_skipped else ".")
     )

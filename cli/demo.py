@@ -12,7 +12,7 @@ from .options import handle_errors, workers_option
 @click.command()
 @click.argument("work", type=click.Path(file_okay=False, path_type=Path), default="demo-output")
 @click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True,
-              help="tiny: 1/10 resolution, 6 frames; small: real resolution, 4 cameras, 24 frames.")
+              help="tiny: 1/10 resolution, 6 frames; small: real resolution, 12 frames.")
 @workers_option
 @handle_errors
 def demo(work: Path, size: str, workers: int) -> None:
@@ -20,5 +20,6 @@ def demo(work: Path, size: str, workers: int) -> None:
     from nersemble_zarr.demo import run_demo
 
     paths = run_demo(work, size=size, workers=workers, report=lambda line: click.echo(f"[demo] {line}"))
+    click.echo(f"[demo] the FLAME stand-in model (not FLAME) is in {paths.flame_dir}: pass it as --flame-dir.")
     click.echo(f"[demo] done. Open the store with: python -c \"import nersemble_zarr.store as nz; "
                f"print(nz.open('{paths.store}'))\"")

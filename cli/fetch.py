@@ -73,24 +73,26 @@ def fetch(root: Path, benchmark: str, participants: tuple[int, ...], assets: tup
 
 
 class _Bar:
-    """One tqdm bar of bytes, opened when the plan is known (so early errors print no empty bar)."""
+    """One tqdm bar of bytes on a terminal, opened at the first downloaded bytes (no empty bar)."""
 
     def __init__(self, description: str, enabled: bool) -> None:
-        self.description, self.enabled, self.bar = description, enabled, None
+        self.description, self.enabled, self.bar, self.planned = description, enabled, None, 0
 
     def on_progress(self, event) -> None:
-        if not self.enabled:
+        if not self.enabled or event.kind not in ("plan", "bytes"):
             return
-        if self.bar is None:
+        if event.kind == "plan":
+            self.planned += event.nbytes
+            if self.bar is not None:
+                self.bar.total = self.planned
+                self.bar.refresh()
+            return
+        if self.bar is None:  # the first bytes: nothing is drawn when there is nothing to download
             from tqdm import tqdm
 
-            self.bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=self.description,
-                            dynamic_ncols=True)
-        if event.kind == "plan":
-            self.bar.total += event.nbytes
-            self.bar.refresh()
-        elif event.kind == "bytes":
-            self.bar.update(event.nbytes)
+            self.bar = tqdm(total=self.planned, unit="B", unit_scale=True, unit_divisor=1024,
+                            desc=self.description, dynamic_ncols=True, disable=None)  # None: only on a terminal
+        self.bar.update(event.nbytes)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -10,6 +10,7 @@ import click
 COMMANDS = {
     "demo": "demo:demo",
     "synthetic": "synthetic:synthetic",
+    "serve-synthetic": "serve:serve_synthetic",
     "fetch": "fetch:fetch",
     "convert": "convert:convert",
     "info": "info:info",

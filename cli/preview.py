@@ -14,7 +14,14 @@ sequence_option = click.option(
     "--sequence", "-s", default=None,
     help="Sequence name (default: the participant's NVS sequence, or its first mono sequence with frames).",
 )
+def _png_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    if value.suffix.lower() != ".png":
+        raise click.BadParameter(f"{value} does not end in .png; the picture is written as PNG.")
+    return value
+
+
 output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                             callback=_png_path,
                              help="PNG file to write (a regular file there is replaced, anything else refused).")
 
 
@@ -32,17 +39,19 @@ output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, p
               help="SVFR: a submission zip or predictions folder whose meshes are drawn beside the images.")
 @click.option("--task", type=click.Choice(["posed", "neutral"]), default="posed", show_default=True,
               help="SVFR: which task's meshes --meshes draws.")
+@click.option("--dots", type=click.IntRange(min=0), default=1500, show_default=True,
+              help="Most mesh or point cloud dots drawn on each frame, evenly thinned; 0 draws none.")
 @output_option
 @handle_errors
 def preview(store: str, participant: int, sequence: str | None, timestep: int | None, flame_dir: Path | None,
-            tile_width: int, meshes: Path | None, task: str, output: Path) -> None:
+            tile_width: int, meshes: Path | None, task: str, dots: int, output: Path) -> None:
     """Contact sheet of every camera of STORE at one timestep: hold-out cameras framed in red, the FLAME
     mesh (stored vertices, or evaluated with --flame-dir) or the point cloud projected as green dots.
     For an SVFR participant: all its images, with --meshes each one's mesh drawn beside it."""
     from nersemble_zarr.preview import write_preview
 
     write_preview(store, output, participant, sequence=sequence, timestep=timestep, flame_dir=flame_dir,
-                  tile_width=tile_width, meshes=meshes, task=task)
+                  tile_width=tile_width, meshes=meshes, task=task, max_dots=dots)
     click.echo(f"Wrote {output}.")
 
 

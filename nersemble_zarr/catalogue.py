@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Iterable, NamedTuple
 
 from .errors import CatalogueError, shown
+from .units import listed
 
 BENCHMARKS = ("nvs", "mono_flame_avatar")  # the video benchmarks (stores, video submissions)
 SVFR = "svfr"  # single-view 3D face reconstruction: one image per key, mesh submissions
@@ -192,6 +193,46 @@ def check_participants(benchmark: str, requested: Iterable[int] | None) -> tuple
             f"expected one of {', '.join(str(p) for p in known)}."
         )
     return requested
+
+
+def split_selection(
+    benchmarks: Iterable[str], participant_ids: Iterable[int] | None, sequence_names: Iterable[str] | None
+) -> dict[str, tuple[tuple[int, ...] | None, tuple[str, ...] | None]]:
+    """Apply participant and sequence filters to the benchmarks that have them (ids and names never overlap).
+
+    Returns benchmark -> (its participants, its sequences), None meaning no filter, for every benchmark that
+    has at least one requested participant and sequence; a requested id or name that none of ``benchmarks``
+    has is a CatalogueError naming it.
+    """
+    benchmarks = tuple(check_benchmark(b, ALL_BENCHMARKS) for b in benchmarks)
+    wanted_p = None if participant_ids is None else tuple(int(p) for p in participant_ids)
+    wanted_s = None if sequence_names is None else tuple(sequence_names)
+    known_s = {b: _selectable_sequences(b) for b in benchmarks}
+    for value in wanted_p or ():
+        if not any(value in participants(b) for b in benchmarks):
+            known = ", ".join(str(p) for b in benchmarks for p in participants(b))
+            raise CatalogueError(
+                f"Unknown participant {shown(value)} for {' or '.join(benchmarks)}; expected one of {known}."
+            )
+    for value in wanted_s or ():
+        check_safe_name(value, "sequence")
+        if not any(value in known_s[b] for b in benchmarks):
+            known = listed(sorted(set().union(*known_s.values())))
+            raise CatalogueError(f"Unknown sequence {shown(value)} for {' or '.join(benchmarks)}; expected one of {known}.")
+    selection = {}
+    for benchmark in benchmarks:
+        mine_p = None if wanted_p is None else tuple(p for p in wanted_p if p in participants(benchmark))
+        mine_s = None if wanted_s is None else tuple(s for s in wanted_s if s in known_s[benchmark])
+        if mine_p != () and mine_s != ():
+            selection[benchmark] = (mine_p, mine_s)
+    return selection
+
+
+def _selectable_sequences(benchmark: str) -> set[str]:
+    """The sequence names ``-s`` picks from in a benchmark (none in SVFR, whose images are chosen by participant)."""
+    if benchmark == SVFR:
+        return set()
+    return set(NVS_SEQUENCES.values()) if benchmark == "nvs" else set(MONO_TRAIN_SEQUENCES + MONO_TEST_SEQUENCES)
 
 
 def sequences(benchmark: str, participant: int) -> tuple[str, ...]:

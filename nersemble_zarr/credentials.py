@@ -34,14 +34,19 @@ def _read_env_file(path: Path) -> str | None:
 
 def resolve_url(override: str | None = None) -> str:
     """The base URL: ``override`` (``--url``), else the environment, else the official .env file."""
-    url = override or os.environ.get(URL_ENV_VAR) or _read_env_file(env_file())
+    if override:
+        url, source = override, "given with --url"
+    elif os.environ.get(URL_ENV_VAR):
+        url, source = os.environ[URL_ENV_VAR], f"in {URL_ENV_VAR}"
+    else:
+        url, source = _read_env_file(env_file()), f"in {env_file()}"
     if not url:
         raise ConfigError(
             f"No access URL: set {URL_ENV_VAR} or add a line {URL_ENV_VAR} = \"<url>\" to {env_file()} "
             "(the URL comes with your NeRSemble access approval)."
         )
     if not re.match(r"^https?://", url):
-        raise ConfigError(f"The access URL in {URL_ENV_VAR} does not start with http:// or https://; check it.")
+        raise ConfigError(f"The access URL {source} does not start with http:// or https://; check it.")
     return url.rstrip("/")
 
 

@@ -48,11 +48,20 @@ class DemoPaths:
 
 def run_demo(work: str | Path, *, size: str = "tiny", workers: int = 2, report: Report = print) -> DemoPaths:
     """Run every step on the synthetic benchmark under ``work`` and report one line per step."""
+    return run_demo_with(work, demo_config(size), workers=workers, report=report)
+
+
+def demo_config(size: str):
+    """The synthetic benchmark of ``demo --size tiny|small``."""
     from .synthetic import SyntheticConfig
 
+    return SyntheticConfig.tiny() if size == "tiny" else _small_config()
+
+
+def run_demo_with(work: str | Path, config, *, workers: int = 2, report: Report = print) -> DemoPaths:
+    """Run every step on the synthetic benchmark of ``config`` under ``work``, one reported line per step."""
     paths = DemoPaths(check_output_folder(work, "demo folder"))
     paths.work.mkdir(parents=True, exist_ok=True)
-    config = SyntheticConfig.tiny() if size == "tiny" else _small_config()
     config = dataclasses.replace(config, svfr_participants=SVFR_PARTICIPANTS)
     _generate(paths, config, report)
     _fetch(paths, workers, report)
@@ -65,11 +74,11 @@ def run_demo(work: str | Path, *, size: str = "tiny", workers: int = 2, report: 
 
 
 def _small_config():
-    """A larger demo: real resolution, a few cameras and frames (about a minute of work)."""
+    """A larger demo: real resolution, every train camera (fetch asks for all of them), a few frames."""
     from .synthetic import SyntheticConfig
 
     return SyntheticConfig(
-        scale=1.0, n_frames=24, nvs_participants=(388,), nvs_serials=catalogue.NVS_TRAIN_SERIALS[:4],
+        scale=1.0, n_frames=12, nvs_participants=(388,), nvs_serials=catalogue.NVS_TRAIN_SERIALS,
         mono_participants=(393,), mono_train_sequences=("EXP-1-head",), mono_test_sequences=("FREE",),
         n_points=30_000,
     )

@@ -37,6 +37,17 @@ class InputDataError(NersembleError):
     """A fetched file that is missing, truncated, corrupt or of the wrong shape."""
 
 
+class CorruptVideo(InputDataError):
+    """A video file whose data does not decode; ``path`` names it."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(f"The video {path} is corrupt {detail}.")
+        self.path, self.detail = str(path), detail
+
+    def __reduce__(self):  # picklable for dask.distributed workers
+        return CorruptVideo, (self.path, self.detail)
+
+
 class ConversionError(NersembleError):
     """Converting fetched assets into the store failed."""
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 import zarr
 
 from . import catalogue, schema, storage
-from .units import human_bytes
+from .units import counted, human_bytes, listed
 
 _FRAME_VARIABLES = (schema.IMAGES, schema.ALPHA)
 
@@ -31,6 +31,9 @@ class SequenceInfo:
     converted: bool
     arrays: list[ArrayInfo] = field(default_factory=list)
     cameras_missing: dict[str, list[str]] = field(default_factory=dict)
+    cameras: dict[str, list[str]] = field(default_factory=dict)  # split ("train", "test") -> serials
+    video_serials: list[str] = field(default_factory=list)  # the cameras with frames
+    timesteps: list[int] = field(default_factory=list)  # original frame indices
 
 
 @dataclass
@@ -82,6 +85,12 @@ def _sequence_info(path: str, group: zarr.Group) -> SequenceInfo:
             for s, t, c in zip(group[schema.SVFR_SEQUENCE][:], group[schema.TIMESTEP][:], group[schema.SERIAL][:])
         ]
         video_serials = set(serials)
+    else:  # cameras per split and the original frame indices
+        splits = list(group[schema.SPLIT][:]) if schema.SPLIT in group else ["?"] * len(serials)
+        for serial, split in zip(serials, splits):
+            info.cameras.setdefault(str(split), []).append(str(serial))
+        info.video_serials = [str(s) for s in serials if s in video_serials]
+        info.timesteps = [int(t) for t in group[schema.TIMESTEP][:]] if schema.TIMESTEP in group else []
     for name, array in sorted(group.arrays()):
         info.arrays.append(
             ArrayInfo(
@@ -119,6 +128,7 @@ def format_inventory(inv: StoreInventory) -> str:
     for seq in inv.sequences:
         state = "complete" if seq.converted else "INCOMPLETE"
         lines.append(f"  /{seq.path}  [{state}]")
+        lines.extend(f"    {line}" for line in _contents(seq))
         for a in seq.arrays:
             chunking = f"chunks {tuple(a.chunks)}" + (f" in shards {tuple(a.shards)}" if a.shards else "")
             lines.append(
@@ -130,5 +140,39 @@ def format_inventory(inv: StoreInventory) -> str:
                 what = "images" if seq.path.startswith(f"{catalogue.SVFR}/") else "cameras"
                 lines.append(f"    ! {name}: {what} not converted yet: {', '.join(serials)}")
     if inv.missing_sequences:
-        lines.append(f"  not in the store ({len(inv.missing_sequences)} of the catalogue): {', '.join(inv.missing_sequences)}")
+        lines.append(f"  not in the store ({len(inv.missing_sequences)} of the catalogue's sequences):")
+        lines.extend(f"    {line}" for line in _missing_lines(inv.missing_sequences))
     return "\n".join(lines)
+
+
+def _contents(seq: SequenceInfo) -> list[str]:
+    """Which cameras (per split, and those with frames) and which timesteps a sequence holds."""
+    lines = []
+    if seq.timesteps:
+        t = seq.timesteps
+        lines.append(f"timesteps: {counted(len(t), 'timestep')}, original frames {t[0]}..{t[-1]}")
+    for split, serials in sorted(seq.cameras.items(), reverse=True):  # train first
+        with_frames = [s for s in serials if s in seq.video_serials]
+        frames = f"{len(with_frames)} with frames" if with_frames else "no frames"
+        lines.append(f"{split} cameras ({len(serials)}, {frames}): {listed(serials, 16)}")
+    return lines
+
+
+def _missing_lines(missing: list[str]) -> list[str]:
+    """Missing sequence groups, one line per benchmark and participant (whole participants together)."""
+    by_participant: dict[tuple[str, int], list[str]] = {}
+    svfr = [path.split("/")[1] for path in missing if path.count("/") == 1]  # svfr/{participant}: no sequences
+    for path in missing:
+        if path.count("/") == 1:
+            continue
+        benchmark, participant, sequence = path.split("/", 2)
+        by_participant.setdefault((benchmark, int(participant)), []).append(sequence)
+    lines, whole = [], {}
+    for (benchmark, participant), sequences in by_participant.items():
+        if len(sequences) == len(catalogue.sequences(benchmark, participant)):
+            whole.setdefault(benchmark, []).append(str(participant))
+        else:
+            lines.append(f"{benchmark}/{participant}: {counted(len(sequences), 'sequence')} ({listed(sequences, 4)})")
+    svfr_line = [f"{catalogue.SVFR}: participant(s) {', '.join(svfr)}"] if svfr else []
+    return [f"{b}: every sequence of participant(s) {', '.join(ps)}" for b, ps in whole.items()] + lines + svfr_line
+

@@ -64,6 +64,19 @@ def _mapped_errors(store: StoreLike, path: str = "", kind: str = "group") -> Ite
             f"The store {store_path(store)} has no readable {kind} {path}; write it first "
             "(`nersemble-zarr convert`, `downsample` or `meshes`)."
         ) from error
+    except Exception as error:  # a remote filesystem's own errors: credentials, endpoint, permissions
+        if not _is_remote(store_path(store)) or isinstance(error, StoreError):
+            raise
+        raise StoreError(remote_failure_sentence(store, error)) from error
+
+
+def remote_failure_sentence(store: StoreLike, error: BaseException) -> str:
+    """One sentence for a store on object storage that cannot be reached or read (no credentials, ...)."""
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        f"Cannot read the store {store_path(store)}: {type(error).__name__} ({detail}); check the credentials "
+        "and endpoint of its filesystem (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL)."
+    )
 
 
 def _root_exists(store: StoreLike) -> bool:

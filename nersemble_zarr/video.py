@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 import av
 import numpy as np
 
-from .errors import InputDataError
+from .errors import CorruptVideo, InputDataError
 
 SUBMISSION_CRF = 14
 
@@ -40,7 +40,9 @@ def _open(path: str | os.PathLike, what: str = "video"):
     try:
         container = av.open(str(path))
     except (av.FFmpegError, ValueError, OSError) as error:
-        raise InputDataError(f"The {what} {path} is not a readable video ({error}); fetch it again.") from error
+        if what == "video":
+            raise CorruptVideo(path, f"(not a readable video: {error})") from error
+        raise InputDataError(f"The {what} {path} is not a readable video ({error}).") from error
     if not container.streams.video:
         container.close()
         raise InputDataError(f"The {what} {path} has no video stream.")
@@ -65,7 +67,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             pix_fmt=str(stream.codec_context.pix_fmt),
         )
     except av.FFmpegError as error:
-        raise InputDataError(f"The video {path} is corrupt ({error}); fetch it again.") from error
+        raise CorruptVideo(path, f"({error})") from error
     finally:
         container.close()
 
@@ -132,9 +134,7 @@ def iter_frames(
                 frames = packet.decode()
             except av.FFmpegError as error:
                 index = _first_undecoded(packets, presented, decoded)
-                raise InputDataError(
-                    f"The video {path} is corrupt at frame {index} ({error}); fetch it again."
-                ) from error
+                raise CorruptVideo(path, f"at frame {index} ({error})") from error
             for frame in frames:
                 decoded.add(frame.pts)
                 if delivered >= start and (stop is None or delivered < stop):
@@ -145,7 +145,7 @@ def iter_frames(
                 if stop is not None and delivered >= stop:
                     return
     except av.FFmpegError as error:  # demuxing failed
-        raise InputDataError(f"The video {path} is corrupt at frame {delivered} ({error}); fetch it again.") from error
+        raise CorruptVideo(path, f"at frame {delivered} ({error})") from error
     finally:
         container.close()
 

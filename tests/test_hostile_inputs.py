@@ -318,7 +318,7 @@ def test_a_video_corrupt_at_frame_1_is_reported_at_frame_1(fetched, tmp_path):
     path.write_bytes(bytes(data))
     store = tmp_path / "new.zarr"
     result = CliRunner().invoke(cli, ["convert", str(fetched), str(store), "-b", "nvs", "-j", "1"])
-    assert_refused(result, 1, str(path), "corrupt at frame 1 ")
+    assert_refused(result, 1, str(path), "corrupt at frame 1;")
     assert not store.exists()
 
 

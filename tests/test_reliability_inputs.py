@@ -366,7 +366,7 @@ CASES = [
     Case("convert: metadata.json with a non-numeric frame count", metadata_bad_frame_count, 1,
          "is not in the expected layout"),
     # names given on the command line
-    Case("convert: unknown sequence", sequence_name("NOPE"), 2, "Unknown mono_flame_avatar sequence"),
+    Case("convert: unknown sequence", sequence_name("NOPE"), 2, "Unknown sequence 'NOPE' for mono_flame_avatar"),
     Case("convert: sequence name ../x", sequence_name("../x"), 2, "Refusing sequence name"),
     Case("convert: sequence name with a slash (nvs)", sequence_name("GLASSES/../../x", "nvs"), 2,
          "Refusing sequence name"),

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import catalogue, schema, storage
 from ..frame_codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
-from ..errors import ConversionError, StoreError, write_failure
+from ..errors import ConversionError, CorruptVideo, InputDataError, StoreError, write_failure
 from ..parallel import run_tasks
 from ..progress import Progress, set_total
 from .frames import VideoTask, run_video_task
@@ -59,13 +59,17 @@ def convert(
     benchmarks = benchmarks or tuple(b for b in catalogue.ALL_BENCHMARKS if (root / b).is_dir())
     if not benchmarks:
         raise ConversionError(f"No fetched benchmark folder (nvs/, mono_flame_avatar/ or svfr/) under {root}.")
-    for benchmark in benchmarks:
-        catalogue.check_benchmark(benchmark, catalogue.ALL_BENCHMARKS)
-    video_benchmarks = tuple(b for b in benchmarks if b != catalogue.SVFR)
-    plans = [s for b in video_benchmarks for s in plan_conversion(root, b, participants, sequences)]
-    svfr_plans = plan_svfr(root, participants) if catalogue.SVFR in benchmarks else []
+    selection = catalogue.split_selection(benchmarks, participants, sequences)
+    video_benchmarks = tuple(b for b in selection if b != catalogue.SVFR)
+    try:
+        plans = [s for b in video_benchmarks for s in plan_conversion(root, b, *selection[b])]
+    except CorruptVideo as error:
+        raise set_aside(error, root) from error
+    svfr_plans = plan_svfr(root, selection[catalogue.SVFR][0]) if catalogue.SVFR in selection else []
     if not plans and not svfr_plans:
-        raise ConversionError(f"Nothing to convert under {root} for the given participants and sequences.")
+        wanted = ", ".join(f"{name} {', '.join(map(str, values))}" for name, values in
+                           (("participant", participants), ("sequence", sequences)) if values)
+        raise ConversionError(f"Nothing to convert under {root}: no fetched sequence matches {wanted or 'the request'}.")
     store_path = os.fspath(store)
     with storage.writer_lock(store_path, "convert"):  # before looking at the store: it may be another run's
         new_store = "://" not in store_path and not os.path.lexists(store_path)
@@ -78,11 +82,33 @@ def convert(
                 _write_svfr(store_path, svfr_plans, frame_codec_, summary)
             completed = True
             return summary
+        except CorruptVideo as error:
+            raise set_aside(error, root) from error
         except OSError as error:  # inputs were read and checked above; what fails now is writing the store
             raise ConversionError(write_failure(f"the store {store_path}", error)) from error
         finally:
             if new_store and not completed:  # a failed first run leaves no store behind (its groups are gone)
                 shutil.rmtree(store_path, ignore_errors=True)
+
+
+def set_aside(error: CorruptVideo, root: Path) -> InputDataError:
+    """Rename a corrupt fetched video to ``NAME.corrupt`` (kept, never deleted) so that the next ``fetch``
+    downloads it again, and return the error that says so with the exact command."""
+    video = Path(error.path)
+    aside = video.with_name(video.name + ".corrupt")
+    for number in range(2, 1000):
+        if not os.path.lexists(aside):
+            break
+        aside = video.with_name(f"{video.name}.corrupt-{number}")
+    try:
+        relative = video.resolve().relative_to(root.resolve()).parts
+        os.replace(video, aside)
+    except (OSError, ValueError):  # not under ROOT, or cannot be renamed: say what to do by hand
+        return InputDataError(f"{error} Delete it, then fetch it again with `nersemble-zarr fetch`.")
+    command = f"nersemble-zarr fetch {root} {relative[0]} -p {int(relative[1])}"
+    where = error.detail.split("(")[0].strip()  # "at frame N"; FFmpeg's words stay in the --debug traceback
+    return InputDataError(f"The video {video} is corrupt{' ' + where if where else ''}; moved aside to {aside.name}: "
+                          f"`{command}` downloads it again, then rerun convert.")
 
 
 def _write(

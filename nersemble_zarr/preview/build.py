@@ -12,7 +12,7 @@ from .. import catalogue, schema, storage
 from .. import store as store_module
 from ..errors import CatalogueError, StoreError
 from ..outputs import check_output_file
-from .overlay import overlay_points
+from .overlay import MAX_POINTS, overlay_points
 from .picture import with_labels, write_png
 from .rig import rig_picture
 from .sheet import check_timestep, contact_sheet
@@ -52,8 +52,10 @@ def preview_picture(
     tile_width: int = 275,
     meshes: Any = None,
     task: str = "posed",
+    max_dots: int = MAX_POINTS,
 ) -> np.ndarray:
-    """The contact sheet (H, W, 3) uint8 of every camera at ``timestep`` (default: the first) with captions.
+    """The contact sheet (H, W, 3) uint8 of every camera at ``timestep`` (default: the first) with captions;
+    at most ``max_dots`` overlay points are drawn (0: none).
 
     For an SVFR participant: every image of the participant, and with ``meshes`` (a submission zip, a
     predictions folder or mapping) the ``task``'s mesh drawn beside each; ``sequence`` and ``timestep`` do
@@ -72,7 +74,7 @@ def preview_picture(
     if timestep is None:
         timestep = int(dataset[schema.TIMESTEP].values[0])
     check_timestep(dataset, timestep)
-    overlay = overlay_points(dataset, timestep, flame_dir)
+    overlay = overlay_points(dataset, timestep, flame_dir, max_points=max_dots) if max_dots > 0 else None
     sheet = contact_sheet(dataset, timestep, overlay, tile_width=tile_width)
     return with_labels(sheet.pixels, sheet.labels)
 

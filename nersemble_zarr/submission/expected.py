@@ -13,6 +13,7 @@ from typing import Mapping
 
 from .. import catalogue, schema
 from ..errors import SubmissionError
+from ..units import listed
 
 VideoKey = tuple[int, str, str]  # (participant, sequence, serial)
 FrameCounts = Mapping[tuple[int, str], int]
@@ -111,12 +112,6 @@ def expected_submission(
         for serial in catalogue.submission_serials(benchmark)
     )
     return SubmissionSpec(benchmark, int(width), int(height), spec.fps, videos)
-
-
-def listed(names: list[str], limit: int = 8) -> str:
-    """Names joined by commas, the first ``limit`` only, then "and N more"."""
-    shown = ", ".join(names[:limit])
-    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 def _counts_from_metadata(benchmark: str, root: Path) -> dict[tuple[int, str], int]:

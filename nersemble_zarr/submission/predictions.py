@@ -27,7 +27,8 @@ import numpy as np
 
 from .. import catalogue, schema
 from ..errors import StoreError, SubmissionError
-from .expected import ExpectedVideo, SubmissionSpec, VideoKey, listed
+from ..units import listed
+from .expected import ExpectedVideo, SubmissionSpec, VideoKey
 from .frames import check_dtype
 from .sources import ArrayVideo, FrameSource, ImageFolderVideo, ZipVideo, read_image
 
@@ -294,7 +295,9 @@ def check_source(source: FrameSource, video: ExpectedVideo, spec: SubmissionSpec
     if shape != (spec.height, spec.width, 3):
         raise SubmissionError(
             f"Frames of {video.entry} have shape {shape} (height, width, channels); "
-            f"expected ({spec.height}, {spec.width}, 3) RGB at {spec.width}x{spec.height}."
+            f"expected ({spec.height}, {spec.width}, 3) RGB at {spec.width}x{spec.height}; for frames of "
+            "another size (previews, the synthetic benchmark) pass --resolution WIDTHxHEIGHT (and --partial "
+            "for a subset of the videos)."
         )
     if video.n_frames is None:
         raise SubmissionError(

@@ -14,10 +14,12 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from .. import catalogue
 from ..errors import InputDataError, SubmissionError
 from ..progress import Progress, advance, set_total
 from ..video import DecodeCount, VideoInfo, count_decodable_frames, probe
-from .expected import CODEC, PIX_FMT, ExpectedVideo, FrameCounts, SubmissionSpec, expected_submission, listed
+from ..units import listed
+from .expected import CODEC, PIX_FMT, ExpectedVideo, FrameCounts, SubmissionSpec, expected_submission
 from .zipsafety import (
     MAX_ENTRIES, copy_entry, method_problem, open_zip, prefix_problem, shown, size_problem, unsafe_entry,
 )
@@ -122,7 +124,13 @@ def _check_listing(
                 to_check.append(info)
         elif not (info.is_dir() and info.filename in folders) and counts[info.filename] == 1:
             unexpected.append(shown(info.filename))
-    if unexpected:
+    other = _benchmark_of_entries([info.filename for info in infos if info.filename not in expected], spec.benchmark)
+    if unexpected and other is not None:
+        problems.append(
+            f"{len(unexpected)} entr{'y' if len(unexpected) == 1 else 'ies'} ({listed(unexpected)}) are {other} "
+            f"videos, not {spec.benchmark} ones; validate with --benchmark {other}."
+        )
+    elif unexpected:
         problems.append(
             f"{len(unexpected)} unexpected entr{'y' if len(unexpected) == 1 else 'ies'} ({listed(unexpected)}); "
             "a submission holds only {participant:03d}/{sequence}/cam_{serial}.mp4 videos."
@@ -133,6 +141,17 @@ def _check_listing(
     elif partial and len(missing) == len(expected) and not problems:
         problems.append(f"The zip holds none of the {len(expected)} {spec.benchmark} videos.")
     return problems, to_check
+
+
+def _benchmark_of_entries(names: list[str], benchmark: str) -> str | None:
+    """The other benchmark whose submission holds every one of ``names`` (files only), if there is one."""
+    files = [name for name in names if not name.endswith("/")]
+    for other in catalogue.BENCHMARKS:
+        entries = {catalogue.submission_entry(p, s, serial) for p, s in catalogue.submission_sequences(other)
+                   for serial in catalogue.submission_serials(other)}
+        if other != benchmark and files and all(name in entries for name in files):
+            return other
+    return None
 
 
 def _check_video(
