@@ -83,7 +83,8 @@ def _checked(image_key: ImageKey) -> catalogue.ImageKey:
     """The catalogue key of an ImageKey, refusing names that could leave the participant's folder."""
     if not all(hasattr(image_key, field) for field in ("sequence_name", "timestep", "serial")):
         raise InputDataError(
-            f"{shown(image_key)} is not an ImageKey (sequence_name, timestep, serial); take one from list_image_keys().")
+            f"{shown(image_key)} is not an ImageKey (sequence_name, timestep, serial); "
+            "take one from list_image_keys().")
     timestep = image_key.timestep
     if isinstance(timestep, bool) or not isinstance(timestep, (int, np.integer)) or timestep < 0:
         raise InputDataError(f"The timestep {shown(timestep)} of an SVFR image key is not a frame index (an int >= 0).")

@@ -142,39 +142,19 @@ class SVFRSubmissionDataReader:
             files = [info.filename for info in archive.infolist() if not info.is_dir()]
             present = set(files)
             expected = {task: set() for task in catalogue.SVFR_TASKS}
-            found = {task: {"meshes": [], "missing": [], "empty": [], "no_landmarks": [], "wrong": []}
+            found = {task: {"meshes": [], "missing": [], "empty": [], "no_landmarks": [], "wrong": [], "unreadable": []}
                      for task in catalogue.SVFR_TASKS}
-            unreadable: List[Tuple[str, str]] = []
             for participant, key in all_svfr_keys():
                 for task in catalogue.SVFR_TASKS:
                     mesh_entry = catalogue.svfr_mesh_entry(participant, key, task)
                     landmarks_entry = catalogue.svfr_landmarks_entry(participant, key, task)
                     expected[task] |= {mesh_entry, landmarks_entry}
-                    lists = found[task]
                     if mesh_entry not in present:
-                        lists["missing"].append(mesh_entry)
+                        found[task]["missing"].append(mesh_entry)
                         continue
-                    lists["meshes"].append(mesh_entry)
-                    try:
-                        vertices, faces = _read_mesh(archive, mesh_entry)
-                    except SubmissionError as error:
-                        unreadable.append((mesh_entry, str(error)))
-                        continue
-                    n_vertices, n_faces = server_mesh_size(vertices, faces)  # as trimesh builds it, like the official
-                    if n_vertices == 0 or n_faces == 0:
-                        lists["empty"].append(mesh_entry)
-                    if n_vertices == catalogue.SVFR_FLAME_VERTICES:
-                        continue
-                    if landmarks_entry not in present:
-                        lists["no_landmarks"].append(landmarks_entry)
-                        continue
-                    try:
-                        landmarks = _read_landmarks(archive, landmarks_entry)
-                    except SubmissionError as error:
-                        unreadable.append((landmarks_entry, str(error)))
-                        continue
-                    if landmarks.shape != (catalogue.SVFR_N_LANDMARKS, 3):
-                        lists["wrong"].append((landmarks_entry, landmarks.shape))
+                    found[task]["meshes"].append(mesh_entry)
+                    for kind, value in _mesh_findings(archive, present, mesh_entry, landmarks_entry):
+                        found[task][kind].append(value)
         has = {task: bool(found[task]["meshes"]) for task in catalogue.SVFR_TASKS}
         issues: Dict[str, List] = {}
         for task in catalogue.SVFR_TASKS:
@@ -191,6 +171,7 @@ class SVFRSubmissionDataReader:
             issues["unexpected_files"] = unexpected
         if not any(has.values()):
             issues["missing_svfr_tasks"] = list(catalogue.SVFR_TASKS)
+        unreadable = [value for task in catalogue.SVFR_TASKS for value in found[task]["unreadable"]]
         if unreadable:
             issues["unreadable_files"] = unreadable
         return issues
@@ -221,6 +202,31 @@ class SVFRSubmissionDataReader:
         return any(catalogue.svfr_mesh_entry(p, k, task) in names for p, k in all_svfr_keys())
 
 
+def _mesh_findings(archive: zipfile.ZipFile, present: set, mesh_entry: str, landmarks_entry: str):
+    """(kind, value) of each official finding on one mesh present in the zip: ``empty``, ``no_landmarks``,
+    ``wrong`` (landmarks not (7, 3)), or ``unreadable`` (a file that cannot be read, with why)."""
+    try:
+        vertices, faces = _read_mesh(archive, mesh_entry)
+    except SubmissionError as error:
+        yield "unreadable", (mesh_entry, str(error))
+        return
+    n_vertices, n_faces = server_mesh_size(vertices, faces)  # as the official's trimesh builds the mesh
+    if n_vertices == 0 or n_faces == 0:
+        yield "empty", mesh_entry
+    if n_vertices == catalogue.SVFR_FLAME_VERTICES:
+        return
+    if landmarks_entry not in present:
+        yield "no_landmarks", landmarks_entry
+        return
+    try:
+        landmarks = _read_landmarks(archive, landmarks_entry)
+    except SubmissionError as error:
+        yield "unreadable", (landmarks_entry, str(error))
+        return
+    if landmarks.shape != (catalogue.SVFR_N_LANDMARKS, 3):
+        yield "wrong", (landmarks_entry, landmarks.shape)
+
+
 def _entry_bytes(archive: zipfile.ZipFile, entry: str, limit: int) -> bytes:
     try:
         info = archive.getinfo(entry)
@@ -239,7 +245,8 @@ def _read_mesh(archive: zipfile.ZipFile, entry: str) -> Tuple[np.ndarray, np.nda
     except MeshFileError as error:
         raise SubmissionError(f"{entry} is not a readable PLY mesh: {error}.") from error
     if len(faces) and (faces.min() < 0 or faces.max() >= len(vertices)):
-        raise SubmissionError(f"{entry} has face indices {faces.min()}..{faces.max()}, outside its {len(vertices)} vertices.")
+        raise SubmissionError(
+            f"{entry} has face indices {faces.min()}..{faces.max()}, outside its {len(vertices)} vertices.")
     return vertices, faces
 
 
