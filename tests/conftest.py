@@ -91,7 +91,7 @@ def svfr_root(tmp_path_factory: pytest.TempPathFactory, svfr_config: SyntheticCo
 def svfr_store(svfr_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny synthetic SVFR benchmark converted into a store (groups svfr/17 and svfr/215); read-only."""
     store = tmp_path_factory.mktemp("svfr_store") / "svfr.zarr"
-    convert(svfr_root, store)
+    convert(svfr_root, store, workers=2)
     return store
 
 
