@@ -77,7 +77,8 @@ def svfr_images(tree: xr.DataTree, participant: int) -> xr.Dataset:
 
 
 def svfr_image(dataset: xr.Dataset, sequence_name: str, timestep: int, serial: str) -> np.ndarray:
-    """One SVFR image as (H, W, 3) uint8 at its own size (the store pads smaller images of a participant)."""
+    """One SVFR image as (H, W, 3 or 4) uint8 at its own size (the store pads smaller images of a participant);
+    an image not yet converted is a StoreError."""
     match = (
         (dataset[schema.SVFR_SEQUENCE].values == sequence_name) & (dataset[schema.TIMESTEP].values == timestep)
         & (dataset[schema.SERIAL].values == serial)
@@ -88,5 +89,11 @@ def svfr_image(dataset: xr.Dataset, sequence_name: str, timestep: int, serial: s
             f"{dataset.attrs.get(schema.PARTICIPANT_ATTR)} in this store."
         )
     index = int(np.flatnonzero(match)[0])
+    flag = schema.converted_flag(schema.IMAGES)
+    if flag in dataset and not bool(dataset[flag][index]):
+        raise StoreError(
+            f"The SVFR image {shown(f'{sequence_name}_{timestep}_{serial}')} of participant "
+            f"{dataset.attrs.get(schema.PARTICIPANT_ATTR)} was not converted yet; rerun convert to finish the store."
+        )
     height, width = int(dataset[schema.IMAGE_HEIGHT][index]), int(dataset[schema.IMAGE_WIDTH][index])
     return dataset[schema.IMAGES][index, :height, :width].values

@@ -88,6 +88,14 @@ def svfr_root(tmp_path_factory: pytest.TempPathFactory, svfr_config: SyntheticCo
 
 
 @pytest.fixture(scope="session")
+def svfr_store(svfr_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic SVFR benchmark converted into a store (groups svfr/17 and svfr/215); read-only."""
+    store = tmp_path_factory.mktemp("svfr_store") / "svfr.zarr"
+    convert(svfr_root, store, workers=2)
+    return store
+
+
+@pytest.fixture(scope="session")
 def svfr_flame_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with the stand-in FLAME model (NOT FLAME), for SVFR meshes from FLAME parameters."""
     from nersemble_zarr.flame import write_standin_flame

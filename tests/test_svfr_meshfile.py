@@ -7,7 +7,7 @@ import pytest
 import trimesh
 
 from nersemble_zarr.flame.mesh_io import ply_bytes
-from nersemble_zarr.submission.meshfile import MeshFileError, read_obj, read_ply, server_vertex_count
+from nersemble_zarr.submission.meshfile import MeshFileError, read_obj, read_ply, server_mesh_size, server_vertex_count
 
 RNG = np.random.default_rng(3)
 VERTICES = RNG.normal(size=(30, 3)).astype(np.float32)
@@ -41,6 +41,17 @@ def test_our_ply_and_quads_and_obj() -> None:
 def test_damaged_ply_is_refused_with_a_reason(data, reason) -> None:
     with pytest.raises(MeshFileError, match=reason):
         read_ply(data)
+
+
+def test_server_mesh_size_is_what_trimesh_builds_even_with_nan_and_no_faces() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n = int(rng.integers(1, 12))
+        vertices = rng.integers(0, 3, (n, 3)).astype(np.float64) / 2  # coarse: many coincide
+        vertices[rng.integers(0, n, int(rng.integers(0, 3)))] = rng.choice([np.nan, np.inf])
+        faces = rng.integers(0, n, (int(rng.integers(0, 6)), 3))
+        mesh = trimesh.Trimesh(vertices, faces)
+        assert server_mesh_size(vertices, faces) == (len(mesh.vertices), len(mesh.faces)), (vertices, faces)
 
 
 def test_server_vertex_count_drops_unused_and_merges_coincident_vertices() -> None:

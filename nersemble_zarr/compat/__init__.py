@@ -1,6 +1,6 @@
 """Drop-in for the official toolkit's Python API (``nersemble_benchmark``): change the imports, keep the code.
 
-    from nersemble_zarr.compat import NVSDataManager, FlameProvider, NVSSubmissionDataWriter
+    from nersemble_zarr.compat import NVSDataManager, FlameProvider, NVSSubmissionDataWriter, SVFRDataManager
     from nersemble_zarr.compat.constants import BENCHMARK_NVS_IDS_AND_SEQUENCES
 
 The data managers take a fetched folder or a converted store; see docs/migration.md for what differs.
@@ -15,9 +15,12 @@ from .submission import (
     MonoFlameAvatarSubmissionDataReader, MonoFlameAvatarSubmissionDataWriter, NVSSubmissionDataReader,
     NVSSubmissionDataWriter,
 )
+from .svfr_data import SVFRDataManager
+from .svfr_submission import SVFRSubmissionDataReader, SVFRSubmissionDataWriter
 
 __all__ = [
     "BaseDataManager", "CameraParams", "FlameProvider", "FlameTracking", "ImageKey", "MonoFlameAvatarDataManager",
     "MonoFlameAvatarSubmissionDataReader", "MonoFlameAvatarSubmissionDataWriter", "NVSDataManager",
-    "NVSSubmissionDataReader", "NVSSubmissionDataWriter",
+    "NVSSubmissionDataReader", "NVSSubmissionDataWriter", "SVFRDataManager", "SVFRSubmissionDataReader",
+    "SVFRSubmissionDataWriter",
 ]

@@ -203,8 +203,21 @@ def read_mesh_bytes(data: bytes, suffix: str) -> tuple[np.ndarray, np.ndarray]:
 
 def server_vertex_count(vertices: np.ndarray, faces: np.ndarray) -> int:
     """The vertex count of the mesh trimesh builds from these arrays (what the SVFR server compares with
-    FLAME's 5023): vertices no face uses are dropped and coincident ones merged."""
-    used = np.flatnonzero(np.bincount(np.asarray(faces).ravel(), minlength=len(vertices)))
-    referenced = np.round(np.asarray(vertices, dtype=np.float64)[used], MERGE_DIGITS) + 0.0  # -0 -> 0
-    rows = np.ascontiguousarray(referenced).view(np.dtype((np.void, referenced.dtype.itemsize * 3)))
-    return len(np.unique(rows))
+    FLAME's 5023); see ``server_mesh_size``."""
+    return server_mesh_size(vertices, faces)[0]
+
+
+def server_mesh_size(vertices: np.ndarray, faces: np.ndarray) -> tuple[int, int]:
+    """(vertices, faces) of the mesh trimesh builds from these arrays (face indices in range): vertices that
+    are not finite go with the faces using them, then vertices no face uses are dropped (unless no face is
+    left) and coincident ones merged."""
+    vertices, faces = np.asarray(vertices, dtype=np.float64), np.asarray(faces).reshape(-1, 3)
+    finite = np.isfinite(vertices).all(axis=1)
+    faces = faces[finite[faces].all(axis=1)]
+    if len(faces):
+        kept = np.flatnonzero(np.bincount(faces.ravel(), minlength=len(vertices)))
+    else:
+        kept = np.flatnonzero(finite)
+    rounded = np.round(vertices[kept], MERGE_DIGITS) + 0.0  # -0 -> 0
+    rows = np.ascontiguousarray(rounded).view(np.dtype((np.void, rounded.dtype.itemsize * 3)))
+    return len(np.unique(rows)), len(faces)

@@ -115,8 +115,11 @@ def parse_key(key: Any) -> SvfrKey:
             "e.g. (17, 'EXP-4-lips', 6, '221501007')."
         )
     participant, sequence, timestep, serial = key
-    found = (int(participant), ImageKey(str(sequence), int(timestep), str(serial)))
-    if found[0] not in catalogue.SVFR_PARTICIPANTS or found[1] not in catalogue.svfr_image_keys()[found[0]]:
+    try:
+        found = (int(participant), ImageKey(str(sequence), int(timestep), str(serial)))
+    except (TypeError, ValueError):
+        found = None
+    if found is None or found[0] not in catalogue.SVFR_PARTICIPANTS or found[1] not in catalogue.svfr_image_keys()[found[0]]:
         raise SubmissionError(f"The prediction key {shown(key)} is not one of the benchmark's 391 SVFR images.")
     return found
 

@@ -130,7 +130,8 @@ def _padding_hint(name: str) -> str | None:
     )
 
 
-def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> tuple[bytes | None, str | None]:
+def read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> tuple[bytes | None, str | None]:
+    """An entry's bytes read at most ``limit`` bytes far, or (None, why it was refused)."""
     problem = size_problem(info, limit)
     if problem is not None:
         return None, problem
@@ -144,7 +145,7 @@ def _check_mesh(
 ) -> list[str]:
     """Problems of one mesh entry and its landmarks, as the server reads them."""
     name = info.filename
-    data, problem = _read_entry(archive, info, MAX_MESH_FILE_BYTES)
+    data, problem = read_capped(archive, info, MAX_MESH_FILE_BYTES)
     if problem:
         return [problem]
     try:
@@ -170,7 +171,7 @@ def _check_mesh(
 
 
 def _check_landmarks(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[str]:
-    data, problem = _read_entry(archive, info, MAX_LANDMARKS_BYTES)
+    data, problem = read_capped(archive, info, MAX_LANDMARKS_BYTES)
     if problem:
         return [problem]
     try:

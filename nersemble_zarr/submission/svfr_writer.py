@@ -18,9 +18,10 @@ import numpy as np
 
 from .. import catalogue
 from ..atomic import atomic_path
+from ..catalogue import ImageKey
 from ..flame.mesh_io import ply_bytes
 from ..progress import Progress, advance, set_total
-from .svfr_predictions import collect_svfr_predictions
+from .svfr_predictions import Mesh, collect_svfr_predictions
 from .svfr_validator import validate_svfr_submission
 from .validator import ValidationReport
 from .writer import check_zip_output
@@ -51,17 +52,20 @@ def export_svfr_submission(
     with atomic_path(output) as partial_zip:
         with zipfile.ZipFile(partial_zip, "x", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
             for source in sources:
-                mesh = source.load()
-                archive.writestr(_entry(source.entry), ply_bytes(mesh.vertices, mesh.faces))
-                if mesh.landmarks is not None:
-                    buffer = io.BytesIO()
-                    np.save(buffer, mesh.landmarks, allow_pickle=False)
-                    landmarks = catalogue.svfr_landmarks_entry(source.participant, source.key, source.task)
-                    archive.writestr(_entry(landmarks), buffer.getvalue())
+                write_mesh_entries(archive, source.participant, source.key, source.task, source.load())
                 advance(progress, 1)
         report = dataclasses.replace(validate_svfr_submission(partial_zip, partial=partial), path=output)
         report.raise_if_invalid()  # an invalid zip never replaces ``output``
     return report
+
+
+def write_mesh_entries(archive: zipfile.ZipFile, participant: int, key: ImageKey, task: str, mesh: Mesh) -> None:
+    """Store one checked mesh (binary PLY) and its landmarks (.npy, when it has them) under their zip names."""
+    archive.writestr(_entry(catalogue.svfr_mesh_entry(participant, key, task)), ply_bytes(mesh.vertices, mesh.faces))
+    if mesh.landmarks is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, mesh.landmarks, allow_pickle=False)
+        archive.writestr(_entry(catalogue.svfr_landmarks_entry(participant, key, task)), buffer.getvalue())
 
 
 def _entry(name: str) -> zipfile.ZipInfo:
