@@ -66,33 +66,17 @@ def connect(scheduler: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> Iter
     from distributed import Client
 
     try:
-        with _config_restored_on_failure():
-            client = Client(scheduler, timeout=f"{timeout_s:g}s")
+        # Not made the process-wide default: a client that fails to connect would stay the default of every
+        # later dask computation here. It is the current client only inside the ``with`` block below.
+        client = Client(scheduler, timeout=f"{timeout_s:g}s", set_as_default=False)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{scheduler!r} is not a dask scheduler address ({_first_line(error)}); "
                           "give one like tcp://host:8786, or leave out --scheduler.") from error
     except (OSError, TimeoutError) as error:
         raise ConfigError(f"No dask scheduler answered at {scheduler} within {timeout_s:g} s "
                           f"({_first_line(error)}); start it or fix the address.") from error
-    with client:
+    with client, client.as_current():
         yield client
-
-
-@contextmanager
-def _config_restored_on_failure() -> Iterator[None]:
-    """Undo the dask settings a ``Client`` makes while it starts (itself as the default scheduler) when it
-    then fails to start: otherwise every later dask computation of the process asks for a missing client."""
-    import dask
-
-    keys = ("scheduler", "shuffle")
-    before = {key: dask.config.config[key] for key in keys if key in dask.config.config}
-    try:
-        yield
-    except BaseException:
-        for key in keys:
-            dask.config.config.pop(key, None)
-        dask.config.config.update(before)
-        raise
 
 
 def _first_line(error: Exception) -> str:
