@@ -172,6 +172,27 @@ def test_mono_preview_with_a_flame_folder_draws_the_evaluated_mesh_on_the_subjec
     assert dot_mask(imagecodecs.png_decode(output.read_bytes())).sum() > 100
 
 
+@pytest.mark.parametrize("participant", [388, 393])
+def test_rig_cameras_are_numbered_without_overlap_and_the_key_names_every_camera(converted, participant):
+    from nersemble_zarr.preview.rig import rig_figure
+
+    dataset = open_sequence(converted, participant)
+    figure = rig_figure(dataset)
+    renderer = figure.canvas.get_renderer()
+    numbers = figure.axes[0].texts
+    assert [text.get_text() for text in numbers] == [str(n) for n in range(dataset.sizes[schema.SERIAL])]
+    boxes = [text.get_window_extent(renderer) for text in numbers]
+    for i, first in enumerate(boxes):
+        for second in boxes[i + 1:]:
+            assert not first.overlaps(second), "two camera labels overlap"
+    key = [text.get_text() for text in figure.texts]
+    assert [line.split()[1] for line in key] == [str(s) for s in dataset[schema.SERIAL].values]
+    assert [line.endswith("hold-out") for line in key] == list(dataset[schema.SPLIT].values == "test")
+    key_boxes = [text.get_window_extent(renderer) for text in figure.texts]
+    assert all(box.x1 <= figure.bbox.width for box in key_boxes)
+    assert not any(a.overlaps(b) for a, b in zip(key_boxes, key_boxes[1:]))
+
+
 def test_stored_vertices_are_preferred_to_evaluating_the_model(converted, standin_dir, tmp_path):
     meshed = tmp_path / "meshed.zarr"
     shutil.copytree(converted, meshed)
