@@ -161,6 +161,16 @@ def test_persistent_server_errors_give_up_after_the_bounded_attempts(synthetic_r
     assert not (tmp_path / NVS / VIDEO).exists()
 
 
+def test_retry_messages_count_attempts_in_words(synthetic_root, tmp_path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="nersemble_zarr")
+    faults = Faults(error_status=503, error_requests=100, error_methods=("GET",), paths=(f"{NVS}/{VIDEO}",))
+    with serve(synthetic_root, faults) as server:
+        with pytest.raises(FetchIncomplete, match=r"gave up after 2 attempts"):
+            fetch(tmp_path, NVS, url=server.url, retry=RetryPolicy(attempts=2, backoff_s=0.01, read_timeout_s=5.0), participants=[388],
+                  assets=["images"])
+    assert "(1 attempt left)" in caplog.text and "attempts left" not in caplog.text
+
+
 def test_missing_file_fails_at_once_and_names_the_relative_path(source, tmp_path) -> None:
     (source / NVS / VIDEO).unlink()
     out = tmp_path / "out"

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from nersemble_zarr import catalogue, schema
 from nersemble_zarr.cli.main import main as cli
 from nersemble_zarr.preview import Overlay, contact_sheet, open_sequence, overlay_points
-from nersemble_zarr.preview.sheet import BORDER, DOT_COLOUR, HOLD_OUT_COLOUR
+from nersemble_zarr.preview.picture import DPI
+from nersemble_zarr.preview.sheet import BORDER, CAPTION_FONT_SIZE, DOT_COLOUR, HOLD_OUT_COLOUR, MIN_TILE_WIDTH, TITLE_FONT_SIZE
 from nersemble_zarr.synthetic import render_views
 
 MONO_TRAIN = (393, "EXP-1-head")
@@ -36,12 +37,18 @@ def dot_mask(view: np.ndarray) -> np.ndarray:
     return (view == DOT_COLOUR).all(axis=-1)
 
 
-def fraction_on_subject(view: np.ndarray, alpha: np.ndarray, factor: int) -> tuple[float, int]:
+def fraction_on_subject(view: np.ndarray, alpha: np.ndarray, tile) -> tuple[float, int]:
     """Share of the dot pixels of a tile whose block of the frame is on the subject (alpha > 0, grown by one
-    pixel for dots on the silhouette), and the number of dot pixels."""
+    pixel for dots on the silhouette), and the number of dot pixels. A tile pixel covers ``factor`` x ``factor``
+    frame pixels of a shrunk frame, or a ``1 / zoom`` part of one of an enlarged frame."""
     rows, columns = np.nonzero(dot_mask(view))
     subject = scipy.ndimage.binary_dilation(alpha > 0)
-    on = [subject[r * factor : (r + 1) * factor, c * factor : (c + 1) * factor].any() for r, c in zip(rows, columns)]
+
+    def block(index: int) -> slice:
+        start = index * tile.factor // tile.zoom
+        return slice(start, max(start + 1, (index + 1) * tile.factor // tile.zoom))
+
+    on = [subject[block(r), block(c)].any() for r, c in zip(rows, columns)]
     return float(np.mean(on)) if on else 0.0, len(on)
 
 
@@ -64,12 +71,12 @@ def test_point_cloud_dots_land_on_the_subject_in_every_camera(converted, synthet
         alpha = truth_alpha(synthetic_config, tile.serial, 1)
         if tile.has_video:  # the stored alpha is what the picture shows
             alpha = dataset[schema.ALPHA].sel({schema.SERIAL: tile.serial, schema.TIMESTEP: timestep}).values
-        fraction, dots = fraction_on_subject(tile_pixels(sheet.pixels, tile), alpha, tile.factor)
+        fraction, dots = fraction_on_subject(tile_pixels(sheet.pixels, tile), alpha, tile)
         assert dots >= 50 and fraction > 0.95, (tile.serial, dots, fraction)
     shifted = Overlay(overlay.points + [0.06, 0.0, 0.0], "shifted")
     moved = contact_sheet(dataset, timestep, shifted, tile_width=tile_width, dot_radius=0)
     fractions = [
-        fraction_on_subject(tile_pixels(moved.pixels, t), truth_alpha(synthetic_config, t.serial, 1), t.factor)[0]
+        fraction_on_subject(tile_pixels(moved.pixels, t), truth_alpha(synthetic_config, t.serial, 1), t)[0]
         for t in moved.tiles[:4]
     ]
     assert min(fractions) < 0.85, "points 6 cm to the side must leave the subject"
@@ -105,6 +112,27 @@ def test_shrunk_tiles_are_block_averages(converted):
     np.testing.assert_array_equal(tile_pixels(sheet.pixels, tile), expected)
 
 
+def test_small_frames_are_enlarged_and_every_caption_and_the_title_stay_readable(converted):
+    dataset = open_sequence(converted, *MONO_TRAIN)
+    timestep = int(dataset[schema.TIMESTEP].values[0])
+    sheet = contact_sheet(dataset, timestep, None)
+    width = int(dataset.attrs[schema.WIDTH_ATTR])
+    assert width < MIN_TILE_WIDTH  # the tiny synthetic mono frames
+    for tile in sheet.tiles:
+        assert tile.zoom == -(-MIN_TILE_WIDTH // width) and tile.width >= MIN_TILE_WIDTH
+        if tile.has_video:
+            stored = dataset[schema.IMAGES].sel({schema.SERIAL: tile.serial, schema.TIMESTEP: timestep}).values
+            np.testing.assert_array_equal(tile_pixels(sheet.pixels, tile), stored.repeat(tile.zoom, 0).repeat(tile.zoom, 1))
+    *captions, title = sheet.labels
+    assert title.size == TITLE_FONT_SIZE and title.text.startswith("mono_flame_avatar/393/EXP-1-head")
+    text_width = [0.6 * len(label.text) * label.size * DPI / 72 for label in sheet.labels]
+    assert text_width[-1] <= sheet.pixels.shape[1]  # the title is not cut
+    assert all(label.size >= CAPTION_FONT_SIZE - 0.05 for label in captions)
+    spans = sorted((label.y, label.x, label.x + w) for label, w in zip(captions, text_width))
+    for (y0, _, end), (y1, start, _) in zip(spans, spans[1:]):
+        assert y0 != y1 or end <= start, "captions of one row overlap"
+
+
 def test_preview_cli_writes_the_captioned_sheet(converted, tmp_path):
     output = tmp_path / "sheet.png"
     result = CliRunner().invoke(cli, ["preview", str(converted), "-p", "388", "-t", "3", "-o", str(output)])
@@ -135,13 +163,34 @@ def test_mono_preview_with_a_flame_folder_draws_the_evaluated_mesh_on_the_subjec
     sheet = contact_sheet(dataset, timestep, overlay, dot_radius=0)
     train = next(tile for tile in sheet.tiles if tile.serial == catalogue.MONO_TRAIN_SERIAL)
     alpha = dataset[schema.ALPHA].sel({schema.SERIAL: train.serial, schema.TIMESTEP: timestep}).values
-    fraction, dots = fraction_on_subject(tile_pixels(sheet.pixels, train), alpha, train.factor)
+    fraction, dots = fraction_on_subject(tile_pixels(sheet.pixels, train), alpha, train)
     assert dots >= 100 and fraction > 0.95
     output = tmp_path / "mono.png"
     result = CliRunner().invoke(cli, ["preview", str(converted), "-p", "393", "-t", str(timestep), "--flame-dir",
                                       str(standin_dir), "-o", str(output)])
     assert result.exit_code == 0, result.output
     assert dot_mask(imagecodecs.png_decode(output.read_bytes())).sum() > 100
+
+
+@pytest.mark.parametrize("participant", [388, 393])
+def test_rig_cameras_are_numbered_without_overlap_and_the_key_names_every_camera(converted, participant):
+    from nersemble_zarr.preview.rig import rig_figure
+
+    dataset = open_sequence(converted, participant)
+    figure = rig_figure(dataset)
+    renderer = figure.canvas.get_renderer()
+    numbers = figure.axes[0].texts
+    assert [text.get_text() for text in numbers] == [str(n) for n in range(dataset.sizes[schema.SERIAL])]
+    boxes = [text.get_window_extent(renderer) for text in numbers]
+    for i, first in enumerate(boxes):
+        for second in boxes[i + 1:]:
+            assert not first.overlaps(second), "two camera labels overlap"
+    key = [text.get_text() for text in figure.texts]
+    assert [line.split()[1] for line in key] == [str(s) for s in dataset[schema.SERIAL].values]
+    assert [line.endswith("hold-out") for line in key] == list(dataset[schema.SPLIT].values == "test")
+    key_boxes = [text.get_window_extent(renderer) for text in figure.texts]
+    assert all(box.x1 <= figure.bbox.width for box in key_boxes)
+    assert not any(a.overlaps(b) for a, b in zip(key_boxes, key_boxes[1:]))
 
 
 def test_stored_vertices_are_preferred_to_evaluating_the_model(converted, standin_dir, tmp_path):

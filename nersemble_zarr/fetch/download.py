@@ -27,6 +27,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from ..errors import Cancelled, ConfigError, DownloadError
+from ..units import counted
 from .content import HEAD_BYTES, WEB_PAGE_PROBLEM, looks_like_web_page, structure_problem
 from .logsafety import untrusted_text
 from .partfile import PartFile, plain_size, remove
@@ -319,11 +320,11 @@ class Downloader:
             except _Transient as failure:
                 if attempt == self.policy.attempts:
                     raise self._failure(
-                        path, f"{failure.reason} (gave up after {attempt} attempts; rerun to resume)"
+                        path, f"{failure.reason} (gave up after {counted(attempt, 'attempt')}; rerun to resume)"
                     ) from None
                 wait = self.policy.wait(attempt, failure.retry_after) if failure.retry_after != 0 else 0.0
-                log.info("%s/%s: %s; retrying in %.1f s (%d attempts left)", self.benchmark, path, failure.reason, wait,
-                            self.policy.attempts - attempt)
+                log.info("%s/%s: %s; retrying in %.1f s (%s left)", self.benchmark, path, failure.reason, wait,
+                         counted(self.policy.attempts - attempt, "attempt"))
                 if self.stop.wait(wait):
                     raise Cancelled(path) from None
         raise AssertionError("unreachable")

@@ -21,8 +21,16 @@ def rig_picture(dataset: xr.Dataset, head: Overlay | None = None, *, size: tuple
 
     Cameras come from ``world_2_cam`` / ``intrinsics`` (OpenCV). The
     plot is turned so that "up" is the cameras' mean up direction and the rig faces the viewer; ``head``
-    points (FLAME mesh or point cloud) are drawn in grey.
+    points (FLAME mesh or point cloud) are drawn in grey. Each camera is numbered at its centre (a number
+    is short enough not to run into its neighbours' labels); a key beside the plot names its serial.
     """
+    figure = rig_figure(dataset, head, size=size)
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+
+
+def rig_figure(dataset: xr.Dataset, head: Overlay | None = None, *, size: tuple[int, int] = (900, 750)):
+    """The matplotlib Figure that ``rig_picture`` draws (attached to an Agg canvas)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -42,17 +50,21 @@ def rig_picture(dataset: xr.Dataset, head: Overlay | None = None, *, size: tuple
         return (points - target) @ basis.T
 
     figure = Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI)
-    canvas = FigureCanvasAgg(figure)
-    axes = figure.add_subplot(projection="3d")
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes((0.0, 0.0, 0.78, 0.95), projection="3d")
     if head is not None:
         axes.scatter(*view(head.points).T, s=0.5, color=HEAD_COLOUR, depthshade=False)
     rectangles = view(corners.reshape(-1, 3)).reshape(-1, 4, 3)
-    for serial, split, centre, rectangle in zip(serials, splits, view(centres), rectangles):
+    key = []
+    for number, (serial, split, centre, rectangle) in enumerate(zip(serials, splits, view(centres), rectangles)):
         colour = HOLD_OUT_COLOUR if split == "test" else TRAIN_COLOUR
         for corner in rectangle:
             axes.plot(*np.stack([centre, corner]).T, color=colour, linewidth=1.2)
         axes.plot(*np.vstack([rectangle, rectangle[:1]]).T, color=colour, linewidth=1.2)
-        axes.text(*centre, serial, color=colour, fontsize=6)
+        axes.text(*centre, str(number), color=colour, fontsize=7, ha="center", va="bottom")
+        key.append((f"{number:>2} {serial}{' hold-out' if split == 'test' else ''}", colour))
+    for row, (text, colour) in enumerate(key):
+        figure.text(0.79, 0.88 - row * 0.045, text, color=colour, fontsize=8, family="DejaVu Sans Mono")
     drawn = np.vstack([view(centres), view(corners.reshape(-1, 3)), np.zeros((1, 3))])
     middle, half = (drawn.max(axis=0) + drawn.min(axis=0)) / 2, 0.55 * (drawn.max(axis=0) - drawn.min(axis=0)).max()
     for set_limits, centre in zip((axes.set_xlim, axes.set_ylim, axes.set_zlim), middle):
@@ -67,8 +79,7 @@ def rig_picture(dataset: xr.Dataset, head: Overlay | None = None, *, size: tuple
     group = schema.sequence_group_of(dataset.attrs)
     title = f"{group}: {len(serials)} cameras"
     axes.set_title(title + (f"; head: {head.description}" if head is not None else ""), fontsize=9)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return figure
 
 
 def _look_at_point(centres: np.ndarray, axes: np.ndarray) -> np.ndarray:

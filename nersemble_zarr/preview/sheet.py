@@ -25,6 +25,8 @@ LABEL_HEIGHT = 16  # pixels of the caption strip above each tile
 TITLE_HEIGHT = 22
 GAP = 6
 MAX_FONT_SIZE, MIN_FONT_SIZE, TITLE_FONT_SIZE = 8.0, 4.0, 10.0
+CAPTION_FONT_SIZE = 6.5  # the smallest caption size kept readable: cells widen rather than shrink below it
+MIN_TILE_WIDTH = 96      # frames narrower than this (tiny test data) are enlarged by a whole factor
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ class Tile:
     left: int
     height: int
     width: int
-    factor: int
+    factor: int    # the frame was shrunk by this whole factor ...
+    zoom: int = 1  # ... or enlarged by this one (pixel repetition), for frames narrower than MIN_TILE_WIDTH
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,9 @@ def contact_sheet(
 ) -> ContactSheet:
     """Every camera of a sequence Dataset at ``timestep`` (an original frame index), in a grid.
 
-    Frames are shrunk by a whole factor to at most ``tile_width`` pixels wide. Cameras without video
+    Frames are shrunk by a whole factor to at most ``tile_width`` pixels wide (frames narrower than
+    ``MIN_TILE_WIDTH`` are enlarged by a whole factor instead). Cells and the sheet are widened so that every
+    caption and the title stay readable. Cameras without video
     (hold-out cameras) are black tiles; hold-out cameras get a red border and caption. ``overlay`` points
     are projected into every camera and drawn as green dots of ``dot_radius``.
     """
@@ -64,35 +69,39 @@ def contact_sheet(
     splits = [str(s) for s in dataset[schema.SPLIT].values]
     height, width = int(dataset.attrs[schema.HEIGHT_ATTR]), int(dataset.attrs[schema.WIDTH_ATTR])
     factor = max(1, math.ceil(width / tile_width))
-    tile_h, tile_w = height // factor, width // factor
+    zoom = math.ceil(MIN_TILE_WIDTH / width) if factor == 1 else 1
+    tile_h, tile_w = height // factor * zoom, width // factor * zoom
     columns = math.ceil(math.sqrt(len(serials)))
     rows = math.ceil(len(serials) / columns)
-    cell_w, cell_h = tile_w + 2 * BORDER + GAP, LABEL_HEIGHT + tile_h + 2 * BORDER + GAP
-    pixels = np.empty((TITLE_HEIGHT + rows * cell_h + GAP, columns * cell_w + GAP, 3), dtype=np.uint8)
+    captions = [_caption(serial, split) for serial, split in zip(serials, splits)]
+    widest_caption = max(_text_width(caption, CAPTION_FONT_SIZE) for caption in captions)
+    cell_w = max(tile_w + 2 * BORDER, widest_caption) + GAP
+    cell_h = LABEL_HEIGHT + tile_h + 2 * BORDER + GAP
+    group = schema.sequence_group_of(dataset.attrs)
+    title = f"{group}  timestep {timestep}  dots: {overlay.description if overlay else 'none'}"
+    sheet_w = max(columns * cell_w + GAP, _text_width(title, TITLE_FONT_SIZE) + 2 * GAP)
+    pixels = np.empty((TITLE_HEIGHT + rows * cell_h + GAP, sheet_w, 3), dtype=np.uint8)
     pixels[:] = BACKGROUND
     dots = _projected(dataset, overlay)
     tiles, labels = [], []
-    for index, (serial, split) in enumerate(zip(serials, splits)):
+    for index, (serial, split, caption) in enumerate(zip(serials, splits, captions)):
         row, column = divmod(index, columns)
         top = TITLE_HEIGHT + row * cell_h + LABEL_HEIGHT + BORDER
         left = GAP + column * cell_w + BORDER
         has_video = _has_video(dataset, index)
-        tile = Tile(serial, split, has_video, top, left, tile_h, tile_w, factor)
+        tile = Tile(serial, split, has_video, top, left, tile_h, tile_w, factor, zoom)
         if split == "test":
             pixels[top - BORDER : top + tile_h + BORDER, left - BORDER : left + tile_w + BORDER] = HOLD_OUT_COLOUR
         view = pixels[top : top + tile_h, left : left + tile_w]
-        view[:] = _shrink(_frame(dataset, index, timestep), factor) if has_video else 0
+        view[:] = _resize(_frame(dataset, index, timestep), factor, zoom) if has_video else 0
         if dots is not None:
-            _draw_dots(view, dots[index], factor, dot_radius)
-        caption = f"{serial} {'hold-out' if split == 'test' else split}"
+            _draw_dots(view, dots[index], zoom / factor, dot_radius)
         colour = HOLD_OUT_COLOUR if split == "test" else TRAIN_LABEL_COLOUR
-        size = _fitting_size(caption, tile_w + 2 * BORDER)
+        size = _fitting_size(caption, cell_w - GAP)
         labels.append(Label(left - BORDER, top - BORDER - LABEL_HEIGHT, caption, colour, size))
         if not has_video:
             labels.append(Label(left + 3, top + 3, "no video", NO_VIDEO_COLOUR, _fitting_size("no video", tile_w - 6)))
         tiles.append(tile)
-    group = schema.sequence_group_of(dataset.attrs)
-    title = f"{group}  timestep {timestep}  dots: {overlay.description if overlay else 'none'}"
     title_size = _fitting_size(title, pixels.shape[1] - 2 * GAP, TITLE_FONT_SIZE)
     labels.append(Label(GAP, 3, title, TRAIN_LABEL_COLOUR, title_size))
     return ContactSheet(pixels, tiles, labels)
@@ -108,11 +117,19 @@ def check_timestep(dataset: xr.Dataset, timestep: int) -> None:
         )
 
 
+def _caption(serial: str, split: str) -> str:
+    return f"{serial} {'hold-out' if split == 'test' else split}"
+
+
+def _text_width(text: str, size: float) -> int:
+    """Pixels ``text`` takes at ``size`` points: monospace glyphs are 0.6 em wide, plus a margin for the
+    renderer's hinting."""
+    return math.ceil(0.66 * len(text) * DPI / 72 * size)
+
+
 def _fitting_size(text: str, width: int, largest: float = MAX_FONT_SIZE) -> float:
-    """A font size (points) at which ``text`` fits in ``width`` pixels: monospace glyphs are 0.6 em wide,
-    plus a margin for the renderer's hinting."""
-    width_per_point = 0.66 * len(text) * DPI / 72
-    return min(largest, max(MIN_FONT_SIZE, width / width_per_point))
+    """A font size (points) at which ``text`` fits in ``width`` pixels."""
+    return min(largest, max(MIN_FONT_SIZE, largest * width / _text_width(text, largest)))
 
 
 def _has_video(dataset: xr.Dataset, index: int) -> bool:
@@ -123,9 +140,12 @@ def _frame(dataset: xr.Dataset, index: int, timestep: int) -> np.ndarray:
     return dataset[schema.IMAGES].isel({schema.SERIAL: index}).sel({schema.TIMESTEP: timestep}).values
 
 
-def _shrink(frame: np.ndarray, factor: int) -> np.ndarray:
-    """Average ``factor`` x ``factor`` blocks (the frame is cropped to a whole number of blocks)."""
-    return frame if factor == 1 else block_mean(frame[None], factor)[0]
+def _resize(frame: np.ndarray, factor: int, zoom: int) -> np.ndarray:
+    """Average ``factor`` x ``factor`` blocks (the frame cropped to a whole number of blocks), or repeat each
+    pixel ``zoom`` x ``zoom`` times."""
+    if factor > 1:
+        return block_mean(frame[None], factor)[0]
+    return frame if zoom == 1 else frame.repeat(zoom, axis=0).repeat(zoom, axis=1)
 
 
 def _projected(dataset: xr.Dataset, overlay: Overlay | None) -> np.ndarray | None:
@@ -139,12 +159,12 @@ def _projected(dataset: xr.Dataset, overlay: Overlay | None) -> np.ndarray | Non
     return pixels
 
 
-def _draw_dots(view: np.ndarray, uv: np.ndarray, factor: int, radius: int) -> None:
+def _draw_dots(view: np.ndarray, uv: np.ndarray, scale: float, radius: int) -> None:
     """Paint square dots at the full-resolution pixel positions ``uv`` (N, 2) (u right, v down, pixel centres
-    at integers) on ``view``, a frame shrunk by ``factor``; dots outside the view are dropped."""
+    at integers) on ``view``, a frame resized by ``scale``; dots outside the view are dropped."""
     height, width = view.shape[:2]
     uv = uv[np.isfinite(uv).all(axis=1)]
-    columns, rows = (np.floor((uv[:, 0] + 0.5) / factor).astype(int), np.floor((uv[:, 1] + 0.5) / factor).astype(int))
+    columns, rows = (np.floor((uv[:, 0] + 0.5) * scale).astype(int), np.floor((uv[:, 1] + 0.5) * scale).astype(int))
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
             r, c = rows + dy, columns + dx
