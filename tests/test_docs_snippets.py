@@ -8,8 +8,9 @@ A block is marked on the line before its fence with an HTML comment, which the r
   synthetic benchmark (its frame size, its one participant per benchmark);
 * ``<!-- skip: REASON -->``: not run (needs the real data, a GPU, a cluster, or is a syntax summary).
 
-The README runs first, in an empty folder holding only what a reader brings (``predictions.zarr``, the
-FLAME model under ``~/.cache/FLAME`` and ``~/models/FLAME``), with a dask ``LocalCluster`` of two worker
+The server holds the tiny video benchmarks and the tiny SVFR one (participants 17 and 215). The README runs
+first, in an empty folder holding only what a reader brings (``predictions.zarr``, ``renders/``, SVFR meshes
+under ``PRED/``, the FLAME model under ``~/.cache/FLAME`` and ``~/models/FLAME``), with a dask ``LocalCluster`` of two worker
 processes standing for the docs' cluster at ``tcp://HOST:8786`` (``$SCHEDULER``); each docs page then runs in a copy of the
 folder the README left. Bash blocks run with ``bash -e`` (``nersemble-zarr`` on the PATH), Python blocks as
 scripts (``__main__``); one test per snippet, in page order. The fetch commands read the server's URL from ``NERSEMBLE_BENCHMARK_URL``.
