@@ -8,8 +8,9 @@ A block is marked on the line before its fence with an HTML comment, which the r
   synthetic benchmark (its frame size, its one participant per benchmark);
 * ``<!-- skip: REASON -->``: not run (needs the real data, a GPU, a cluster, or is a syntax summary).
 
-The README runs first, in an empty folder holding only what a reader brings (``predictions.zarr``, the
-FLAME model under ``~/.cache/FLAME`` and ``~/models/FLAME``), with a dask ``LocalCluster`` of two worker
+The server holds the tiny video benchmarks and the tiny SVFR one (participants 17 and 215). The README runs
+first, in an empty folder holding only what a reader brings (``predictions.zarr``, ``renders/``, SVFR meshes
+under ``PRED/``, the FLAME model under ``~/.cache/FLAME`` and ``~/models/FLAME``), with a dask ``LocalCluster`` of two worker
 processes standing for the docs' cluster at ``tcp://HOST:8786`` (``$SCHEDULER``); each docs page then runs in a copy of the
 folder the README left. Bash blocks run with ``bash -e`` (``nersemble-zarr`` on the PATH), Python blocks as
 scripts (``__main__``); one test per snippet, in page order. The fetch commands read the server's URL from ``NERSEMBLE_BENCHMARK_URL``.
@@ -93,19 +94,23 @@ def test_every_snippet_is_marked_runnable_or_says_why_not():
 
 # ---------------------------------------------------------------- running
 @pytest.fixture(scope="session")
-def docs_world(tmp_path_factory, synthetic_root, synthetic_config, standin_dir):
-    """The environment of a reader: the synthetic benchmark behind a URL, a home with the FLAME model, and a
-    working folder holding their predictions."""
+def docs_world(tmp_path_factory, synthetic_root, svfr_root, synthetic_config, svfr_config, standin_dir):
+    """The environment of a reader: the synthetic benchmark (the tiny video benchmarks and the tiny SVFR one)
+    behind a URL, a home with the FLAME model, and a working folder holding their predictions."""
     base = tmp_path_factory.mktemp("docs")
+    served = base / "server"
+    for root in (synthetic_root, svfr_root):
+        shutil.copytree(root, served, dirs_exist_ok=True)
     home = base / "home"
     for folder in (home / ".cache" / "FLAME", home / "models" / "FLAME"):
         shutil.copytree(standin_dir, folder)
     reader = base / "reader"
     reader.mkdir()
     write_predictions(reader, synthetic_config)
+    write_svfr_meshes(reader / "PRED", base / "svfr_meshes.zip", svfr_config, standin_dir)
     from distributed import LocalCluster
 
-    with serve(synthetic_root) as server, LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) \
+    with serve(served) as server, LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) \
             as cluster:
         env = {
             **os.environ,
@@ -147,6 +152,24 @@ def write_predictions(folder: Path, config) -> None:
                         target.mkdir(parents=True, exist_ok=True)
                         write_png(target / f"{index:05d}.png", frame)
     consolidate(store)
+
+
+def write_svfr_meshes(folder: Path, scratch_zip: Path, config, flame_dir: Path) -> None:
+    """SVFR predictions as the docs call them: ``PRED/{participant:03d}/{sequence}_{timestep:03d}_{serial}/
+    mesh_{posed,neutral}.ply``, the stand-in FLAME posed as in each synthetic image (the demo's meshes)."""
+    import zipfile
+
+    from nersemble_zarr.submission import SvfrFlamePredictions, export_svfr_submission
+    from nersemble_zarr.synthetic import svfr_flame_parameters
+
+    names = ("shape", "expression", "jaw", "neck", "eyes", "rotation", "translation", "scale")
+    predictions = SvfrFlamePredictions({(participant, *key): {name: svfr_flame_parameters(config, participant, key)[name]
+                                                              for name in names}
+                                        for participant in config.svfr_participants
+                                        for key in config.svfr_keys_of(participant)})
+    export_svfr_submission(predictions, scratch_zip, partial=True, flame_dir=flame_dir)
+    with zipfile.ZipFile(scratch_zip) as archive:
+        archive.extractall(folder)
 
 
 def run_snippet(snippet: Snippet, folder: Path, env: dict[str, str]) -> None:
