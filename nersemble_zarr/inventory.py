@@ -173,6 +173,6 @@ def _missing_lines(missing: list[str]) -> list[str]:
             whole.setdefault(benchmark, []).append(str(participant))
         else:
             lines.append(f"{benchmark}/{participant}: {counted(len(sequences), 'sequence')} ({listed(sequences, 4)})")
-    svfr_line = [f"{catalogue.SVFR}: participant(s) {', '.join(svfr)}"] if svfr else []
+    svfr_line = [f"{catalogue.SVFR}: participant(s) {', '.join(f'{catalogue.SVFR}/{p}' for p in svfr)}"] if svfr else []
     return [f"{b}: every sequence of participant(s) {', '.join(ps)}" for b, ps in whole.items()] + lines + svfr_line
 

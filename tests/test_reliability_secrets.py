@@ -97,9 +97,16 @@ def unpickling_sites(path: Path, base: Path = PACKAGE.parent) -> list[str]:
 
 def test_only_the_flame_files_are_ever_unpickled():
     """The FLAME loader (model file and landmark embeddings of the FLAME folder) is the only unpickling code,
-    and no other module reaches its loaders."""
+    and no other module reaches its loaders; besides it only LPIPS reads torchvision's AlexNet weights, through
+    torch's weights-only unpickler (tensors and plain containers, no callables)."""
     modules = [path for folder in (PACKAGE, CLI) for path in sorted(folder.rglob("*.py"))]
+    lpips = PACKAGE / "evaluation" / "lpips.py"
+    torch_loads = [node for node in ast.walk(ast.parse(lpips.read_text(encoding="utf-8")))
+                   if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load"]
+    assert torch_loads and all(any(k.arg == "weights_only" and ast.unparse(k.value) == "True" for k in call.keywords)
+                               for call in torch_loads)
     assert [site for path in modules for site in unpickling_sites(path)] == [
+        "nersemble_zarr/evaluation/lpips.py:_load",
         "nersemble_zarr/flame/model.py:ChumpyFreeUnpickler",
         "nersemble_zarr/flame/model.py:_load_npy_dict",
         "nersemble_zarr/flame/model.py:load_pickle",
