@@ -92,7 +92,26 @@ def _discard(executor: ThreadPoolExecutor, sources: list, archive: zipfile.ZipFi
     shutil.rmtree(folder, ignore_errors=True)
 
 
-class VideoSubmissionDataWriter:
+class ClosedOnSuccess:
+    """A writer used with ``with``: ``close()`` (the zip moves into place) after a clean block, the
+    ``_finalizer`` (the temporary zip is discarded, the old one kept) after an error."""
+
+    _finalizer: weakref.finalize
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._finalizer()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class VideoSubmissionDataWriter(ClosedOnSuccess):
     """Packs predicted videos into a submission zip; see the module docstring for what differs."""
 
     _benchmark = "nvs"
@@ -117,15 +136,6 @@ class VideoSubmissionDataWriter:
         self._entries: set[str] = set()
         self._finalizer = weakref.finalize(
             self, _discard, self._executor, self._sources, self._zipf, self._partial, self._folder)
-
-    def __enter__(self) -> "VideoSubmissionDataWriter":
-        return self
-
-    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._finalizer()
 
     def add_video(self, participant_id: int, sequence_name: str, serial: str, frames: Iterable[np.ndarray]) -> None:
         """Encode ``frames`` (uint8 (H, W, 3) RGB, any iterable) as ``{p:03d}/{sequence}/cam_{serial}.mp4``."""

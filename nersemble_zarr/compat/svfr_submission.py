@@ -21,6 +21,7 @@ from .. import catalogue
 from ..atomic import temporary_path
 from ..errors import SubmissionError
 from ..outputs import check_output_file
+from .submission import ClosedOnSuccess
 from ..submission.meshfile import MeshFileError, read_ply, server_mesh_size
 from ..submission.svfr_predictions import (
     MAX_LANDMARKS_BYTES, MAX_MESH_FILE_BYTES, all_svfr_keys, check_mesh, parse_key, read_landmarks,
@@ -36,7 +37,7 @@ def _discard(archive: zipfile.ZipFile, partial: Path) -> None:
     partial.unlink(missing_ok=True)
 
 
-class SVFRSubmissionDataWriter:
+class SVFRSubmissionDataWriter(ClosedOnSuccess):
     """Packs posed and/or neutral meshes into an SVFR submission zip; see the module docstring for what differs."""
 
     def __init__(self, zip_path: str | os.PathLike) -> None:
@@ -50,15 +51,6 @@ class SVFRSubmissionDataWriter:
         self._zipf = zipfile.ZipFile(self._partial, "x", compression=zipfile.ZIP_STORED, allowZip64=True)
         self._entries: set[str] = set()
         self._finalizer = weakref.finalize(self, _discard, self._zipf, self._partial)
-
-    def __enter__(self) -> "SVFRSubmissionDataWriter":
-        return self
-
-    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._finalizer()
 
     def add_posed_mesh(self, participant_id: int, sequence_name: str, timestep: int, serial: str, mesh: Any,
                        now_landmarks: Optional[np.ndarray] = None) -> None:
