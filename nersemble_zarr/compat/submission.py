@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import queue
-import secrets
 import shutil
 import tempfile
 import threading
@@ -25,6 +24,7 @@ import numpy as np
 
 from .. import catalogue
 from ..errors import SubmissionError, shown
+from ..atomic import temporary_path
 from ..outputs import check_output_file
 from ..submission.encode import Cancelled, EncodeSettings, encode_video
 from ..submission.expected import expected_submission
@@ -92,6 +92,17 @@ def _discard(executor: ThreadPoolExecutor, sources: list, archive: zipfile.ZipFi
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def zip_output(zip_path: str | os.PathLike) -> Path:
+    """The absolute path a writer's zip will have, refusing a folder or an existing non-regular file; its folder
+    is created."""
+    output = Path(zip_path).absolute()
+    if output.is_dir():
+        raise SubmissionError(f"The submission path {output} is a folder; give the path of the zip file to write.")
+    check_output_file(output, "submission zip")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return output
+
+
 class ClosedOnSuccess:
     """A writer used with ``with``: ``close()`` (the zip moves into place) after a clean block, the
     ``_finalizer`` (the temporary zip is discarded, the old one kept) after an error."""
@@ -120,14 +131,9 @@ class VideoSubmissionDataWriter(ClosedOnSuccess):
         spec = catalogue.SPECS[self._benchmark]
         self._fps, self._width, self._height = spec.fps, spec.width, spec.height
         self._settings = EncodeSettings(spec.width, spec.height, spec.fps)
-        output = Path(zip_path).absolute()
-        if output.is_dir():
-            raise SubmissionError(f"The submission path {output} is a folder; give the path of the zip file to write.")
-        check_output_file(output, "submission zip")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        self._zip_path = output
+        output = self._zip_path = zip_output(zip_path)
         self._folder = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".videos"))
-        self._partial = output.with_name(f".{output.name}.{secrets.token_hex(4)}.part")
+        self._partial = temporary_path(output)
         self._zipf = zipfile.ZipFile(self._partial, "x", compression=zipfile.ZIP_STORED, allowZip64=True)
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=VIDEOS_IN_FLIGHT, thread_name_prefix="submission-encoder")

@@ -21,7 +21,7 @@ from .. import catalogue
 from ..atomic import temporary_path
 from ..errors import SubmissionError
 from ..outputs import check_output_file
-from .submission import ClosedOnSuccess
+from .submission import ClosedOnSuccess, zip_output
 from ..submission.meshfile import MeshFileError, read_ply, server_mesh_size
 from ..submission.svfr_predictions import (
     MAX_LANDMARKS_BYTES, MAX_MESH_FILE_BYTES, all_svfr_keys, check_mesh, parse_key, read_landmarks,
@@ -41,13 +41,8 @@ class SVFRSubmissionDataWriter(ClosedOnSuccess):
     """Packs posed and/or neutral meshes into an SVFR submission zip; see the module docstring for what differs."""
 
     def __init__(self, zip_path: str | os.PathLike) -> None:
-        output = Path(zip_path).absolute()
-        if output.is_dir():
-            raise SubmissionError(f"The submission path {output} is a folder; give the path of the zip file to write.")
-        check_output_file(output, "submission zip")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        self._zip_path = output
-        self._partial = temporary_path(output)
+        self._zip_path = zip_output(zip_path)
+        self._partial = temporary_path(self._zip_path)
         self._zipf = zipfile.ZipFile(self._partial, "x", compression=zipfile.ZIP_STORED, allowZip64=True)
         self._entries: set[str] = set()
         self._finalizer = weakref.finalize(self, _discard, self._zipf, self._partial)
