@@ -93,13 +93,3 @@ def svfr_store(svfr_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     store = tmp_path_factory.mktemp("svfr_store") / "svfr.zarr"
     convert(svfr_root, store, workers=2)
     return store
-
-
-@pytest.fixture(scope="session")
-def svfr_flame_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with the stand-in FLAME model (NOT FLAME), for SVFR meshes from FLAME parameters."""
-    from nersemble_zarr.flame import write_standin_flame
-
-    folder = tmp_path_factory.mktemp("svfr_flame")
-    write_standin_flame(folder)
-    return folder

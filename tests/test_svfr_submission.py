@@ -102,15 +102,15 @@ def test_a_folder_of_both_tasks_exports_and_every_reader_accepts_it(tmp_path) ->
     assert sorted(p.name for p in output.parent.iterdir()) == ["svfr.zip"]
 
 
-def test_flame_parameters_make_posed_meshes_of_the_batched_flame(svfr_flame_dir, tmp_path) -> None:
+def test_flame_parameters_make_posed_meshes_of_the_batched_flame(standin_dir, tmp_path) -> None:
     config = SyntheticConfig()
     predictions = SvfrFlamePredictions({key_tuple(key): flame_parameters(config, key) for key in KEYS})
     output = tmp_path / "posed.zip"
-    report = export_svfr_submission(predictions, output, tasks=("posed",), flame_dir=svfr_flame_dir, device="cpu")
+    report = export_svfr_submission(predictions, output, tasks=("posed",), flame_dir=standin_dir, device="cpu")
     assert report.ok and len(report.valid_videos) == 391
     assert official_issues(output) == {}
     params = predictions[key_tuple(FIRST)]
-    model = FlameModel.load(svfr_flame_dir, device="cpu")
+    model = FlameModel.load(standin_dir, device="cpu")
     expected = model.evaluate(FlameParameters(
         shape=params["shape"], scale=float(params["scale"]),
         **{name: params[name][None] for name in ("expression", "rotation", "translation", "jaw", "neck", "eyes")},
@@ -122,13 +122,13 @@ def test_flame_parameters_make_posed_meshes_of_the_batched_flame(svfr_flame_dir,
     assert np.array_equal(read["faces"], model.faces)
 
 
-def test_neutral_meshes_come_from_the_shape_alone(svfr_flame_dir, tmp_path) -> None:
+def test_neutral_meshes_come_from_the_shape_alone(standin_dir, tmp_path) -> None:
     config = SyntheticConfig()
     base = flame_parameters(config, FIRST)
     other = dict(flame_parameters(config, KEYS[0]), shape=base["shape"], scale=np.float32(1.3))
     predictions = SvfrFlamePredictions({key_tuple(FIRST): base, key_tuple(KEYS[0]): other})
     output = tmp_path / "both.zip"
-    report = export_svfr_submission(predictions, output, partial=True, flame_dir=svfr_flame_dir, device="cpu")
+    report = export_svfr_submission(predictions, output, partial=True, flame_dir=standin_dir, device="cpu")
     assert report.ok and len(report.valid_videos) == 4
     with zipfile.ZipFile(output) as archive:
         def vertices(key, task):
@@ -136,7 +136,7 @@ def test_neutral_meshes_come_from_the_shape_alone(svfr_flame_dir, tmp_path) -> N
 
         assert np.array_equal(vertices(FIRST, "neutral"), vertices(KEYS[0], "neutral"))  # same shape, pose ignored
         assert not np.allclose(vertices(FIRST, "neutral"), vertices(FIRST, "posed"), atol=1e-3)
-    neutral = FlameModel.load(svfr_flame_dir, device="cpu").evaluate(FlameParameters(
+    neutral = FlameModel.load(standin_dir, device="cpu").evaluate(FlameParameters(
         shape=base["shape"], scale=1.0, expression=np.zeros((1, 100)), rotation=np.zeros((1, 3)),
         translation=np.zeros((1, 3)), jaw=np.zeros((1, 3)), neck=np.zeros((1, 3)), eyes=np.zeros((1, 6)),
     )).vertices[0]
@@ -148,21 +148,21 @@ def vertices_of(path: Path, key, task: str) -> np.ndarray:
         return load_ply(io.BytesIO(archive.read(catalogue.svfr_mesh_entry(*key, task))))["vertices"]
 
 
-def test_a_mapping_of_flame_vertices_and_of_other_meshes_for_a_quick_check(svfr_flame_dir, tmp_path) -> None:
-    template = load_flame_assets(svfr_flame_dir).v_template.astype(np.float32)
+def test_a_mapping_of_flame_vertices_and_of_other_meshes_for_a_quick_check(standin_dir, tmp_path) -> None:
+    template = load_flame_assets(standin_dir).v_template.astype(np.float32)
     predictions = {
         "posed": {key_tuple(KEYS[0]): template, key_tuple(KEYS[1]): tetra(1)},
         "neutral": {key_tuple(KEYS[0]): tetra(2)[:2] + (tetra(2)[2],)},
     }
     output = tmp_path / "quick.zip"
-    report = export_svfr_submission(predictions, output, partial=True, flame_dir=svfr_flame_dir)
+    report = export_svfr_submission(predictions, output, partial=True, flame_dir=standin_dir)
     assert report.ok and len(report.valid_videos) == 3
     assert np.array_equal(vertices_of(output, KEYS[0], "posed"), template)
     issues = official_issues(output)
     assert set(issues) == {"missing_posed_meshes", "missing_neutral_meshes"}  # a quick check is incomplete
     assert (len(issues["missing_posed_meshes"]), len(issues["missing_neutral_meshes"])) == (389, 390)
     with pytest.raises(SubmissionError, match=r"389 of 391 posed meshes are missing .*--partial"):
-        export_svfr_submission(predictions, tmp_path / "full.zip", flame_dir=svfr_flame_dir)
+        export_svfr_submission(predictions, tmp_path / "full.zip", flame_dir=standin_dir)
     assert not (tmp_path / "full.zip").exists()
 
 
