@@ -87,6 +87,16 @@ def _on_white(image, alpha):
     return image / 255.0 * a + (1 - a)
 
 
+def _timed_loop(args, scores) -> dict:
+    """Seconds and frames of a plain per-frame loop calling ``scores`` on the full and the masked frames."""
+    start, frames = time.perf_counter(), 0
+    for prediction, truth, alpha in _pairs(args):
+        scores(prediction / 255.0, truth / 255.0)
+        scores(_on_white(prediction, alpha), _on_white(truth, alpha))
+        frames += 1
+    return {"seconds": time.perf_counter() - start, "frames": frames}
+
+
 def phase_loop_skimage(args) -> dict:
     import numpy as np
     from skimage.metrics import structural_similarity
@@ -97,12 +107,7 @@ def phase_loop_skimage(args) -> dict:
                                      data_range=1, channel_axis=-1)
         return psnr, ssim
 
-    start, frames = time.perf_counter(), 0
-    for prediction, truth, alpha in _pairs(args):
-        scores(prediction / 255.0, truth / 255.0)
-        scores(_on_white(prediction, alpha), _on_white(truth, alpha))
-        frames += 1
-    return {"seconds": time.perf_counter() - start, "frames": frames}
+    return _timed_loop(args, scores)
 
 
 def phase_loop_torchmetrics(args) -> dict:
@@ -118,12 +123,7 @@ def phase_loop_torchmetrics(args) -> dict:
         return (peak_signal_noise_ratio(a, b, data_range=1.0), structural_similarity_index_measure(a, b, data_range=1.0),
                 network(a, b))
 
-    start, frames = time.perf_counter(), 0
-    for prediction, truth, alpha in _pairs(args):
-        scores(prediction / 255.0, truth / 255.0)
-        scores(_on_white(prediction, alpha), _on_white(truth, alpha))
-        frames += 1
-    return {"seconds": time.perf_counter() - start, "frames": frames}
+    return _timed_loop(args, scores)
 
 
 def _evaluate(args, lpips: bool) -> dict:
