@@ -10,7 +10,11 @@ import xarray as xr
 
 from . import catalogue, schema, storage
 from .errors import StoreError, shown
+from .chunk_reader import stored_frames
 from .storage import StoreLike, consolidate, prepare_store, read_root_attrs, sequence_keys
+
+# Where a Dataset from `sequence` lives, kept in its encoding for `frame`.
+STORE_ENCODING, GROUP_ENCODING = "nersemble_zarr_store", "nersemble_zarr_group"
 
 __all__ = [
     "StoreLike", "consolidate", "frame", "hold_out_cameras", "open", "prepare_store", "read_root_attrs",
@@ -43,7 +47,11 @@ def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name:
     except KeyError as error:
         raise StoreError(f"The store has no sequence {path}; convert it first.") from error
     # Cameras and FLAME parameters are small: load them once so selections never touch the store again.
-    return dataset.assign_coords({name: dataset[name].load() for name in dataset.coords})
+    dataset = dataset.assign_coords({name: dataset[name].load() for name in dataset.coords})
+    source = tree.encoding.get("source")
+    if source is not None:  # where `frame` reads from directly
+        dataset.encoding.update({STORE_ENCODING: str(source), GROUP_ENCODING: path})
+    return dataset
 
 
 def train_cameras(dataset: xr.Dataset) -> xr.Dataset:
@@ -57,11 +65,17 @@ def hold_out_cameras(dataset: xr.Dataset) -> xr.Dataset:
 
 
 def frame(dataset: xr.Dataset, serial: str, timestep: int) -> np.ndarray:
-    """One RGB frame as an (H, W, 3) uint8 array; ``timestep`` is the original frame index."""
-    try:
+    """One RGB frame as an (H, W, 3) uint8 array; ``timestep`` is the original frame index.
+
+    On a Dataset from :func:`sequence` the frame's chunk is read straight from the store into the array
+    (``nersemble_zarr.chunk_reader``), several times faster than xarray's indexing, with or without dask.
+    """
+    if serial not in dataset.indexes[schema.SERIAL] or timestep not in dataset.indexes[schema.TIMESTEP]:
+        raise StoreError(f"No frame for camera {shown(serial)} at timestep {timestep} in this sequence.")
+    source, group = dataset.encoding.get(STORE_ENCODING), dataset.encoding.get(GROUP_ENCODING)
+    if source is None or group is None:
         return dataset[schema.IMAGES].sel({schema.SERIAL: serial, schema.TIMESTEP: timestep}).values
-    except KeyError as error:
-        raise StoreError(f"No frame for camera {shown(serial)} at timestep {timestep} in this sequence.") from error
+    return stored_frames(source, group, schema.IMAGES).read(serial, timestep)
 
 
 def svfr_images(tree: xr.DataTree, participant: int) -> xr.Dataset:

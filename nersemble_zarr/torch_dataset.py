@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
-import zarr
 from torch.utils.data import DataLoader, Dataset
 
 from . import catalogue, schema, storage
 from . import store as store_module
+from .chunk_reader import frame_reader
 from .errors import ConfigError, StoreError, shown
 
 SPLITS = ("train", "test", "validation")
@@ -100,7 +100,7 @@ class FrameDataset(Dataset):
                 f"{self.store} has no stored frames of {benchmark} for split {shown(split)}"
                 + (f" and cameras {', '.join(serials)}" if serials else "") + "; convert them first."
             )
-        self._arrays: dict[tuple[int, str], zarr.Array] = {}
+        self._readers: dict[tuple[int, str], Callable[[tuple[int, ...]], np.ndarray]] = {}
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -134,24 +134,24 @@ class FrameDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_arrays"] = {}  # never pickle open zarr arrays; each process opens its own
+        state["_readers"] = {}  # never pickle open zarr arrays; each process opens its own
         return state
 
     def _frame(self, sequence_index: int, variable: str, serial_index: int, timestep_index: int) -> torch.Tensor:
-        frame = self._array(sequence_index, variable)[serial_index, timestep_index]
+        frame = self._reader(sequence_index, variable)((serial_index, timestep_index))
         if self.dtype == torch.float32:  # in numpy: torch's thread pool costs more than the division on one frame
             frame = np.divide(frame, np.float32(255), dtype=np.float32)
         return torch.from_numpy(np.ascontiguousarray(frame))
 
-    def _array(self, sequence_index: int, variable: str) -> zarr.Array:
-        """The zarr array of a frame variable, opened once per process (forked workers reopen it)."""
+    def _reader(self, sequence_index: int, variable: str) -> Callable[[tuple[int, ...]], np.ndarray]:
+        """The frame reader of a frame variable, opened once per process (forked workers reopen it)."""
         if self._pid != os.getpid():
-            self._arrays, self._pid = {}, os.getpid()
+            self._readers, self._pid = {}, os.getpid()
         key = (sequence_index, variable)
-        if key not in self._arrays:
+        if key not in self._readers:
             path = f"{self.sequences[sequence_index].group}/{variable}"
-            self._arrays[key] = storage.open_array(self.store, path)
-        return self._arrays[key]
+            self._readers[key] = frame_reader(storage.open_array(self.store, path))
+        return self._readers[key]
 
 
 def make_dataloader(

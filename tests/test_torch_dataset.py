@@ -62,7 +62,7 @@ def test_dataloader_with_two_worker_processes_gives_every_train_frame_once_per_e
         orders.append(order)
     assert orders[0] != orders[1], "shuffling draws a new order every epoch"
     assert orders[0] != sorted(orders[0]), "frames come in random order"
-    assert dataset._arrays == {}, "frames were read in the worker processes, not in the main one"
+    assert dataset._readers == {}, "frames were read in the worker processes, not in the main one"
 
 
 def test_the_same_seed_gives_the_same_order(converted):
@@ -126,9 +126,9 @@ def test_a_resolution_level_gives_its_frames_and_rescaled_intrinsics(converted, 
 def test_pickled_dataset_holds_no_open_store_and_reads_after_unpickling(converted):
     dataset = FrameDataset(converted, "nvs")
     first = dataset[0]
-    assert dataset._arrays, "reading an item opens the arrays in this process"
+    assert dataset._readers, "reading an item opens the arrays in this process"
     copy = pickle.loads(pickle.dumps(dataset))
-    assert copy._arrays == {}
+    assert copy._readers == {}
     assert torch.equal(copy[0]["image"], first["image"])
 
 
