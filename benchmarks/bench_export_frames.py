@@ -1,6 +1,6 @@
 """export-frames throughput vs writing the same PNGs straight from a PyAV decode loop of the source mp4s.
 
-    python -m benchmarks.bench_export_frames --cameras 2 --frames 64 --workers 2 [--format nerf|vhap|nerfstudio]
+    python -m benchmarks.bench_export_frames --cameras 2 --frames 64 --workers 2 [--format vhap|nerfstudio]
 
 Full-resolution synthetic NVS videos (1100x1604) are generated and converted once; then, each phase in its
 own process (peak memory = that process's peak resident set size), with the same number of workers:
@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--level", type=int, default=1)
-    parser.add_argument("--format", default="nerf", help="export-frames --format (the NVS sequence has no FLAME)")
+    parser.add_argument("--format", default="vhap", help="export-frames --format (the NVS sequence has no FLAME)")
     parser.add_argument("--phase", choices=sorted(PHASES))
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()

@@ -12,11 +12,10 @@ from .options import handle_errors, scheduler_option, workers_option
 @click.command("export-frames")
 @click.argument("store")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--format", "format_", type=click.Choice(["nerf", "vhap", "nerfstudio"]), default="nerf",
+@click.option("--format", "format_", type=click.Choice(["vhap", "nerfstudio", "nerf"]), default="vhap",
               show_default=True,
               help="Output layout: vhap = VHAP's NeRF dataset (what GaussianAvatars trains on, FLAME converted into "
-                   "its convention); nerfstudio = nerfstudio's transforms.json; nerf = images/, fg_masks/, "
-                   "flame_param/, transforms*.json with the store's FLAME parameters.")
+                   "its convention); nerfstudio = nerfstudio's transforms.json; nerf = deprecated alias of vhap.")
 @click.option("--participant", "-p", type=int, default=None,
               help="Participant id (needed when the store holds several sequences).")
 @click.option("--sequence", "-s", default=None, help="Sequence name (needed when the participant has several).")
@@ -28,9 +27,11 @@ from .options import handle_errors, scheduler_option, workers_option
 @click.option("--background", type=click.Choice(["black", "white", "none"]), default="black", show_default=True,
               help="Composite images on black or white, or write RGBA PNGs (none).")
 @click.option("--split", "split_source", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Validation split (JSON file or store, see `nersemble-zarr split`): its frames go to transforms_val.json.")
+              help="Validation split (JSON file or store, see `nersemble-zarr split`): its frames go to "
+                   "transforms_val.json and transforms_test.json (vhap) or val/test_filenames (nerfstudio).")
 @click.option("--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with flame2023.pkl (default ~/.cache/FLAME); --format vhap needs FLAME's root joint.")
+              help="Folder with flame2023.pkl (default ~/.cache/FLAME); --format vhap needs FLAME's root joint "
+                   "for a sequence with tracking.")
 @click.option("--centre-principal-point", is_flag=True,
               help="Crop/pad each camera's frames by whole pixels so its principal point is within half a pixel of "
                    "the image centre (GaussianAvatars assumes it there); cx, cy are adjusted.")
@@ -47,11 +48,14 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
     Resumable: files already in OUT are kept. transform_matrix is OpenGL/NeRF camera-to-world; see
     docs/conventions.md.
     """
-    from nersemble_zarr.export_frames import export_frames as run_export
+    from nersemble_zarr.export_frames import export_frames as run_export, resolve_format
     from nersemble_zarr.parallel import connect
 
     from .progress import progress_bar
 
+    format_, note = resolve_format(format_)
+    if note is not None:
+        click.echo(f"Warning: {note}", err=True)
     serial_list = tuple(part.strip() for part in serials.split(",") if part.strip()) if serials else None
     with connect(scheduler) as client, progress_bar("export-frames", "chunk") as progress:
         summary = run_export(

@@ -330,10 +330,10 @@ def test_a_split_is_the_same_in_frame_dataset_export_frames_and_evaluate(convert
 
     out = tmp_path / "export"
     export_frames(converted, out, participant=388, validation=split_file, workers=2)
-    listed = {name: {(f["file_path"][-13:-4], int(f["file_path"].split("/")[-1][:5]))
+    listed = {name: {(f["camera_id"], f["timestep_index_original"])
                      for f in json.loads((out / f"transforms_{name}.json").read_text())["frames"]}
-              for name in ("train", "val")}
-    assert listed["val"] == held_out and listed["train"] == train_keys
+              for name in ("train", "val", "test")}
+    assert listed["val"] == listed["test"] == held_out and listed["train"] == train_keys
 
     scores = evaluate(nvs_predictions, converted, "nvs", validation=split_file, **NO_EXTRAS)
     assert {(v.serial, f.timestep) for v in scores.videos for f in v.frames} == {

@@ -178,11 +178,14 @@ def vhap_nerf_dataset(root: Path, division: str | None = None) -> list[dict]:
     return items
 
 
-def nerfstudio_frames(root: Path) -> list[dict]:
-    """nerfstudio's nerfstudio-data parser: per-frame (or shared) intrinsics, OPENCV model, files that exist."""
+def nerfstudio_frames(root: Path, split: str | None = None) -> list[dict]:
+    """nerfstudio's nerfstudio-data parser: per-frame (or shared) intrinsics, OPENCV model, files that exist,
+    frames sorted by file name; with ``split`` ('train', 'val' or 'test') the frames its ``{split}_filenames``
+    list names, as the parser does when the document has such lists (else its eval_mode decides: all frames
+    here when ``split`` is None)."""
     meta = json.loads((root / "transforms.json").read_text())
     frames = []
-    for frame in meta["frames"]:
+    for frame in sorted(meta["frames"], key=lambda f: str(root / f["file_path"])):
         def value(key):
             return frame[key] if key in frame else meta[key]
 
@@ -191,7 +194,14 @@ def nerfstudio_frames(root: Path) -> list[dict]:
         assert (root / frame["file_path"]).is_file() and (root / frame["mask_path"]).is_file()
         frames.append({key: value(key) for key in ("fl_x", "fl_y", "cx", "cy", "w", "h")}
                       | {"c2w": np.array(frame["transform_matrix"]), "file_path": frame["file_path"]})
-    return frames
+    if split is None:
+        return frames
+    has_lists = any(f"{name}_filenames" in meta for name in ("train", "val", "test"))
+    assert has_lists, "no filename lists: nerfstudio's eval_mode would split the frames"
+    assert f"{split}_filenames" in meta, f"The dataset's list of filenames for split {split} is missing."
+    wanted = {root / name for name in meta[f"{split}_filenames"]}
+    assert not wanted - {root / frame["file_path"] for frame in frames}, "some filenames of the split were not found"
+    return [frame for frame in frames if root / frame["file_path"] in wanted]
 
 
 def nerfstudio_pixels(frame: dict, points: np.ndarray) -> np.ndarray:
@@ -317,6 +327,31 @@ def test_gaussianavatars_meshes_land_on_the_stores_pixels(exports, reference_fla
     assert assert_same_pixels(root, views, params, reference_flame, store_meshes) == 6
 
 
+def test_a_validation_split_export_loads_in_gaussianavatars_and_vhap(converted, standin_dir, reference_flame,
+                                                                      store_meshes, tmp_path):
+    """The split's trailing frames: out of train, in val and test (where GaussianAvatars finds their FLAME)."""
+    from nersemble_zarr.evaluation import ValidationSplit
+
+    root = tmp_path / "393_EXP-1-head"
+    split = ValidationSplit("mono_flame_avatar", trailing_frames=2)
+    export_frames(converted, root, participant=MONO[0], sequence=MONO[1], validation=split, flame_dir=standin_dir,
+                  workers=2)
+    assert ga_scene_type(root) == "DynamicNerf"
+    scene = ga_dynamic_nerf(root)
+    assert [camera["timestep"] for camera in scene["train"]] == [0, 1, 2, 3]
+    assert [camera["timestep"] for camera in scene["val"]] == [camera["timestep"] for camera in scene["test"]] == [4, 5]
+    assert sorted(scene["train_meshes"]) == [0, 1, 2, 3] and sorted(scene["test_meshes"]) == [4, 5]
+    assert all(camera["image_path"].is_file() for name in ("train", "val", "test") for camera in scene[name])
+    params = ga_load_meshes(scene["train_meshes"], scene["test_meshes"], 5023)
+    views = scene["train"] + scene["val"] + scene["test"]
+    assert assert_same_pixels(root, views, params, reference_flame, store_meshes) == 8
+    # VHAP's NeRFDataset reads the whole dataset and the train division (dense timesteps 0..N-1 each)
+    assert len(vhap_nerf_dataset(root)) == 6 and len(vhap_nerf_dataset(root, "train")) == 4
+    database = json.loads((root / "transforms.json").read_text())
+    assert [f["timestep_index_original"] for f in database["frames"]] == sorted(store_meshes["vertices"])
+    assert all(list(frame) == VHAP_FRAME_KEYS for frame in database["frames"])
+
+
 def test_the_conversion_is_exact_for_many_cameras_and_poses(converted, standin_dir, reference_flame, cpu_model,
                                                             store_meshes):
     """Strong rotations and a non-unit scale, seen by the 13 NVS cameras: still the same pixels."""
@@ -399,6 +434,32 @@ def test_nerfstudio_export_projects_like_the_store(converted, tmp_path):
         np.testing.assert_allclose(nerfstudio_pixels(frame, points), expected, rtol=0, atol=1e-6)
         seen.add(serial)
     assert len(seen) == len(nvs.attrs[schema.VIDEO_SERIALS_ATTR]) > 1
+
+
+def test_nerfstudio_follows_a_validation_split(converted, tmp_path):
+    out = tmp_path / "ns"
+    run_cli("split", tmp_path / "split.json", "-b", "nvs", "--cameras", "222200044", "--trailing-frames", "2",
+            exit_code=0)
+    run_cli("export-frames", converted, out, "--format", "nerfstudio", "-p", 388, "--split", tmp_path / "split.json",
+            exit_code=0)
+    nvs = storage.open_dataset(converted, schema.level_group(1, "nvs", 388, "GLASSES"))
+    serials = [str(s) for s in nvs[schema.SERIAL].values]
+    world_2_cam, intrinsics = nvs[schema.WORLD_2_CAM].values, nvs[schema.INTRINSICS].values
+    points = nvs_head_offset(world_2_cam) + np.random.default_rng(2).normal(scale=0.05, size=(50, 3))
+
+    def keys(frames):
+        stems = [Path(frame["file_path"]).stem.split("_", 1) for frame in frames]
+        return {(serial, int(timestep)) for timestep, serial in stems}
+
+    splits = {name: nerfstudio_frames(out, name) for name in ("train", "val", "test")}
+    held_out = {(s, t) for s in nvs.attrs[schema.VIDEO_SERIALS_ATTR] for t in (0, 3, 6, 9, 12, 15)
+                if s == "222200044" or t in (12, 15)}
+    assert keys(splits["val"]) == keys(splits["test"]) == held_out
+    assert keys(splits["train"]) == keys(nerfstudio_frames(out)) - held_out and keys(splits["train"])
+    for frame in splits["train"] + splits["val"]:
+        index = serials.index(Path(frame["file_path"]).stem.split("_", 1)[1])
+        expected, _ = project_opencv(points, world_2_cam[index], intrinsics[index])
+        np.testing.assert_allclose(nerfstudio_pixels(frame, points), expected, rtol=0, atol=1e-6)
 
 
 def test_vhap_export_without_the_flame_model_is_one_clear_error(converted, tmp_path):

@@ -1,17 +1,18 @@
-"""Export a sequence of the store as the image folders and transforms*.json NeRF-style avatar codebases read.
+"""Export a sequence of the store as the image folders and transforms*.json that avatar codebases read.
 
-Layout of OUT: ``images/{timestep:05d}_{serial}.png`` (RGB on a black or white background, or RGBA),
-``fg_masks/{timestep:05d}_{serial}.png`` (alpha), ``flame_param/{timestep:05d}.npz`` (FLAME tracking, when the
-sequence has it), ``transforms.json`` (every frame with an image) and ``transforms_{train,val,test}.json``
-(hold-out cameras, which have no video, only in the test file). ``timestep`` is
-always the original frame index. Frames are written in parallel (one task per camera and shard of frames),
-each file atomically; a rerun skips files already there, and the transforms files are written last.
+Two layouts: ``vhap`` (the default), VHAP's NeRF-dataset layout that GaussianAvatars trains on, with FLAME
+converted into its convention (:mod:`.vhap`), and ``nerfstudio``, nerfstudio's ``transforms.json``
+(:mod:`.nerfstudio`). ``nerf``, the name of this project's first layout, is a deprecated alias of ``vhap``.
+A validation split moves its held-out frames out of the training files (see :func:`export_frames`). Frames are
+written in parallel (one task per camera and shard of frames), each file atomically; a rerun skips files
+already there, and the transforms files are written last.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,15 +25,15 @@ from ..errors import ConfigError
 from ..outputs import check_output_folder
 from ..parallel import run_tasks
 from ..progress import Progress, set_total
-from .pixels import BACKGROUNDS, composite, write_npz, write_png
-from .plan import ExportPlan, Frame, frame_folders, pending_frames, plan_export, tracking_arrays
-from .transforms import write_transforms
+from .pixels import BACKGROUNDS, composite, write_png
+from .plan import ExportPlan, Frame, check_validation_frames, frame_folders, pending_frames, plan_export
 from . import nerfstudio, vhap
 from .centring import centred_plan, principal_point_residual, principal_point_shifts, shift_picture
 
-__all__ = ["BACKGROUNDS", "ExportSummary", "export_frames", "plan_export"]
+__all__ = ["BACKGROUNDS", "FORMATS", "ExportSummary", "export_frames", "plan_export", "resolve_format"]
 
-FORMATS = ("nerf", "vhap", "nerfstudio")
+FORMATS = ("vhap", "nerfstudio")
+FORMAT_ALIASES = {"nerf": "vhap"}  # deprecated names -> the format they write
 SETTINGS_FILE = "nersemble_export.json"
 
 
@@ -65,7 +66,7 @@ def export_frames(
     store: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    format: str = "nerf",
+    format: str = "vhap",
     participant: int | None = None,
     sequence: str | None = None,
     level: int = 1,
@@ -83,24 +84,26 @@ def export_frames(
     """Export one sequence of ``store`` at resolution ``level`` into the folder ``out`` (resumable).
 
     ``stride`` keeps every n-th stored frame (original frame indices are kept); ``serials`` limits the
-    cameras; ``background`` is 'black', 'white' or 'none' (RGBA); a ``validation`` split (or a JSON file or
-    store holding one) moves its held-out frames from transforms_train.json to transforms_val.json (format
-    'nerf'). ``format`` 'vhap' writes VHAP's NeRF-dataset layout with FLAME converted into its convention (which
-    needs the FLAME model in ``flame_dir``), 'nerfstudio' nerfstudio's transforms.json, 'nerf' this project's
-    own layout. ``centre_principal_point`` crops and pads each camera's frames by whole pixels so its principal
-    point sits within half a pixel of the image centre, where GaussianAvatars assumes it (see :mod:`.centring`).
+    cameras; ``background`` is 'black', 'white' or 'none' (RGBA). ``format`` 'vhap' writes VHAP's NeRF-dataset
+    layout with FLAME converted into its convention (a sequence with tracking needs the FLAME model in
+    ``flame_dir``), 'nerfstudio' nerfstudio's transforms.json; 'nerf' is a deprecated alias of 'vhap' (with a
+    FutureWarning). A ``validation`` split (a ValidationSplit, or a JSON file or store holding one) takes its
+    held-out frames out of training: vhap lists them in transforms_val.json and transforms_test.json instead of
+    VHAP's own split, nerfstudio names them in ``val_filenames`` and ``test_filenames``.
+    ``centre_principal_point`` crops and pads each camera's frames by whole pixels so its principal point sits
+    within half a pixel of the image centre, where GaussianAvatars assumes it (see :mod:`.centring`).
     ``render_target`` (vhap) exports the views without images instead (the benchmark's hold-out views), for
     GaussianAvatars' ``render.py --target_path``. ``progress`` is told the number of tasks (chunks of frames,
     ``set_total``) and called as each finishes.
     """
-    if format not in FORMATS:
-        raise ConfigError(f"Export format {format!r} is invalid; expected one of {', '.join(FORMATS)}.")
-    if validation is not None and format != "nerf":
-        raise ConfigError(
-            f"A validation split applies to --format nerf; --format {format} writes its consumer's own splits."
-        )
+    format, note = resolve_format(format)
+    if note is not None:
+        warnings.warn(note, FutureWarning, stacklevel=2)
+    if render_target and validation is not None:
+        raise ConfigError("A validation split does not apply to a render target, whose views have no images; "
+                          "leave out --split.")
     if render_target and format != "vhap":
-        raise ConfigError("A render target is written in VHAP's layout only; add --format vhap.")
+        raise ConfigError("A render target is written in VHAP's layout only; use --format vhap (the default).")
     store, out = os.fspath(store), Path(out)
     plan = plan_export(
         store, participant=participant, sequence=sequence, level=level, stride=stride, serials=serials,
@@ -116,6 +119,8 @@ def export_frames(
         flame = vhap.converted_flame(plan, flame_dir)
     elif format == "nerfstudio":
         plan = nerfstudio.nerfstudio_plan(plan)
+    if plan.validation:
+        check_validation_frames(plan)
     _claim_folder(out, plan, format, {"centre_principal_point": centre_principal_point, "render_target": render_target},
                   shifts)
     summary = ExportSummary(plan.group)
@@ -124,8 +129,6 @@ def export_frames(
     if format == "vhap":
         summary.flame_files_written = vhap.write_flame_files(out, plan, flame)
         vhap.write_placeholders(out, plan)
-    elif format == "nerf":
-        summary.flame_files_written = _write_flame_files(out, plan)
     pending = pending_frames(out, plan)
     summary.frames_skipped = sum(frame.has_image for frame in plan.frames) - len(pending)
     tasks = _tasks(store, out, plan, pending, shifts)
@@ -135,11 +138,20 @@ def export_frames(
         remove_partial_files(folder)
     if format == "vhap":
         summary.transforms = vhap.write_transforms(out, plan, flame, render_target)
-    elif format == "nerfstudio":
-        summary.transforms = nerfstudio.write_transforms(out, plan)
     else:
-        summary.transforms = write_transforms(out, plan)
+        summary.transforms = nerfstudio.write_transforms(out, plan)
     return summary
+
+
+def resolve_format(format: str) -> tuple[str, str | None]:
+    """The format that the name ``format`` writes, and for a deprecated alias the note saying so (else None)."""
+    if format in FORMAT_ALIASES:
+        replacement = FORMAT_ALIASES[format]
+        return replacement, (f"--format {format} is deprecated and writes --format {replacement} (VHAP's layout, "
+                             f"which GaussianAvatars reads); the old {format} layout is no longer written.")
+    if format not in FORMATS:
+        raise ConfigError(f"Export format {format!r} is invalid; expected one of {', '.join(FORMATS)}.")
+    return format, None
 
 
 def _claim_folder(out: Path, plan: ExportPlan, format: str, options: dict[str, bool], shifts: np.ndarray) -> None:
@@ -164,20 +176,6 @@ def _claim_folder(out: Path, plan: ExportPlan, format: str, options: dict[str, b
         serials = [str(serial) for serial in plan.dataset[schema.SERIAL].values]
         document["principal_point_shifts"] = {serial: [int(v) for v in shift] for serial, shift in zip(serials, shifts)}
     write_atomic(settings_file, json.dumps(document, indent=1).encode())
-
-
-def _write_flame_files(out: Path, plan: ExportPlan) -> int:
-    """One npz of FLAME parameters per exported timestep (skipping those on disk); the number written."""
-    if not plan.has_tracking:
-        return 0
-    positions = {frame.timestep: frame.position for frame in plan.frames}
-    written = 0
-    for timestep in plan.timesteps:
-        path = out / plan.flame_path(timestep)
-        if not path.exists():
-            write_npz(path, tracking_arrays(plan.dataset, positions[timestep]))
-            written += 1
-    return written
 
 
 def _tasks(store: str, out: Path, plan: ExportPlan, pending: list[Frame], shifts: np.ndarray) -> list[FramesTask]:

@@ -3,7 +3,10 @@
 Per frame: ``camera_model`` OPENCV with zero distortion, ``fl_x fl_y cx cy w h``, ``file_path``,
 ``transform_matrix`` (OpenGL camera-to-world, metres) and ``mask_path``. nerfstudio casts a pixel's ray through
 its centre at ``(j + 0.5, i + 0.5)`` while the store puts pixel centres at integers, so ``cx`` and ``cy`` are the
-store's plus 0.5. Only views with an image are listed (nerfstudio has no view without one).
+store's plus 0.5. Only views with an image are listed (nerfstudio has no view without one). With a validation
+split the document names its frames in ``train_filenames``, ``val_filenames`` and ``test_filenames`` (the
+held-out frames in both val and test: ``ns-train`` evaluates on val, ``ns-eval`` on test), which nerfstudio's
+dataparser follows instead of its ``eval_mode``; without one nerfstudio splits by its ``eval_mode``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,12 @@ def transforms_document(plan: ExportPlan) -> dict:
         if plan.has_alpha:
             entry["mask_path"] = frame.mask_path()
         frames.append(entry)
-    return {"camera_model": "OPENCV", "frames": frames}
+    document = {"camera_model": "OPENCV", "frames": frames}
+    if plan.validation:
+        held_out = [frame.image_path() for frame in plan.frames if frame.held_out]
+        document["train_filenames"] = [frame.image_path() for frame in plan.frames if not frame.held_out]
+        document["val_filenames"] = document["test_filenames"] = held_out
+    return document
 
 
 def write_transforms(out: Path, plan: ExportPlan) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""What an export writes: the sequence and level, the frames (timestep x camera), their split and file names."""
+"""What an export writes: the sequence and level, the frames (timestep x camera), which are held out for
+validation, and their file names."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from ..errors import CatalogueError, ConfigError, StoreError
 from .pixels import BACKGROUNDS
 
 IMAGES_DIR, MASKS_DIR, FLAME_DIR = "images", "fg_masks", "flame_param"
-VAL_EVERY = 10  # transforms_val.json: train frames of every 10th exported timestep (also kept in train)
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,8 @@ class Frame:
     position: int       # index along the store's timestep axis
     serial: str
     camera_index: int   # index along the store's serial axis
-    split: str          # "train", "test" or "val" (a validation split's held-out frame)
-    val: bool           # listed in transforms_val.json
     has_image: bool     # False for cameras without video (benchmark hold-out)
+    held_out: bool = False  # a validation frame of the export's validation split (frames with an image only)
 
     @property
     def stem(self) -> str:
@@ -51,6 +50,7 @@ class ExportPlan:
     background: str
     dataset: xr.Dataset        # the level's Dataset, coordinates in memory
     frames: tuple[Frame, ...]
+    validation: bool = False   # a validation split chose the held-out frames
 
     @property
     def group(self) -> str:
@@ -63,13 +63,6 @@ class ExportPlan:
     @property
     def has_tracking(self) -> bool:
         return "expression" in self.dataset.coords
-
-    @property
-    def timesteps(self) -> list[int]:
-        return sorted({frame.timestep for frame in self.frames})
-
-    def flame_path(self, timestep: int) -> str:
-        return f"{FLAME_DIR}/{timestep:05d}.npz"
 
 
 def plan_export(
@@ -85,8 +78,8 @@ def plan_export(
 ) -> ExportPlan:
     """Resolve and check an export: one sequence, an existing complete level, valid serials, stride, background.
 
-    With a ``validation`` split its held-out frames are listed in transforms_val.json only (split "val");
-    without one transforms_val.json lists the train frames of every 10th exported timestep.
+    With a ``validation`` split (a ValidationSplit, or a JSON file or store holding one) the frames with an
+    image that it holds out are marked ``held_out``.
     """
     if stride < 1:
         raise ConfigError(f"Stride {stride} is invalid; expected a positive number of stored frames.")
@@ -109,23 +102,27 @@ def plan_export(
     chosen = _check_serials(serials, all_serials, group)
     with_video = [s for s in dataset.attrs.get(schema.VIDEO_SERIALS_ATTR, []) if s in chosen]
     _check_complete(store, group, dataset, with_video, all_serials)
-    splits = [str(split) for split in dataset[schema.SPLIT].values]
-    positions = range(0, dataset.sizes[schema.TIMESTEP], stride)
     timesteps = dataset[schema.TIMESTEP].values
     held_out = _held_out(validation, benchmark, sequence, chosen, dataset.sizes[schema.TIMESTEP])
     frames = []
-    for ordinal, position in enumerate(positions):
+    for position in range(0, dataset.sizes[schema.TIMESTEP], stride):
         for serial in chosen:
-            index = all_serials.index(serial)
             has_image = serial in with_video
-            split = "train" if has_image and splits[index] == "train" else "test"
-            if held_out is None:
-                val = split == "train" and ordinal % VAL_EVERY == 0
-            else:
-                val = split == "train" and bool(held_out[serial][position])
-                split = "val" if val else split
-            frames.append(Frame(int(timesteps[position]), position, serial, index, split, val=val, has_image=has_image))
-    return ExportPlan(store, benchmark, participant, sequence, level, background, dataset, tuple(frames))
+            frames.append(Frame(int(timesteps[position]), position, serial, all_serials.index(serial), has_image,
+                                held_out=has_image and held_out is not None and bool(held_out[serial][position])))
+    return ExportPlan(store, benchmark, participant, sequence, level, background, dataset, tuple(frames),
+                      validation=held_out is not None)
+
+
+def check_validation_frames(plan: ExportPlan) -> None:
+    """Refuse a validation split that leaves the exported views without a train or without a validation frame."""
+    held_out = [frame.held_out for frame in plan.frames]
+    if not any(held_out):
+        raise ConfigError(f"The validation split holds out none of the frames exported from {plan.group}; "
+                          "export without --split, or with a split that holds out some of them.")
+    if all(held_out):
+        raise ConfigError(f"The validation split holds out every frame exported from {plan.group}, leaving none to "
+                          "train on; export it without --split.")
 
 
 def _check_path_values(store: str, group: str, serials: list[str], timesteps: np.ndarray) -> None:
@@ -214,13 +211,3 @@ def pending_frames(out: Path, plan: ExportPlan) -> list[Frame]:
         return (out / frame.image_path()).exists() and (not plan.has_alpha or (out / frame.mask_path()).exists())
 
     return [frame for frame in plan.frames if frame.has_image and not complete(frame)]
-
-
-def tracking_arrays(dataset: xr.Dataset, position: int) -> dict[str, np.ndarray]:
-    """FLAME parameters of one timestep (per-timestep values at ``position``, plus shape and scale)."""
-    arrays = {name: dataset[name].values[position] for name in schema.FLAME_TIMESTEP_PARAMS if name in dataset.coords}
-    arrays.update(
-        {name: np.asarray(dataset[name].values) for name in schema.FLAME_STATIC_PARAMS if name in dataset.coords}
-    )
-    arrays["timestep_index"] = np.asarray(int(dataset[schema.TIMESTEP].values[position]))
-    return arrays

@@ -4,7 +4,8 @@ Layout of OUT, as VHAP's ``export_as_nerf_dataset.py`` writes it: ``images/{ti:0
 ``fg_masks/{ti:05d}_{ci:02d}.png``, ``flame_param/{ti:05d}.npz``, ``canonical_flame_param.npz``,
 ``transforms.json``, ``transforms_backup.json``, ``transforms_backup_flame.json`` and
 ``transforms_{train,val,test}.json``. ``ti`` is the dense timestep index (0..N-1 over the exported timesteps; the
-store's frame index is ``timestep_index_original``), ``ci`` the camera's index in the store. FLAME parameters
+store's frame index is ``timestep_index_original``), ``ci`` the camera's index in the store. The train, val and
+test files divide the frames as VHAP's ``split_json`` does, or by a validation split. FLAME parameters
 are converted into VHAP's convention (:mod:`nersemble_zarr.flame.convention`): the exported world is the
 benchmark's divided by the tracking's ``scale``, so camera positions are divided by it too.
 """
@@ -138,7 +139,8 @@ def frame_entry(plan: ExportPlan, frame: VhapFrame, cam_2_world: np.ndarray, int
 
 def transforms_documents(plan: ExportPlan, world_scale: float, render_target: bool = False) -> dict[str, dict]:
     """File name -> JSON document for the seven transforms files VHAP writes; a render target lists every view
-    in transforms_train.json (val and test empty), the order GaussianAvatars' ``render.py --target_path`` renders."""
+    in transforms_train.json (val and test empty), the order GaussianAvatars' ``render.py --target_path`` renders;
+    a plan with a validation split divides its frames by the split (:func:`validation_documents`)."""
     world_2_cam = scale_world_to_camera(plan.dataset[schema.WORLD_2_CAM].values, world_scale)
     cam_2_world = opengl_camera_to_world(world_2_cam)
     intrinsics = plan.dataset[schema.INTRINSICS].values
@@ -150,7 +152,12 @@ def transforms_documents(plan: ExportPlan, world_scale: float, render_target: bo
     documents = {"transforms.json": full, "transforms_backup.json": backup, "transforms_backup_flame.json": full}
     if not plan.has_tracking:
         del documents["transforms_backup_flame.json"]
-    documents.update(render_target_documents(full) if render_target else split_documents(full))
+    if render_target:
+        documents.update(render_target_documents(full))
+    elif plan.validation:
+        documents.update(validation_documents(full, [frame.held_out for frame in plan.frames]))
+    else:
+        documents.update(split_documents(full))
     return documents
 
 
@@ -196,6 +203,24 @@ def split_documents(database: dict) -> dict[str, dict]:
         "transforms_test.json": {**shared, "frames": [f for f in frames if f["timestep_index"] in test_steps],
                                  "timestep_indices": timesteps[n_train:], "camera_indices": cameras},
     }
+
+
+def validation_documents(database: dict, held_out: list[bool]) -> dict[str, dict]:
+    """transforms_{train,val,test}.json of a validation split: the frames it holds out in val, and again in test
+    (GaussianAvatars reads FLAME parameters from the train and test files only, so a held-out timestep that no
+    train frame has gets its mesh from test); every other frame in train. Each file's ``timestep_indices`` and
+    ``camera_indices`` are those its frames have."""
+    shared = {key: value for key, value in database.items()
+              if key not in ("frames", "timestep_indices", "camera_indices")}
+
+    def division(frames: list[dict]) -> dict:
+        return {**shared, "frames": frames, "timestep_indices": sorted({f["timestep_index"] for f in frames}),
+                "camera_indices": sorted({f["camera_index"] for f in frames})}
+
+    frames = database["frames"]
+    validation = division([frame for frame, out in zip(frames, held_out) if out])
+    return {"transforms_train.json": division([frame for frame, out in zip(frames, held_out) if not out]),
+            "transforms_val.json": validation, "transforms_test.json": validation}
 
 
 def write_transforms(
