@@ -1,7 +1,7 @@
 """FLAME meshes of a whole sequence: batched evaluation vs the official one-timestep-at-a-time loop.
 
     python -m benchmarks.bench_flame [--timesteps 1000] [--device cpu|cuda|auto] [--batch-size N]
-                                     [--threads N] [--flame-dir DIR]
+                                     [--threads N] [--flame-dir DIR] [--quick] [--rows FILE]
 
 Random tracking-like parameters for one sequence of ``--timesteps`` timesteps; two fresh processes:
 
@@ -13,7 +13,9 @@ Random tracking-like parameters for one sequence of ``--timesteps`` timesteps; t
 Both time all timesteps after a short warm-up (model loading is not timed), ``--repeats`` times, and
 keep the fastest run (the machine may be shared; the fastest run is the least disturbed). Printed:
 meshes/s of each, their ratio, the largest vertex difference between them, each process's peak resident memory
-(ru_maxrss), and on CUDA the peak GPU memory. Without ``--flame-dir`` the stand-in model (FLAME 2023's
+(ru_maxrss), and on CUDA the peak GPU memory. The arithmetic limit: the floating-point operations one mesh
+needs on the batched path (:func:`flops_per_mesh`) at the FLOP rate of a large float32 matrix product measured
+in the batched process with the same threads. Without ``--flame-dir`` the stand-in model (FLAME 2023's
 array sizes, random values, NOT FLAME) is written to a temporary folder; ``flame_model`` needs a pickle
 without chumpy objects, so a real flame2023.pkl only works for the reference where chumpy imports.
 """
@@ -32,7 +34,38 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.table import Row, append_rows, peak_pair
+
 WARM_UP_TIMESTEPS = 8
+GEMM_SIZE = 2048
+
+
+def flops_per_mesh(vertices: int = 5023, joints: int = 5, expression: int = 100) -> int:
+    """Floating-point operations of one mesh on the batched path (multiply-adds count 2).
+
+    The blend GEMM (template + expression + 36 pose correctives per coordinate), the expression part of the
+    joint regression, blending each vertex's 3x4 transform from joints + world translation, applying it.
+    """
+    pose_correctives = 9 * (joints - 1)
+    blend = 2 * 3 * vertices * (1 + expression + pose_correctives)
+    joint_regression = 2 * expression * 3 * joints
+    transform_blend = 2 * vertices * (joints + 1) * 12
+    transform_apply = 2 * vertices * 9
+    return blend + joint_regression + transform_blend + transform_apply
+
+
+def gemm_gflops(device: str = "cpu", repeats: int = 5) -> float:
+    """The float32 FLOP rate of a large square matrix product on ``device`` (best of ``repeats``), GFLOP/s."""
+    import torch
+
+    a = torch.randn(GEMM_SIZE, GEMM_SIZE, device=device)
+    b = torch.randn(GEMM_SIZE, GEMM_SIZE, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        (a @ b).sum().item()
+        best = min(best, time.perf_counter() - start)
+    return 2 * GEMM_SIZE**3 / best / 1e9
 
 
 def random_parameters(n_timesteps: int, seed: int = 0):
@@ -104,7 +137,8 @@ def run_batched(
         torch.cuda.reset_peak_memory_stats(model.device)
     # Each run ends with the vertices in host memory (numpy), as a user gets them.
     seconds, vertices = fastest(lambda: model.evaluate(params, batch_size=batch_size).vertices, repeats)
-    extra = {"device": str(model.device), "batch_size": batch_size or default_batch_size(model.device)}
+    extra = {"device": str(model.device), "batch_size": batch_size or default_batch_size(model.device),
+             "gemm_gflops": gemm_gflops(str(model.device))}
     if model.device.type == "cuda":
         extra["gpu_peak_mib"] = torch.cuda.max_memory_allocated(model.device) / 2**20
         extra["gpu"] = torch.cuda.get_device_name(model.device)
@@ -141,16 +175,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timesteps", type=int, default=1000)
     parser.add_argument("--device", default="cpu", help="device of the batched path: cpu, cuda or auto")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: 64 on CPU, from free GPU memory")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 128 on CPU, from free GPU memory")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per phase; the fastest counts")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in both phases (default: torch's)")
     parser.add_argument("--flame-dir", type=Path, default=None, help="default: the stand-in in a temporary folder")
+    parser.add_argument("--quick", action="store_true", help="a short setting: 300 timesteps, 2 runs per phase")
+    parser.add_argument("--rows", type=Path, default=None, help="append the result to this benchmark-table file")
     parser.add_argument("--phase", choices=["reference", "batched"], help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
         child(args)
         return
+    if args.quick:
+        args.timesteps, args.repeats = 300, 2
 
     import torch
 
@@ -179,6 +217,19 @@ def main() -> None:
           f"{batched['threads']} threads{gpu}): {batched['seconds']:.3f} s, {rate(batched):.0f} meshes/s, "
           f"peak RSS {batched['peak_rss_mib']:.0f} MiB")
     print(f"  speed-up: {rate(batched) / rate(reference):.1f}x; largest vertex difference {difference:.2e} m")
+    flops = flops_per_mesh()
+    limit = batched["gemm_gflops"] * 1e9 / flops
+    print(f"  arithmetic limit: {flops / 1e6:.2f} MFLOP per mesh at {batched['gemm_gflops']:.0f} GFLOP/s "
+          f"(float32 {GEMM_SIZE}x{GEMM_SIZE} GEMM, same threads) = {limit:.0f} meshes/s; "
+          f"the batched path reaches {rate(batched) / limit:.0%} of it")
+    append_rows(args.rows, [Row(
+        benchmark="flame", what=f"FLAME meshes, {args.timesteps} timesteps, {batched['device']}, {batched['threads']} threads",
+        ours=f"{rate(batched):.0f} meshes/s", baseline=f"{rate(reference):.0f} meshes/s (official per-timestep loop)",
+        ratio=rate(batched) / rate(reference),
+        limit=f"{limit:.0f} meshes/s ({flops / 1e6:.2f} MFLOP/mesh at {batched['gemm_gflops']:.0f} GFLOP/s): "
+              f"{rate(batched) / limit:.0%}; target 20x",
+        peak_mib=peak_pair(batched, reference),
+    )])
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 # Bytes of device memory one timestep needs during evaluation (vertices, pose correctives and the
 # per-vertex 3x4 skinning transforms in float32, with room for temporaries).
 BYTES_PER_TIMESTEP = 5023 * 4 * 48
-CPU_BATCH_SIZE = 64
+CPU_BATCH_SIZE = 128
 MAX_CUDA_BATCH_SIZE = 4096
 CUDA_MEMORY_FRACTION = 0.5
 
