@@ -2,41 +2,32 @@
 
 zarr-python reads one inner chunk of a shard by decoding it into a new buffer, copying that into a
 shard-sized buffer and copying again into the result: three passes over a 5 MiB frame where one would do.
-For a frame array on local disk whose codecs are the ones ``convert`` writes (the bytes serializer, then zstd
-or blosc, inside a shard with a crc32c-checked index, or unsharded), :class:`FrameReader` reads the chunk's
-bytes with one ``pread`` and decompresses them directly into the output array. Anything else (object storage,
-other codecs, a chunk not yet written) is read through zarr, so results are always zarr's.
+For a frame array (``frame_layout``: local, the codecs ``convert`` writes), :class:`FrameReader` reads the
+chunk's bytes with one ``pread`` through the shard's checked index and decompresses them directly into the
+output array. Anything else (object storage, other codecs, a chunk not yet written) is read through zarr, so
+results are always zarr's.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import google_crc32c
-import numcodecs
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
-from zarr.codecs.sharding import ShardingCodecIndexLocation
-from zarr.storage import LocalStore
 
 from . import schema, storage
 from .errors import StoreError
+from .frame_layout import EMPTY, FrameLayout
 
-EMPTY = np.iinfo(np.uint64).max
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 OPEN_SHARDS = 16  # shard indices kept per array (a camera's shard holds 32 frames)
 
-Decompress = Callable[[bytes, np.ndarray], None]
 
-
-class _UndeclaredSize(Exception):
+class _LeftToZarr(Exception):
     """A chunk this reader leaves to zarr: not written yet, or a zstd frame that does not declare its size."""
 
 
@@ -54,64 +45,43 @@ class FrameReader:
     Build it with :meth:`for_array`, which returns ``None`` when the array's layout has no fast path.
     """
 
-    def __init__(self, array: zarr.Array, decompress: Decompress, sharding: ShardingCodec | None) -> None:
-        self._array = array
-        self._root = Path(array.store.root) / array.path
-        self._decompress = decompress
-        self._sharding = sharding
-        self._frame_shape = tuple(array.shape[len(array.shape) - _frame_ndim(array):])
-        self._lead = len(array.shape) - len(self._frame_shape)
-        self._shard_lead = tuple(array.shards[: self._lead]) if sharding is not None else (1,) * self._lead
+    def __init__(self, layout: FrameLayout) -> None:
+        self._layout = layout
         self._indices: OrderedDict[Path, _ShardIndex] = OrderedDict()
 
     @classmethod
     def for_array(cls, array: zarr.Array) -> FrameReader | None:
-        """A reader for ``array``, or ``None`` when it is not a local array of whole-frame chunks with
-        codecs this reader decodes exactly (then read it with zarr)."""
-        if not isinstance(array.store, LocalStore) or array.metadata.zarr_format != 3:
-            return None
-        if np.dtype(array.dtype) != np.uint8:
-            return None
-        codecs = array.metadata.codecs
-        sharding = codecs[0] if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec) else None
-        if sharding is not None:
-            index_ok = (sharding.index_location == ShardingCodecIndexLocation.end
-                        and [type(c) for c in sharding.index_codecs] == [BytesCodec, Crc32cCodec])
-            if not index_ok:
-                return None
-            codecs, inner_chunks = sharding.codecs, sharding.chunk_shape
-        else:
-            inner_chunks = array.chunks
-        decompress = _decompressor(codecs)
-        ndim = _frame_ndim(array)
-        if ndim == 0:
-            return None
-        lead = len(array.shape) - ndim
-        whole_frames = tuple(inner_chunks[:lead]) == (1,) * lead and tuple(inner_chunks[lead:]) == array.shape[lead:]
-        if decompress is None or not whole_frames:
-            return None
-        return cls(array, decompress, sharding)
+        """A reader for ``array``, or ``None`` when it is not a frame array (then read it with zarr)."""
+        layout = FrameLayout.of(array)
+        return None if layout is None else cls(layout)
 
     def read(self, index: tuple[int, ...]) -> np.ndarray:
         """The frame at the leading ``index`` (one integer per leading axis) as a new uint8 array."""
-        if len(index) != self._lead or any(not 0 <= i < n for i, n in zip(index, self._array.shape)):
-            raise IndexError(f"Frame index {index} is outside the array's leading shape {self._array.shape[:self._lead]}.")
-        out = np.empty(self._frame_shape, dtype=np.uint8)
-        shard_coords = tuple(i // n for i, n in zip(index, self._shard_lead)) + (0,) * len(self._frame_shape)
-        path = self._root / self._array.metadata.encode_chunk_key(shard_coords)
+        layout = self._layout
+        shape = layout.array.shape
+        if len(index) != layout.lead or any(not 0 <= i < n for i, n in zip(index, shape)):
+            raise IndexError(f"Frame index {index} is outside the array's leading shape {shape[:layout.lead]}.")
+        out = np.empty(layout.frame_shape, dtype=np.uint8)
+        path = layout.file_of(index)
         try:
-            data = self._chunk_bytes(path, index) if self._sharding is not None else path.read_bytes()
-        except FileNotFoundError:
-            data = None
-        try:
-            if data is None:  # not written yet: zarr fills it in
-                raise _UndeclaredSize
+            data = self._chunk_bytes(path, index) if layout.sharded else path.read_bytes()
             self._decompress(data, out)
-        except _UndeclaredSize:
-            out[...] = self._array[index]
+        except (_LeftToZarr, FileNotFoundError):
+            out[...] = layout.array[index]
+        except StoreError:
+            raise
         except Exception as error:
-            raise StoreError(f"Frame {index} of {self._root} could not be decompressed ({error}).") from error
+            raise StoreError(f"Frame {index} of {layout.root} could not be decompressed ({error}).") from error
         return out
+
+    def _decompress(self, data: bytes | None, out: np.ndarray) -> None:
+        # numcodecs fills a larger output only partly without complaint: check the stored size first.
+        size = None if data is None else self._layout.content_size(data)
+        if size is None:
+            raise _LeftToZarr
+        if size != out.nbytes:
+            raise ValueError(f"the chunk holds {size} bytes, not the {out.nbytes} of a frame")
+        self._layout.codec.decode(data, out=out)
 
     def _chunk_bytes(self, path: Path, index: tuple[int, ...]) -> bytes | None:
         """The inner chunk's bytes read through the shard index, or ``None`` when the chunk is empty."""
@@ -125,8 +95,7 @@ class FrameReader:
                 if len(self._indices) > OPEN_SHARDS:
                     self._indices.popitem(last=False)
             self._indices.move_to_end(path)
-            position = np.ravel_multi_index([i % n for i, n in zip(index, self._shard_lead)], self._shard_lead)
-            offset, length = (int(v) for v in shard_index.entries[position])
+            offset, length = (int(v) for v in shard_index.entries[self._layout.position_in_shard(index)])
             if offset == EMPTY:
                 return None
             if offset + length > status.st_size:
@@ -135,65 +104,9 @@ class FrameReader:
 
     def _read_index(self, descriptor: int, size: int, path: Path) -> np.ndarray:
         """The shard's index (at its end: uint64 pairs, then their crc32c), checked."""
-        count = int(np.prod(self._shard_lead))
-        index_bytes = 16 * count
-        if size < index_bytes + 4:
+        if size < self._layout.index_bytes:
             raise StoreError(f"The shard {path} is truncated: it is smaller than its index.")
-        raw = os.pread(descriptor, index_bytes + 4, size - index_bytes - 4)
-        (checksum,) = struct.unpack("<I", raw[-4:])
-        if google_crc32c.value(raw[:-4]) != checksum:
-            raise StoreError(f"The shard {path} is corrupt: its index fails its crc32c checksum.")
-        return np.frombuffer(raw[:-4], dtype="<u8").reshape(count, 2)
-
-
-def _frame_ndim(array: zarr.Array) -> int:
-    """Axes of one frame: those from ``y`` on (y, x and, for colour arrays, channel)."""
-    names = array.metadata.dimension_names or ()
-    return len(names) - names.index(schema.Y) if schema.Y in names else 0
-
-
-def _decompressor(codecs: tuple) -> Decompress | None:
-    """How to decompress one chunk into its output for the inner codec chain, or ``None`` if unsupported."""
-    if len(codecs) != 2 or not isinstance(codecs[0], BytesCodec):
-        return None
-    if isinstance(codecs[1], ZstdCodec):
-        codec, content_size = numcodecs.Zstd(), _zstd_content_size
-    elif isinstance(codecs[1], BloscCodec):
-        codec, content_size = numcodecs.Blosc(), _blosc_content_size
-    else:
-        return None
-
-    def decompress(data: bytes, out: np.ndarray) -> None:
-        # numcodecs fills a larger output only partly without complaint: check the stored size first.
-        size = content_size(data)
-        if size is None:
-            raise _UndeclaredSize
-        if size != out.nbytes:
-            raise ValueError(f"the chunk holds {size} bytes, not the {out.nbytes} of a frame")
-        codec.decode(data, out=out)
-
-    return decompress
-
-
-def _blosc_content_size(data: bytes) -> int:
-    """The decompressed size in a Blosc header (bytes 4-7, little-endian)."""
-    if len(data) < 16:
-        raise ValueError("the chunk is shorter than a Blosc header")
-    return int.from_bytes(data[4:8], "little")
-
-
-def _zstd_content_size(data: bytes) -> int | None:
-    """The decompressed size a zstd frame header declares (``None`` when the header declares none)."""
-    if len(data) < 6 or data[:4] != ZSTD_MAGIC:
-        raise ValueError("the chunk is not a zstd frame")
-    descriptor = data[4]
-    single_segment = bool(descriptor & 0x20)
-    field_size = (0, 2, 4, 8)[descriptor >> 6] or (1 if single_segment else 0)
-    start = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 0x03]
-    if field_size == 0 or len(data) < start + field_size:
-        return None
-    size = int.from_bytes(data[start:start + field_size], "little")
-    return size + 256 if field_size == 2 else size
+        return self._layout.decode_index(os.pread(descriptor, self._layout.index_bytes, size - self._layout.index_bytes), path)
 
 
 def frame_reader(array: zarr.Array) -> Callable[[tuple[int, ...]], np.ndarray]:

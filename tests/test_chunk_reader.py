@@ -12,6 +12,7 @@ from nersemble_zarr import schema
 from nersemble_zarr.chunk_reader import FrameReader, frame_reader
 from nersemble_zarr.codecs import JpegXLCodec
 from nersemble_zarr.errors import StoreError
+from nersemble_zarr.shard_writer import ShardWriter, ZarrFrameWriter, frame_sink
 
 FRAME = (12, 10, 3)
 COLOUR_DIMS = (schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL)
@@ -150,3 +151,43 @@ def test_store_frame_of_a_dataset_not_from_sequence_reads_through_xarray(convert
     timestep = int(dataset.timestep[0])
     np.testing.assert_array_equal(nz.frame(dataset, serial, timestep),
                                   dataset.images.sel(serial=serial, timestep=timestep).values)
+
+
+@pytest.mark.parametrize("codec", sorted(ENCODINGS))
+@pytest.mark.parametrize("grey", [False, True], ids=["colour", "grey"])
+@pytest.mark.parametrize("n_frames", [8, 6], ids=["whole-shards", "partial-last-shard"])
+def test_shards_written_directly_read_back_through_zarr(tmp_path, codec, grey, n_frames):
+    shape = (2, n_frames) + (FRAME if not grey else FRAME[:2])
+    array = frame_array(tmp_path, "images", codec=codec, grey=grey, shape=shape, values=np.zeros(shape, np.uint8))
+    values = frames(shape, seed=3)
+    sink = frame_sink(array, (1,))
+    assert isinstance(sink, ShardWriter)
+    for frame in values[1]:
+        sink.add(frame[..., 0] if grey and frame.ndim == 3 else frame)
+    assert sink.close() == n_frames
+    reopened = zarr.open_array(tmp_path / "store.zarr", path="images", mode="r")
+    np.testing.assert_array_equal(reopened[1], values[1])
+    np.testing.assert_array_equal(reopened[0], 0)
+    assert not list((tmp_path / "store.zarr").rglob(".*.part*")), "no temporary file is left"
+
+
+def test_frame_sink_falls_back_to_zarr_for_other_codecs(tmp_path):
+    values = frames((1, 3) + FRAME)
+    array = zarr.create_array(tmp_path / "j.zarr", shape=values.shape, dtype="uint8", chunks=(1, 1) + FRAME,
+                              shards=(1, 2) + FRAME, serializer=JpegXLCodec(lossless=True, effort=1), compressors=[],
+                              dimension_names=COLOUR_DIMS)
+    sink = frame_sink(array, (0,))
+    assert isinstance(sink, ZarrFrameWriter)
+    for frame in values[0]:
+        sink.add(frame)
+    assert sink.close() == 3
+    np.testing.assert_array_equal(array[0], values[0])
+
+
+def test_a_shard_writer_refuses_more_frames_than_the_array_holds(tmp_path):
+    array = frame_array(tmp_path, "images")
+    sink = frame_sink(array, (0,))
+    for frame in frames(array.shape)[0]:
+        sink.add(frame)
+    with pytest.raises(IndexError, match="More frames"):
+        sink.add(frames(array.shape)[0, 0])

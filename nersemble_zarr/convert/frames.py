@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .. import schema, storage
 from ..errors import InputDataError
+from ..shard_writer import frame_sink
 from ..video import iter_frames
 
 
@@ -40,29 +39,19 @@ def run_video_task(task: VideoTask) -> BaseException | None:
 
 def write_video(task: VideoTask) -> None:
     """Stream-decode the video and write whole shards; mark the camera complete only at the end."""
-    # Frames are never all zero, so skip zarr's per-chunk "is it empty?" scan (it costs more than zstd).
-    array = storage.open_array(task.store, f"{task.group}/{task.variable}", mode="r+").with_config(
-        {"write_empty_chunks": True}
-    )
-    shard = array.shards[1] if array.shards else array.chunks[1]
-    buffer = np.empty((shard,) + array.shape[2:], dtype=np.uint8)
+    array = storage.open_array(task.store, f"{task.group}/{task.variable}", mode="r+")
+    frame_shape = tuple(array.shape[2:])
+    sink = frame_sink(array, (task.serial_index,))
     gray = task.variable == schema.ALPHA
-    written = filled = 0
+    decoded = 0
     for frame in iter_frames(task.video, gray=gray, threads=task.decode_threads):
-        if written + filled >= task.n_frames:
+        if decoded >= task.n_frames:
             raise InputDataError(f"The video {task.video} has more frames than the {task.n_frames} expected.")
-        if frame.shape != buffer.shape[1:]:
-            raise InputDataError(
-                f"The video {task.video} has a frame of shape {frame.shape}; expected {buffer.shape[1:]}."
-            )
-        buffer[filled] = frame
-        filled += 1
-        if filled == shard:
-            array[task.serial_index, written : written + filled] = buffer
-            written, filled = written + filled, 0
-    if filled:
-        array[task.serial_index, written : written + filled] = buffer[:filled]
-        written += filled
+        if frame.shape != frame_shape:
+            raise InputDataError(f"The video {task.video} has a frame of shape {frame.shape}; expected {frame_shape}.")
+        sink.add(frame)
+        decoded += 1
+    written = sink.close()
     if written != task.n_frames:
         raise InputDataError(f"The video {task.video} ended after {written} of {task.n_frames} frames.")
     storage.mark_camera_written(task.store, task.group, task.variable, task.serial_index)
