@@ -64,7 +64,14 @@ def connect(scheduler: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> Iter
         yield None
         return
     from distributed import Client
+    from distributed.comm import get_address_host_port, parse_address
 
+    try:  # checked before any Client exists: a Client built on a bad address can fail inside distributed
+        if parse_address(scheduler)[0] != "inproc":
+            get_address_host_port(scheduler)
+    except ValueError as error:
+        raise ConfigError(f"{scheduler!r} is not a dask scheduler address ({_first_line(error)}); "
+                          "give one like tcp://host:8786, or leave out --scheduler.") from error
     try:
         # Not made the process-wide default: a client that fails to connect would stay the default of every
         # later dask computation here. It is the current client only inside the ``with`` block below.
