@@ -63,6 +63,8 @@ class ShardWriter:
         index[: len(lengths), 0] = np.cumsum(lengths) - lengths
         index[: len(lengths), 1] = lengths
         path = layout.file_of(self._prefix + (self._written,))
+        for leftover in path.parent.glob(f".{path.name}.*.part*"):  # what a killed writer of this shard left
+            leftover.unlink(missing_ok=True)
         with atomic_path(path) as temporary, open(temporary, "xb") as handle:
             handle.writelines(self._chunks)
             handle.write(layout.encode_index(index))

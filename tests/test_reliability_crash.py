@@ -79,6 +79,7 @@ def test_convert_survives_sigkill_at_seeded_points(synthetic_root, converted, tm
                 assert wrong_flagged_cameras(store, converted) == [], point
         run_cli("convert", synthetic_root, store, "-j", "2", exit_code=0)
         temporaries += len(list(store.rglob("*.partial")))  # zarr's own temporaries of the killed writes
+        assert not list(store.rglob(".*.part*")), "the rerun removed the shard temporaries of the killed runs"
         assert store_digests(store) == clean_digests, f"episode {episode}"
         assert store_attributes(store) == clean_attrs, f"episode {episode}"
         shutil.rmtree(store)
