@@ -74,6 +74,23 @@ def test_result_does_not_depend_on_batch_size(cpu_model):
         np.testing.assert_allclose(cpu_model.evaluate(params, batch_size=batch_size).vertices, whole, atol=1e-6)
 
 
+def test_batches_side_by_side_on_threads_equal_one_thread_and_leave_the_callers_threads(cpu_model):
+    params = random_parameters(20, seed=5)
+    caller_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one_thread = cpu_model.evaluate(params, batch_size=3, landmarks=True)
+        torch.set_num_threads(2)
+        reported = []
+        two_threads = cpu_model.evaluate(params, batch_size=3, landmarks=True, progress=reported.append)
+        assert torch.get_num_threads() == 2, "the worker threads' single-thread setting stays in them"
+    finally:
+        torch.set_num_threads(caller_threads)
+    np.testing.assert_array_equal(two_threads.vertices, one_thread.vertices)
+    np.testing.assert_array_equal(two_threads.landmarks, one_thread.landmarks)
+    assert reported == [3] * 6 + [2]
+
+
 def test_shape_blend_is_computed_once_and_reused(cpu_model):
     params = random_parameters(6, seed=4)
     identity = cpu_model.identity(params.shape, params.scale)
