@@ -68,10 +68,10 @@ def phase_generate(args) -> dict:
 
     config = SyntheticConfig(
         scale=1.0, n_frames=args.frames, nvs_participants=(PARTICIPANT,),
-        nvs_serials=_serials(args), mono_participants=(), n_points=1000,
+        nvs_serials=_serials(args), mono_participants=(), svfr_participants=(), n_points=1000,
     )
     start = time.perf_counter()
-    generate(args.root, config)
+    generate(args.root, config, workers=os.cpu_count() or 1)
     return {"seconds": time.perf_counter() - start}
 
 
