@@ -50,7 +50,7 @@ def replace_table(page: str, block: str) -> str:
 
 def write_table(page: Path, rows: list[Row], heading: str) -> None:
     """Write ``heading`` and the rows' table between the markers of ``page`` (atomically)."""
-    text = page.read_text(encoding="utf-8")
+    text = page.read_bytes().decode("utf-8")  # not read_text: it would turn CRLF line ends into LF
     updated = replace_table(text, f"{heading}\n\n{markdown_table(rows)}")
     write_atomic(page, updated.encode("utf-8"))
 
@@ -88,7 +88,7 @@ def main() -> None:
     modules = args.only or MODULES
     write_page = args.only is None
     if write_page:
-        replace_table(args.page.read_text(encoding="utf-8"), "")  # refuse a page without markers before running
+        replace_table(args.page.read_bytes().decode("utf-8"), "")  # refuse a page without markers before running
     command = "python -m benchmarks.suite" + (" --quick" if args.quick else "")
     started, load = datetime.datetime.now(datetime.timezone.utc), os.getloadavg()[0]
     timings, failed = [], []
