@@ -89,7 +89,8 @@ def main() -> None:
     write_page = args.only is None
     if write_page:
         replace_table(args.page.read_bytes().decode("utf-8"), "")  # refuse a page without markers before running
-    command = "python -m benchmarks.suite" + (" --quick" if args.quick else "")
+    command = " ".join(["python -m benchmarks.suite", *(["--quick"] if args.quick else []),
+                        *(["--only", *args.only] if args.only else [])])
     started, load = datetime.datetime.now(datetime.timezone.utc), os.getloadavg()[0]
     timings, failed = [], []
     with tempfile.TemporaryDirectory(prefix="benchmark-suite-") as folder:
