@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--phase", choices=sorted(PHASES))
     parser.add_argument("--work", type=Path)
-    args = parse_benchmark_args(parser, {"frames": 3})
+    args = parse_benchmark_args(parser, {"cameras": 1, "frames": 2})
     if args.phase:
         args.root, args.store = args.work / "fetched", args.work / "store.zarr"
         args.predictions = args.work / "predictions.zarr"
