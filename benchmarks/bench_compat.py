@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.options import parse_benchmark_args
+from benchmarks.table import Row, append_rows
+
 VIDEO = {"nvs": (388, "GLASSES", "222200046", 1100, 1604), "mono_flame_avatar": (393, "FREE", "222200037", 512, 512)}
 
 
@@ -66,13 +69,14 @@ def main() -> None:
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_benchmark_args(parser, {"frames": "50"})
     if args.phase:
         print(json.dumps(run_phase(args.phase, args.benchmark, args.n, Path(args.folder))))
         return
     print(f"{args.benchmark}: one video, peak RSS per process (MiB) and seconds")
+    rows = []
     for n in (int(v) for v in args.frames.split(",")):
-        row = []
+        row, results = [], {}
         for writer in ("official", "compat"):
             with tempfile.TemporaryDirectory() as folder:
                 command = [sys.executable, "-m", "benchmarks.bench_compat", "--phase", writer, "--n", str(n),
@@ -81,9 +85,17 @@ def main() -> None:
                 if done.returncode != 0:
                     row.append(f"{writer}: failed ({done.stderr.strip().splitlines()[-1] if done.stderr else '?'})")
                     continue
-                result = json.loads(done.stdout.strip().splitlines()[-1])
+                result = results[writer] = json.loads(done.stdout.strip().splitlines()[-1])
                 row.append(f"{writer} {result['peak_rss_mib']:7.0f} MiB {result['seconds']:6.1f} s")
         print(f"N={n:5d}  " + "   ".join(row))
+        if len(results) == 2:
+            official, compat = results["official"], results["compat"]
+            rows.append(Row("compat", f"peak memory of a submission writer, one {args.benchmark} video of {n} frames",
+                            f"{compat['peak_rss_mib']:.0f} MiB (compat writer, a generator)",
+                            f"{official['peak_rss_mib']:.0f} MiB (official writer, a list)",
+                            official["peak_rss_mib"] / compat["peak_rss_mib"], "",
+                            f"{compat['peak_rss_mib']:.0f} / {official['peak_rss_mib']:.0f} MiB"))
+    append_rows(args.rows, rows)
 
 
 if __name__ == "__main__":

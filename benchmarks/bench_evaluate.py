@@ -22,7 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.options import parse_benchmark_args
 from benchmarks.phases import phases_of, report_phase, run_phase
+from benchmarks.table import Row, append_rows, peak_pair
 from nersemble_zarr import catalogue, schema
 
 PARTICIPANT, SEQUENCE = 388, "GLASSES"
@@ -45,8 +47,8 @@ def phase_generate(args) -> dict:
     from nersemble_zarr.synthetic import SyntheticConfig, generate
 
     config = SyntheticConfig(scale=1.0, n_frames=args.frames, nvs_participants=(PARTICIPANT,),
-                             nvs_serials=_serials(args), mono_participants=(), n_points=1000)
-    generate(args.root, config)
+                             nvs_serials=_serials(args), mono_participants=(), svfr_participants=(), n_points=1000)
+    generate(args.root, config, workers=os.cpu_count() or 1)
     convert(args.root, args.store, benchmarks=("nvs",), workers=args.workers)
     dataset = store_module.sequence(store_module.open(args.store, dask=False), "nvs", PARTICIPANT, SEQUENCE)
     truth = dataset[schema.IMAGES].sel({schema.SERIAL: list(_serials(args))}).values
@@ -166,7 +168,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--phase", choices=sorted(PHASES))
     parser.add_argument("--work", type=Path)
-    args = parser.parse_args()
+    args = parse_benchmark_args(parser, {"cameras": 1, "frames": 2})
     if args.phase:
         args.root, args.store = args.work / "fetched", args.work / "store.zarr"
         args.predictions = args.work / "predictions.zarr"
@@ -181,6 +183,17 @@ def main() -> None:
           f"frames, full frame + masked, {args.workers} workers for evaluate, CPU")
     print(_line("(a) PSNR+SSIM", *plain, "numpy + scikit-image loop"))
     print(_line("(b) PSNR+SSIM+LPIPS", *lpips, "torchmetrics + LPIPS loop"))
+    size = f"{args.cameras} cameras x {args.frames} frames, full frame + masked, CPU"
+    append_rows(args.rows, [
+        _row(f"(a) evaluate PSNR + SSIM, {args.workers} workers, {size}", *plain, "numpy + scikit-image loop"),
+        _row(f"(b) evaluate PSNR + SSIM + LPIPS, {args.workers} workers, {size}", *lpips, "torchmetrics + LPIPS loop"),
+    ])
+
+
+def _row(what: str, ours: dict, loop: dict, loop_name: str) -> Row:
+    rate = lambda result: result["frames"] / result["seconds"]
+    return Row("evaluate", what, f"{rate(ours):.2f} frames/s", f"{rate(loop):.2f} frames/s ({loop_name})",
+               loop["seconds"] / ours["seconds"], "", peak_pair(ours, loop))
 
 
 if __name__ == "__main__":

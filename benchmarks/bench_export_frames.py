@@ -19,7 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.options import parse_benchmark_args
 from benchmarks.phases import phases_of, report_phase, run_phase
+from benchmarks.table import Row, append_rows, peak_pair
 from nersemble_zarr import catalogue
 
 PARTICIPANT, SEQUENCE = 388, "GLASSES"
@@ -37,9 +39,9 @@ def phase_generate(args) -> dict:
 
     config = SyntheticConfig(
         scale=1.0, n_frames=args.frames, nvs_participants=(PARTICIPANT,), nvs_serials=_serials(args),
-        mono_participants=(), n_points=1000,
+        mono_participants=(), svfr_participants=(), n_points=1000,
     )
-    generate(args.root, config)
+    generate(args.root, config, workers=os.cpu_count() or 1)
     start = time.perf_counter()
     convert(args.root, args.store, benchmarks=("nvs",), workers=args.workers)
     return {"convert_seconds": time.perf_counter() - start}
@@ -120,7 +122,7 @@ def main() -> None:
     parser.add_argument("--format", default="vhap", help="export-frames --format (the NVS sequence has no FLAME)")
     parser.add_argument("--phase", choices=sorted(PHASES))
     parser.add_argument("--work", type=Path)
-    args = parser.parse_args()
+    args = parse_benchmark_args(parser, {"frames": 16})
     if args.phase:
         args.root, args.store = args.work / "fetched", args.work / "store.zarr"
         report_phase(PHASES, args.phase, args)
@@ -138,6 +140,16 @@ def main() -> None:
     frames = args.cameras * args.frames
     print(f"    downsample --levels 2,4: {frames / downsampled['seconds']:.1f} source frames/s "
           f"(peak RSS {downsampled['peak_rss_mib']:.0f} MiB)")
+    size = f"{args.cameras} cameras x {args.frames} frames, {args.workers} workers, --format {args.format}"
+    append_rows(args.rows, [_row(f"(a) export-frames level 1, {size}", *level_1),
+                            _row(f"(b) export-frames level 2 (after downsample), {size}", *level_2)])
+
+
+def _row(what: str, export: dict, baseline: dict) -> Row:
+    rate = lambda result: result["frames"] / result["seconds"]
+    return Row("export_frames", what, f"{rate(export):.1f} frames/s",
+               f"{rate(baseline):.1f} frames/s (PyAV decode -> PNG loop)", baseline["seconds"] / export["seconds"], "",
+               peak_pair(export, baseline))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.options import parse_benchmark_args
+from benchmarks.table import Row, append_rows
 from nersemble_zarr import catalogue
 from nersemble_zarr.synthetic.filler import mp4_around
 
 BENCHMARK, PARTICIPANT, SEQUENCE = "nvs", 388, "GLASSES"
 VARIANTS = {"baseline": None, "fetch -j1": 1, "fetch -j4": 4}
+QUICK = {"mib": 64, "throttled_mib": 16, "repeats": 2}
 
 
 def relative_paths() -> list[str]:
@@ -129,14 +132,26 @@ def measure(served: Path, scratch: Path, throttle_mib_s: float | None, repeats: 
         server.wait(timeout=30)
 
 
-def report(title: str, best: dict, total: int) -> None:
+def report(title: str, best: dict, total: int, throttle_mib_s: float | None = None) -> list[Row]:
+    """Print the scenario's results; its rows for the benchmark table (each fetch variant vs the baseline)."""
     base = best["baseline"]["seconds"]
     print(f"\n{title}: {total / (1 << 20):.0f} MiB in {len(relative_paths())} files")
     print(f"{'variant':<11} {'seconds':>8} {'MiB/s':>8} {'vs baseline':>12} {'peak RSS MiB':>13}")
+    rate = lambda result: total / (1 << 20) / result["seconds"]
     for variant, result in best.items():
-        rate = total / (1 << 20) / result["seconds"]
-        print(f"{variant:<11} {result['seconds']:>8.2f} {rate:>8.1f} {base / result['seconds']:>11.2f}x "
+        print(f"{variant:<11} {result['seconds']:>8.2f} {rate(result):>8.1f} {base / result['seconds']:>11.2f}x "
               f"{result['peak_mib']:>13.0f}")
+    rows = []
+    for variant, workers in VARIANTS.items():
+        if workers is None:
+            continue
+        limit = (f"{workers * throttle_mib_s:g} MiB/s ({workers} connection(s) x {throttle_mib_s:g} MiB/s cap)"
+                 if throttle_mib_s else "")
+        rows.append(Row("fetch", f"{variant}, {title}, {total / (1 << 20):.0f} MiB in {len(relative_paths())} files",
+                        f"{rate(best[variant]):.1f} MiB/s", f"{rate(best['baseline']):.1f} MiB/s (one requests stream)",
+                        base / best[variant]["seconds"], limit,
+                        f"{best[variant]['peak_mib']:.0f} / {best['baseline']['peak_mib']:.0f} MiB"))
+    return rows
 
 
 def main() -> None:
@@ -147,7 +162,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--serve", nargs=2, metavar=("ROOT", "MIB_S"), help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=2, metavar=("VARIANT", "OUT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_benchmark_args(parser, QUICK)
     if args.serve:
         return serve_forever(Path(args.serve[0]), float(args.serve[1]) or None)
     if args.client:
@@ -156,11 +171,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_fetch_") as scratch:
         scratch = Path(scratch)
         total = make_tree(scratch / "served", args.mib)
-        report("loopback", measure(scratch / "served", scratch, None, args.repeats, total), total)
+        rows = report("loopback", measure(scratch / "served", scratch, None, args.repeats, total), total)
         if args.throttled_mib:
             total = make_tree(scratch / "throttled", args.throttled_mib)
             best = measure(scratch / "throttled", scratch, args.throttle_mib_s, 1, total)
-            report(f"throttled to {args.throttle_mib_s:g} MiB/s per connection", best, total)
+            rows += report(f"throttled to {args.throttle_mib_s:g} MiB/s per connection", best, total, args.throttle_mib_s)
+    append_rows(args.rows, rows)
 
 
 if __name__ == "__main__":

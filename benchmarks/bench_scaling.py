@@ -21,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.options import parse_benchmark_args
 from benchmarks.phases import peak_rss_mib
+from benchmarks.table import Row, append_rows
 from nersemble_zarr import catalogue
 
 PARTICIPANT = 388
@@ -33,7 +35,7 @@ def generate_videos(root: Path, cameras: int, frames: int, workers: int) -> int:
 
     config = SyntheticConfig(
         scale=1.0, n_frames=frames, nvs_participants=(PARTICIPANT,),
-        nvs_serials=catalogue.NVS_TRAIN_SERIALS[:cameras], mono_participants=(), n_points=1000,
+        nvs_serials=catalogue.NVS_TRAIN_SERIALS[:cameras], mono_participants=(), svfr_participants=(), n_points=1000,
     )
     generate(root, config, workers=workers)
     return 2 * cameras * config.n_frames_of("nvs", PARTICIPANT, catalogue.NVS_SEQUENCES[PARTICIPANT])
@@ -61,7 +63,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100, help="frames per camera")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker processes per run")
     parser.add_argument("--repeat", type=int, default=3, help="conversions per configuration; the fastest counts")
-    args = parser.parse_args()
+    args = parse_benchmark_args(parser, {"cameras": 2, "frames": 30, "repeat": 1})
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:
         start = time.perf_counter()
         frames = generate_videos(Path(tmp) / "fetched", args.cameras, args.frames, workers=os.cpu_count() or 1)
@@ -74,8 +76,17 @@ def main() -> None:
                 runs[n].append(convert_on_cluster(Path(tmp) / "fetched", Path(tmp) / f"store-{n}-{repeat}.zarr", n))
                 shutil.rmtree(Path(tmp) / f"store-{n}-{repeat}.zarr")
     best = {n: min(run["seconds"] for run in results) for n, results in runs.items()}
+    rows = []
+    first = args.workers[0]
     for n, results in runs.items():
         peaks = max((run["worker_peak_mib"] for run in results), key=sum)
+        if n != first:
+            first_peaks = max((run["worker_peak_mib"] for run in runs[first]), key=sum)
+            rows.append(Row("scaling", f"convert on a LocalCluster of {n} vs {first} worker process(es), "
+                            f"{args.cameras} cameras x {args.frames} frames, best of {args.repeat}",
+                            f"{frames / best[n]:.1f} frames/s", f"{frames / best[first]:.1f} frames/s ({first} worker(s))",
+                            best[first] / best[n], f"{n / first:g}x (linear in the workers)",
+                            f"{sum(peaks):.0f} / {sum(first_peaks):.0f} MiB (sum over workers)"))
         times = ", ".join(f"{run['seconds']:.1f}" for run in results)
         print(f"LocalCluster {n} worker process(es): best {best[n]:.1f} s of {times} s, "
               f"{frames / best[n]:.1f} frames/s, "
@@ -83,6 +94,7 @@ def main() -> None:
               f"peak RSS per worker {' / '.join(f'{p:.0f}' for p in peaks)} MiB (sum {sum(peaks):.0f} MiB)")
     print(f"peak RSS of the client process: {peak_rss_mib():.0f} MiB; "
           f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    append_rows(args.rows, rows)
 
 
 if __name__ == "__main__":
