@@ -13,7 +13,9 @@ predictions store (1 frame per chunk). For each length N, two fresh processes re
 Printed per N: wall-clock frames/s of each and their ratio (the best of ``--repeats`` runs, as other load
 only slows a run down); CPU milliseconds per frame (user + system, all threads; the least over the
 repeats) and their ratio bare/export, the per-worker efficiency, which other load on a shared machine
-disturbs far less; and each process's peak resident memory (ru_maxrss, the largest over the repeats).
+disturbs far less; and each process's peak resident memory (ru_maxrss, the largest over the repeats). Every process first reads one
+frame untimed, as the list's reading does for the bare encode: the one-off imports and zarr's set-up of a
+process are not per-frame costs.
 
 The export must also read the frames from the store and decode every frame of its zip while validating it,
 which the bare encode does not: a third process measures those two alone (CPU ms per frame, the least over
@@ -101,6 +103,7 @@ def child(mode: str, store: Path, n_frames: int, folder: Path) -> dict:
     tree = xr.open_datatree(store, engine="zarr", chunks=None, consolidated=False)
     group = schema.sequence_group("nvs", KEY[0], KEY[1])
     images = tree[group].dataset.isel({schema.TIMESTEP: slice(0, n_frames)})
+    images[schema.IMAGES][0, 0].values  # untimed in every mode: imports (xarray's of dask.array), zarr's set-up
     if mode == "list":
         from nersemble_zarr.video import VideoWriter
 
