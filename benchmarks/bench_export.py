@@ -18,8 +18,9 @@ frame untimed, as the list's reading does for the bare encode: the one-off impor
 process are not per-frame costs.
 
 The export must also read the frames from the store and decode every frame of its zip while validating it,
-which the bare encode does not: a third process measures those two alone (CPU ms per frame, the least over
-the repeats), giving the bound bare / (bare + read + validation decode) that the efficiency cannot pass.
+which the bare encode does not: a third process measures those two stages alone (CPU ms per frame, the
+least over the repeats). They do not simply add up: the bare encode reads its frames from a list of N
+arrays (the official toolkit's way), the export from a few reused blocks, which costs the encoder less.
 ``--rows FILE`` appends one row (the longest N) to the benchmark table; ``--quick`` means ``--frames 75``
 unless ``--frames`` is given.
 """
@@ -129,8 +130,8 @@ def child(mode: str, store: Path, n_frames: int, folder: Path) -> dict:
 
 
 def stages(frames, video: Path, n_frames: int) -> dict:
-    """CPU ms per frame of the two stages the export adds to the encode: reading the frames through the
-    export's own source (read-ahead included), and the validation's decode of every frame of the video."""
+    """CPU ms per frame of the two stages the export adds to the encode, each alone: reading the frames
+    through the export's own source (read-ahead included), and the validation's decode of every frame."""
     from nersemble_zarr.submission.encode import read_ahead
     from nersemble_zarr.submission.sources import ArrayVideo
     from nersemble_zarr.video import count_decodable_frames
@@ -173,7 +174,7 @@ def main() -> None:
         print(f"store: {lengths[-1]} frames of {WIDTH}x{HEIGHT} written in {time.perf_counter() - start:.0f} s")
         print(
             f"{'frames':>6} {'bare fps':>9} {'export fps':>11} {'ratio':>6} {'bare cpu ms':>12} {'export cpu ms':>14} "
-            f"{'cpu ratio':>10} {'read ms':>8} {'decode ms':>10} {'bound':>6} {'list peak MiB':>14} {'export peak MiB':>16}"
+            f"{'cpu ratio':>10} {'read ms':>8} {'decode ms':>10} {'list peak MiB':>14} {'export peak MiB':>16}"
         )
         for n_frames in lengths:
             runs = [{mode: measure(mode, store, n_frames, folder) for mode in ("list", "stages", "export")}
@@ -181,11 +182,10 @@ def main() -> None:
             bare, export = ({"fps": max(r[mode]["fps"] for r in runs), "cpu_ms": min(r[mode]["cpu_ms"] for r in runs),
                              "peak_rss_mib": max(r[mode]["peak_rss_mib"] for r in runs)} for mode in ("list", "export"))
             read, decode = (min(r["stages"][key] for r in runs) for key in ("read_ms", "decode_ms"))
-            bound = bare["cpu_ms"] / (bare["cpu_ms"] + read + decode)
             print(
                 f"{n_frames:>6} {bare['fps']:>9.2f} {export['fps']:>11.2f} {export['fps'] / bare['fps']:>6.2f} "
                 f"{bare['cpu_ms']:>12.1f} {export['cpu_ms']:>14.1f} {bare['cpu_ms'] / export['cpu_ms']:>10.2f} "
-                f"{read:>8.1f} {decode:>10.1f} {bound:>6.2f} {bare['peak_rss_mib']:>14.0f} {export['peak_rss_mib']:>16.0f}"
+                f"{read:>8.1f} {decode:>10.1f} {bare['peak_rss_mib']:>14.0f} {export['peak_rss_mib']:>16.0f}"
             )
     append_rows(args.rows, [Row(
         "export", f"export-submission per-worker efficiency: CPU per frame, one {WIDTH}x{HEIGHT} video of "
@@ -193,7 +193,7 @@ def main() -> None:
         f"{export['cpu_ms']:.1f} CPU ms/frame ({export['fps']:.2f} frames/s)",
         f"{bare['cpu_ms']:.1f} CPU ms/frame ({bare['fps']:.2f} frames/s; bare PyAV crf-14 encode of frames in memory)",
         bare["cpu_ms"] / export["cpu_ms"],
-        f"target >= 0.9; bound {bound:.2f} = bare / (bare + read {read:.1f} + validation decode {decode:.1f} ms)",
+        f"target >= 0.9 (the export also reads, {read:.1f} ms, and decodes to validate, {decode:.1f} ms)",
         peak_pair(export, bare),
     )])
 
