@@ -137,7 +137,7 @@ def encode_videos(
 
 def _encode_threaded(jobs, settings: EncodeSettings, workers: int | None, progress: Progress | None) -> None:
     """One thread per video up to ``workers``: plain threads, as nothing is shared between the videos
-    (dask's scheduler would add nothing here but its import of dask.distributed, about a CPU second)."""
+    (dask's threaded scheduler would add nothing here but a task graph and its import of dask.distributed)."""
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     cancelled = threading.Event()
