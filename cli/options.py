@@ -65,6 +65,9 @@ def handle_errors(command: Callable) -> Callable:
             if debug:
                 raise
             click.echo(f"Error: {error}", err=True)
+            # zarr abandons the other tasks of a read that failed (a tampered array among a group's members, a
+            # second corrupt chunk); asyncio would report each at exit with a traceback after this one line.
+            logging.getLogger("asyncio").disabled = True
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
             if debug:

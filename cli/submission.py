@@ -102,10 +102,11 @@ def export_submission(
 @store_option
 @partial_option
 @resolution_option
+@workers_option
 @handle_errors
 def validate_submission(
     zip_path: Path, benchmark: str, root: Path | None, store: Path | None, partial: bool,
-    resolution: tuple[int, int] | None,
+    resolution: tuple[int, int] | None, workers: int,
 ) -> None:
     """Check ZIP like the benchmark server: files, frame counts, size, codec, pixel format and fps (svfr:
     meshes, landmarks, tasks). Every problem is listed; the exit status is non-zero if there is any."""
@@ -118,7 +119,8 @@ def validate_submission(
     else:
         with progress_bar("checking", "video") as progress:
             report = validate(
-                zip_path, benchmark, root=root, store=store, resolution=resolution, partial=partial, progress=progress
+                zip_path, benchmark, root=root, store=store, resolution=resolution, partial=partial, progress=progress,
+                workers=workers,
             )
     if report.ok:
         unit = "meshes" if benchmark == "svfr" else "videos"

@@ -56,6 +56,15 @@ class StoreError(NersembleError):
     """A store that is missing, not ours, from a newer format version, or incomplete."""
 
 
+class CodecConfigError(StoreError, ValueError):
+    """A codec configuration (in an array's zarr.json, or given in code) with an unknown key or a value of the
+    wrong type or out of range; a ValueError too, as zarr expects of a codec's ``from_dict``."""
+
+
+class CorruptChunk(StoreError):
+    """A stored chunk whose bytes do not decode: a truncated or overwritten file of the store."""
+
+
 class FlameError(NersembleError):
     """The FLAME model is missing or malformed, or its parameters have the wrong shape."""
 

@@ -22,7 +22,7 @@ import xarray as xr
 import zarr
 
 from . import __version__, catalogue, schema
-from .errors import StoreError
+from .errors import CodecConfigError, StoreError
 from .locking import folder_lock
 from .outputs import kind_of
 
@@ -57,6 +57,10 @@ def _mapped_errors(store: StoreLike, path: str = "", kind: str = "group") -> Ite
     """Turn a failure to open ``path`` of ``store`` into one StoreError sentence naming both."""
     try:
         yield
+    except CodecConfigError as error:  # a ValueError, but the node is there: its metadata is tampered with
+        where = f"{path} of the store {store_path(store)}" if path else f"the store {store_path(store)}"
+        sentence = str(error)
+        raise StoreError(f"Cannot open {where}: {sentence[:1].lower()}{sentence[1:]}") from error
     except _NOT_A_NODE as error:
         if not path or not _root_exists(store):
             raise StoreError(not_a_store_sentence(store)) from error

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import ProgressRecorder
 from nersemble_zarr import catalogue
 from nersemble_zarr.errors import SubmissionError
 from nersemble_zarr.submission import export_submission, validate_submission
@@ -112,6 +113,10 @@ def test_every_problem_is_reported_at_once(tmp_path, videos):
         report.raise_if_invalid()
     partial = validate_submission(tmp_path / "s.zip", "nvs", partial=True, **OPTIONS)
     assert partial.problems == tuple(p for p in report.problems if "required videos are missing" not in p)
+    progress = ProgressRecorder()
+    on_threads = validate_submission(tmp_path / "s.zip", "nvs", workers=4, progress=progress, **OPTIONS)
+    assert on_threads == report  # the same problems in the same order, checked four videos at a time
+    assert progress.totals == [14] and progress.done == 14
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Encode predicted videos into H.264 mp4 files as their frames arrive, several videos in parallel.
 
-Each video is one task: read a block, convert it to uint8, feed it to libx264, repeat. Tasks run on dask's
-threaded scheduler, or on a dask.distributed cluster whose workers can write the target folder.
+Each video is one task: read a block, convert it to uint8, feed it to libx264, repeat. Tasks run on a pool
+of threads, or on a dask.distributed cluster whose workers can write the target folder.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def encode_videos(
 ) -> None:
     """Encode every (source, target path) job; ``progress`` receives frame counts as they are done.
 
-    Without ``client`` the jobs run on dask's threaded scheduler with ``workers`` threads, each streaming
+    Without ``client`` the jobs run on ``workers`` threads, each streaming
     frames (progress per block). With a dask.distributed ``client`` each job is a task on the cluster
     (progress per finished video). The first error stops the run and is raised.
     """
@@ -136,21 +136,20 @@ def encode_videos(
 
 
 def _encode_threaded(jobs, settings: EncodeSettings, workers: int | None, progress: Progress | None) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    import dask
+    """One thread per video up to ``workers``: plain threads, as nothing is shared between the videos
+    (dask's threaded scheduler would add nothing here but a task graph and its import of dask.distributed)."""
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     cancelled = threading.Event()
-    # A partial keeps dask from looking inside the sources (a dask array there would be computed whole).
-    tasks = [
-        dask.delayed(functools.partial(encode_video, source, path, settings, progress, cancelled), pure=False)()
-        for source, path in jobs
-    ]
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="encode") as pool:
+        futures = [pool.submit(encode_video, source, path, settings, progress, cancelled) for source, path in jobs]
         try:
-            dask.compute(*tasks, scheduler="threads", pool=pool)
+            for future in wait(futures, return_when=FIRST_EXCEPTION).done:
+                future.result()  # raises the error of a video that failed
         except BaseException:
             cancelled.set()  # running tasks stop at their next block; leaving `with` waits for them
+            for future in futures:
+                future.cancel()
             raise
 
 

@@ -14,8 +14,10 @@ import numpy as np
 
 from ..errors import SubmissionError
 
-# Frames read at once are capped at this many bytes of source data (12 full-size NVS uint8 frames).
-BLOCK_BYTES = 64 * 2**20
+# Frames read at once are capped at this many bytes of source data (3 full-size NVS uint8 frames). Blocks
+# under glibc's 32 MiB mmap limit are reused from the heap; larger ones are mapped and page-faulted afresh
+# each time, in system time (docs/submission.md, Performance).
+BLOCK_BYTES = 16 * 2**20
 
 
 class FrameSource(Protocol):

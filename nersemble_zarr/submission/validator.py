@@ -12,11 +12,12 @@ import os
 import tempfile
 import zipfile
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from .. import catalogue
 from ..errors import InputDataError, SubmissionError
-from ..progress import Progress, advance, set_total
+from ..progress import LockedProgress, Progress, set_total
 from ..video import DecodeCount, VideoInfo, count_decodable_frames, probe
 from ..units import listed
 from .expected import CODEC, PIX_FMT, ExpectedVideo, FrameCounts, SubmissionSpec, expected_submission
@@ -65,13 +66,15 @@ def validate_submission(
     spec: SubmissionSpec | None = None,
     progress: Progress | None = None,
     scratch_dir: str | os.PathLike | None = None,
+    workers: int = 1,
 ) -> ValidationReport:
     """Validate the zip at ``path`` against a benchmark's expectations and return the report.
 
     Frame counts come from ``root`` (fetched folder), ``store`` (converted store), ``frame_counts`` or,
     for NVS, the catalogue; or pass a ready ``spec``. With ``partial`` missing videos are allowed.
     The zip is never extracted: each expected entry is copied, size-capped, into a private temp file
-    (in ``scratch_dir``, default the system's temp folder).
+    (in ``scratch_dir``, default the system's temp folder). Videos are checked on ``workers`` threads,
+    each with its own handle on the zip and its own copy; the report lists problems in entry order.
     ``progress`` is told the number of videos (``set_total``) and called with 1 after each is checked.
     """
     if spec is None:
@@ -90,16 +93,32 @@ def validate_submission(
         prefix = prefix_problem(path, archive.infolist())
         if prefix is not None:
             problems.insert(0, prefix)
-        valid: list[str] = []
-        with tempfile.TemporaryDirectory(prefix="nersemble-validate-", dir=scratch_dir) as scratch:
-            set_total(progress, len(to_check))
-            for info in to_check:
-                found = _check_video(archive, info, spec.by_entry()[info.filename], spec, Path(scratch) / "entry.mp4")
-                problems.extend(found)
-                if not found:
-                    valid.append(info.filename)
-                advance(progress, 1)
+        set_total(progress, len(to_check))
+        found = _check_videos(path, to_check, spec, scratch_dir, workers, LockedProgress(progress))
+    valid = [info.filename for info, video_problems in zip(to_check, found) if not video_problems]
+    problems.extend(problem for video_problems in found for problem in video_problems)
     return ValidationReport(path, spec.benchmark, tuple(problems), tuple(valid))
+
+
+def _check_videos(
+    path: Path, infos: list[zipfile.ZipInfo], spec: SubmissionSpec, scratch_dir, workers: int, progress: Progress
+) -> list[list[str]]:
+    """The problems of each expected video, in entry order, checked on ``workers`` threads."""
+    expected = spec.by_entry()
+    with tempfile.TemporaryDirectory(prefix="nersemble-validate-", dir=scratch_dir) as scratch:
+
+        def check(index: int, info: zipfile.ZipInfo) -> list[str]:
+            copy = Path(scratch) / f"{index}.mp4"
+            with open_zip(path) as archive:
+                found = _check_video(archive, info, expected[info.filename], spec, copy)
+            copy.unlink(missing_ok=True)  # at most one copy per thread on disk
+            progress(1)
+            return found
+
+        if workers <= 1 or len(infos) <= 1:
+            return [check(index, info) for index, info in enumerate(infos)]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="validate") as pool:
+            return list(pool.map(check, range(len(infos)), infos))
 
 
 def _check_listing(

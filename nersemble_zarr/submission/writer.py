@@ -2,7 +2,8 @@
 
 Steps: check the predictions against the spec (metadata only), encode every video in parallel into its own
 mp4 in a hidden temp folder beside the output, store them into a zip under a hidden temporary name in the
-output's folder, validate that zip, and only then move it onto the output name.
+output's folder, validate that zip (its videos decoded in parallel too), and only then move it onto the
+output name.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def export_submission(
                 for source, path in jobs:
                     archive.write(path, arcname=source.video)
                     path.unlink()  # keep at most one copy of each video on disk
-            report = validate_submission(partial_zip, spec=spec, partial=partial, scratch_dir=folder)
+            report = validate_submission(
+                partial_zip, spec=spec, partial=partial, scratch_dir=folder, workers=workers or os.cpu_count() or 1
+            )
             report = dataclasses.replace(report, path=output)
             report.raise_if_invalid()
             os.replace(partial_zip, check_output_file(output))
