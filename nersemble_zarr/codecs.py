@@ -33,9 +33,8 @@ EFFORTS = range(1, 11)  # libjxl 0.11's encoder efforts: 1 (fastest) to 10
 
 def configuration_problem(distance: Any, effort: Any, lossless: Any) -> str | None:
     """What is wrong with a JPEG XL configuration, as the end of a sentence ("its effort is 12; ..."), or None."""
-    if isinstance(distance, bool) or not isinstance(distance, (int, float)):
-        return f"its distance is {shown(distance)}; expected a number from 0 to {MAX_DISTANCE:g}"
-    if not 0 <= distance <= MAX_DISTANCE:  # False for NaN
+    is_number = isinstance(distance, (int, float)) and not isinstance(distance, bool)
+    if not is_number or not 0 <= distance <= MAX_DISTANCE:  # the comparison is False for NaN
         return f"its distance is {shown(distance)}; expected a number from 0 to {MAX_DISTANCE:g}"
     if isinstance(effort, bool) or not isinstance(effort, int) or effort not in EFFORTS:
         return f"its effort is {shown(effort)}; expected an integer from {EFFORTS[0]} to {EFFORTS[-1]}"

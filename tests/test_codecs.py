@@ -113,6 +113,7 @@ BAD_CONFIGURATIONS = [
     ({"distance": 26.0}, "distance", "26.0"),
     ({"distance": "1.0"}, "distance", "'1.0'"),
     ({"distance": None}, "distance", "None"),
+    ({"distance": float("nan")}, "distance", "nan"),
     ({"lossless": "yes"}, "lossless", "'yes'"),
     ({"lossless": 1}, "lossless", "1"),
     ({"quality": 90}, "unknown key", "'quality'"),
