@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml scripts/setup.sh
 demo: $(STAMP)
 	$(VENV)/bin/nersemble-zarr demo $(DEMO_DIR)
 
+# Two pytest workers, each test file on one of them (the docs snippets run in order within their file).
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 # The reliability campaigns in their long setting (docs/reliability.md); CI runs the fast one within `make test`.
 campaign: $(STAMP)
