@@ -106,7 +106,8 @@ class FrameReader:
         """The shard's index (at its end: uint64 pairs, then their crc32c), checked."""
         if size < self._layout.index_bytes:
             raise StoreError(f"The shard {path} is truncated: it is smaller than its index.")
-        return self._layout.decode_index(os.pread(descriptor, self._layout.index_bytes, size - self._layout.index_bytes), path)
+        index_bytes = self._layout.index_bytes
+        return self._layout.decode_index(os.pread(descriptor, index_bytes, size - index_bytes), path)
 
 
 def frame_reader(array: zarr.Array) -> Callable[[tuple[int, ...]], np.ndarray]:

@@ -70,20 +70,23 @@ def connect(scheduler: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> Iter
         if parse_address(scheduler)[0] != "inproc":
             get_address_host_port(scheduler)
     except ValueError as error:
-        raise ConfigError(f"{scheduler!r} is not a dask scheduler address ({_first_line(error)}); "
-                          "give one like tcp://host:8786, or leave out --scheduler.") from error
+        raise _not_an_address(scheduler, error) from error
     try:
         # Not made the process-wide default: a client that fails to connect would stay the default of every
         # later dask computation here. It is the current client only inside the ``with`` block below.
         client = Client(scheduler, timeout=f"{timeout_s:g}s", set_as_default=False)
     except (ValueError, TypeError) as error:
-        raise ConfigError(f"{scheduler!r} is not a dask scheduler address ({_first_line(error)}); "
-                          "give one like tcp://host:8786, or leave out --scheduler.") from error
+        raise _not_an_address(scheduler, error) from error
     except (OSError, TimeoutError) as error:
         raise ConfigError(f"No dask scheduler answered at {scheduler} within {timeout_s:g} s "
                           f"({_first_line(error)}); start it or fix the address.") from error
     with client, client.as_current():
         yield client
+
+
+def _not_an_address(scheduler: str, error: Exception) -> ConfigError:
+    return ConfigError(f"{scheduler!r} is not a dask scheduler address ({_first_line(error)}); "
+                       "give one like tcp://host:8786, or leave out --scheduler.")
 
 
 def _first_line(error: Exception) -> str:

@@ -9,8 +9,8 @@ import numpy as np
 import xarray as xr
 
 from . import catalogue, schema, storage
-from .errors import StoreError, shown
 from .chunk_reader import stored_frames
+from .errors import StoreError, shown
 from .storage import StoreLike, consolidate, prepare_store, read_root_attrs, sequence_keys
 
 # Where a Dataset from `sequence` lives, kept in its encoding for `frame`.
