@@ -317,18 +317,17 @@ def check_source(source: FrameSource, video: ExpectedVideo, spec: SubmissionSpec
 
 def check_numbering(source: ImageFolderVideo, video: ExpectedVideo) -> None:
     """Refuse image files numbered neither 0, 1, 2, ... (positions) nor by the sequence's original frame indices:
-    a gap would score every later image against the wrong stored frame. Too few or too many files are left
-    to the frame count's check."""
+    a gap would score every later image against the wrong stored frame. The message follows the numbering the
+    files keep longest. Too few or too many files are left to the frame count's check."""
     numbers = source.numbers
-    gap, named = _first_gap(numbers, range(len(numbers))), "position"
-    if gap is None:
-        return
+    numberings = {"position": range(len(numbers))}
     if video.timesteps is not None:
-        timestep_gap = _first_gap(numbers, video.timesteps)
-        if timestep_gap is None:
-            return
-        if set(numbers) <= set(video.timesteps):
-            gap, named = timestep_gap, "original frame index"
+        numberings["original frame index"] = video.timesteps
+    gaps = {named: _first_gap(numbers, expected) for named, expected in numberings.items()}
+    if any(gap is None for gap in gaps.values()):
+        return
+    named = max(gaps, key=lambda name: gaps[name][0])
+    gap = gaps[named][1]
     by_timestep = "" if video.timesteps is None else \
         f", or by the sequence's original frame indices ({', '.join(f'{t:05d}' for t in video.timesteps[:3])}, ...)"
     raise SubmissionError(
@@ -338,9 +337,9 @@ def check_numbering(source: ImageFolderVideo, video: ExpectedVideo) -> None:
     )
 
 
-def _first_gap(numbers: tuple[int, ...], expected) -> int | None:
-    """The first expected number that ``numbers`` (sorted) skip, or None when they follow ``expected``."""
-    return next((wanted for number, wanted in zip(numbers, expected) if number != wanted), None)
+def _first_gap(numbers: tuple[int, ...], expected) -> tuple[int, int] | None:
+    """(position, expected number) where ``numbers`` (sorted) first leave ``expected``, or None if they never do."""
+    return next(((i, wanted) for i, (number, wanted) in enumerate(zip(numbers, expected)) if number != wanted), None)
 
 
 def _not_in_submission(spec: SubmissionSpec, key: VideoKey) -> str:

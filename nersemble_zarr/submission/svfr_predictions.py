@@ -25,7 +25,7 @@ from .. import catalogue
 from ..catalogue import ImageKey
 from ..errors import SubmissionError, shown
 from ..inputs.npy import NpyError, read_npy
-from ..real_values import real_array
+from ..real_values import check_real, real_array
 from .expected import listed
 from .folders import refuse_link, visible_entries
 from .meshfile import MeshFileError, read_mesh_bytes, server_vertex_count
@@ -274,6 +274,7 @@ def _from_files(label: str, mesh_file: Path, landmarks_file: Path) -> Callable[[
         landmarks = None
         if landmarks_file.is_file():
             landmarks = read_landmarks(_read(landmarks_file, MAX_LANDMARKS_BYTES), f"The landmarks {landmarks_file}")
+            check_real(landmarks, f"The landmarks {landmarks_file}")
         return check_mesh(label, vertices, faces, landmarks)
 
     return load
