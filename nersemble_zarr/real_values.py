@@ -16,11 +16,16 @@ REAL_KINDS = "iuf"  # signed and unsigned integers, floats
 
 
 def non_real(dtype: Any) -> str | None:
-    """Why values of ``dtype`` are not real numbers (the end of a sentence), or None when they are."""
-    dtype = np.dtype(dtype)
-    if dtype.kind in REAL_KINDS:
+    """Why values of ``dtype`` are not real numbers (the end of a sentence), or None when they are.
+    A dtype numpy does not know (torch's) is judged by its name."""
+    try:
+        kind = np.dtype(dtype).kind
+    except TypeError:
+        name = str(dtype)
+        kind = "c" if "complex" in name else "f" if "float" in name else "i" if "int" in name else "O"
+    if kind in REAL_KINDS:
         return None
-    never = ", never complex ones (their imaginary part would be lost)" if dtype.kind == "c" else ""
+    never = ", never complex ones (their imaginary part would be lost)" if kind == "c" else ""
     return f"dtype {dtype}; expected real numbers (integers or floats){never}"
 
 
@@ -33,10 +38,7 @@ def check_real(value: Any, what: str, error: type[NersembleError] = SubmissionEr
             dtype = np.asarray(value).dtype
         except (ValueError, TypeError) as cause:
             raise error(f"{what} is not an array of numbers ({cause}).") from None
-    try:
-        problem = non_real(dtype)
-    except TypeError:  # a dtype-like numpy does not know (torch's): its values are read as numpy's
-        problem = non_real(np.asarray(value).dtype)
+    problem = non_real(dtype)
     if problem is not None:
         raise error(f"{what} has {problem}.")
 

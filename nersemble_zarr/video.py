@@ -84,7 +84,7 @@ class FrameFormat:
     def of_stream(cls, stream) -> "FrameFormat | None":
         """The header's format, or None when the header declares no size (then the first frame sets it)."""
         context = stream.codec_context
-        if not context.width or not context.height:
+        if not context.width or not context.height or not context.pix_fmt:
             return None
         return cls(int(context.width), int(context.height), str(context.pix_fmt))
 

@@ -297,6 +297,10 @@ HOSTILE_FILES = {  # case -> (file name, bytes, fragment of the reason)
                                        "declares (1000000000000, 3) values of float64"),
     "OBJ face index of 23 digits": ("mesh_posed.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 12345678901234567890123\n",
                                     "refers to vertex 12345678901234567890123"),
+    "ASCII PLY face index of 23 digits": ("mesh_posed.ply", (
+        "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+        "element face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n"
+        "3 0 1 12345678901234567890123\n").encode(), "its value 12345678901234567890123 does not fit the type int32"),
 }
 
 

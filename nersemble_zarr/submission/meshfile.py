@@ -188,14 +188,27 @@ def _ascii_element(tokens: list[bytes], position: int, count: int, properties: l
                     records[prop[0]].append(float(tokens[position]))
                     position += 1
                 else:
-                    n = _list_length(int(tokens[position]))
-                    records[prop[0]].append(np.array([int(t) for t in tokens[position + 1: position + 1 + n]]))
-                    if len(records[prop[0]][-1]) != n:
+                    n = _list_length(_ascii_value(tokens[position], prop[1]))
+                    items = [_ascii_value(t, prop[2]) for t in tokens[position + 1: position + 1 + n]]
+                    if len(items) != n:
                         raise IndexError
+                    records[prop[0]].append(np.array(items, dtype=prop[2]))
                     position += 1 + n
+    except MeshFileError:
+        raise
     except (IndexError, ValueError) as error:
         raise MeshFileError("its ASCII body is truncated or holds a non-number") from error
     return _as_records(records), position
+
+
+def _ascii_value(token: bytes, type_code: str) -> int | float:
+    """One ASCII value of a list, refused when it does not fit its declared type (a 23-digit index)."""
+    if type_code.startswith("f"):
+        return float(token)
+    value, limits = int(token), np.iinfo(type_code)
+    if not limits.min <= value <= limits.max:
+        raise MeshFileError(f"its value {shown(value)} does not fit the type {np.dtype(type_code)} it declares")
+    return value
 
 
 def _as_records(records: dict[str, list]) -> dict[str, np.ndarray | list]:
