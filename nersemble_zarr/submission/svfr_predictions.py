@@ -74,7 +74,7 @@ def check_mesh(label: str, vertices: Any, faces: Any, landmarks: Any = None) -> 
     vertices, faces = real_array(vertices, f"{label}: the vertices array"), np.asarray(faces)
     if vertices.ndim != 2 or vertices.shape[1:] != (3,) or not len(vertices):
         raise SubmissionError(f"{label}: the vertices have shape {vertices.shape}; expected (V, 3) with V > 0.")
-    if not np.issubdtype(vertices.dtype, np.number) or not np.isfinite(vertices.astype(np.float64)).all():
+    if not np.isfinite(vertices.astype(np.float64)).all():
         raise SubmissionError(f"{label}: the vertices hold NaN, infinite or non-numeric values.")
     if faces.ndim != 2 or faces.shape[1:] != (3,) or not len(faces) or not np.issubdtype(faces.dtype, np.integer):
         raise SubmissionError(
@@ -292,6 +292,6 @@ def read_landmarks(data: bytes, label: str) -> np.ndarray:
     import io
 
     try:
-        return read_npy(io.BytesIO(data), len(data), "it")
+        return read_npy(io.BytesIO(data), len(data), "it").copy()  # writable, as np.load gives it
     except NpyError as error:
         raise SubmissionError(f"{label} is not a readable .npy array ({error}).") from None
