@@ -132,10 +132,12 @@ def test_validate_submission_and_evaluate_refuse_the_same_broken_video(kind, con
     work.mkdir()
     evaluated = work / "predictions.zip"
     with zipfile.ZipFile(evaluated, "w") as archive:
-        archive.write(broken_video(kind, tmp_path / "a.mp4", truth(converted)), catalogue.submission_entry(*NVS, CAMERA))
+        archive.write(broken_video(kind, tmp_path / "a.mp4", truth(converted)),
+                      catalogue.submission_entry(*NVS, CAMERA))
     submitted = work / "submission.zip"
     with zipfile.ZipFile(submitted, "w") as archive:
-        archive.write(broken_video(kind, tmp_path / "b.mp4", truth(converted)), catalogue.submission_entry(*NVS, HOLD_OUT))
+        archive.write(broken_video(kind, tmp_path / "b.mp4", truth(converted)),
+                      catalogue.submission_entry(*NVS, HOLD_OUT))
     before = tree_digest(work)
 
     result = run_cli("validate-submission", submitted, "-b", "nvs", "--root", synthetic_root, "--partial",
@@ -215,7 +217,8 @@ def test_symlinked_prediction_folders_are_refused(level, converted, tmp_path):
         link.parent.mkdir(parents=True)
         link.symlink_to(outside / "388" / "GLASSES" / f"cam_{CAMERA}", target_is_directory=True)
         before = tree_digest(tmp_path)
-        result = run_cli("evaluate", predictions, "--store", converted, "-b", "nvs", *NO_EXTRAS, "--json", out / "s.json")
+        result = run_cli("evaluate", predictions, "--store", converted, "-b", "nvs", *NO_EXTRAS,
+                         "--json", out / "s.json")
     else:
         participant, image = FIRST
         write_prediction(outside, FIRST, "posed", tetra(0))
@@ -237,8 +240,9 @@ def test_symlinked_prediction_folders_are_refused(level, converted, tmp_path):
 def test_complex_vertices_landmarks_and_parameters_are_refused_not_truncated(tmp_path):
     vertices, faces, landmarks = tetra(0)
     label = f"The posed mesh of 017/{catalogue.svfr_folder(FIRST[1])}"
-    for mesh, what in (((vertices + 1e-3j, faces, landmarks), "vertices"), ((vertices, faces, landmarks + 2j), "landmarks")):
-        with pytest.raises(SubmissionError, match=f"{label}: the {what} array has dtype complex(64|128); expected real"):
+    complex_meshes = {"vertices": (vertices + 1e-3j, faces, landmarks), "landmarks": (vertices, faces, landmarks + 2j)}
+    for what, mesh in complex_meshes.items():
+        with pytest.raises(SubmissionError, match=f"{label}: the {what} array has dtype complex(64|128); expected"):
             export_svfr_submission({"posed": {key_tuple(FIRST): mesh}}, tmp_path / "s.zip", partial=True)
     flame = SvfrFlamePredictions({key_tuple(FIRST): {"shape": np.zeros(300, complex)}})
     with pytest.raises(SubmissionError, match="'shape' of .* has dtype complex128"):
@@ -342,8 +346,9 @@ def test_declared_sizes_are_checked_before_anything_is_allocated(tmp_path):
     # a landmarks zip entry declaring (10^12, 3) is one problem of validate-submission, never a MemoryError
     vertices, faces, _ = tetra(0)
     entry = f"017/{catalogue.svfr_submission_folder(FIRST[1])}/"
+    huge = HOSTILE_FILES["landmarks declaring (10^12, 3)"][1]
     path = zip_of(tmp_path / "huge.zip", {entry + "mesh_posed.ply": ply_bytes(vertices, faces),
-                                          entry + "landmarks_posed.npy": HOSTILE_FILES["landmarks declaring (10^12, 3)"][1]})
+                                          entry + "landmarks_posed.npy": huge})
     result = run_cli("validate-submission", path, "-b", "svfr", "--partial")
     one_error(result, 1, f"{path} is not a valid svfr submission")
     assert "landmarks_posed.npy is not a readable .npy array (it declares (1000000000000, 3)" in result.output
