@@ -73,24 +73,62 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 
 @dataclass(frozen=True)
+class FrameFormat:
+    """What every decoded frame of a video must be: the size and pixel format its stream header declares."""
+
+    width: int
+    height: int
+    pix_fmt: str
+
+    @classmethod
+    def of_stream(cls, stream) -> "FrameFormat | None":
+        """The header's format, or None when the header declares no size (then the first frame sets it)."""
+        context = stream.codec_context
+        if not context.width or not context.height or not context.pix_fmt:
+            return None
+        return cls(int(context.width), int(context.height), str(context.pix_fmt))
+
+    @classmethod
+    def of_frame(cls, frame) -> "FrameFormat":
+        return cls(int(frame.width), int(frame.height), frame.format.name)
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height} {self.pix_fmt}"
+
+
+def format_change(expected: FrameFormat, frame) -> str | None:
+    """Why a decoded frame breaks its video's format (another size or pixel format mid-stream), or None.
+
+    The one per-frame check of every decode in the package: validate-submission, evaluate, convert."""
+    found = FrameFormat.of_frame(frame)
+    if found == expected:
+        return None
+    return f"its frames change from the header's {expected} to {found}"
+
+
+@dataclass(frozen=True)
 class DecodeCount:
-    """What decoding every frame of a video found: the frames decoded and those whose data did not decode."""
+    """What decoding every frame of a video found: the frames decoded, those whose data did not decode, and
+    the first decoded frame whose size or pixel format differs from the header's (index, why)."""
 
     decoded: int
     failed: tuple[int, ...]   # indices (file order, from 0) of the frames whose data did not decode
+    changed: tuple[int, str] | None = None
 
 
 def count_decodable_frames(path: str | os.PathLike) -> DecodeCount:
     """Decode every frame of a video, counting them and noting each one that fails (no frames are kept).
 
     Slice threading only: frame threading reports an error several frames after the one that caused it.
-    A file the demuxer cannot read to its end raises an InputDataError naming the last frame read.
+    A file the demuxer cannot read to its end raises an InputDataError naming the last frame read. Every
+    decoded frame is checked by ``format_change``; the first that fails is ``changed``.
     """
     container = _open(path)
-    decoded, failed, index = 0, [], 0
+    decoded, failed, index, changed = 0, [], 0, None
     try:
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"
+        expected = FrameFormat.of_stream(stream)
         packets = container.demux(stream)
         while True:
             try:
@@ -100,13 +138,19 @@ def count_decodable_frames(path: str | os.PathLike) -> DecodeCount:
             if packet is None:
                 break
             try:
-                decoded += len(packet.decode())
+                frames = packet.decode()
             except av.FFmpegError:
                 failed.append(index)
+                frames = []
+            for frame in frames:
+                expected = expected or FrameFormat.of_frame(frame)
+                if changed is None and (why := format_change(expected, frame)) is not None:
+                    changed = (decoded, why)
+                decoded += 1
             index += 1 if packet.size else 0
     finally:
         container.close()
-    return DecodeCount(decoded, tuple(failed))
+    return DecodeCount(decoded, tuple(failed), changed)
 
 
 def iter_frames(
@@ -116,7 +160,8 @@ def iter_frames(
 
     Decoding starts at the beginning (H.264 has no cheap exact seek) and is threaded over ``threads``
     (0 lets FFmpeg choose). A decode error names the file and the first frame (display order) that does
-    not decode, which is not the count of frames decoded so far: a decoder holds frames back.
+    not decode, which is not the count of frames decoded so far: a decoder holds frames back. A frame whose
+    size or pixel format differs from the header's (``format_change``) is a CorruptVideo naming its index.
     """
     container = _open(path)
     delivered = 0
@@ -124,6 +169,7 @@ def iter_frames(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
+        expected = FrameFormat.of_stream(stream)
         packets = container.demux(stream)
         presented: list[int] = []  # presentation times of the packets demuxed so far
         decoded: set[int] = set()
@@ -136,6 +182,9 @@ def iter_frames(
                 index = _first_undecoded(packets, presented, decoded)
                 raise CorruptVideo(path, f"at frame {index} ({error})") from error
             for frame in frames:
+                expected = expected or FrameFormat.of_frame(frame)
+                if (why := format_change(expected, frame)) is not None:
+                    raise CorruptVideo(path, f"at frame {delivered} ({why})")
                 decoded.add(frame.pts)
                 if delivered >= start and (stop is None or delivered < stop):
                     rgb = frame.to_ndarray(format="rgb24")

@@ -175,8 +175,10 @@ def test_image_folder_round_trip(tmp_path, nvs_truth):
         camera = folder / f"{key[0]:03d}" / key[1] / f"cam_{key[2]}"
         camera.mkdir(parents=True)
         for t, frame in enumerate(nvs_truth[key]):
-            # Indices sort numerically (8 < 10) and one camera is stored as JPEG.
-            write_image(camera / f"{t * 8 if index else t:05d}.{'jpg' if index == 2 else 'png'}", frame)
+            # One camera's names unpadded (numbers, not text, order them), one camera stored as JPEG; numbers
+            # with a gap are refused (tests/test_reliability_predictions.py).
+            name = f"{t}" if index == 1 else f"{t:05d}"
+            write_image(camera / f"{name}.{'jpg' if index == 2 else 'png'}", frame)
     (folder / ".DS_Store").write_bytes(b"ignored")
     output = tmp_path / "submission.zip"
     export_submission(folder, output, "nvs", partial=True, **options("nvs"))

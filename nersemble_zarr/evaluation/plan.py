@@ -117,13 +117,14 @@ def _sequences(tree: xr.DataTree, store: str, benchmark: str) -> dict[tuple[int,
 
 def _spec(benchmark: str, datasets: dict[tuple[int, str], xr.Dataset], store: str) -> SubmissionSpec:
     """Every video the predictions may hold (every sequence and camera of the benchmark), with the store's
-    frame counts and frame size."""
+    frame counts, original frame indices and frame size."""
     if not datasets:
         raise EvaluationError(f"The store {store} holds no {benchmark} frames to compare predictions with.")
     first = next(iter(datasets.values()))
     height, width = first.sizes[schema.Y], first.sizes[schema.X]
+    timesteps = {key: tuple(int(t) for t in dataset[schema.TIMESTEP].values) for key, dataset in datasets.items()}
     videos = tuple(
-        ExpectedVideo(p, s, serial, datasets[p, s].sizes[schema.TIMESTEP] if (p, s) in datasets else None)
+        ExpectedVideo(p, s, serial, len(timesteps[p, s]) if (p, s) in timesteps else None, timesteps.get((p, s)))
         for p in catalogue.participants(benchmark)
         for s in catalogue.sequences(benchmark, p)
         for serial in catalogue.SERIALS

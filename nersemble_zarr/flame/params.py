@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import FlameError
+from ..real_values import check_real
 from ..schema import FLAME_N_EXPRESSION, FLAME_N_SHAPE
 
 # Per-timestep parameters -> number of values per timestep (names equal the tracking npz keys).
@@ -30,6 +31,8 @@ class FlameParameters:
     source: str = "FLAME parameters"  # names the origin in error messages
 
     def __post_init__(self) -> None:
+        for name in ("shape", "scale", *TIMESTEP_WIDTHS):
+            check_real(getattr(self, name), f"{self.source}: {name!r}", FlameError)
         shape = np.asarray(self.shape)
         if shape.shape != (FLAME_N_SHAPE,):
             raise FlameError(f"{self.source}: 'shape' has shape {shape.shape}, expected ({FLAME_N_SHAPE},).")

@@ -20,8 +20,10 @@ import numpy as np
 
 from .. import schema
 from ..errors import shown
+from ..real_values import non_real
 from .files import regular_file
 from .metadata import MAX_TIMESTEP
+from .npy import NpyError, read_npy
 from .origin import Origin
 
 SHAPES: dict[str, tuple] = {
@@ -56,7 +58,7 @@ def read_tracking(path: Path) -> dict[str, np.ndarray]:
             if missing:
                 raise origin.error(f"lacks the key {missing[0]!r}")
             arrays = {key: _read_member(archive, members[f"{key}.npy"], size) for key in SHAPES}
-    except _Unreadable as error:
+    except (_Unreadable, NpyError) as error:
         raise origin.error(f"is not a readable npz ({error})") from None
     except (zipfile.BadZipFile, zlib.error, struct.error, OSError, EOFError, ValueError) as error:
         raise origin.error(f"is not a readable npz ({error or type(error).__name__})") from None
@@ -78,27 +80,9 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int
         raise _Unreadable(f"its member {name} declares {info.file_size} bytes, more than its "
                           f"{info.compress_size} compressed bytes can hold")
     with archive.open(info) as stream:
-        version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-        else:
-            raise _Unreadable(f"its member {name} has .npy format version {version}; expected 1.0 or 2.0")
-        if dtype.hasobject:
-            raise _Unreadable(f"its member {name} holds Python objects, which are never unpickled")
-        if any(extent < 0 for extent in shape):
-            raise _Unreadable(f"its member {name} declares the negative shape {shape}")
-        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-        held = info.file_size - stream.tell()
-        if declared != held:
-            raise _Unreadable(f"its member {name} declares {shape} values of {dtype} ({declared} bytes) but holds "
-                              f"{held} bytes")
-        data = stream.read(declared)
+        array = read_npy(stream, info.file_size, f"its member {name}")
         stream.read()  # to the end, so that zipfile checks the CRC
-    if len(data) != declared:
-        raise _Unreadable(f"its member {name} ends after {len(data)} of {declared} bytes")
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return array
 
 
 def _checked(origin: Origin, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -112,10 +96,8 @@ def _checked(origin: Origin, arrays: dict[str, np.ndarray]) -> dict[str, np.ndar
         expected = tuple(n_timesteps if extent == "T" else extent for extent in expected)
         if array.shape != expected:
             raise origin.error(f"has {key} of shape {array.shape}; expected {expected}")
-        if array.dtype.kind == "c":
-            raise origin.error(f"has complex values in {key} ({array.dtype}); expected real numbers")
-        if array.dtype.kind not in "iuf":
-            raise origin.error(f"has non-numeric {key} ({array.dtype})")
+        if (problem := non_real(array.dtype)) is not None:
+            raise origin.error(f"has {key} of {problem}")
         result[key] = _frames(origin, array) if key == "frames" else _float32(origin, key, array)
     return result
 

@@ -1,7 +1,8 @@
 """What a submission must contain: the videos of a benchmark, their frame counts, size, rate and codec.
 
 Frame counts come from the benchmark's metadata.json (a fetched folder), a converted store (the length of
-each sequence group's ``timestep`` coordinate), an explicit mapping, or, for NVS only, the catalogue.
+each sequence group's ``timestep`` coordinate), an explicit mapping, or, for NVS only, the catalogue; the first
+two also give each sequence's original frame indices.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ PIX_FMT = "yuv420p"
 
 @dataclass(frozen=True)
 class ExpectedVideo:
-    """One video of a submission; ``n_frames`` is None when no frame count is known (partial checks only)."""
+    """One video of a submission; ``n_frames`` is None when no frame count is known (partial checks only).
+    ``timesteps`` are the sequence's original frame indices where the source of the counts holds them."""
 
     participant: int
     sequence: str
     serial: str
     n_frames: int | None
+    timesteps: tuple[int, ...] | None = None
 
     @property
     def key(self) -> VideoKey:
@@ -79,12 +82,13 @@ def expected_submission(
     given = [name for name, value in count_sources if value is not None]
     if len(given) > 1:
         raise SubmissionError(f"Give frame counts from one source only, not {' and '.join(given)}.")
+    timesteps: dict[tuple[int, str], tuple[int, ...]] = {}
     if frame_counts is not None:
         counts = {(int(p), str(s)): int(n) for (p, s), n in frame_counts.items()}
-    elif root is not None:
-        counts = _counts_from_metadata(benchmark, Path(root))
-    elif store is not None:
-        counts = _counts_from_store(benchmark, store)
+    elif root is not None or store is not None:
+        timesteps = _timesteps_from_metadata(benchmark, Path(root)) if root is not None else \
+            _timesteps_from_store(benchmark, store)
+        counts = {key: len(values) for key, values in timesteps.items()}
     elif benchmark == "nvs":
         counts = {(p, s): catalogue.NVS_N_FRAMES[p] for p, s in catalogue.NVS_SEQUENCES.items()}
     else:
@@ -107,47 +111,48 @@ def expected_submission(
     if width < 2 or height < 2 or width % 2 or height % 2:
         raise SubmissionError(f"Resolution {width}x{height} is invalid; H.264 yuv420p needs even sizes >= 2.")
     videos = tuple(
-        ExpectedVideo(p, s, serial, counts.get((p, s)))
+        ExpectedVideo(p, s, serial, counts.get((p, s)), timesteps.get((p, s)))
         for p, s in sequences
         for serial in catalogue.submission_serials(benchmark)
     )
     return SubmissionSpec(benchmark, int(width), int(height), spec.fps, videos)
 
 
-def _counts_from_metadata(benchmark: str, root: Path) -> dict[tuple[int, str], int]:
-    """Frame counts from ``ROOT/{benchmark}/metadata.json`` (also accepts ROOT/{benchmark} itself)."""
+def _timesteps_from_metadata(benchmark: str, root: Path) -> dict[tuple[int, str], tuple[int, ...]]:
+    """Original frame indices from ``ROOT/{benchmark}/metadata.json`` (also accepts ROOT/{benchmark} itself);
+    a mono sequence's are 0..n-1."""
     from ..convert.sources import mono_frame_counts, nvs_timesteps
 
     if root.name == benchmark and not (root / benchmark).is_dir():
         root = root.parent
     if benchmark == "nvs":
-        return {(p, name): len(timesteps) for p, (name, timesteps) in nvs_timesteps(root).items()}
-    return {(p, s): n for p, sequences in mono_frame_counts(root).items() for s, n in sequences.items()}
+        return {(p, name): tuple(int(t) for t in timesteps) for p, (name, timesteps) in nvs_timesteps(root).items()}
+    return {(p, s): tuple(range(n)) for p, sequences in mono_frame_counts(root).items() for s, n in sequences.items()}
 
 
-def _counts_from_store(benchmark: str, store) -> dict[tuple[int, str], int]:
-    """Frame counts from a converted store: the length of each sequence group's ``timestep`` coordinate."""
+def _timesteps_from_store(benchmark: str, store) -> dict[tuple[int, str], tuple[int, ...]]:
+    """Original frame indices from a converted store: each sequence group's ``timestep`` coordinate."""
     if isinstance(store, (str, os.PathLike)):
         from .. import storage
 
         root = storage.open_group(store)
 
-        def length(group: str) -> int | None:
+        def values(group: str) -> tuple[int, ...] | None:
             try:
-                return int(root[f"{group}/{schema.TIMESTEP}"].shape[0])
+                return tuple(int(t) for t in root[f"{group}/{schema.TIMESTEP}"][:])
             except KeyError:
                 return None
     else:
 
-        def length(group: str) -> int | None:
+        def values(group: str) -> tuple[int, ...] | None:
             try:
-                return int(store[group].sizes[schema.TIMESTEP])
+                return tuple(int(t) for t in store[group][schema.TIMESTEP].values)
             except KeyError:
                 return None
 
-    counts = {}
+    found = {}
     for participant, sequence in catalogue.submission_sequences(benchmark):
-        n = length(schema.sequence_group(benchmark, participant, sequence))
-        if n is not None:
-            counts[participant, sequence] = n
-    return counts
+        timesteps = values(schema.sequence_group(benchmark, participant, sequence))
+        if timesteps is not None:
+            found[participant, sequence] = timesteps
+    return found

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import shown
+
 PLY_TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
     "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
@@ -15,6 +17,7 @@ PLY_TYPES = {
 }
 _FORMATS = {"binary_little_endian": "<", "binary_big_endian": ">", "ascii": None}
 MAX_HEADER_BYTES = 1 << 16
+MAX_OBJ_INDEX = 2**31 - 1  # faces are stored as int32
 MERGE_DIGITS = 8  # trimesh merges vertices equal to 1e-8 when it builds a mesh (its tol.merge)
 
 
@@ -55,6 +58,8 @@ def _header(data: bytes) -> tuple[str | None, list[tuple[str, int, list[tuple]]]
         elif words[0] == "property" and elements and len(words) == 5 and words[1] == "list":
             if words[2] not in PLY_TYPES or words[3] not in PLY_TYPES:
                 raise MeshFileError(f"its header has an unknown property type in {line.strip()!r}")
+            if PLY_TYPES[words[2]].startswith("f"):
+                raise MeshFileError(f"its list length type {words[2]!r} in {line.strip()!r} is not an integer type")
             elements[-1][2].append((words[4], PLY_TYPES[words[2]], PLY_TYPES[words[3]]))
         elif words[0] == "property" and elements and len(words) == 3 and words[1] in PLY_TYPES:
             elements[-1][2].append((words[2], PLY_TYPES[words[1]]))
@@ -80,6 +85,7 @@ def read_ply(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     vertices, faces = np.zeros((0, 3)), np.zeros((0, 3), np.int64)
     for name, count, properties in elements:
         lists = [p for p in properties if len(p) == 3]
+        _check_declared(name, count, properties, order, len(tokens) - position if order is None else len(data) - offset)
         if order is None:
             values, position = _ascii_element(tokens, position, count, properties)
         elif not lists:
@@ -109,6 +115,20 @@ def read_ply(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     if order is None and position > len(tokens):
         raise MeshFileError("it ends before its last element (truncated)")
     return vertices, faces
+
+
+def _check_declared(name: str, count: int, properties: list[tuple], order: str | None, available: int) -> None:
+    """Refuse an element whose declared count cannot fit in what is left of the file (bytes, or ASCII tokens),
+    before anything is allocated or looped over: each record takes at least one token per property, or its
+    scalars' and list lengths' bytes."""
+    if order is None:
+        least = len(properties)
+    else:
+        least = sum(np.dtype(p[1]).itemsize for p in properties)
+    if count * least > available:
+        unit = "values" if order is None else "bytes"
+        raise MeshFileError(f"it declares {count} {name} records, which need at least {count * least} {unit}; "
+                            f"it holds {available} (truncated, or a false count)")
 
 
 def _uniform_faces(data: bytes, offset: int, count: int, properties: list[tuple], order: str):
@@ -143,13 +163,20 @@ def _binary_list_element(data: bytes, offset: int, count: int, properties: list[
             count_type, item_type = np.dtype(order + prop[1]), np.dtype(order + prop[2])
             if offset + count_type.itemsize > len(data):
                 raise MeshFileError("it ends inside a face (truncated)")
-            n = int(np.frombuffer(data, count_type, 1, offset)[0])
+            n = _list_length(np.frombuffer(data, count_type, 1, offset)[0])
             offset += count_type.itemsize
             if offset + n * item_type.itemsize > len(data):
                 raise MeshFileError("it ends inside a face (truncated)")
             records[prop[0]].append(np.frombuffer(data, item_type, n, offset).astype(np.int64))
             offset += n * item_type.itemsize
     return _as_records(records), offset
+
+
+def _list_length(value) -> int:
+    """A list's declared length, refused when negative (a signed length type) instead of read as 'all'."""
+    if value < 0:
+        raise MeshFileError(f"a list declares {int(value)} items")
+    return int(value)
 
 
 def _ascii_element(tokens: list[bytes], position: int, count: int, properties: list[tuple]):
@@ -161,14 +188,27 @@ def _ascii_element(tokens: list[bytes], position: int, count: int, properties: l
                     records[prop[0]].append(float(tokens[position]))
                     position += 1
                 else:
-                    n = int(tokens[position])
-                    records[prop[0]].append(np.array([int(t) for t in tokens[position + 1: position + 1 + n]]))
-                    if len(records[prop[0]][-1]) != n:
+                    n = _list_length(_ascii_value(tokens[position], prop[1]))
+                    items = [_ascii_value(t, prop[2]) for t in tokens[position + 1: position + 1 + n]]
+                    if len(items) != n:
                         raise IndexError
+                    records[prop[0]].append(np.array(items, dtype=prop[2]))
                     position += 1 + n
+    except MeshFileError:
+        raise
     except (IndexError, ValueError) as error:
         raise MeshFileError("its ASCII body is truncated or holds a non-number") from error
     return _as_records(records), position
+
+
+def _ascii_value(token: bytes, type_code: str) -> int | float:
+    """One ASCII value of a list, refused when it does not fit its declared type (a 23-digit index)."""
+    if type_code.startswith("f"):
+        return float(token)
+    value, limits = int(token), np.iinfo(type_code)
+    if not limits.min <= value <= limits.max:
+        raise MeshFileError(f"its value {shown(value)} does not fit the type {np.dtype(type_code)} it declares")
+    return value
 
 
 def _as_records(records: dict[str, list]) -> dict[str, np.ndarray | list]:
@@ -189,8 +229,14 @@ def read_obj(data: bytes) -> tuple[np.ndarray, np.ndarray]:
                 if len(vertices[-1]) != 3:
                     raise ValueError
             elif words[0] == "f":
-                corners = np.array([int(w.split("/")[0]) for w in words[1:]])
-                polygons.append(np.where(corners < 0, len(vertices) + corners, corners - 1))
+                corners = [int(w.split("/")[0]) for w in words[1:]]
+                if any(abs(corner) > MAX_OBJ_INDEX for corner in corners):
+                    far = max(corners, key=abs)
+                    raise MeshFileError(f"a face refers to vertex {shown(far)}, beyond any mesh this reader takes "
+                                        f"(at most {MAX_OBJ_INDEX} vertices)")
+                polygons.append(np.array([len(vertices) + c if c < 0 else c - 1 for c in corners], dtype=np.int64))
+    except MeshFileError:
+        raise
     except ValueError as error:
         raise MeshFileError("a 'v' or 'f' line is not numbers") from error
     return np.array(vertices, dtype=np.float64).reshape(-1, 3), _triangulated(polygons)

@@ -8,7 +8,7 @@ Accepted predictions:
   (timestep, y, x, channel), an xarray DataArray (with those dims, or a ``serial`` dim holding the camera)
   or a Dataset with an ``images`` variable;
 - a folder of images ``PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png`` (or .jpg), one file
-  per frame, taken in numeric order of their names;
+  per frame, numbered 0, 1, 2, ... or by the sequence's original frame indices (a gap is refused);
 - a submission zip of ``{participant:03d}/{sequence}/cam_{serial}.mp4`` videos (each entry is probed here).
 
 Frames are uint8 (0..255) or float (0..1) RGB at the benchmark's size. Only metadata is read here (and the
@@ -29,6 +29,7 @@ from .. import catalogue, schema
 from ..errors import StoreError, SubmissionError
 from ..units import listed
 from .expected import ExpectedVideo, SubmissionSpec, VideoKey
+from .folders import visible_entries
 from .frames import check_dtype
 from .sources import ArrayVideo, FrameSource, ImageFolderVideo, ZipVideo, read_image
 
@@ -214,16 +215,17 @@ def _from_image_folder(root: Path, spec: SubmissionSpec) -> dict[VideoKey, Frame
                         f"{camera_dir} is not part of the {spec.benchmark} submission "
                         f"({_not_in_submission(spec, key)}); expected folders {FOLDER_LAYOUT}."
                     )
-                files = _frame_files(camera_dir)
+                numbered = _frame_files(camera_dir)
+                files = tuple(numbered.values())
                 shape = read_image(files[0]).shape if files else (spec.height, spec.width, 3)
-                found[key] = ImageFolderVideo(expected[key].entry, files, shape)
+                found[key] = ImageFolderVideo(expected[key].entry, files, shape, tuple(numbered))
     return found
 
 
 def _visible(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise SubmissionError(f"{folder} should be a folder; expected the layout {FOLDER_LAYOUT}.")
-    return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
+    return visible_entries(folder)
 
 
 def _participant_of(folder: Path, spec: SubmissionSpec) -> int:
@@ -237,7 +239,8 @@ def _participant_of(folder: Path, spec: SubmissionSpec) -> int:
     return int(name)
 
 
-def _frame_files(folder: Path) -> tuple[Path, ...]:
+def _frame_files(folder: Path) -> dict[int, Path]:
+    """The frame images of ``folder`` by the number their name gives, in numeric order."""
     numbered: dict[int, Path] = {}
     for path in _visible(folder):
         match = _FRAME_NAME.match(path.name)
@@ -249,7 +252,7 @@ def _frame_files(folder: Path) -> tuple[Path, ...]:
         if index in numbered:
             raise SubmissionError(f"{path} and {numbered[index].name} both claim frame {index} in {folder}.")
         numbered[index] = path
-    return tuple(numbered[index] for index in sorted(numbered))
+    return {index: numbered[index] for index in sorted(numbered)}
 
 
 # ---------------------------------------------------------------- submission zip
@@ -292,6 +295,8 @@ def check_source(source: FrameSource, video: ExpectedVideo, spec: SubmissionSpec
         check_dtype(source.data.dtype, video.entry)
     else:
         shape = source.shape
+    if isinstance(source, ImageFolderVideo):
+        check_numbering(source, video)
     if shape != (spec.height, spec.width, 3):
         raise SubmissionError(
             f"Frames of {video.entry} have shape {shape} (height, width, channels); "
@@ -308,6 +313,33 @@ def check_source(source: FrameSource, video: ExpectedVideo, spec: SubmissionSpec
         raise SubmissionError(
             f"{video.entry} has {source.n_frames} frames; the benchmark metadata expects {video.n_frames}."
         )
+
+
+def check_numbering(source: ImageFolderVideo, video: ExpectedVideo) -> None:
+    """Refuse image files numbered neither 0, 1, 2, ... (positions) nor by the sequence's original frame indices:
+    a gap would score every later image against the wrong stored frame. The message follows the numbering the
+    files keep longest. Too few or too many files are left to the frame count's check."""
+    numbers = source.numbers
+    numberings = {"position": range(len(numbers))}
+    if video.timesteps is not None:
+        numberings["original frame index"] = video.timesteps
+    gaps = {named: _first_gap(numbers, expected) for named, expected in numberings.items()}
+    if any(gap is None for gap in gaps.values()):
+        return
+    named = max(gaps, key=lambda name: gaps[name][0])
+    gap = gaps[named][1]
+    by_timestep = "" if video.timesteps is None else \
+        f", or by the sequence's original frame indices ({', '.join(f'{t:05d}' for t in video.timesteps[:3])}, ...)"
+    raise SubmissionError(
+        f"The frames of {source.files[0].parent} skip {gap:05d} (numbered by {named}, {len(numbers)} files from "
+        f"{numbers[0]:05d} to {numbers[-1]:05d}); number them 00000, 00001, ... one per stored frame{by_timestep}, "
+        "so that no image is scored against another frame."
+    )
+
+
+def _first_gap(numbers: tuple[int, ...], expected) -> tuple[int, int] | None:
+    """(position, expected number) where ``numbers`` (sorted) first leave ``expected``, or None if they never do."""
+    return next(((i, wanted) for i, (number, wanted) in enumerate(zip(numbers, expected)) if number != wanted), None)
 
 
 def _not_in_submission(spec: SubmissionSpec, key: VideoKey) -> str:

@@ -82,11 +82,13 @@ class ArrayVideo:
 
 @dataclass(frozen=True)
 class ImageFolderVideo:
-    """Frames stored as one PNG or JPEG file each, in frame order; every image must have ``shape``."""
+    """Frames stored as one PNG or JPEG file each, in frame order; every image must have ``shape``.
+    ``numbers`` are the frame numbers the file names give (``00004.png``: 4), in the same order."""
 
     video: str
     files: tuple[Path, ...]
     shape: tuple[int, int, int]
+    numbers: tuple[int, ...]
 
     @property
     def n_frames(self) -> int:
@@ -126,9 +128,21 @@ class ZipVideo:
     max_bytes: int
 
     def blocks(self) -> Iterator[np.ndarray]:
-        from ..video import iter_frames
+        """Every frame in order; a frame that does not decode or breaks the header's size or pixel format, or
+        fewer or more frames than the header's count, is refused by validate-submission's rules."""
+        from ..errors import CorruptVideo
+        from ..video import DecodeCount, iter_frames
+        from .validator import decode_problems
         from .zipsafety import entry_copy
 
+        delivered = 0
         with entry_copy(self.archive, self.video, self.max_bytes) as path:
-            for frame in iter_frames(path):
-                yield frame[None]
+            try:
+                for frame in iter_frames(path):
+                    delivered += 1
+                    yield frame[None]
+            except CorruptVideo as error:  # its message would name the private copy, not the entry
+                raise SubmissionError(f"{self.video} in {self.archive} is corrupt {error.detail}.") from None
+        problems = decode_problems(self.video, DecodeCount(delivered, ()), self.n_frames, self.n_frames)
+        if problems:
+            raise SubmissionError(f"{self.archive}: {problems[0]}")

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import catalogue
 from ..errors import FlameError, SubmissionError, shown
+from ..real_values import real_array
 from ..schema import FLAME_N_EXPRESSION, FLAME_N_SHAPE
 from .svfr_predictions import Mesh, MeshSource, SvfrKey, check_mesh, parse_key
 
@@ -38,14 +39,19 @@ def _parameters(key: Any, values: Mapping[str, Any], tasks: tuple[str, ...]) -> 
         raise SubmissionError(f"The FLAME parameters of {shown(key)} hold unknown names: {', '.join(unknown)}.")
     params = {}
     for name, size in PARAMETER_SIZES.items():
-        value = np.asarray(values.get(name, np.zeros(size)), dtype=np.float64).reshape(-1)
+        what = f"The FLAME parameter {name!r} of {shown(key)}"
+        value = real_array(values.get(name, np.zeros(size)), what).astype(np.float64).reshape(-1)
         if value.shape != (size,) or not np.isfinite(value).all():
             raise SubmissionError(
                 f"The FLAME parameter {name!r} of {shown(key)} has {value.size} values or non-finite ones; "
                 f"expected {size} finite numbers."
             )
         params[name] = value
-    params["scale"] = np.asarray(values.get("scale", 1.0), dtype=np.float64).reshape(())
+    scale = real_array(values.get("scale", 1.0), f"The FLAME parameter 'scale' of {shown(key)}")
+    if scale.size != 1 or not np.isfinite(scale.astype(np.float64)).all():
+        raise SubmissionError(f"The FLAME parameter 'scale' of {shown(key)} is {shown(scale.tolist())}; "
+                              "expected one finite number.")
+    params["scale"] = scale.astype(np.float64).reshape(())
     return params
 
 

@@ -24,7 +24,10 @@ import numpy as np
 from .. import catalogue
 from ..catalogue import ImageKey
 from ..errors import SubmissionError, shown
+from ..inputs.npy import NpyError, read_npy
+from ..real_values import check_real, real_array
 from .expected import listed
+from .folders import refuse_link, visible_entries
 from .meshfile import MeshFileError, read_mesh_bytes, server_vertex_count
 
 SvfrKey = tuple[int, ImageKey]  # (participant, image key)
@@ -68,10 +71,10 @@ def all_svfr_keys() -> list[SvfrKey]:
 
 def check_mesh(label: str, vertices: Any, faces: Any, landmarks: Any = None) -> Mesh:
     """Check one mesh as the server will read it; raise a SubmissionError naming ``label`` otherwise."""
-    vertices, faces = np.asarray(vertices), np.asarray(faces)
+    vertices, faces = real_array(vertices, f"{label}: the vertices array"), np.asarray(faces)
     if vertices.ndim != 2 or vertices.shape[1:] != (3,) or not len(vertices):
         raise SubmissionError(f"{label}: the vertices have shape {vertices.shape}; expected (V, 3) with V > 0.")
-    if not np.issubdtype(vertices.dtype, np.number) or not np.isfinite(vertices.astype(np.float64)).all():
+    if not np.isfinite(vertices.astype(np.float64)).all():
         raise SubmissionError(f"{label}: the vertices hold NaN, infinite or non-numeric values.")
     if faces.ndim != 2 or faces.shape[1:] != (3,) or not len(faces) or not np.issubdtype(faces.dtype, np.integer):
         raise SubmissionError(
@@ -82,9 +85,9 @@ def check_mesh(label: str, vertices: Any, faces: Any, landmarks: Any = None) -> 
             f"{label}: face indices run {faces.min()}..{faces.max()}, outside the {len(vertices)} vertices."
         )
     if landmarks is not None:
-        landmarks = np.asarray(landmarks)
+        landmarks = real_array(landmarks, f"{label}: the landmarks array")
         expected = (catalogue.SVFR_N_LANDMARKS, 3)
-        if landmarks.shape != expected or not np.issubdtype(landmarks.dtype, np.number):
+        if landmarks.shape != expected:
             raise SubmissionError(f"{label}: the landmarks have shape {landmarks.shape}; expected {expected}.")
         if not np.isfinite(landmarks.astype(np.float64)).all():
             raise SubmissionError(f"{label}: the landmarks hold NaN or infinite values.")
@@ -217,18 +220,19 @@ def _mapped(label: str, mesh: Any, faces: _FlameFaces) -> Callable[[], Mesh]:
 def _folder_sources(folder: Path, tasks: tuple[str, ...]) -> list[MeshSource]:
     """Meshes under a folder mirroring ``svfr/`` (or its parent holding ``svfr/``)."""
     if (folder / catalogue.SVFR).is_dir():
-        folder = folder / catalogue.SVFR
+        folder = refuse_link(folder / catalogue.SVFR)
     if not folder.is_dir():
         raise SubmissionError(f"The predictions folder {folder} does not exist or is not a folder.")
     sources = []
-    for participant_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        for key_dir in sorted(p for p in participant_dir.iterdir() if p.is_dir()):
+    for participant_dir in (p for p in visible_entries(folder) if p.is_dir()):
+        for key_dir in (p for p in visible_entries(participant_dir) if p.is_dir()):
             sources += _key_sources(participant_dir, key_dir, tasks)
     return sources
 
 
 def _key_sources(participant_dir: Path, key_dir: Path, tasks: tuple[str, ...]) -> Iterator[MeshSource]:
-    meshes = {task: [key_dir / f"mesh_{task}{s}" for s in MESH_SUFFIXES if (key_dir / f"mesh_{task}{s}").is_file()]
+    files = {path.name: path for path in visible_entries(key_dir) if path.is_file()}
+    meshes = {task: [files[name] for name in (f"mesh_{task}{s}" for s in MESH_SUFFIXES) if name in files]
               for task in tasks}
     if not any(meshes.values()):
         return
@@ -270,24 +274,24 @@ def _from_files(label: str, mesh_file: Path, landmarks_file: Path) -> Callable[[
         landmarks = None
         if landmarks_file.is_file():
             landmarks = read_landmarks(_read(landmarks_file, MAX_LANDMARKS_BYTES), f"The landmarks {landmarks_file}")
+            check_real(landmarks, f"The landmarks {landmarks_file}")
         return check_mesh(label, vertices, faces, landmarks)
 
     return load
 
 
 def _read(path: Path, limit: int) -> bytes:
-    if path.is_symlink():
-        raise SubmissionError(f"{path} is a symbolic link; give the file itself.")
-    if path.stat().st_size > limit:
+    if refuse_link(path).stat().st_size > limit:
         raise SubmissionError(f"{path} is {path.stat().st_size} bytes, more than the {limit} such a file may have.")
     return path.read_bytes()
 
 
 def read_landmarks(data: bytes, label: str) -> np.ndarray:
-    """An ``.npy`` array from bytes, without pickles, or a SubmissionError naming ``label``."""
+    """An ``.npy`` array from bytes, its header checked against them before anything is allocated and without
+    pickles, or a SubmissionError naming ``label``."""
     import io
 
     try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise SubmissionError(f"{label} is not a readable .npy array ({error}).") from error
+        return read_npy(io.BytesIO(data), len(data), "it").copy()  # writable, as np.load gives it
+    except NpyError as error:
+        raise SubmissionError(f"{label} is not a readable .npy array ({error}).") from None

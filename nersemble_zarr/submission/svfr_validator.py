@@ -20,6 +20,7 @@ import numpy as np
 from .. import catalogue
 from ..errors import SubmissionError
 from ..progress import Progress, advance, set_total
+from ..real_values import non_real
 from .expected import listed
 from .meshfile import MeshFileError, read_ply
 from .svfr_predictions import (
@@ -179,7 +180,9 @@ def _check_landmarks(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[st
     except SubmissionError as error:
         return [str(error)]
     expected = (catalogue.SVFR_N_LANDMARKS, 3)
-    if array.shape != expected or not np.issubdtype(array.dtype, np.number):
+    if (problem := non_real(array.dtype)) is not None:
+        return [f"{info.filename} has {problem}."]
+    if array.shape != expected:
         return [f"{info.filename} has shape {array.shape} ({array.dtype}); expected {expected} numbers."]
     if not np.isfinite(array.astype(np.float64)).all():
         return [f"{info.filename} holds NaN or infinite landmarks."]

@@ -269,8 +269,12 @@ def container_problem(name: str, path: Path) -> str | None:
 
 
 def decode_problems(name: str, count: DecodeCount, header_frames: int, expected: int) -> list[str]:
-    """Problems found by decoding every frame: frames that fail, a decoded count unlike the metadata's or header's."""
+    """Problems found by decoding every frame: a frame of another size or pixel format than the header's, frames
+    that fail, a decoded count unlike the metadata's or header's. The rule evaluate applies to a zip's videos too."""
     problems = []
+    if count.changed is not None:
+        index, why = count.changed
+        problems.append(f"{name} is corrupt at frame {index} ({why}).")
     if count.failed:
         shown_indices = ", ".join(map(str, count.failed[:10])) + (", ..." if len(count.failed) > 10 else "")
         problems.append(
