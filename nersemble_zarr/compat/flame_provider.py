@@ -7,17 +7,13 @@ The model is loaded from the FLAME folder (``flame_dir``, else ``$NERSEMBLE_FLAM
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
-
 import numpy as np
+import trimesh
 
 from ..errors import FlameError
 from ..flame.lbs import FlameMeshes, FlameModel
 from ..flame.params import FlameParameters
 from .data_managers import FlameTracking
-
-if TYPE_CHECKING:
-    import trimesh
 
 
 class FlameProvider:
@@ -57,18 +53,12 @@ class FlameProvider:
         index = self._index(timestep)
         return self._evaluated(landmarks=True).landmarks[index]
 
-    def get_mesh(self, timestep: int) -> "trimesh.Trimesh":
+    def get_mesh(self, timestep: int) -> trimesh.Trimesh:
         """The mesh of ``timestep`` as a ``trimesh.Trimesh`` (vertices unprocessed, FLAME's faces)."""
         return self.create_mesh(self.get_vertices(timestep))
 
-    def create_mesh(self, vertices: np.ndarray) -> "trimesh.Trimesh":
-        try:
-            import trimesh
-        except ImportError as error:
-            raise FlameError(
-                "FlameProvider.get_mesh returns a trimesh.Trimesh; install trimesh (pip install trimesh) "
-                "or use get_vertices with flame_model.faces."
-            ) from error
+    def create_mesh(self, vertices: np.ndarray) -> trimesh.Trimesh:
+        """A ``trimesh.Trimesh`` of ``vertices`` (5023, 3) with FLAME's faces, unprocessed."""
         return trimesh.Trimesh(vertices, self.flame_model.faces, process=False)
 
     def get_model_to_world_transformation(self, timestep: int) -> np.ndarray:
