@@ -7,13 +7,17 @@ The model is loaded from the FLAME folder (``flame_dir``, else ``$NERSEMBLE_FLAM
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
 import numpy as np
-import trimesh
 
 from ..errors import FlameError
 from ..flame.lbs import FlameMeshes, FlameModel
 from ..flame.params import FlameParameters
 from .data_managers import FlameTracking
+
+if TYPE_CHECKING:
+    import trimesh
 
 
 class FlameProvider:
@@ -53,12 +57,15 @@ class FlameProvider:
         index = self._index(timestep)
         return self._evaluated(landmarks=True).landmarks[index]
 
-    def get_mesh(self, timestep: int) -> trimesh.Trimesh:
+    def get_mesh(self, timestep: int) -> "trimesh.Trimesh":
         """The mesh of ``timestep`` as a ``trimesh.Trimesh`` (vertices unprocessed, FLAME's faces)."""
         return self.create_mesh(self.get_vertices(timestep))
 
-    def create_mesh(self, vertices: np.ndarray) -> trimesh.Trimesh:
-        """A ``trimesh.Trimesh`` of ``vertices`` (5023, 3) with FLAME's faces, unprocessed."""
+    def create_mesh(self, vertices: np.ndarray) -> "trimesh.Trimesh":
+        """A ``trimesh.Trimesh`` of ``vertices`` (5023, 3) with FLAME's faces, unprocessed (trimesh, a dependency
+        of the package, is imported on first use: importing it is slow)."""
+        import trimesh
+
         return trimesh.Trimesh(vertices, self.flame_model.faces, process=False)
 
     def get_model_to_world_transformation(self, timestep: int) -> np.ndarray:
