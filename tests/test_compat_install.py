@@ -59,7 +59,9 @@ def declared_closure() -> set[str]:
 
 
 def imported_distributions(modules: list[str]) -> dict[str, set[str]]:
-    """Top-level module -> the distributions that install it, for modules outside the standard library."""
+    """Top-level module -> the distributions that install it, for modules outside the standard library (modules
+    no distribution lists, such as Cython's runtime modules and extension internals registered under their own
+    top-level names, are left out)."""
     owners = metadata.packages_distributions()
     found = {}
     for module in modules:
