@@ -45,8 +45,8 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
                   flame_dir, centre_principal_point, render_target, scheduler, workers):
     """Export one sequence of STORE into OUT as PNG frames, masks, FLAME parameters and transforms*.json.
 
-    Resumable: files already in OUT are kept. transform_matrix is OpenGL/NeRF camera-to-world; see
-    docs/conventions.md.
+    Resumable: files already in OUT are kept. transform_matrix is OpenGL/NeRF camera-to-world; cy is h - cy
+    in --format vhap, as VHAP writes it; see docs/conventions.md.
     """
     from nersemble_zarr.export_frames import export_frames as run_export, resolve_format
     from nersemble_zarr.parallel import connect

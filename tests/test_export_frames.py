@@ -76,7 +76,9 @@ def head_points(key, timestep: int, cam_2_world_gl: np.ndarray, n: int = 300) ->
 
 
 def intrinsics_of(entry: dict) -> np.ndarray:
-    return np.array([[entry["fl_x"], 0.0, entry["cx"]], [0.0, entry["fl_y"], entry["cy"]], [0.0, 0.0, 1.0]])
+    """The OpenCV matrix of a VHAP frame: VHAP's files hold the principal point's y flipped (h - cy)."""
+    return np.array([[entry["fl_x"], 0.0, entry["cx"]], [0.0, entry["fl_y"], entry["h"] - entry["cy"]],
+                     [0.0, 0.0, 1.0]])
 
 
 # ---------------------------------------------------------------- geometry and pixels
@@ -107,7 +109,7 @@ def test_pngs_and_cameras_hold_the_store_values(store, nvs_export):
     images, alpha = store_frames(store, 2, NVS, entry["camera_id"], entry["timestep_index_original"])
     level = xr.open_zarr(store, group=schema.level_group(2, *NVS), consolidated=False)
     level = level.sel(serial=entry["camera_id"])
-    np.testing.assert_allclose(intrinsics_of(entry), level.intrinsics.values)  # OpenCV K of the level, cy not flipped
+    np.testing.assert_allclose(intrinsics_of(entry), level.intrinsics.values)  # OpenCV K of the level
     np.testing.assert_allclose(np.array(entry["transform_matrix"]), opengl_camera_to_world(level.world_2_cam.values))
     np.testing.assert_array_equal(read_png(nvs_export / entry["fg_mask_path"]), alpha)
     np.testing.assert_array_equal(read_png(nvs_export / entry["file_path"]), np.where(alpha[..., None] > 0, images, 0))

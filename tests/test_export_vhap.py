@@ -1,17 +1,20 @@
 """export-frames --format vhap / nerfstudio and the union of VHAP exports, read the way their consumers read them.
 
 GaussianAvatars, VHAP and nerfstudio do not install here, so this module re-implements, in its own words, what
-their loaders do with an export: GaussianAvatars' scene-type choice, ``readCamerasFromTransforms``,
-``readMeshesFromTransforms`` and ``load_meshes`` with its FLAME call (rotation as the global pose of linear blend
-skinning, translation added after; the ``flame_model`` package's FLAME on the stand-in model), VHAP's
-``NeRFDataset`` item reading, and nerfstudio's transforms.json parsing and pixel-centre ray model. The meshes and
-points they produce must land on the same pixels as the store's, seen through the store's cameras.
+their loaders do with an export: GaussianAvatars' scene-type choice, ``readCamerasFromTransforms`` (image paths
+joined as it joins them), ``readMeshesFromTransforms`` and ``load_meshes`` with its FLAME call (rotation as the
+global pose of linear blend skinning, translation added after; the ``flame_model`` package's FLAME on the stand-in
+model) and its rasteriser's projection (field of view only, principal point at the image centre); VHAP's
+``NeRFDataset`` item reading and its renderer's projection (``NVDiffRenderer.world_to_ndc`` with ``flip_y``, back
+to pixels as its tracker maps landmarks); and nerfstudio's transforms.json parsing and pixel-centre ray model. The
+meshes and points they produce must land on the same pixels as the store's, seen through the store's cameras.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,14 +59,19 @@ def ga_scene_type(path: Path) -> str:
 
 
 def ga_read_cameras(path: Path, transforms_file: str) -> list[dict]:
-    """GaussianAvatars' readCamerasFromTransforms: R (transposed w2c rotation), T, FovX/FovY, timestep, camera."""
-    contents = json.loads((path / transforms_file).read_text())
+    """GaussianAvatars' readCamerasFromTransforms: R (transposed w2c rotation), T, FovX/FovY, timestep, camera.
+
+    Like GaussianAvatars it joins the folder onto the file path twice (``os.path.join(path, os.path.join(path,
+    file_path))``), which finds the image only when ``path`` is absolute (its train.py makes ``-s`` absolute,
+    ``--target_path`` stays as given)."""
+    contents = json.loads((Path(path) / transforms_file).read_text())
     fovx_shared = contents.get("camera_angle_x")
     cameras = []
     for index, frame in enumerate(contents["frames"]):
         file_path = frame["file_path"]
         if ".png" not in file_path:
             file_path += ".png"
+        cam_name = os.path.join(str(path), file_path)
         c2w = np.array(frame["transform_matrix"])
         c2w[:3, 1:3] *= -1
         w2c = np.linalg.inv(c2w)
@@ -72,7 +80,7 @@ def ga_read_cameras(path: Path, transforms_file: str) -> list[dict]:
         fovy = 2 * math.atan(height / (2 * (width / (2 * math.tan(fovx / 2)))))
         cameras.append({
             "uid": index, "R": w2c[:3, :3].T, "T": w2c[:3, 3], "FovX": fovx, "FovY": fovy,
-            "image_path": path / file_path, "width": width, "height": height,
+            "image_path": Path(os.path.join(str(path), cam_name)), "width": width, "height": height,
             "timestep": frame.get("timestep_index"),
             "camera_id": frame["camera_index"] if "camera_id" in frame else None,
             "frame": frame,
@@ -142,17 +150,62 @@ def ga_vertices(flame, params: dict[str, np.ndarray], timestep: int) -> np.ndarr
     return vertices[0].numpy().astype(np.float64)
 
 
-def ga_project(camera: dict, points: np.ndarray) -> np.ndarray:
-    """Pixels of world points through a GaussianAvatars camera: w2c rotation R^T and T, focal from FovX/FovY,
-    principal point from the frame (see the docs: GaussianAvatars itself assumes it centred)."""
+def ga_pixels(camera: dict, points: np.ndarray) -> np.ndarray:
+    """Pixels of world points as GaussianAvatars' rasteriser puts them: w2c rotation R^T and T, focal lengths from
+    FovX and FovY, principal point at ((w - 1) / 2, (h - 1) / 2) (it reads no cx, cy)."""
     camera_points = points @ camera["R"] + camera["T"]
     fx = camera["width"] / (2 * math.tan(camera["FovX"] / 2))
     fy = camera["height"] / (2 * math.tan(camera["FovY"] / 2))
-    frame = camera["frame"]
     return np.stack([
-        fx * camera_points[:, 0] / camera_points[:, 2] + frame["cx"],
-        fy * camera_points[:, 1] / camera_points[:, 2] + frame["cy"],
+        fx * camera_points[:, 0] / camera_points[:, 2] + (camera["width"] - 1) / 2,
+        fy * camera_points[:, 1] / camera_points[:, 2] + (camera["height"] - 1) / 2,
     ], axis=1)
+
+
+def vhap_camera(frame: dict) -> dict:
+    """What VHAP's NeRFDataset makes of a frame's camera: K from fl_x, fl_y, cx, cy as written, w2c extrinsics."""
+    intrinsics = np.eye(3)
+    intrinsics[[0, 1, 0, 1], [0, 1, 2, 2]] = [frame["fl_x"], frame["fl_y"], frame["cx"], frame["cy"]]
+    return {"intrinsics": intrinsics, "extrinsics": np.linalg.inv(np.array(frame["transform_matrix"])),
+            "image_height": frame["h"], "image_width": frame["w"]}
+
+
+def vhap_pixels(camera: dict, points: np.ndarray, near: float = 0.1, far: float = 10.0) -> np.ndarray:
+    """Pixels of world points through VHAP's own projection: NVDiffRenderer.world_to_ndc(points, RT, K, (h, w),
+    flip_y=True), its projection_from_intrinsics matrix, then image coordinates as the tracker relates landmarks to
+    NDC (normalize_image_points: ndc = 2 (u - w / 2) / w, inverted here)."""
+    (fx, fy), (cx, cy) = np.diag(camera["intrinsics"])[:2], camera["intrinsics"][:2, 2]
+    h, w = camera["image_height"], camera["image_width"]
+    projection = np.zeros((4, 4))
+    projection[0, 0], projection[1, 1] = fx * 2 / w, fy * 2 / h
+    projection[0, 2], projection[1, 2] = (w - 2 * cx) / w, (h - 2 * cy) / h
+    projection[2, 2], projection[2, 3] = -(far + near) / (far - near), -2 * far * near / (far - near)
+    projection[3, 2] = -1
+    clip = np.concatenate([points, np.ones((len(points), 1))], axis=1) @ (projection @ camera["extrinsics"]).T
+    ndc = clip[:, :3] / clip[:, 3:]
+    ndc[:, 1] *= -1  # flip_y
+    return np.stack([(ndc[:, 0] + 1) * w / 2, (ndc[:, 1] + 1) * h / 2], axis=1)
+
+
+def export_shift(root: Path, serial: str) -> np.ndarray:
+    """The whole pixels an export moved a camera's frames by (--centre-principal-point), from its settings."""
+    settings = root / "nersemble_export.json"
+    shifts = json.loads(settings.read_text()).get("principal_point_shifts", {}) if settings.is_file() else {}
+    return np.array(shifts.get(serial, [0, 0]), dtype=np.float64)
+
+
+def assert_lands_on_the_store_pixels(root: Path, camera: dict, vertices: np.ndarray, expected: np.ndarray,
+                                     stored_k: np.ndarray) -> None:
+    """``vertices`` seen by VHAP's projection (reading the frame's cx, cy) and by GaussianAvatars' (centred
+    principal point, plus the offset from the centre of the exported image's principal point, which it ignores)
+    land where the store's camera puts the store's mesh (``expected``), moved by the export's whole-pixel shift:
+    both axes within PIXEL_TOLERANCE."""
+    frame = camera["frame"]
+    shift = export_shift(root, str(frame["camera_id"]))
+    target = expected - shift
+    np.testing.assert_allclose(vhap_pixels(vhap_camera(frame), vertices), target, rtol=0, atol=PIXEL_TOLERANCE)
+    offset = stored_k[:2, 2] - shift - [(frame["w"] - 1) / 2, (frame["h"] - 1) / 2]
+    np.testing.assert_allclose(ga_pixels(camera, vertices) + offset, target, rtol=0, atol=PIXEL_TOLERANCE)
 
 
 def vhap_nerf_dataset(root: Path, division: str | None = None) -> list[dict]:
@@ -162,12 +215,8 @@ def vhap_nerf_dataset(root: Path, division: str | None = None) -> list[dict]:
     assert len(transforms["timestep_indices"]) == max(transforms["timestep_indices"]) + 1
     items = []
     for frame in transforms["frames"]:
-        intrinsics = np.eye(3)
-        intrinsics[[0, 1, 0, 1], [0, 1, 2, 2]] = [frame["fl_x"], frame["fl_y"], frame["cx"], frame["cy"]]
         item = {
-            "timestep_index": frame["timestep_index"], "camera_index": frame["camera_index"],
-            "intrinsics": intrinsics, "extrinsics": np.linalg.inv(np.array(frame["transform_matrix"])),
-            "image_height": frame["h"], "image_width": frame["w"],
+            "timestep_index": frame["timestep_index"], "camera_index": frame["camera_index"], **vhap_camera(frame),
             "image": imagecodecs.png_decode((root / frame["file_path"]).read_bytes()),
         }
         if "fg_mask_path" in frame:
@@ -295,10 +344,54 @@ def test_vhap_nerf_dataset_reads_every_item(exports):
         assert set(item["flame_param"]) == set(VHAP_NPZ)
 
 
+def vhap_exporter_cameras(world_2_cam: np.ndarray, intrinsics: np.ndarray, height: int, width: int) -> list[dict]:
+    """The camera keys VHAP's own export writes for calibrated OpenCV cameras: NeRSembleDataset.load_camera_params
+    with its default camera_convention_conversion 'opencv->opengl' (camera y and z axes negated, K[1, 2] = H -
+    K[1, 2]) and the c2w extrinsics the exporter asks for, then NeRFDatasetWriter.write's keys. Its
+    align_cameras_to_axes (one rotation of the whole world) is left out: it changes no key's meaning."""
+    rotation, translation = world_2_cam[:, :3, :3], world_2_cam[:, :3, 3]
+    orientation = rotation.transpose(0, 2, 1).copy()
+    location = orientation @ -translation[..., None]
+    k = np.array(intrinsics, dtype=np.float64, copy=True)
+    orientation[:, :3, [1, 2]] *= -1
+    k[..., 1, 2] = height - k[..., 1, 2]
+    cameras = []
+    for index in range(len(world_2_cam)):
+        c2w = np.concatenate([np.concatenate([orientation[index], location[index]], axis=1), [[0, 0, 0, 1]]])
+        fl_x, fl_y = k[index, 0, 0], k[index, 1, 1]
+        cameras.append({"cx": k[index, 0, 2], "cy": k[index, 1, 2], "fl_x": fl_x, "fl_y": fl_y, "h": height,
+                        "w": width, "camera_angle_x": math.atan(width / (fl_x * 2)) * 2,
+                        "camera_angle_y": math.atan(height / (fl_y * 2)) * 2, "transform_matrix": c2w})
+    return cameras
+
+
+def test_vhap_cameras_mean_what_vhaps_files_mean(converted, tmp_path):
+    """Key for key what VHAP's exporter writes for the same cameras; VHAP's renderer projection and GaussianAvatars'
+    reader put points on the store's pixels, both axes within 1e-3 px, on the 13 off-centre NVS cameras."""
+    out = tmp_path / "388_GLASSES"
+    run_cli("export-frames", converted, out, "--format", "vhap", "-p", 388, exit_code=0)
+    nvs = storage.open_dataset(converted, schema.level_group(1, "nvs", 388, "GLASSES"))
+    world_2_cam, intrinsics = nvs[schema.WORLD_2_CAM].values, nvs[schema.INTRINSICS].values
+    height, width = int(nvs.attrs[schema.HEIGHT_ATTR]), int(nvs.attrs[schema.WIDTH_ATTR])
+    vhap_wrote = vhap_exporter_cameras(world_2_cam, intrinsics, height, width)
+    points = nvs_head_offset(world_2_cam) + np.random.default_rng(3).normal(scale=0.05, size=(200, 3))
+    cameras = ga_read_cameras(out, "transforms.json")
+    assert len({camera["frame"]["camera_index"] for camera in cameras}) > 1
+    for camera in cameras:
+        frame, index = camera["frame"], camera["frame"]["camera_index"]
+        for key, value in vhap_wrote[index].items():
+            np.testing.assert_allclose(frame[key], value, rtol=0, atol=1e-9, err_msg=key)
+        expected, _ = project_opencv(points, world_2_cam[index], intrinsics[index])
+        assert_lands_on_the_store_pixels(out, camera, points, expected, intrinsics[index])
+    # the principal points are off-centre vertically: reading cy as OpenCV's would move points by h - 2 cy
+    assert np.abs(height - 2 * intrinsics[:, 1, 2]).max() > 1
+
+
 # ------------------------------------------------------------ FLAME converted exactly
 
 def assert_same_pixels(exported_root: Path, cameras: list[dict], params: dict, flame, store_meshes) -> int:
-    """Every vertex of the GaussianAvatars mesh projects where the store's mesh does; the views checked."""
+    """Every vertex of the GaussianAvatars mesh projects where the store's mesh does, through VHAP's and
+    GaussianAvatars' projections; the views checked."""
     checked = 0
     for camera in cameras:
         frame = camera["frame"]
@@ -309,10 +402,10 @@ def assert_same_pixels(exported_root: Path, cameras: list[dict], params: dict, f
             stem = Path(frame["file_path"]).stem
             original = next(f["timestep_index_original"] for f in source["frames"] if Path(f["file_path"]).stem == stem)
         vertices = ga_vertices(flame, params, camera["timestep"])
+        stored_k = store_meshes["intrinsics"][frame["camera_index"]]
         expected, _ = project_opencv(
-            store_meshes["vertices"][original], store_meshes["world_2_cam"][frame["camera_index"]],
-            store_meshes["intrinsics"][frame["camera_index"]])
-        np.testing.assert_allclose(ga_project(camera, vertices), expected, rtol=0, atol=PIXEL_TOLERANCE)
+            store_meshes["vertices"][original], store_meshes["world_2_cam"][frame["camera_index"]], stored_k)
+        assert_lands_on_the_store_pixels(exported_root, camera, vertices, expected, stored_k)
         checked += 1
     return checked
 
@@ -471,12 +564,6 @@ def test_vhap_export_without_the_flame_model_is_one_clear_error(converted, tmp_p
 
 # ------------------------------------------------------------ principal point centred for GaussianAvatars
 
-def ga_project_centred(camera: dict, points: np.ndarray) -> np.ndarray:
-    """GaussianAvatars' own pixels: the field of view only, principal point at ((w - 1) / 2, (h - 1) / 2)."""
-    centred = dict(camera, frame={"cx": (camera["width"] - 1) / 2, "cy": (camera["height"] - 1) / 2})
-    return ga_project(centred, points)
-
-
 def test_centred_principal_point_puts_every_vertex_within_half_a_pixel(converted, standin_dir, reference_flame,
                                                                          store_meshes, tmp_path):
     out = tmp_path / "393_centred"
@@ -488,16 +575,20 @@ def test_centred_principal_point_puts_every_vertex_within_half_a_pixel(converted
     plain = json.loads((out / "transforms.json").read_text())["frames"][0]
     camera_index = plain["camera_index"]
     stored_k = store_meshes["intrinsics"][camera_index]
-    shift = np.array([stored_k[0, 2] - plain["cx"], stored_k[1, 2] - plain["cy"]])
-    assert np.all(shift == np.rint(shift)) and np.any(shift != 0)  # the synthetic principal point is off-centre
-    residual = np.array([plain["cx"] - (plain["w"] - 1) / 2, plain["cy"] - (plain["h"] - 1) / 2])
+    shift = export_shift(out, plain["camera_id"])
+    assert np.any(shift != 0)  # the synthetic principal point is off-centre
+    # the file's (cx, cy) in VHAP's meaning (cy flipped) is the store's moved by the shift
+    np.testing.assert_allclose([plain["cx"], plain["h"] - plain["cy"]], stored_k[:2, 2] - shift, rtol=0, atol=1e-9)
+    residual = stored_k[:2, 2] - shift - [(plain["w"] - 1) / 2, (plain["h"] - 1) / 2]
     assert np.all(np.abs(residual) <= 0.5)
     for camera in scene["train"] + scene["val"] + scene["test"]:
         original = camera["frame"]["timestep_index_original"]
         expected, _ = project_opencv(store_meshes["vertices"][original], store_meshes["world_2_cam"][camera_index],
                                      stored_k)
-        found = ga_project_centred(camera, ga_vertices(reference_flame, params, camera["timestep"]))
-        np.testing.assert_allclose(found + residual + shift, expected, rtol=0, atol=PIXEL_TOLERANCE)
+        vertices = ga_vertices(reference_flame, params, camera["timestep"])
+        assert_lands_on_the_store_pixels(out, camera, vertices, expected, stored_k)
+        # GaussianAvatars alone (principal point taken at the centre) is off by the residual only
+        assert np.abs(ga_pixels(camera, vertices) - (expected - shift)).max() <= 0.5 + PIXEL_TOLERANCE
     # the pixels moved by the same whole-pixel shift
     dx, dy = shift.astype(int)
     image = imagecodecs.png_decode((out / plain["file_path"]).read_bytes())
@@ -548,11 +639,11 @@ def test_level_2_export_lands_on_the_level_2_pixels(level2_export, reference_fla
         assert (frame["w"], frame["h"]) == (level2.attrs[schema.WIDTH_ATTR], level2.attrs[schema.HEIGHT_ATTR])
         image = imagecodecs.png_decode((out / frame["file_path"]).read_bytes())
         assert image.shape[:2] == (frame["h"], frame["w"])
+        stored_k = level2[schema.INTRINSICS].values[frame["camera_index"]]
         expected, _ = project_opencv(store_meshes["vertices"][frame["timestep_index_original"]],
-                                     level2[schema.WORLD_2_CAM].values[frame["camera_index"]],
-                                     level2[schema.INTRINSICS].values[frame["camera_index"]])
-        found = ga_project(camera, ga_vertices(reference_flame, params, camera["timestep"]))
-        np.testing.assert_allclose(found, expected, rtol=0, atol=PIXEL_TOLERANCE)
+                                     level2[schema.WORLD_2_CAM].values[frame["camera_index"]], stored_k)
+        vertices = ga_vertices(reference_flame, params, camera["timestep"])
+        assert_lands_on_the_store_pixels(out, camera, vertices, expected, stored_k)
 
 
 # ------------------------------------------------------------ render target and submission
@@ -578,10 +669,11 @@ def test_render_target_round_trip_to_a_valid_submission(converted, standin_dir, 
         frame = camera["frame"]
         assert imagecodecs.png_decode(camera["image_path"].read_bytes()).shape == (frame["h"], frame["w"], 3)
         index = serials.index(frame["camera_id"])
+        stored_k = free[schema.INTRINSICS].values[index]
         expected, _ = project_opencv(store_vertices[timesteps.index(frame["timestep_index_original"])],
-                                     free[schema.WORLD_2_CAM].values[index], free[schema.INTRINSICS].values[index])
-        found = ga_project(camera, ga_vertices(reference_flame, params, camera["timestep"]))
-        np.testing.assert_allclose(found, expected, rtol=0, atol=PIXEL_TOLERANCE)
+                                     free[schema.WORLD_2_CAM].values[index], stored_k)
+        vertices = ga_vertices(reference_flame, params, camera["timestep"])
+        assert_lands_on_the_store_pixels(target, camera, vertices, expected, stored_k)
     # render.py's output layout: MODEL/<target name>/ours_<iteration>/renders/{i:05d}.png, one per view
     model = tmp_path / "model"
     renders = model / target.name / "ours_30000" / "renders"
@@ -625,7 +717,8 @@ def test_renders_of_a_centred_render_target_are_shifted_back(converted, standin_
                 if c["frame"]["camera_id"] == serial]
         frame = views[mine[0][1]]["frame"]
         stored = free[schema.INTRINSICS].values[serials.index(serial)]
-        dx, dy = int(round(stored[0, 2] - frame["cx"])), int(round(stored[1, 2] - frame["cy"]))
+        dx, dy = export_shift(target, serial).astype(int)
+        np.testing.assert_allclose([frame["cx"], frame["h"] - frame["cy"]], stored[:2, 2] - [dx, dy], atol=1e-9)
         shifts.append((dx, dy))
         video = np.asarray(predictions[(393, "FREE", serial)])
         assert video.shape[0] == len(mine)

@@ -62,13 +62,10 @@ class FlameProvider:
         return self.create_mesh(self.get_vertices(timestep))
 
     def create_mesh(self, vertices: np.ndarray) -> "trimesh.Trimesh":
-        try:
-            import trimesh
-        except ImportError as error:
-            raise FlameError(
-                "FlameProvider.get_mesh returns a trimesh.Trimesh; install trimesh (pip install trimesh) "
-                "or use get_vertices with flame_model.faces."
-            ) from error
+        """A ``trimesh.Trimesh`` of ``vertices`` (5023, 3) with FLAME's faces, unprocessed (trimesh, a dependency
+        of the package, is imported on first use: importing it is slow)."""
+        import trimesh
+
         return trimesh.Trimesh(vertices, self.flame_model.faces, process=False)
 
     def get_model_to_world_transformation(self, timestep: int) -> np.ndarray:

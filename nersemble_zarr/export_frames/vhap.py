@@ -7,7 +7,8 @@ Layout of OUT, as VHAP's ``export_as_nerf_dataset.py`` writes it: ``images/{ti:0
 store's frame index is ``timestep_index_original``), ``ci`` the camera's index in the store. The train, val and
 test files divide the frames as VHAP's ``split_json`` does, or by a validation split. FLAME parameters
 are converted into VHAP's convention (:mod:`nersemble_zarr.flame.convention`): the exported world is the
-benchmark's divided by the tracking's ``scale``, so camera positions are divided by it too.
+benchmark's divided by the tracking's ``scale``, so camera positions are divided by it too. Cameras are
+VHAP's: ``transform_matrix`` OpenGL camera-to-world, ``fl_x fl_y cx`` the store's, ``cy`` flipped to ``h - cy``.
 """
 
 from __future__ import annotations
@@ -111,18 +112,25 @@ def write_flame_files(out: Path, plan: ExportPlan, flame: ConvertedFlame | None)
     return written
 
 
+def vhap_principal_point(intrinsics: np.ndarray, height: int) -> tuple[float, float]:
+    """(cx, cy) as VHAP's files hold them: its exporter converts cameras 'opencv->opengl', which flips the
+    principal point's y to ``h - cy`` (its renderer's projection then reads ``(h - 2 cy) / h``); x is kept."""
+    return float(intrinsics[0, 2]), float(height - intrinsics[1, 2])
+
+
 def frame_entry(plan: ExportPlan, frame: VhapFrame, cam_2_world: np.ndarray, intrinsics: np.ndarray) -> dict:
-    """One frame of VHAP's transforms.json, keys in VHAP's order."""
+    """One frame of VHAP's transforms.json, keys in VHAP's order and each meaning what it means in VHAP's files."""
     width, height = int(plan.dataset.attrs[schema.WIDTH_ATTR]), int(plan.dataset.attrs[schema.HEIGHT_ATTR])
     fl_x, fl_y = float(intrinsics[0, 0]), float(intrinsics[1, 1])
+    cx, cy = vhap_principal_point(intrinsics, height)
     entry = {
         "timestep_index": frame.dense_index,
         "timestep_index_original": frame.timestep,
         "timestep_id": f"{frame.timestep:05d}",
         "camera_index": frame.camera_index,
         "camera_id": frame.serial,
-        "cx": float(intrinsics[0, 2]),
-        "cy": float(intrinsics[1, 2]),
+        "cx": cx,
+        "cy": cy,
         "fl_x": fl_x,
         "fl_y": fl_y,
         "h": height,
