@@ -22,7 +22,6 @@ from click.testing import CliRunner
 
 import nersemble_zarr
 from nersemble_zarr import schema
-from nersemble_zarr.cameras import camera_problem
 from nersemble_zarr.cli.main import main as cli
 from nersemble_zarr.errors import InputDataError
 from nersemble_zarr.inputs.calibration import read_calibration
@@ -126,5 +125,7 @@ def test_convert_reads_cameras_by_the_same_rule(synthetic_root, tmp_path):
     broken.write_text(json.dumps(document))
     with pytest.raises(InputDataError, match=f"camera {SERIAL}: its world_2_cam rotation is not a rotation"):
         read_calibration(broken)
+    from nersemble_zarr.cameras import camera_problem
+
     assert camera_problem(np.eye(4), np.diag([500.0, 500.0, 1.0])) is None
     assert "principal point" in camera_problem(np.eye(4), [[500, 0, 5000], [0, 500, 50], [0, 0, 1]], (100, 100))
