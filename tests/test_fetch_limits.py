@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from crash_campaign import cli_command
 from nersemble_zarr.cli.main import main
 from nersemble_zarr.fetch import FetchIncomplete, RetryPolicy, fetch
-from nersemble_zarr.fetch.content import SIZE_CEILINGS
+from nersemble_zarr.inputs.jsontext import MAX_JSON_BYTES
 from nersemble_zarr.fetch.download import FileDownloadError
 from nersemble_zarr.synthetic.server import Faults, serve
 
@@ -33,7 +33,7 @@ METADATA = "metadata.json"
 PCD = "388/sequences/GLASSES/pointclouds/frame_00000.pcd"
 TRACKING = "393/sequences/FREE/tracking/flame2023_tracking_v2.npz"
 FAST = RetryPolicy(attempts=2, backoff_s=0.01, max_backoff_s=0.05, read_timeout_s=5.0)
-JSON_CEILING = SIZE_CEILINGS[".json"]
+JSON_CEILING, NPZ_CEILING = MAX_JSON_BYTES, 256 << 20  # as docs/fetch.md states
 
 
 def get_bytes(server, path: str) -> list[int]:
@@ -66,7 +66,7 @@ def test_a_json_without_length_stops_at_its_ceiling(synthetic_root, tmp_path, dr
 
 
 def test_an_npz_announced_beyond_its_ceiling_fails_that_file_only(synthetic_root, tmp_path):
-    huge = Faults(header_values=(("Content-Length", str(SIZE_CEILINGS[".npz"] + 1)),), paths=(f"{MONO}/{TRACKING}",))
+    huge = Faults(header_values=(("Content-Length", str(NPZ_CEILING + 1)),), paths=(f"{MONO}/{TRACKING}",))
     with serve(synthetic_root, huge) as server:
         with pytest.raises(FetchIncomplete) as caught:
             fetch(tmp_path, MONO, url=server.url, retry=FAST, participants=[393])
