@@ -178,7 +178,8 @@ def camera_problem(
         width, height = image_size
         cx, cy = k[0, 2], k[1, 2]
         if not (-width <= cx <= 2 * width and -height <= cy <= 2 * height):
-            return f"its principal point ({cx:.6g}, {cy:.6g}) lies more than an image size outside the {width}x{height} image"
+            return (f"its principal point ({cx:.6g}, {cy:.6g}) lies more than an image size outside the "
+                    f"{width}x{height} image")
     return None
 
 

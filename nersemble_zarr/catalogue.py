@@ -78,7 +78,8 @@ class ImageKey(NamedTuple):
 def svfr_image_keys() -> Mapping[int, tuple[ImageKey, ...]]:
     """participant -> its image keys, in the official toolkit's order (391 keys for 20 participants); read-only."""
     data = resources.files("nersemble_zarr").joinpath("data", _SVFR_KEYS_FILE)
-    raw = parse_json(data.read_bytes(), Origin(f"The package's data file {_SVFR_KEYS_FILE}", "reinstall nersemble_zarr"))
+    raw = parse_json(data.read_bytes(), Origin(f"The package's data file {_SVFR_KEYS_FILE}",
+                                               "reinstall nersemble_zarr"))
     return MappingProxyType({
         int(p): tuple(ImageKey(str(s), int(t), str(c)) for s, t, c in keys) for p, keys in raw["participants"].items()
     })

@@ -260,7 +260,8 @@ class Downloader:
             raise self._failure(path, WEB_PAGE)
         raise _Transient(f"the received file is unusable: {problem}")
 
-    def _within_ceiling(self, path: str, size: int | None, ceiling: int | None = None, sent: bool = False) -> int | None:
+    def _within_ceiling(self, path: str, size: int | None, ceiling: int | None = None,
+                        sent: bool = False) -> int | None:
         """``size``, unless it is beyond the size ceiling of ``path``'s kind: that fails for good."""
         ceiling = size_ceiling(path) if ceiling is None else ceiling
         if size is None or ceiling is None or size <= ceiling:
