@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import StoreError
+
 # Camera axes of OpenGL expressed in OpenCV's (and back): flip y and z.
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 
@@ -134,7 +136,8 @@ def project_opengl_clip(
 
 
 # ---------------------------------------------------------------- validation (one rule for every reader and writer)
-MAX_CAMERA_DISTANCE = 1e3  # metres from the world origin (the benchmark's cameras sit about a metre from the head)
+MAX_CAMERA_DISTANCE = 1e4  # metres from the world origin (the cameras sit about a metre from the head; the vhap
+# export divides positions by the tracking's scale)
 MAX_FOCAL_PIXELS = 1e6  # a real lens at any resolution the benchmark has is far below
 ROTATION_TOLERANCE = 1e-3  # largest entry of |R R^T - I| (calibrations are orthonormal to float precision)
 
@@ -192,3 +195,46 @@ def first_camera_problem(
         if problem is not None:
             return str(serial), problem
     return None
+
+
+def nerf_frame_problem(frame: object) -> str | None:
+    """What makes the camera of one frame of a NeRF-style ``transforms.json`` unusable (``transform_matrix`` an
+    OpenGL camera-to-world pose; ``fl_x fl_y cx cy w h``, as VHAP and nerfstudio write them), or None."""
+    keys = ("fl_x", "fl_y", "cx", "cy", "w", "h")
+    if not isinstance(frame, dict) or not all(_is_number(frame.get(key)) for key in keys):
+        return f"it lacks one of the numbers {', '.join(keys)}"
+    rows = frame.get("transform_matrix")
+    if not (isinstance(rows, list) and len(rows) == 4
+            and all(isinstance(row, list) and len(row) == 4 and all(map(_is_number, row)) for row in rows)):
+        return "its transform_matrix is not 4 rows of 4 numbers"
+    width, height = frame["w"], frame["h"]
+    if not (float(width).is_integer() and float(height).is_integer() and width > 0 and height > 0):
+        return f"its image size {width}x{height} is not two positive whole numbers"
+    pose = np.array(rows, dtype=np.float64)
+    if not np.array_equal(pose[3], [0.0, 0.0, 0.0, 1.0]):
+        return "its transform_matrix's last row is not [0, 0, 0, 1]"
+    intrinsics = np.array([[frame["fl_x"], 0.0, frame["cx"]], [0.0, frame["fl_y"], frame["cy"]], [0.0, 0.0, 1.0]])
+    with np.errstate(all="ignore"):
+        world_2_cam = opengl_to_opencv_world_to_camera(pose)
+    return camera_problem(world_2_cam, intrinsics, (int(width), int(height)))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def transforms_problem(document: object) -> str | None:
+    """The first unusable camera among the ``frames`` of a transforms document, as "its frame N: ...", or None."""
+    frames = document.get("frames") if isinstance(document, dict) else None
+    for index, frame in enumerate(frames if isinstance(frames, list) else []):
+        if (problem := nerf_frame_problem(frame)) is not None:
+            return f"its frame {index}: {problem}"
+    return None
+
+
+def check_transforms(documents: dict[str, object], where: str) -> None:
+    """Refuse to write transforms documents (file name -> document) holding an unusable camera (StoreError)."""
+    for name, document in documents.items():
+        if (problem := transforms_problem(document)) is not None:
+            raise StoreError(f"The export of {where} would write an unusable camera into {name}: {problem}; "
+                             "check the store's calibration and the tracking's scale.")

@@ -129,3 +129,48 @@ def test_convert_reads_cameras_by_the_same_rule(synthetic_root, tmp_path):
 
     assert camera_problem(np.eye(4), np.diag([500.0, 500.0, 1.0])) is None
     assert "principal point" in camera_problem(np.eye(4), [[500, 0, 5000], [0, 500, 50], [0, 0, 1]], (100, 100))
+
+
+@pytest.mark.parametrize("format_", ["vhap", "nerfstudio"])
+def test_each_transforms_writer_refuses_an_unusable_camera_itself(converted, tmp_path, format_):
+    """The writers check what they write too (a plan built without export_frames' checks, e.g. from Python)."""
+    from dataclasses import replace
+
+    from nersemble_zarr.errors import StoreError
+    from nersemble_zarr.export_frames import nerfstudio, plan_export, vhap
+
+    plan = plan_export(str(converted), participant=388, serials=(SERIAL,), stride=99)
+    plan = vhap.vhap_plan(plan) if format_ == "vhap" else nerfstudio.nerfstudio_plan(plan)
+    dataset = plan.dataset.copy()
+    world_2_cam = np.array(dataset[schema.WORLD_2_CAM].values, copy=True)
+    world_2_cam[:, 0, 3] = 1e308
+    dataset[schema.WORLD_2_CAM] = (dataset[schema.WORLD_2_CAM].dims, world_2_cam)
+    plan = replace(plan, dataset=dataset)
+    with pytest.raises(StoreError, match=r"unusable camera into transforms.*its frame 0: its camera centre lies"):
+        vhap.write_transforms(tmp_path, plan, None) if format_ == "vhap" else nerfstudio.write_transforms(tmp_path,
+                                                                                                          plan)
+    assert list(tmp_path.iterdir()) == []
+
+
+def vhap_source(folder: Path, translation: float) -> Path:
+    """A minimal VHAP export folder (one frame) whose camera sits ``translation`` metres along x."""
+    folder.mkdir()
+    (folder / "canonical_flame_param.npz").write_bytes(b"PK\x05\x06" + bytes(18))
+    pose = np.eye(4)
+    pose[0, 3] = translation
+    frame = {"timestep_index": 0, "timestep_index_original": 0, "timestep_id": "00000", "camera_index": 0,
+             "camera_id": SERIAL, "cx": 50.0, "cy": 60.0, "fl_x": 500.0, "fl_y": 500.0, "h": 120, "w": 100,
+             "transform_matrix": pose.tolist(), "file_path": "images/00000_00.png"}
+    (folder / "transforms.json").write_text(json.dumps({"frames": [frame], "timestep_indices": [0],
+                                                        "camera_indices": [0]}))
+    return folder
+
+
+@pytest.mark.parametrize("translation", [float("nan"), 1e308])
+def test_combine_vhap_refuses_a_source_with_an_unusable_camera(tmp_path, translation):
+    source = vhap_source(tmp_path / "393_A", translation)
+    result = CliRunner().invoke(cli, ["combine-vhap", str(tmp_path / "393_UNION"), str(source)])
+    one_line_refusal(result, str(source / "transforms.json"), "its frame 0")
+    assert not (tmp_path / "393_UNION").exists()
+    control = vhap_source(tmp_path / "393_B", 0.5)
+    assert CliRunner().invoke(cli, ["combine-vhap", str(tmp_path / "393_OK"), str(control)]).exit_code == 0

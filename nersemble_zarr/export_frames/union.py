@@ -16,6 +16,7 @@ from copy import deepcopy
 from pathlib import Path
 
 from ..atomic import atomic_path, write_atomic
+from ..cameras import transforms_problem
 from ..errors import ConfigError, StoreError
 from ..inputs.jsontext import TRANSFORMS_MAX_BYTES, kind_of, read_json_file
 from ..inputs.origin import Origin
@@ -65,6 +66,8 @@ def _read_database(source: Path) -> dict:
     document = read_json_file(path, origin, TRANSFORMS_MAX_BYTES)
     if not isinstance(document, dict):
         raise StoreError(f"{origin.label} holds {kind_of(document)}, not a JSON object; export that sequence again.")
+    if (problem := transforms_problem(document)) is not None:  # its cameras would be written into the union
+        raise StoreError(f"{origin.label} holds an unusable camera, {problem}; export that sequence again.")
     return document
 
 
