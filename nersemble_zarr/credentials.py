@@ -40,8 +40,8 @@ def check_private_file(path: Path) -> None:
         problem, fix = f"is owned by another user (uid {status.st_uid})", "make it your own file"
     else:
         return
-    raise ConfigError(f"{path} {problem}, so anyone could change the access URL in it; refusing to read it "
-                      f"({fix}).")
+    raise ConfigError(f"{path} {problem}, so someone else could change the access URL in it; refusing to read "
+                      f"it ({fix}).")
 
 
 def _read_env_file(path: Path) -> str | None:
