@@ -44,16 +44,27 @@ class FramesType(click.ParamType):
 )
 @workers_option
 @click.option("--dry-run", is_flag=True, help="List the files with their sizes and the total; download nothing.")
-@click.option("--url", metavar="URL", help="Access URL, overriding $NERSEMBLE_BENCHMARK_URL and the .env file.")
+@click.option("--url", metavar="URL",
+              help="Access URL, overriding $NERSEMBLE_BENCHMARK_URL and the .env file. Unsafe: other local users "
+                   "can read a command line, and shells keep it in their history; prefer --url-file.")
+@click.option("--url-file", metavar="PATH",
+              help="Read the access URL from the first line of PATH ('-': standard input), overriding "
+                   "$NERSEMBLE_BENCHMARK_URL and the .env file.")
 @overwrite_option
 @verbose_option
 @handle_errors
 def fetch(root: Path, benchmark: str, participants: tuple[int, ...], assets: tuple[str, ...],
-          pointcloud_frames, workers: int, dry_run: bool, url: str | None, overwrite: bool, verbose: int) -> None:
+          pointcloud_frames, workers: int, dry_run: bool, url: str | None, url_file: str | None, overwrite: bool,
+          verbose: int) -> None:
     """Download BENCHMARK's assets into ROOT/BENCHMARK, resuming partial files and skipping complete ones."""
     from nersemble_zarr import fetch as fetching
+    from nersemble_zarr.credentials import read_url_file
 
+    if url is not None and url_file is not None:
+        raise click.UsageError("Give the access URL with --url or with --url-file, not both.")
     configure_logging(verbose)
+    if url_file is not None:
+        url = read_url_file(url_file)
     names = [name for value in assets for name in value.split(",") if name]
     chosen_assets = None if not names else "all" if names == ["all"] else names
     bar = _Bar(f"fetch {benchmark}", enabled=not dry_run)

@@ -7,7 +7,6 @@ sequences, cameras and hold-out splits. Nothing here does I/O but reading the pa
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
 from collections.abc import Mapping
@@ -16,6 +15,8 @@ from types import MappingProxyType
 from typing import Iterable, NamedTuple
 
 from .errors import CatalogueError, shown
+from .inputs.jsontext import parse_json
+from .inputs.origin import Origin
 from .units import listed
 
 BENCHMARKS = ("nvs", "mono_flame_avatar")  # the video benchmarks (stores, video submissions)
@@ -76,7 +77,9 @@ class ImageKey(NamedTuple):
 @functools.cache
 def svfr_image_keys() -> Mapping[int, tuple[ImageKey, ...]]:
     """participant -> its image keys, in the official toolkit's order (391 keys for 20 participants); read-only."""
-    raw = json.loads(resources.files("nersemble_zarr").joinpath("data", _SVFR_KEYS_FILE).read_text())
+    data = resources.files("nersemble_zarr").joinpath("data", _SVFR_KEYS_FILE)
+    raw = parse_json(data.read_bytes(), Origin(f"The package's data file {_SVFR_KEYS_FILE}",
+                                               "reinstall nersemble_zarr"))
     return MappingProxyType({
         int(p): tuple(ImageKey(str(s), int(t), str(c)) for s, t, c in keys) for p, keys in raw["participants"].items()
     })

@@ -2,18 +2,27 @@
 
 The URL is a credential. It is read from ``NERSEMBLE_BENCHMARK_URL``, else from
 ``~/.config/nersemble_benchmark/.env`` (the official toolkit's file), and never printed, logged or stored.
+``fetch --url-file PATH`` (or ``-`` for standard input) reads it from a file (``read_url_file``), which keeps it
+out of the command line (``--url`` is readable by every local user in ``/proc/PID/cmdline`` and lands in shell
+history). A file the URL is read from must not be writable by other users nor owned by another user
+(``check_private_file``): like ssh, such a file is refused, since anyone who can change it can redirect
+downloads to a server of their choosing.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
+import sys
 from pathlib import Path
 
 from .errors import ConfigError
 
 URL_ENV_VAR = "NERSEMBLE_BENCHMARK_URL"
 REDACTED = "<NERSEMBLE_BENCHMARK_URL>"
+MAX_URL_FILE_BYTES = 64 << 10
+_SETTING = re.compile(rf"^\s*(?:export\s+)?{URL_ENV_VAR}\s*=\s*(.*?)\s*$")
 
 
 def env_file() -> Path:
@@ -22,14 +31,56 @@ def env_file() -> Path:
     return config_home / "nersemble_benchmark" / ".env"
 
 
+def check_private_file(path: Path) -> None:
+    """Refuse a file that another user may have written: writable by others, or owned by another user (not root)."""
+    status = path.stat()
+    if status.st_mode & stat.S_IWOTH:
+        problem, fix = "is writable by every user", f"chmod o-w {path}"
+    elif status.st_uid not in (os.geteuid(), 0):
+        problem, fix = f"is owned by another user (uid {status.st_uid})", "make it your own file"
+    else:
+        return
+    raise ConfigError(f"{path} {problem}, so someone else could change the access URL in it; refusing to read "
+                      f"it ({fix}).")
+
+
 def _read_env_file(path: Path) -> str | None:
     if not path.is_file():
         return None
+    check_private_file(path)
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        match = re.match(rf"^\s*{URL_ENV_VAR}\s*=\s*(.*?)\s*$", line)
+        match = _SETTING.match(line)
         if match:
             return match.group(1).strip().strip("'\"") or None
     return None
+
+
+def read_url_file(name: str) -> str:
+    """The access URL from the file ``name`` (``-``: standard input): its first line that is not blank or a
+    ``#`` comment, either the URL itself or a ``NERSEMBLE_BENCHMARK_URL = "<url>"`` line as in the .env file."""
+    if name == "-":
+        label, text = "standard input", sys.stdin.read(MAX_URL_FILE_BYTES)
+    else:
+        path = Path(name)
+        label = f"the URL file {path}"
+        if not path.is_file():
+            raise ConfigError(f"The URL file {path} does not exist or is not a file.")
+        check_private_file(path)
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read(MAX_URL_FILE_BYTES)
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _SETTING.match(line)
+        url = (match.group(1) if match else line).strip().strip("'\"")
+        return _checked(url, f"in {label}")
+    raise ConfigError(f"No access URL in {label}; it should hold the URL on its first line.")
+
+
+def _checked(url: str, source: str) -> str:
+    if not re.match(r"^https?://", url):
+        raise ConfigError(f"The access URL {source} does not start with http:// or https://; check it.")
+    return url.rstrip("/")
 
 
 def resolve_url(override: str | None = None) -> str:
@@ -45,9 +96,7 @@ def resolve_url(override: str | None = None) -> str:
             f"No access URL: set {URL_ENV_VAR} or add a line {URL_ENV_VAR} = \"<url>\" to {env_file()} "
             "(the URL comes with your NeRSemble access approval)."
         )
-    if not re.match(r"^https?://", url):
-        raise ConfigError(f"The access URL {source} does not start with http:// or https://; check it.")
-    return url.rstrip("/")
+    return _checked(url, source)
 
 
 def redact(text: str, url: str | None) -> str:

@@ -5,8 +5,6 @@ Lists stay lists and the SVFR keys a dict of lists of tuples, as the official mo
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 
 from .. import catalogue
 
@@ -57,9 +55,7 @@ BENCHMARK_MONO_FLAME_AVATAR_SERIALS = [BENCHMARK_MONO_FLAME_AVATAR_TRAIN_SERIAL]
 # ---------------------------------------------------------------- Single-view 3D face reconstruction
 def _svfr_image_keys() -> dict[int, list[tuple[str, int, str]]]:
     """participant -> [(sequence, timestep, serial)], from the package's copy of the official list."""
-    text = resources.files("nersemble_zarr").joinpath("data/svfr_image_keys.json").read_text()
-    participants = json.loads(text)["participants"]
-    return {int(p): [(str(s), int(t), str(c)) for s, t, c in keys] for p, keys in participants.items()}
+    return {participant: [tuple(key) for key in keys] for participant, keys in catalogue.svfr_image_keys().items()}
 
 
 BENCHMARK_SVFR_IMAGE_KEYS = _svfr_image_keys()

@@ -20,6 +20,8 @@ from .. import catalogue
 from .. import store as store_module
 from ..errors import ConfigError
 from ..atomic import atomic_path
+from ..inputs.jsontext import kind_of, read_json_file
+from ..inputs.origin import Origin
 
 SPLIT_ATTR = "validation_split"
 
@@ -81,6 +83,13 @@ class ValidationSplit:
         keys = {"benchmark", "serials", "sequences", "trailing_frames"}
         if not isinstance(document, dict) or "benchmark" not in document or set(document) - keys:
             raise ConfigError(f"{where} does not hold a validation split; expected the keys {', '.join(sorted(keys))}.")
+        if not isinstance(document["benchmark"], str):
+            raise ConfigError(f"{where} names the benchmark with {kind_of(document['benchmark'])}; expected its name.")
+        for key in ("serials", "sequences"):
+            value = document.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                found = kind_of(value) if not isinstance(value, list) else "a list of other values than names"
+                raise ConfigError(f"{where} has {found} as {key!r}; expected a list of names.")
         return cls(
             document["benchmark"], tuple(document.get("serials", ())), tuple(document.get("sequences", ())),
             document.get("trailing_frames", 0),
@@ -110,10 +119,7 @@ def read_split(source) -> ValidationSplit:
         if SPLIT_ATTR not in attrs:
             raise ConfigError(f"The store {path} holds no validation split; write one with `nersemble-zarr split`.")
         return ValidationSplit.from_dict(attrs[SPLIT_ATTR], str(path))
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise ConfigError(f"The validation split {path} does not exist.") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"The validation split {path} is not readable JSON ({error}).") from error
-    return ValidationSplit.from_dict(document, str(path))
+    if not path.exists():
+        raise ConfigError(f"The validation split {path} does not exist.")
+    origin = Origin(f"The validation split {path}", "write it again with `nersemble-zarr split`")
+    return ValidationSplit.from_dict(read_json_file(path, origin), str(path))

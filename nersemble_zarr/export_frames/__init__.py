@@ -22,6 +22,8 @@ import numpy as np
 from .. import __version__, schema, storage
 from ..atomic import remove_partial_files, write_atomic
 from ..errors import ConfigError
+from ..inputs.jsontext import read_json_file
+from ..inputs.origin import Origin
 from ..outputs import check_output_folder
 from ..parallel import run_tasks
 from ..progress import Progress, set_total
@@ -160,7 +162,10 @@ def _claim_folder(out: Path, plan: ExportPlan, format: str, options: dict[str, b
     settings = {"format": format, "group": plan.group, "level": plan.level, "background": plan.background, **options}
     settings_file = check_output_folder(out) / SETTINGS_FILE
     if settings_file.exists():
-        found = json.loads(settings_file.read_text())
+        found = read_json_file(settings_file, Origin(f"The export settings file {settings_file}",
+                                                     "choose another output folder"))
+        if not isinstance(found, dict):
+            raise ConfigError(f"{settings_file} is not an export settings file; choose another output folder.")
         found = {key: found.get(key, False if key in options else None) for key in settings}
         if found != settings:
             raise ConfigError(

@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import schema
 from ..atomic import write_atomic
 from ..errors import ConfigError
-from ..cameras import opengl_camera_to_world
+from ..cameras import check_transforms, opengl_camera_to_world
 from .plan import ExportPlan
 
 PIXEL_CENTRE_SHIFT = 0.5
@@ -67,5 +67,6 @@ def transforms_document(plan: ExportPlan) -> dict:
 def write_transforms(out: Path, plan: ExportPlan) -> dict[str, int]:
     """Write transforms.json atomically; return the number of frames listed."""
     document = transforms_document(plan)
+    check_transforms({TRANSFORMS_FILE: document}, plan.group)
     write_atomic(out / TRANSFORMS_FILE, json.dumps(document, indent=2).encode())
     return {TRANSFORMS_FILE: len(document["frames"])}

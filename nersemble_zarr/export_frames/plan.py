@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from .. import catalogue, schema, storage
+from ..cameras import first_camera_problem
 from ..errors import CatalogueError, ConfigError, StoreError
 from .pixels import BACKGROUNDS
 
@@ -100,6 +101,7 @@ def plan_export(
     all_serials = [str(serial) for serial in dataset[schema.SERIAL].values]
     _check_path_values(store, group, all_serials, dataset[schema.TIMESTEP].values)
     chosen = _check_serials(serials, all_serials, group)
+    _check_cameras(store, group, dataset, [all_serials.index(serial) for serial in chosen])
     with_video = [s for s in dataset.attrs.get(schema.VIDEO_SERIALS_ATTR, []) if s in chosen]
     _check_complete(store, group, dataset, with_video, all_serials)
     timesteps = dataset[schema.TIMESTEP].values
@@ -123,6 +125,20 @@ def check_validation_frames(plan: ExportPlan) -> None:
     if all(held_out):
         raise ConfigError(f"The validation split holds out every frame exported from {plan.group}, leaving none to "
                           "train on; export it without --split.")
+
+
+def _check_cameras(store: str, group: str, dataset: xr.Dataset, cameras: list[int]) -> None:
+    """Refuse, before any work, cameras that no writer may write: every format's transforms come from these."""
+    size = tuple(dataset.attrs.get(name) for name in (schema.WIDTH_ATTR, schema.HEIGHT_ATTR))
+    image_size = size if all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in size) else None
+    found = first_camera_problem(
+        [str(serial) for serial in dataset[schema.SERIAL].values[cameras]],
+        dataset[schema.WORLD_2_CAM].values[cameras], dataset[schema.INTRINSICS].values[cameras], image_size,
+    )
+    if found is not None:
+        serial, problem = found
+        raise StoreError(f"The store {store} holds an unusable calibration of camera {serial} in {group}: {problem}; "
+                         "convert it again from a correct camera_params.json.")
 
 
 def _check_path_values(store: str, group: str, serials: list[str], timesteps: np.ndarray) -> None:

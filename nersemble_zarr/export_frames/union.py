@@ -16,7 +16,10 @@ from copy import deepcopy
 from pathlib import Path
 
 from ..atomic import atomic_path, write_atomic
+from ..cameras import transforms_problem
 from ..errors import ConfigError, StoreError
+from ..inputs.jsontext import TRANSFORMS_MAX_BYTES, kind_of, read_json_file
+from ..inputs.origin import Origin
 from ..outputs import check_output_folder
 from .vhap import CANONICAL_FILE, VAL_CAMERA_INDEX
 
@@ -59,10 +62,13 @@ def _read_database(source: Path) -> dict:
     path = source / "transforms.json"
     if not (source / CANONICAL_FILE).is_file() or not path.is_file():
         raise StoreError(f"{source} is not a VHAP export with FLAME parameters (no {path.name} or {CANONICAL_FILE}).")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise StoreError(f"{path} is not a readable transforms file: {error}.") from error
+    origin = Origin(f"The transforms file {path}", "export that sequence again")
+    document = read_json_file(path, origin, TRANSFORMS_MAX_BYTES)
+    if not isinstance(document, dict):
+        raise StoreError(f"{origin.label} holds {kind_of(document)}, not a JSON object; export that sequence again.")
+    if (problem := transforms_problem(document)) is not None:  # its cameras would be written into the union
+        raise StoreError(f"{origin.label} holds an unusable camera, {problem}; export that sequence again.")
+    return document
 
 
 def _combine(sources: list[Path], databases: list[dict], first_timestep: int) -> tuple[dict, int]:

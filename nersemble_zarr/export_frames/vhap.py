@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import catalogue, schema
 from ..atomic import write_atomic
-from ..cameras import opengl_camera_to_world
+from ..cameras import check_transforms, opengl_camera_to_world
 from ..flame.convention import ConvertedFlame, scale_world_to_camera, to_vhap
 from ..flame.model import load_flame_assets
 from ..flame.sequence import flame_parameters
@@ -236,6 +236,7 @@ def write_transforms(
 ) -> dict[str, int]:
     """Write VHAP's transforms files atomically; return the number of frames in each."""
     documents = transforms_documents(plan, flame.world_scale if flame is not None else 1.0, render_target)
+    check_transforms(documents, plan.group)
     for name, document in documents.items():
         write_atomic(out / name, json.dumps(document, indent=4).encode())
     return {name: len(document["frames"]) for name, document in documents.items()}

@@ -22,6 +22,9 @@ from ..inputs.jsontext import MAX_JSON_BYTES
 from ..inputs.pointcloud import check_pointcloud
 
 HEAD_BYTES = 1024  # what signature checks and web page sniffing read
+# The most bytes a file of each small kind may have, whatever a server announces (the benchmark's are far smaller:
+# metadata.json and camera_params.json a few KiB, a tracking .npz a few MiB, an SVFR rgb.png about 1 MiB).
+SIZE_CEILINGS = {".json": MAX_JSON_BYTES, ".csv": MAX_JSON_BYTES, ".npz": 256 << 20, ".png": 64 << 20}
 WEB_PAGE_PROBLEM = "it is a web page"
 _ZIP_LOCAL, _ZIP_END = b"PK\x03\x04", b"PK\x05\x06"  # a local file header; the end of the central directory
 
@@ -30,6 +33,11 @@ def read_head(path: Path) -> bytes:
     """The first HEAD_BYTES bytes of ``path``."""
     with open(path, "rb") as handle:
         return handle.read(HEAD_BYTES)
+
+
+def size_ceiling(name: str) -> int | None:
+    """The most bytes a file named ``name`` may have (None for the large kinds: videos and point clouds)."""
+    return SIZE_CEILINGS.get(Path(name).suffix.lower())
 
 
 def looks_like_web_page(head: bytes) -> bool:

@@ -4,8 +4,12 @@ A download writes into ``<name>.part`` beside the final file (never through a li
 continues a ``.part`` with a Range request when the server honours it (206 + matching Content-Range) and
 restarts from zero when it does not, stops reading at the announced size, checks the final size against
 Content-Length and the file's own structure for its kind (``content``), and only then renames the file
-into place. Timeouts, broken connections, truncated or malformed bodies, 5xx and 429 are retried with
-exponential backoff (honouring Retry-After) a bounded number of times; other HTTP errors, web pages and
+into place. A small kind (JSON, CSV, npz, png) never takes more than its size ceiling (``content.SIZE_CEILINGS``)
+on disk or in memory, whatever the server announces. Numeric headers (Content-Length, Content-Range,
+Retry-After) are read strictly: ASCII digits of a bounded length, else the answer is malformed. A body slower
+than ``RetryPolicy.stall_min_bytes`` per ``stall_window_s`` is a stalled connection. Timeouts, broken
+connections, stalls, truncated or malformed answers, 5xx and 429 are retried with exponential backoff
+(honouring Retry-After) a bounded number of times; other HTTP errors, oversized files, web pages and
 compressed bodies fail at once. Error messages name the relative path, never the URL, never chain the
 underlying exception (its text contains the URL), and show server text only through ``untrusted_text``.
 """
@@ -28,7 +32,7 @@ from requests.adapters import HTTPAdapter
 
 from ..errors import Cancelled, ConfigError, DownloadError
 from ..units import counted
-from .content import HEAD_BYTES, WEB_PAGE_PROBLEM, looks_like_web_page, structure_problem
+from .content import HEAD_BYTES, WEB_PAGE_PROBLEM, looks_like_web_page, size_ceiling, structure_problem
 from .logsafety import untrusted_text
 from .partfile import PartFile, plain_size, remove
 
@@ -41,8 +45,11 @@ WEB_PAGE = ("the server answered with a web page instead of the file (an expired
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _UNUSABLE_ADDRESS = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
                      requests.exceptions.MissingSchema, urllib3.exceptions.LocationValueError, UnicodeError)
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
-_UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)$")
+_NUMBER = "([0-9]{1,19})"  # ASCII digits only (str.isdigit and int() take other scripts' digits), int64-sized
+_CONTENT_LENGTH = re.compile(_NUMBER)
+_CONTENT_RANGE = re.compile(f"bytes {_NUMBER}-{_NUMBER}/{_NUMBER}")
+_UNSATISFIED_RANGE = re.compile(f"bytes \\*/{_NUMBER}")
+_SECONDS = re.compile(r"[0-9]{1,10}(\.[0-9]{1,6})?")
 
 
 @dataclass(frozen=True)
@@ -53,11 +60,16 @@ class RetryPolicy:
     backoff_s: float = 1.0  # first wait; doubles after each failed attempt
     max_backoff_s: float = 60.0  # cap on any wait, including a server's Retry-After
     connect_timeout_s: float = 10.0
-    read_timeout_s: float = 60.0
+    read_timeout_s: float = 60.0  # longest wait for any single read (covers a silent server)
+    # A body must bring at least stall_min_bytes in every stall_window_s seconds, else the attempt has failed.
+    stall_window_s: float = 30.0
+    stall_min_bytes: int = 32 << 10
 
     def __post_init__(self) -> None:
         if self.attempts < 1 or self.backoff_s < 0 or self.max_backoff_s < 0:
             raise ConfigError(f"{self} is invalid; attempts must be at least 1 and waits non-negative.")
+        if not self.stall_window_s > 0 or self.stall_min_bytes < 0:
+            raise ConfigError(f"{self} is invalid; the stall window must be positive and its bytes non-negative.")
 
     def wait(self, failed_attempts: int, retry_after: float | None) -> float:
         """Seconds to wait after ``failed_attempts`` failures: backoff, or Retry-After if longer, capped."""
@@ -126,7 +138,7 @@ class Downloader:
         def head() -> int | None:
             with self._request("HEAD", path, {}) as response:
                 self._check_representation(path, response)
-                return _content_length(response)
+                return self._within_ceiling(path, _content_length(response))
 
         return self._retrying(path, head)
 
@@ -136,13 +148,14 @@ class Downloader:
         def get() -> bytes:
             with self._request("GET", path, {}) as response:
                 self._check_representation(path, response)
-                announced = _content_length(response)
-                limit = READ_LIMIT if announced is None else announced
+                announced = self._within_ceiling(path, _content_length(response))
+                ceiling = min(READ_LIMIT, size_ceiling(path) or READ_LIMIT)
                 body = bytearray()
                 for chunk in self._stream(response, path):
                     body += chunk
-                    if len(body) > limit:
-                        raise _Transient(f"the server sent more than the {limit} bytes expected")
+                    if announced is not None and len(body) > announced:
+                        raise _Transient(f"the server sent more than the {announced} bytes it announced")
+                    self._within_ceiling(path, len(body), ceiling, sent=True)
                 _check_length(len(body), announced)
                 if looks_like_web_page(bytes(body[:HEAD_BYTES])):
                     raise self._failure(path, WEB_PAGE)
@@ -208,7 +221,8 @@ class Downloader:
         if expected is not None and total is not None and total != expected:
             self._discard(part)
             raise self._failure(path, f"the server announced {total} bytes but its HEAD said {expected}")
-        announced = total if total is not None else expected
+        announced = self._within_ceiling(path, total if total is not None else expected)
+        ceiling = size_ceiling(path)
         written = 0
         for chunk in self._stream(response, path):
             if written == 0 and offset == 0 and looks_like_web_page(chunk[:HEAD_BYTES]):
@@ -220,6 +234,9 @@ class Downloader:
             if announced is not None and offset + written + len(chunk) > announced:
                 self._discard(part)
                 raise _Transient(f"the server sent more than the {announced} bytes it announced")
+            if ceiling is not None and offset + written + len(chunk) > ceiling:
+                self._discard(part)
+                self._within_ceiling(path, offset + written + len(chunk), sent=True)
             part.append(chunk)
             written += len(chunk)
             received[0] += len(chunk)
@@ -243,6 +260,15 @@ class Downloader:
             raise self._failure(path, WEB_PAGE)
         raise _Transient(f"the received file is unusable: {problem}")
 
+    def _within_ceiling(self, path: str, size: int | None, ceiling: int | None = None,
+                        sent: bool = False) -> int | None:
+        """``size``, unless it is beyond the size ceiling of ``path``'s kind: that fails for good."""
+        ceiling = size_ceiling(path) if ceiling is None else ceiling
+        if size is None or ceiling is None or size <= ceiling:
+            return size
+        said = "sent more than" if sent else f"announced {size} bytes, more than"
+        raise self._failure(path, f"the server {said} the {ceiling} bytes a {Path(path).suffix} file may have")
+
     def _check_representation(self, path: str, response: requests.Response) -> None:
         """Refuse, for good, a body that is not the file's own bytes: one with a Content-Encoding."""
         encoding = response.headers.get("Content-Encoding", "").strip().lower()
@@ -255,13 +281,23 @@ class Downloader:
         """Body chunks as they arrive, so a broken connection loses none of the bytes already received.
 
         (``iter_content`` would buffer up to a whole chunk inside urllib3 and drop it on a broken
-        connection.) Network failures become _Transient, a stop request Cancelled.
+        connection.) Network failures and a stall (fewer than ``stall_min_bytes`` in a ``stall_window_s``
+        window) become _Transient, a stop request Cancelled.
         """
+        window, least = self.policy.stall_window_s, self.policy.stall_min_bytes
+        window_start, window_bytes = time.monotonic(), 0
         try:
             while chunk := response.raw.read1(self.chunk_size):
                 if self.stop.is_set():
                     raise Cancelled(path)
                 yield chunk
+                window_bytes += len(chunk)
+                now = time.monotonic()
+                if now - window_start >= window:
+                    if window_bytes < least:
+                        raise _Transient(f"the connection stalled ({counted(window_bytes, 'byte')} in {window:g} s, "
+                                         f"fewer than the {least} fetch requires)")
+                    window_start, window_bytes = now, 0
         except (urllib3.exceptions.HTTPError, requests.RequestException, OSError):
             raise _Transient("the connection broke mid-body") from None
 
@@ -342,30 +378,40 @@ def _is_html(response: requests.Response) -> bool:
 
 
 def _content_length(response: requests.Response) -> int | None:
+    """Content-Length (None when absent); a malformed one makes the answer malformed."""
     length = response.headers.get("Content-Length")
-    return int(length) if length is not None and length.isdigit() else None
+    if length is None:
+        return None
+    match = _CONTENT_LENGTH.fullmatch(length.strip(" \t"))
+    if not match:
+        raise _Transient("the server sent a malformed Content-Length header")
+    return int(match.group(1))
 
 
 def _content_range(response: requests.Response) -> tuple[int, int]:
-    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+    """(first byte, total size) of a 206 answer's Content-Range, which must be well-formed and consistent."""
+    match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip(" \t"))
     if not match:
         raise _Transient("a partial answer came without a valid Content-Range")
-    return int(match.group(1)), int(match.group(3))
+    first, last, total = (int(group) for group in match.groups())
+    if not first <= last < total:
+        raise _Transient("a partial answer came with an inconsistent Content-Range")
+    return first, total
 
 
 def _unsatisfied_total(response: requests.Response) -> int | None:
-    match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
+    match = _UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", "").strip(" \t"))
     return int(match.group(1)) if match else None
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    """Retry-After in seconds (a number or an HTTP date), if the server sent one."""
-    value = response.headers.get("Retry-After")
+    """Retry-After in seconds (a number or an HTTP date), if the server sent a well-formed one."""
+    value = response.headers.get("Retry-After", "").strip(" \t")
     if not value:
         return None
-    if re.fullmatch(r"\d+(\.\d+)?", value.strip()):
+    if _SECONDS.fullmatch(value):
         return float(value)
     try:
         return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None

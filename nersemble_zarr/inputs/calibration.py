@@ -1,7 +1,8 @@
 """``camera_params.json``: per camera serial a 4x4 OpenCV world-to-camera matrix and a 3x3 intrinsic matrix.
 
 Each matrix must be a list of rows of JSON numbers (a string such as "1.5" is refused, not converted);
-after the cast to float64 every entry must be finite and every world-to-camera rotation invertible.
+after the cast to float64 every entry must be finite and every camera pass ``cameras.camera_problem`` (a rigid
+world-to-camera matrix, sane intrinsics), the rule every writer of cameras applies.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import catalogue
+from ..cameras import first_camera_problem
 from ..errors import shown
 from .files import read_limited
 from .jsontext import MAX_JSON_BYTES, kind_of, parse_json
@@ -32,7 +34,7 @@ class Cameras:
 
 
 def read_calibration(path: Path) -> Cameras:
-    """Read and check a ``camera_params.json``: finite 4x4 invertible extrinsics, finite 3x3 intrinsics."""
+    """Read and check a ``camera_params.json``: finite 4x4 rigid extrinsics, finite sane 3x3 intrinsics."""
     origin = Origin.local(path)
     document = parse_json(read_limited(path, origin, MAX_JSON_BYTES), origin)
     if not isinstance(document, dict):
@@ -53,9 +55,9 @@ def read_calibration(path: Path) -> Cameras:
         raise origin.error(f"has no intrinsics for camera {missing[0]}")
     world_2_cam = np.stack([_matrix(origin, extrinsics[s], (4, 4), f"world_2_cam of {s}") for s in serials])
     intrinsic = np.stack([_matrix(origin, intrinsics[s], (3, 3), f"intrinsics of {s}") for s in serials])
-    for serial, matrix in zip(serials, world_2_cam):
-        if abs(np.linalg.det(matrix[:3, :3])) < 1e-8:
-            raise origin.error(f"has a non-invertible world_2_cam matrix for camera {serial}")
+    found = first_camera_problem(serials, world_2_cam, intrinsic)
+    if found is not None:
+        raise origin.error(f"has an unusable calibration of camera {found[0]}: {found[1]}")
     return Cameras(serials, world_2_cam, intrinsic)
 
 

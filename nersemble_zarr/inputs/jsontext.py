@@ -1,4 +1,5 @@
-"""A JSON parser with explicit limits, for the benchmark's JSON inputs (metadata.json, camera_params.json).
+"""A JSON parser with explicit limits, for every JSON file the project reads (the benchmark's metadata.json and
+camera_params.json, validation splits, transforms files, export settings, the package's own data).
 
 Python's json module recurses once per nesting level (a 100,000-deep document raises RecursionError) and
 turns any run of digits into an int (thousands of digits, or 10**400, which no float holds). Here the
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +21,7 @@ from ..errors import shown
 from .origin import Origin
 
 MAX_JSON_BYTES = 16 * 2**20
+TRANSFORMS_MAX_BYTES = 1 << 30  # transforms*.json list every view: 16 cameras x thousands of frames x ~1 KiB
 MAX_DEPTH = 16
 MAX_INTEGER_DIGITS = 20  # int64 has 19
 MAX_NUMBER_CHARACTERS = 40  # repr() of any float64 has at most 24
@@ -31,10 +34,11 @@ class _Refused(ValueError):
     """A JSON document beyond a limit; the message ends an error sentence."""
 
 
-def parse_json(raw: bytes, origin: Origin) -> object:
-    """The document in ``raw``, or one InputDataError naming ``origin`` and the limit it broke."""
-    if len(raw) > MAX_JSON_BYTES:
-        raise origin.error(f"is {len(raw)} bytes, more than the {MAX_JSON_BYTES} bytes a JSON input may have")
+def parse_json(raw: bytes, origin: Origin, limit: int = MAX_JSON_BYTES) -> object:
+    """The document in ``raw`` (at most ``limit`` bytes), or one InputDataError naming ``origin`` and the limit it
+    broke."""
+    if len(raw) > limit:
+        raise origin.error(f"is {len(raw)} bytes, more than the {limit} bytes a JSON input may have")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -48,6 +52,21 @@ def parse_json(raw: bytes, origin: Origin) -> object:
         raise origin.error(str(error)) from None
     except ValueError as error:  # json.JSONDecodeError
         raise origin.error(f"is not valid JSON ({error})") from None
+
+
+def read_json_file(path: Path, origin: Origin, limit: int = MAX_JSON_BYTES) -> object:
+    """The document in the file ``path`` of at most ``limit`` bytes, parsed by ``parse_json``; a missing,
+    unreadable, oversized or malformed file is one InputDataError naming ``origin``."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise origin.error("does not exist") from None
+    except OSError as error:
+        raise origin.error(f"cannot be read ({error.strerror or type(error).__name__})") from None
+    if len(raw) > limit:
+        raise origin.error(f"is more than the {limit} bytes such a JSON file may have")
+    return parse_json(raw, origin, limit)
 
 
 def nesting_depth(text: str) -> int:

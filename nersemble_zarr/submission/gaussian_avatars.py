@@ -9,13 +9,14 @@ transforms files, so rendered image ``i`` is frame ``timestep_index_original`` o
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SubmissionError
+from ..inputs.jsontext import TRANSFORMS_MAX_BYTES, kind_of, read_json_file
+from ..inputs.origin import Origin
 from .expected import VideoKey
 from .sources import read_image
 
@@ -98,7 +99,9 @@ def rendered_predictions(model: Path, targets: list[Path]) -> dict[VideoKey, obj
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise SubmissionError(f"{path} is not a readable render-target file ({error}).") from error
+    origin = Origin(f"The render-target file {path}", "export the render target again")
+    document = read_json_file(path, origin, TRANSFORMS_MAX_BYTES)
+    if not isinstance(document, dict):
+        raise SubmissionError(f"{origin.label} holds {kind_of(document)}, not a JSON object; export the render target "
+                              "again.")
+    return document

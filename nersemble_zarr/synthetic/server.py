@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 from ..errors import ConfigError
 
 SEND_CHUNK = 1 << 20
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")  # ASCII digits only, int64-sized
 WEB_PAGE = b"<!DOCTYPE html><html><body>Session expired</body></html>\n"
 
 
@@ -65,6 +65,8 @@ class Faults:
     overlong_bytes: int = 0  # GETs send the file, then this many zero bytes, without Content-Length
     no_content_length: bool = False  # HEAD and GET answer without Content-Length; GET bodies end by closing
     redirect_to: str | None = None  # answer 302 with this Location; "{path}" = the raw request path
+    # (name, value) pairs replacing those headers' values in every answer (e.g. ("Content-Length", "²"))
+    header_values: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: BenchmarkServer
     timeout = 10  # idle keep-alive connections end on their own
+    _replaced: dict[str, str] = {}  # the header_values fault of the request being answered
+
+    def send_header(self, keyword: str, value: str) -> None:
+        super().send_header(keyword, self._replaced.get(keyword, value))
 
     def setup(self) -> None:
         super().setup()
@@ -249,11 +255,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, head: bool) -> None:
         method = "HEAD" if head else "GET"
         range_header = self.headers.get("Range")
+        self._replaced = {}
         relative = self._relative_path()
         if relative is None:
             return self._refuse(403, method, "<no secret>", range_header)
         faults = self.server.faults
         applies = self.server._state.applies(relative)
+        self._replaced = dict(faults.header_values) if applies else {}
         if faults.delay_s and applies and self._sleep(faults.delay_s):
             return
         if applies and faults.redirect_to is not None:
@@ -412,7 +420,7 @@ def _chunks(handle, length: int, rate: float | None) -> Iterator[bytes]:
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | Literal["unsatisfiable"] | None:
     """Half-open interval of a single ``bytes=`` range; None to ignore the header (as HTTP allows)."""
-    match = _RANGE.match(header.strip())
+    match = _RANGE.fullmatch(header.strip(" \t"))
     if not match or match.groups() == ("", ""):
         return None
     first, last = match.groups()
