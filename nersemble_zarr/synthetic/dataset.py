@@ -100,12 +100,11 @@ def background_image(config: SyntheticDatasetConfig, participant: int, serial: s
     """The empty studio seen by one camera: a lit grey wall (vertical gradient, soft vignette, sensor noise)."""
     width, height = config.frame_size()
     rng = rng_for(config.seed, "background", SOURCE, participant, serial)
-    ys, xs = np.mgrid[0:height, 0:width]
-    u, v = xs / width - 0.5, ys / height - 0.5
-    wall = rng.uniform(0.45, 0.6, 3) * (1.05 - 0.3 * v)[..., None]
-    vignette = 1.0 - 0.35 * (u**2 + v**2)
-    picture = wall * vignette[..., None] + rng.normal(scale=1.0 / 255, size=(height, width, 3))
-    return np.round(np.clip(picture, 0.0, 1.0) * 255).astype(np.uint8)
+    u = (np.arange(width, dtype=np.float32) / width - 0.5)[None, :, None]
+    v = (np.arange(height, dtype=np.float32) / height - 0.5)[:, None, None]
+    wall = rng.uniform(0.45, 0.6, 3).astype(np.float32) * 255 * (1.05 - 0.3 * v)
+    picture = wall * (1.0 - 0.35 * (u**2 + v**2)) + rng.standard_normal((height, width, 3), dtype=np.float32)
+    return np.clip(np.round(picture), 0, 255).astype(np.uint8)
 
 
 def _motion(config: SyntheticDatasetConfig, participant: int, sequence: str) -> dict[str, np.ndarray]:

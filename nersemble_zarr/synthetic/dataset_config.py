@@ -46,10 +46,9 @@ class SyntheticDatasetConfig:
         for sequence in self.sequences:
             if sequence in ("ID", "wears_glasses", "BACKGROUND") or not sequence or "/" in sequence:
                 raise ConfigError(f"Synthetic dataset sequence {sequence!r} is not a valid sequence name.")
-        for serial in self.serials:
-            catalogue.check_serial(serial)
-        if not self.serials:
-            raise ConfigError("Synthetic dataset needs at least one camera serial.")
+        if not self.serials or not set(self.serials) <= set(catalogue.SERIALS):
+            raise ConfigError(f"Synthetic dataset serials {self.serials!r} are invalid; expected some of the 16 "
+                              "NeRSemble camera serials.")
 
     @classmethod
     def full_size(cls, seed: int = 0, **changes) -> "SyntheticDatasetConfig":
