@@ -38,7 +38,8 @@ def test_the_folder_holds_exactly_the_files_the_kit_downloads(synthetic_dataset,
     kit_paths = set(ASSETS["global"].values())
     for participant in kit_metadata.list_participants():
         kit_paths |= {template.format(p_id=participant) for template in ASSETS["per_person"].values()}
-        kit_paths |= {ASSETS["per_person_cam"]["backgrounds"].format(p_id=participant, serial=s) for s in CONFIG.serials}
+        background = ASSETS["per_person_cam"]["backgrounds"]
+        kit_paths |= {background.format(p_id=participant, serial=serial) for serial in CONFIG.serials}
         kit_paths |= {
             ASSETS["per_cam"]["images"].format(p_id=participant, seq_name=sequence, serial=serial)
             for sequence in kit_metadata.list_sequences_for_participant(participant) for serial in CONFIG.serials
@@ -62,7 +63,8 @@ def test_the_kit_reads_the_csvs_with_x_m_and_absent_cells(synthetic_dataset, kit
 def test_the_kit_reads_calibration_with_one_shared_intrinsics(synthetic_dataset):
     for participant in CONFIG.participants:
         document = json.loads((synthetic_dataset / f"{participant:03d}/calibration/camera_params.json").read_text())
-        cameras = official.NeRSembleParticipantDataManager(str(synthetic_dataset), participant).load_camera_calibration()
+        kit = official.NeRSembleParticipantDataManager(str(synthetic_dataset), participant)
+        cameras = kit.load_camera_calibration()
         assert list(cameras.world_2_cam) == list(CONFIG.serials)
         assert np.asarray(cameras.intrinsics).shape == (3, 3)
         np.testing.assert_allclose(cameras.intrinsics, document["intrinsics"], rtol=1e-6)
@@ -79,7 +81,8 @@ def test_the_kit_reads_near_identity_colour_matrices_of_two_term_counts(syntheti
     terms = set()
     image = np.full((4, 4, 3), 128, dtype=np.uint8)
     for participant in CONFIG.participants:
-        matrices = official.NeRSembleParticipantDataManager(str(synthetic_dataset), participant).load_color_calibration()
+        kit = official.NeRSembleParticipantDataManager(str(synthetic_dataset), participant)
+        matrices = kit.load_color_calibration()
         assert list(matrices) == list(CONFIG.serials)
         for matrix in matrices.values():
             assert matrix.shape[0] == 3
@@ -104,7 +107,7 @@ def test_videos_are_h264_at_73_fps_and_backgrounds_are_jpegs(synthetic_dataset):
     assert 0.05 < differs.mean() < 0.6  # the head covers part of the frame; elsewhere the video shows the studio
 
 
-@pytest.mark.slow  # one full-size frame: about 10 s on one core
+@pytest.mark.slow  # one full-size frame rendered and encoded: 15 s on the project's shared cores
 def test_full_size_on_request(tmp_path):
     config = SyntheticDatasetConfig.full_size(participants=(17,), sequences=("EXP-1-head",), serials=("222200037",),
                                               n_frames=1)
@@ -113,6 +116,28 @@ def test_full_size_on_request(tmp_path):
     assert (info.width, info.height, info.n_frames) == (2200, 3208, 1)
     intrinsics = json.loads((root / "017/calibration/camera_params.json").read_text())["intrinsics"]
     assert abs(intrinsics[0][2] - 1100) < 25 and abs(intrinsics[1][2] - 1604) < 25
+
+
+def test_the_same_config_writes_the_same_bytes_and_reports_each_file(synthetic_dataset, tmp_path):
+    class Recorder:
+        def __init__(self):
+            self.total, self.done, self.described = None, 0, []
+
+        def set_total(self, total):
+            self.total = total
+
+        def describe(self, text):
+            self.described.append(text)
+
+        def __call__(self, advance):
+            self.done += advance
+
+    recorder = Recorder()
+    again = generate_dataset(tmp_path / "again", progress=recorder)
+    assert recorder.total == recorder.done == len(recorder.described) == len(expected_dataset_files(CONFIG))
+    assert recorder.described == expected_dataset_files(CONFIG)
+    for relative in expected_dataset_files(CONFIG):
+        assert (again / relative).read_bytes() == (synthetic_dataset / relative).read_bytes(), relative
 
 
 def test_config_refuses_bad_values():
@@ -158,7 +183,8 @@ def _readme_calls(module, nersemble_folder: str) -> dict:
 def test_the_readme_calls_agree_with_the_kit(synthetic_dataset):
     ours, theirs = (_readme_calls(module, str(synthetic_dataset)) for module in (compat, official))
     assert ours["participants"] == theirs["participants"] == [17, 18]
-    assert compat.NeRSembleParticipantDataManager(str(synthetic_dataset), 17).list_sequences() == sorted(CONFIG.sequences)
+    ours_17 = compat.NeRSembleParticipantDataManager(str(synthetic_dataset), 17)
+    assert ours_17.list_sequences() == sorted(CONFIG.sequences)  # the kit's also lists BACKGROUND
     for participant in ours["participants"]:
         mine, kit = ours[participant], theirs[participant]
         assert mine["sequences"] == kit["sequences"]

@@ -119,12 +119,15 @@ class NeRSembleParticipantDataManager:
 
     # ---------------------------------------------------------------- paths
     def get_camera_calibration_path(self) -> str:
+        """``{folder}/{p:03d}/calibration/camera_params.json``."""
         return f"{self._location}/{self._participant_id:03d}/calibration/camera_params.json"
 
     def get_color_calibration_path(self) -> str:
+        """``{folder}/{p:03d}/calibration/color_calibration.json``."""
         return f"{self._location}/{self._participant_id:03d}/calibration/color_calibration.json"
 
     def get_images_path(self, sequence_name: str, serial: str) -> str:
+        """``{folder}/{p:03d}/sequences/{sequence}/images/cam_{serial}.mp4``; names with path separators refused."""
         for name, value in (("sequence", sequence_name), ("camera serial", serial)):
             if not isinstance(value, str) or not value or "/" in value or "\\" in value or value in (".", ".."):
                 raise InputDataError(f"The {name} {shown(value)} is not a valid name.")

@@ -41,18 +41,22 @@ BACKGROUND = "BACKGROUND"
 
 # ---------------------------------------------------------------- relative paths (the official kit's)
 def calibration_path(participant: int) -> str:
+    """The participant's camera calibration file."""
     return f"{participant:03d}/calibration/camera_params.json"
 
 
 def color_calibration_path(participant: int) -> str:
+    """The participant's colour calibration file."""
     return f"{participant:03d}/calibration/color_calibration.json"
 
 
 def video_path(participant: int, sequence: str, serial: str) -> str:
+    """One camera's video of a sequence."""
     return f"{participant:03d}/sequences/{sequence}/images/cam_{serial}.mp4"
 
 
 def background_path(participant: int, serial: str) -> str:
+    """One camera's picture of the empty studio."""
     return f"{participant:03d}/sequences/{BACKGROUND}/image_{serial}.jpg"
 
 
