@@ -247,6 +247,11 @@ def test_bad_calibration_files_are_named(synthetic_dataset, tmp_path):
         manager.load_color_calibration()
     cameras = root / "017/calibration/camera_params.json"
     document = json.loads(cameras.read_text())
+    sheared = json.loads(json.dumps(document))
+    sheared["world_2_cam"]["222200038"][0][1] += 0.5  # no longer a rotation
+    cameras.write_text(json.dumps(sheared))
+    with pytest.raises(InputDataError, match="camera_params.json has an unusable calibration of camera 222200038"):
+        manager.load_camera_calibration()
     document["intrinsics"] = {"222200037": document["intrinsics"]}  # the benchmark's per-camera layout
     cameras.write_text(json.dumps(document))
     with pytest.raises(InputDataError, match="camera_params.json has a non-numeric intrinsics"):
