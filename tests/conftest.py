@@ -32,6 +32,15 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory, synthetic_config: S
 
 
 @pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the small synthetic NeRSemble v2 dataset (participants 17 and 18, three cameras, four
+    frames at 110x160) in the official kit's layout. Read-only, like synthetic_root."""
+    from nersemble_zarr.synthetic.dataset import generate_dataset
+
+    return generate_dataset(tmp_path_factory.mktemp("synthetic_dataset") / "dataset")
+
+
+@pytest.fixture(scope="session")
 def converted(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny synthetic benchmark converted into a store (both benchmarks, default codec and chunking).
 

@@ -53,8 +53,8 @@ def read_calibration(path: Path) -> Cameras:
     missing = [s for s in serials if s not in intrinsics]
     if missing:
         raise origin.error(f"has no intrinsics for camera {missing[0]}")
-    world_2_cam = np.stack([_matrix(origin, extrinsics[s], (4, 4), f"world_2_cam of {s}") for s in serials])
-    intrinsic = np.stack([_matrix(origin, intrinsics[s], (3, 3), f"intrinsics of {s}") for s in serials])
+    world_2_cam = np.stack([json_matrix(origin, extrinsics[s], (4, 4), f"world_2_cam of {s}") for s in serials])
+    intrinsic = np.stack([json_matrix(origin, intrinsics[s], (3, 3), f"intrinsics of {s}") for s in serials])
     found = first_camera_problem(serials, world_2_cam, intrinsic)
     if found is not None:
         raise origin.error(f"has an unusable calibration of camera {found[0]}: {found[1]}")
@@ -65,7 +65,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _matrix(origin: Origin, value: object, shape: tuple[int, int], what: str) -> np.ndarray:
+def json_matrix(origin: Origin, value: object, shape: tuple[int, int], what: str) -> np.ndarray:
     """A matrix of JSON numbers, cast to float64 and checked finite after the cast."""
     rows = value if isinstance(value, list) and all(isinstance(row, list) for row in value) else None
     if rows is None or not all(_is_number(entry) for row in rows for entry in row):

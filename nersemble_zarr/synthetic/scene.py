@@ -53,6 +53,16 @@ def look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
     return world_2_cam
 
 
+def rig_pose(rng: np.random.Generator, serial: str) -> np.ndarray:
+    """4x4 OpenCV world-to-camera matrix of one rig camera, its nominal place jittered like a recalibrated rig."""
+    azimuth, elevation = np.radians(np.array(CAMERA_ANGLES[serial]) + rng.uniform(-1.5, 1.5, 2))
+    distance = CAMERA_DISTANCE + rng.uniform(-0.03, 0.03)
+    position = distance * np.array(
+        [np.sin(azimuth) * np.cos(elevation), np.sin(elevation), np.cos(azimuth) * np.cos(elevation)]
+    )
+    return look_at(position, rng.uniform(-0.01, 0.01, 3))
+
+
 def camera_params(config: SyntheticConfig, benchmark: str, participant: int) -> dict[str, dict[str, np.ndarray]]:
     """Calibration of all 16 cameras for one participant: ``{"world_2_cam": {serial: 4x4},
     "intrinsics": {serial: 3x3}}``, jittered per participant like a real recalibrated rig."""
@@ -60,12 +70,7 @@ def camera_params(config: SyntheticConfig, benchmark: str, participant: int) -> 
     rng = rng_for(config.seed, "cameras", benchmark, participant)
     world_2_cam, intrinsics = {}, {}
     for serial in catalogue.SERIALS:
-        azimuth, elevation = np.radians(np.array(CAMERA_ANGLES[serial]) + rng.uniform(-1.5, 1.5, 2))
-        distance = CAMERA_DISTANCE + rng.uniform(-0.03, 0.03)
-        position = distance * np.array(
-            [np.sin(azimuth) * np.cos(elevation), np.sin(elevation), np.cos(azimuth) * np.cos(elevation)]
-        )
-        world_2_cam[serial] = look_at(position, rng.uniform(-0.01, 0.01, 3))
+        world_2_cam[serial] = rig_pose(rng, serial)
         focal = FOCAL_PER_WIDTH[benchmark] * width * rng.uniform(0.98, 1.02)
         centre = np.array([width, height]) / 2 + rng.uniform(-0.01, 0.01, 2) * width
         intrinsics[serial] = np.array([[focal, 0.0, centre[0]], [0.0, focal, centre[1]], [0.0, 0.0, 1.0]])
@@ -107,7 +112,7 @@ def original_frames(n_frames: int) -> np.ndarray:
     return FRAME_OFFSET + FRAME_STRIDE * np.arange(n_frames, dtype=np.int64)
 
 
-def _smooth_curves(rng: np.random.Generator, n_frames: int, amplitudes: np.ndarray) -> np.ndarray:
+def smooth_curves(rng: np.random.Generator, n_frames: int, amplitudes: np.ndarray) -> np.ndarray:
     """(n_frames, len(amplitudes)) smooth signals: two sinusoids each, 0.2-0.8 cycles per 100 frames
     (per sequence when it is shorter), so short test sequences still move visibly."""
     phase = np.arange(n_frames) / np.clip(n_frames - 1, 1, 100)
@@ -128,10 +133,10 @@ def tracking(config: SyntheticConfig, benchmark: str, participant: int, sequence
     n_frames = config.n_frames_of(benchmark, participant, sequence)
     rng = rng_for(config.seed, "tracking", benchmark, participant, sequence)
     identity = rng_for(config.seed, "identity", benchmark, participant)
-    rotation = _smooth_curves(rng, n_frames, np.array([0.15, 0.35, 0.08])).astype(np.float32)
-    translation = _smooth_curves(rng, n_frames, np.array([0.015, 0.01, 0.015]))
-    expression = _smooth_curves(rng, n_frames, 1.5 / (1.0 + np.arange(100) / 4))
-    jaw = _smooth_curves(rng, n_frames, np.array([0.12, 0.02, 0.01]))
+    rotation = smooth_curves(rng, n_frames, np.array([0.15, 0.35, 0.08])).astype(np.float32)
+    translation = smooth_curves(rng, n_frames, np.array([0.015, 0.01, 0.015]))
+    expression = smooth_curves(rng, n_frames, 1.5 / (1.0 + np.arange(100) / 4))
+    jaw = smooth_curves(rng, n_frames, np.array([0.12, 0.02, 0.01]))
     jaw[:, 0] += 0.12  # the jaw only opens: 0 to 0.24 rad
     arrays = {
         "shape": (identity.normal(size=(1, 300)) * 0.5),
@@ -142,7 +147,7 @@ def tracking(config: SyntheticConfig, benchmark: str, participant: int, sequence
         "jaw": jaw,
         "frames": original_frames(n_frames),
         "scale": np.array([[identity.uniform(0.95, 1.05)]]),
-        "neck": _smooth_curves(rng, n_frames, np.array([0.03, 0.03, 0.01])),
-        "eyes": np.tile(_smooth_curves(rng, n_frames, np.array([0.1, 0.25, 0.0])), (1, 2)),
+        "neck": smooth_curves(rng, n_frames, np.array([0.03, 0.03, 0.01])),
+        "eyes": np.tile(smooth_curves(rng, n_frames, np.array([0.1, 0.25, 0.0])), (1, 2)),
     }
     return {key: value if key == "frames" else value.astype(np.float32) for key, value in arrays.items()}
