@@ -101,7 +101,8 @@ def log_sequence(
 def log_svfr(dataset: xr.Dataset, recording: Any = None, *, image_format: str = "png",
              jpeg_quality: int = 90, progress: Progress | None = None) -> None:
     """Log every converted image of an SVFR Dataset (``nersemble_zarr.store.svfr_images``) at
-    ``svfr/PARTICIPANT/KEY``, KEY being the image's ``{sequence}_{timestep}_{serial}``."""
+    ``svfr/PARTICIPANT/KEY``, KEY being the image's ``{sequence}_{timestep}_{serial}`` (escaped as an entity
+    path part; also logged as the value ``key``)."""
     from ..store import svfr_image
 
     rr = rerun()
@@ -116,8 +117,9 @@ def log_svfr(dataset: xr.Dataset, recording: Any = None, *, image_format: str = 
     for index, (sequence, timestep, serial) in enumerate(keys):
         if not done[index]:
             continue
+        key = f"{sequence}_{int(timestep)}_{serial}"
         image = svfr_image(dataset, str(sequence), int(timestep), str(serial))
-        log(f"svfr/{participant}/{sequence}_{int(timestep)}_{serial}", encode(image), static=True)
+        log(f"svfr/{participant}/{rr.escape_entity_path_part(key)}", encode(image), rr.AnyValues(key=key), static=True)
         advance(progress, 1)
 
 
