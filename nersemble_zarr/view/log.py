@@ -35,6 +35,7 @@ TIMELINE = "timestep"
 CAMERAS = "world/cameras"
 MESH, LANDMARKS, POINTCLOUD = "world/flame/mesh", "world/flame/landmarks", "world/pointcloud"
 TRAIN_COLOUR, HOLD_OUT_COLOUR = (70, 130, 240), (235, 50, 50)
+MESH_COLOUR = (205, 180, 160)
 MASK_THRESHOLD = 128
 IMAGE_FORMATS = ("jpeg", "png")
 
@@ -80,7 +81,7 @@ def log_sequence(
     set_total(progress, len(chosen) * len(with_frames))
     mesh = _mesh_source(dataset, flame_dir)
     if mesh is not None:
-        log(MESH, rr.Mesh3D.from_fields(triangle_indices=mesh.faces), static=True)
+        log(MESH, rr.Mesh3D.from_fields(triangle_indices=mesh.faces, albedo_factor=MESH_COLOUR), static=True)
     clouds = _pointcloud_indices(dataset)
     encode = _encoder(rr, image_format, jpeg_quality)
     for timestep in chosen:
@@ -237,9 +238,20 @@ class _Mesh:
             vertices, landmarks = meshes.vertices[0], meshes.landmarks[0] if self.model.n_landmarks else None
         if np.isnan(vertices).any():  # not written yet by an interrupted `meshes` run
             return
-        log(MESH, rr.Mesh3D.from_fields(vertex_positions=vertices))
+        log(MESH, rr.Mesh3D.from_fields(vertex_positions=vertices, vertex_normals=vertex_normals(vertices, self.faces)))
         if landmarks is not None:
             log(LANDMARKS, rr.Points3D(landmarks, radii=0.002, colors=(250, 200, 0)))
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit vertex normals (V, 3) float32: the area-weighted sum of the normals of the faces around each vertex."""
+    corners = vertices[faces.astype(np.int64)]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.zeros_like(vertices, dtype=np.float64)
+    for corner in range(3):
+        np.add.at(normals, faces[:, corner].astype(np.int64), face_normals)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return (normals / np.where(length > 0, length, 1)).astype(np.float32)
 
 
 def _mesh_source(dataset: xr.Dataset, flame_dir: str | os.PathLike | None) -> _Mesh | None:
