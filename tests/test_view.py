@@ -267,3 +267,12 @@ def test_headless_chromium_renders_the_served_viewer_without_leaving_the_machine
     red = (pixels[..., 0] > 180) & (pixels[..., 1] < 90) & (pixels[..., 2] < 90)
     blue = (pixels[..., 2] > 180) & (pixels[..., 0] < 120)
     assert red.sum() > 50 and blue.sum() > 50  # hold-out (red) and train (blue) frustums in the 3D view
+
+
+def test_spawn_without_a_display_says_it_needs_one(converted, tmp_path, monkeypatch):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("view", converted, "-b", "nvs", "-p", "388", "-t", "0:1", "--spawn", exit_code=1)
+    assert "Rerun's viewer exited at once" in result.output and "it needs a display" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -12,10 +12,12 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,17 +74,22 @@ def rerun_program() -> str:
     return found
 
 
+def analytics_off_environment(folder: str) -> dict[str, str]:
+    """Environment variables for a ``rerun`` process whose configuration lives in ``folder``, in which
+    ``rerun analytics disable`` has been run."""
+    env = {**os.environ, "XDG_CONFIG_HOME": os.path.join(folder, "config"),
+           "XDG_DATA_HOME": os.path.join(folder, "data"), "XDG_CACHE_HOME": os.path.join(folder, "cache")}
+    done = subprocess.run([rerun_program(), "analytics", "disable"], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise NersembleError(f"`rerun analytics disable` failed: {done.stderr.strip()[-300:]}")
+    return env
+
+
 @contextlib.contextmanager
 def private_rerun_environment() -> Iterator[dict[str, str]]:
-    """Environment variables for a ``rerun`` process whose configuration lives in a fresh temporary folder
-    with analytics disabled; the folder is removed afterwards."""
+    """``analytics_off_environment`` in a fresh temporary folder, removed after the block."""
     with tempfile.TemporaryDirectory(prefix="nersemble-zarr-rerun-") as folder:
-        env = {**os.environ, "XDG_CONFIG_HOME": os.path.join(folder, "config"),
-               "XDG_DATA_HOME": os.path.join(folder, "data"), "XDG_CACHE_HOME": os.path.join(folder, "cache")}
-        done = subprocess.run([rerun_program(), "analytics", "disable"], env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise NersembleError(f"`rerun analytics disable` failed: {done.stderr.strip()[-300:]}")
-        yield env
+        yield analytics_off_environment(folder)
 
 
 @dataclass(frozen=True)
@@ -155,24 +162,45 @@ def _wait_for_ports(process: subprocess.Popen) -> dict[str, int]:
 
 
 def spawn_recording(name: str, log: Callable[[object], None]) -> None:
-    """Start Rerun's native viewer (it needs a display), analytics disabled, and stream ``log(recording)`` to it."""
+    """Start Rerun's native viewer (it needs a display) listening on 127.0.0.1, analytics disabled, and stream
+    ``log(recording)`` to it. The viewer keeps running after this returns."""
+    # The viewer outlives this process, so its private configuration folder is left in the temporary folder.
+    env = analytics_off_environment(tempfile.mkdtemp(prefix="nersemble-zarr-rerun-"))
+    port = _free_port()
+    process = subprocess.Popen([rerun_program(), "--bind", HOST, "--port", str(port), "--expect-data-soon"],
+                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_until_listening(process, port)
     recording = new_recording(name)
-    with private_rerun_environment() as env:
-        saved = {key: os.environ.get(key) for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")}
-        os.environ.update({key: env[key] for key in saved})  # read by the viewer process rr.spawn starts
-        try:
-            recording.spawn(connect=True)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    recording.connect_grpc(f"rerun+http://{HOST}:{port}/proxy")
     try:
         log(recording)
     finally:
         recording.flush()
         recording.disconnect()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_listening(process: subprocess.Popen, port: int) -> None:
+    """Wait until the viewer accepts connections on ``port``; a viewer that exits first is an error."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            reason = process.stderr.read().strip().splitlines()[-1:] if process.stderr else []
+            raise NersembleError(f"Rerun's viewer exited at once (exit code {process.returncode}"
+                                 f"{': ' + reason[0][-200:] if reason else ''}); it needs a display. "
+                                 "Use --serve (a browser) or --save instead.")
+        with socket.socket() as probe:
+            if probe.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.2)
+    process.kill()
+    raise NersembleError(f"Rerun's viewer did not start listening on {HOST}:{port} within {START_TIMEOUT_S} s.")
 
 
 def wait_until_interrupted(served: ServedViewer) -> None:
