@@ -28,7 +28,8 @@ def _rrd_path(ctx: click.Context, param: click.Parameter, value: Path | None) ->
 @click.option("--cameras", "-c", multiple=True, help="Camera serial to show (repeatable); default: all.")
 @click.option("--image-format", type=click.Choice(["jpeg", "png"]), default="jpeg", show_default=True,
               help="How frames are sent to the viewer (PNG: lossless, larger).")
-@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=90, show_default=True)
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=90, show_default=True,
+              help="JPEG quality of the frames sent.")
 @click.option("--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="FLAME folder: evaluate the meshes from the tracking when the store has none.")
 @click.option("--save", "output", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=_rrd_path,

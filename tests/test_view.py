@@ -276,3 +276,16 @@ def test_spawn_without_a_display_says_it_needs_one(converted, tmp_path, monkeypa
     result = run_cli("view", converted, "-b", "nvs", "-p", "388", "-t", "0:1", "--spawn", exit_code=1)
     assert "Rerun's viewer exited at once" in result.output and "it needs a display" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_corrupt_frame_midway_leaves_no_recording_behind(converted, tmp_path):
+    store = tmp_path / "corrupt.zarr"
+    shutil.copytree(converted, store)
+    shard = store / "nvs/388/GLASSES/images/c/5/0/0/0/0"  # the sixth camera's frames: logged after five others
+    data = bytearray(shard.read_bytes())
+    data[100:-200] = bytes(len(data) - 300)  # the compressed chunks wrecked, the shard index kept
+    shard.write_bytes(bytes(data))
+    output = tmp_path / "out" / "view.rrd"
+    result = run_cli("view", store, "-b", "nvs", "-p", "388", "--save", output, exit_code=1)
+    assert "Frame (5, 0)" in result.output and "could not be decompressed" in result.output
+    assert not output.parent.exists() or list(output.parent.iterdir()) == []

@@ -35,7 +35,7 @@ READY_JS = ("(() => { const c = document.getElementById('the_canvas_id'); "
 
 def photograph(rrd: Path, output: Path) -> None:
     with serve_web(rrd) as served:
-        page = screenshot(served.url, output, ready_js=READY_JS, settle_s=20, size=(1400, 800))
+        page = screenshot(served.url, output, ready_js=READY_JS, settle_s=90, size=(1400, 800))
     print(f"{output.name}: ready {page['ready']}, WebGL2 {page['webgl2']}, requests {page['sent']}, "
           f"blocked {page['blocked']}")
 
