@@ -27,7 +27,8 @@ def chromium() -> str | None:
 def screenshot(url: str, output: Path, *, ready_js: str, settle_s: float = 5.0, timeout_s: float = 240.0,
                size: tuple[int, int] = (1280, 800)) -> dict:
     """Open ``url``, wait until ``ready_js`` is true (or the timeout), wait ``settle_s`` more, write a PNG
-    screenshot to ``output``; returns what the page said (ready, console errors, WebGL/WebGPU support, the URLs it requested and those the browser blocked)."""
+    screenshot to ``output``; returns what the page said (ready, console errors, WebGL/WebGPU support, the URLs
+    it sent requests to and those the browser blocked)."""
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         command = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
                    f"--window-size={size[0]},{size[1]}", "about:blank"]
@@ -65,7 +66,8 @@ async def _drive(endpoint: str, url: str, output: Path, ready_js: str, settle_s:
         while True:
             message = json.loads(await connection.read_message())
             if message.get("method") == "Runtime.consoleAPICalled" and message["params"]["type"] == "error":
-                errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in message["params"]["args"]))
+                arguments = message["params"]["args"]
+                errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in arguments))
             if message.get("method") == "Network.requestWillBeSent":
                 requests[message["params"]["requestId"]] = message["params"]["request"]["url"]
             if message.get("method") == "Network.loadingFailed" and message["params"].get("blockedReason"):
