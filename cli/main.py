@@ -25,6 +25,7 @@ COMMANDS = {
     "preview-rig": "preview:preview_rig",
     "evaluate": "evaluate:evaluate",
     "split": "evaluate:split",
+    "view": "view:view",
 }
 
 

@@ -19,5 +19,5 @@ fi
 if ! "$venv/bin/python" -c "import torch" 2>/dev/null && ! command -v nvidia-smi >/dev/null; then
     "$venv/bin/python" -m pip install -q "torch==2.13.0"
 fi
-"$venv/bin/python" -m pip install -q -e ".[test,bench]"
+"$venv/bin/python" -m pip install -q -e ".[test,bench,view]"
 touch "$venv/.installed"
