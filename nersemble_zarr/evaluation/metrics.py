@@ -11,6 +11,9 @@ faster on the CPU than scikit-image's scipy filter or a depthwise ``conv2d``.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,27 +73,62 @@ def _strips(height: int):
 
 def _ssim_sums(x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
     """(k, variants, c) float64 sums of the SSIM map of predictions ``x`` and truths ``y`` (k, c, H, W): the
-    full frames, then (with ``alpha`` (k, 1, H, W)) both composited on white, each strip composited once."""
-    k, channels, height, width = x.shape
-    window = _gaussian_window(x.device, x.dtype)
+    full frames, then (with ``alpha`` (k, 1, H, W)) both composited on white, each strip composited once.
+
+    On the CPU the strips run side by side on one thread per core (:func:`_strip_pool`); on a GPU in turn."""
+    strips = _strips(x.shape[-2])
+    if x.device.type != "cpu":
+        return sum(_strip_ssim_sums(x, y, alpha, start, rows) for start, rows in strips)
+    futures = [_strip_pool().submit(_strip_ssim_sums, x, y, alpha, start, rows) for start, rows in strips]
+    return sum(future.result() for future in futures)
+
+
+def _strip_ssim_sums(x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor | None, start: int,
+                     rows: int) -> torch.Tensor:
+    """The SSIM map sums of one strip: ``rows`` output rows from input rows ``start`` on."""
+    k, channels, _, width = x.shape
     n_variants = 1 if alpha is None else 2
-    sums = torch.zeros(k, n_variants, channels, dtype=torch.float64, device=x.device)
-    for start, rows in _strips(height):
-        span = slice(start, start + rows + SSIM_WINDOW - 1)
-        moments = torch.empty(k, n_variants, 5, channels, rows + SSIM_WINDOW - 1, width, dtype=x.dtype,
-                              device=x.device)
-        moments[:, 0, 0], moments[:, 0, 1] = x[..., span, :], y[..., span, :]
-        if alpha is not None:
-            opacity = alpha[..., span, :]
-            white = 1 - opacity
-            torch.addcmul(white, moments[:, 0, 0], opacity, out=moments[:, 1, 0])
-            torch.addcmul(white, moments[:, 0, 1], opacity, out=moments[:, 1, 1])
-        first, second = moments[:, :, 0], moments[:, :, 1]
-        torch.mul(first, first, out=moments[:, :, 2])
-        torch.mul(second, second, out=moments[:, :, 3])
-        torch.mul(first, second, out=moments[:, :, 4])
-        sums += _ssim_map(*_blur(moments, window).unbind(2)).sum(dim=(-2, -1), dtype=torch.float64)
-    return sums
+    span = slice(start, start + rows + SSIM_WINDOW - 1)
+    moments = torch.empty(k, n_variants, 5, channels, rows + SSIM_WINDOW - 1, width, dtype=x.dtype, device=x.device)
+    moments[:, 0, 0], moments[:, 0, 1] = x[..., span, :], y[..., span, :]
+    if alpha is not None:
+        opacity = alpha[..., span, :]
+        white = 1 - opacity
+        torch.addcmul(white, moments[:, 0, 0], opacity, out=moments[:, 1, 0])
+        torch.addcmul(white, moments[:, 0, 1], opacity, out=moments[:, 1, 1])
+    first, second = moments[:, :, 0], moments[:, :, 1]
+    torch.mul(first, first, out=moments[:, :, 2])
+    torch.mul(second, second, out=moments[:, :, 3])
+    torch.mul(first, second, out=moments[:, :, 4])
+    window = _gaussian_window(x.device, x.dtype)
+    return _ssim_map(*_blur(moments, window).unbind(2)).sum(dim=(-2, -1), dtype=torch.float64)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _strip_pool() -> ThreadPoolExecutor:
+    """One thread per core for the strips, each running torch single-threaded: a strip is a few dozen small
+    elementwise operations, and torch's own threads would fork and join once per operation (on a busy machine
+    each join waits for a descheduled thread). The caller's torch thread count is left as it was."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            previous, started = torch.get_num_threads(), threading.Barrier(count)
+
+            def single_threaded() -> None:
+                torch.set_num_threads(1)
+                torch.get_num_threads()  # settles this thread's count before the caller's is restored
+                started.wait()
+
+            pool = ThreadPoolExecutor(count, thread_name_prefix="nersemble-ssim")
+            for future in [pool.submit(single_threaded) for _ in range(count)]:
+                future.result()
+            torch.set_num_threads(previous)
+            _pool = pool
+        return _pool
 
 
 def _check_size(frames: torch.Tensor) -> None:
