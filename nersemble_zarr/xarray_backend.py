@@ -32,8 +32,6 @@ from xarray.core.variable import Variable
 
 from .chunk_reader import FrameReader
 
-ENGINE = "nersemble"
-
 
 class FrameBackendArray(BackendArray):
     """A frame array read whole frame by whole frame through a :class:`FrameReader`, with outer indexing:
@@ -98,7 +96,6 @@ class NersembleBackendEntrypoint(BackendEntrypoint):
     shards (see the module docstring). Takes the zarr backend's options."""
 
     description = "Open nersemble_zarr stores with frame arrays read straight from their shards"
-    url = "https://github.com/nersemble-zarr/nersemble_zarr/blob/main/docs/store.md"
     supports_groups = True
     open_dataset_parameters = ("filename_or_obj", "drop_variables", "group", "consolidated", "storage_options",
                                "zarr_format", "mask_and_scale", "decode_times", "concat_characters",
