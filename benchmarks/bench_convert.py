@@ -16,7 +16,9 @@
     PyAV decode only (1 decoder thread), decode + compress each frame with the store's own compressor,
     and the real convert (workers=1, so 1 decoder thread; zarr's thread pool bounded to 1 worker with
     ``threading.max_workers``); zarr's write overhead = convert / (decode + compress) - 1;
-(e) bytes on disk per frame for each codec vs the mp4, and PSNR for the lossy codec.
+(e) bytes on disk per frame for each codec vs the mp4, and PSNR for the lossy codec;
+(f) 15 random ``store.frame`` reads right after ``sequence()`` in a fresh process against 15 warm ones (after a
+    read from every shard), ``--runs`` processes per codec.
 Peak memory is the peak resident set size of the process that ran the phase.
 """
 
@@ -239,6 +241,44 @@ def phase_read(args) -> dict:
     return {"open_ms": open_ms, "cold_ms": cold, "warm_ms": warm, "digest": digest.hexdigest()}
 
 
+# ---------------------------------------------------------------- (f) a fresh process's random reads
+FRESH_READS = 15
+FRESH_TARGET = 2.0
+
+
+def phase_fresh_reads(args) -> dict:
+    """``FRESH_READS`` random ``nz.frame`` reads right after ``sequence()`` in a fresh process, then, after one
+    read from every shard, ``FRESH_READS`` more (warm)."""
+    from nersemble_zarr import store as nz
+
+    rng = np.random.default_rng(args.run)
+    start = time.perf_counter()
+    dataset = nz.sequence(nz.open(_store_path(args), dask=False), "nvs", PARTICIPANT)
+    open_ms = 1000 * (time.perf_counter() - start)
+    serials, timesteps = list(_serials(args)), [int(t) for t in dataset.timestep.values]
+    digest = hashlib.blake2b()
+
+    def reads() -> list[float]:
+        picks = [(serials[rng.integers(len(serials))], int(rng.integers(len(timesteps)))) for _ in range(FRESH_READS)]
+        return [_timed(lambda s, p: nz.frame(dataset, s, timesteps[p]), s, p, digest) for s, p in picks]
+
+    fresh = reads()
+    for serial in serials:
+        for position in range(0, len(timesteps), 32):
+            nz.frame(dataset, serial, timesteps[position])
+    return {"open_ms": open_ms, "fresh_ms": fresh, "warm_ms": reads()}
+
+
+def _fresh_reads(args, codec: str) -> dict:
+    runs = [_run(args, "fresh_reads", codec=codec, run=run) for run in range(args.runs)]
+    fresh = [t for r in runs for t in r["fresh_ms"]]
+    warm = [t for r in runs for t in r["warm_ms"]]
+    return {"fresh_ms": float(np.median(fresh)), "fresh_mean_ms": float(np.mean(fresh)), "fresh_max_ms": max(fresh),
+            "first_ms": float(np.median([r["fresh_ms"][0] for r in runs])), "warm_ms": float(np.median(warm)),
+            "open_ms": float(np.median([r["open_ms"] for r in runs])),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)}
+
+
 # ---------------------------------------------------------------- (b) streaming
 def phase_stream_store(args) -> dict:
     """Every frame of one camera through dask (threads), reduced by the same numpy mean as the PyAV loop.
@@ -351,6 +391,7 @@ def main() -> None:
         opencv = _reads(args, "opencv", "zstd")
         reads = {codec: {path: _reads(args, path, codec) for path in READ_PATHS if path != "opencv"}
                  for codec in read_codecs}
+        fresh = {codec: _fresh_reads(args, codec) for codec in read_codecs}
         stream_store, stream_pyav = _run(args, "stream_store", codec="zstd"), _run(args, "stream_pyav")
     for codec, by_path in reads.items():
         digests = {path: result["digests"] for path, result in by_path.items()}
@@ -374,6 +415,19 @@ def main() -> None:
                   f"| warm {result['warm_ms']:6.2f} ms ({result['warm_ms'] / limit['warm_ms']:4.2f}x raw, "
                   f"{opencv['warm_ms'] / result['warm_ms']:6.1f}x OpenCV) | peak RSS {result['peak_rss_mib']:.0f} MiB")
         rows += _read_rows(codec, by_path, opencv)
+
+    print(f"(f) {FRESH_READS} random store.frame reads right after sequence() in each of {args.runs} fresh processes "
+          f"vs {FRESH_READS} warm ones (after a read from every shard)")
+    for codec, result in fresh.items():
+        ratio = result["fresh_ms"] / result["warm_ms"]
+        print(f"    {codec:<5} sequence() {result['open_ms']:.1f} ms; fresh median {result['fresh_ms']:.2f} ms "
+              f"(mean {result['fresh_mean_ms']:.2f}, max {result['fresh_max_ms']:.2f}, the process's first "
+              f"{result['first_ms']:.2f}) vs warm {result['warm_ms']:.2f} ms -> {ratio:.2f}x warm")
+        rows.append(Row("convert", f"(f) {FRESH_READS} random store.frame reads of a fresh process (median; mean "
+                        f"{result['fresh_mean_ms']:.2f}, max {result['fresh_max_ms']:.2f} ms), {codec}",
+                        f"{result['fresh_ms']:.2f} ms", f"{result['warm_ms']:.2f} ms ({FRESH_READS} warm reads)",
+                        result["warm_ms"] / result["fresh_ms"], f"fresh = {ratio:.2f}x warm (target <= {FRESH_TARGET:g}x)",
+                        f"{result['peak_rss_mib']:.0f} MiB"))
 
     print(f"(b) stream one camera: dask over the store {_fps(stream_store):.1f} frames/s, "
           f"PyAV decode {_fps(stream_pyav):.1f} frames/s -> {stream_pyav['seconds'] / stream_store['seconds']:.2f}x "

@@ -19,11 +19,12 @@ PARTICIPANT, SEQUENCE = 388, "GLASSES"
 GROUP = f"nvs/{PARTICIPANT}/{SEQUENCE}"
 
 
-def open_xarray(store: Path, chunks) -> Read:
-    """The README's example: ``xr.open_datatree(STORE, engine="zarr", chunks=...)`` without this package."""
+def open_xarray(store: Path, chunks, engine: str = "zarr") -> Read:
+    """The README's example: ``xr.open_datatree(STORE, engine=..., chunks=...)``: ``"zarr"`` without this
+    package, ``"nersemble"`` with its backend (found through its entry point, not imported here)."""
     import xarray as xr
 
-    dataset = xr.open_datatree(store, engine="zarr", chunks=chunks)[GROUP].to_dataset()
+    dataset = xr.open_datatree(store, engine=engine, chunks=chunks)[GROUP].to_dataset()
     return lambda serial, position: dataset.images.sel(serial=serial).isel(timestep=position).values
 
 
@@ -111,9 +112,12 @@ def open_opencv(videos: Callable[[str], Path]) -> Read:
 
 # name -> (label for the table, opener taking (store, videos-of-serial)); "raw" is the limit, "opencv" the baseline.
 READ_PATHS: dict[str, tuple[str, Callable[[Path, Callable[[str], Path]], Read]]] = {
-    "xarray_dask": ('README: xr.open_datatree(chunks={}) .sel/.isel .values',
+    "nersemble_dask": ('xr.open_datatree(engine="nersemble", chunks={}) .sel/.isel .values',
+                       lambda store, videos: open_xarray(store, {}, "nersemble")),
+    "nersemble_nodask": ('engine="nersemble" with chunks=None', lambda store, videos: open_xarray(store, None, "nersemble")),
+    "xarray_dask": ('README: xr.open_datatree(engine="zarr", chunks={}) .sel/.isel .values',
                     lambda store, videos: open_xarray(store, {})),
-    "xarray_nodask": ("README with chunks=None", lambda store, videos: open_xarray(store, None)),
+    "xarray_nodask": ('engine="zarr" with chunks=None', lambda store, videos: open_xarray(store, None)),
     "frame_dask": ("store.frame on store.open()", lambda store, videos: open_store_frame(store, True)),
     "frame_nodask": ("store.frame on store.open(dask=False)", lambda store, videos: open_store_frame(store, False)),
     "frame_dataset": ("FrameDataset[i] (float32, image + alpha)", lambda store, videos: open_frame_dataset(store, False)),

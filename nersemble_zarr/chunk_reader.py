@@ -11,6 +11,7 @@ results are always zarr's.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -48,6 +49,41 @@ class FrameReader:
     def __init__(self, layout: FrameLayout) -> None:
         self._layout = layout
         self._indices: OrderedDict[Path, _ShardIndex] = OrderedDict()
+        self._capacity = OPEN_SHARDS
+        self._all_indices_read = False
+
+    @property
+    def lead(self) -> int:
+        """Number of leading axes: one frame per index along them."""
+        return self._layout.lead
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._layout.array.shape)
+
+    def read_all_indices(self) -> None:
+        """Read and check the index of every written shard of the array now, in one pass, and keep them all:
+        a fresh process's first read of each shard then costs what a later read does. Once per reader."""
+        if self._all_indices_read or not self._layout.sharded:
+            return
+        layout = self._layout
+        starts = itertools.product(*(range(0, n, step) for n, step in zip(self.shape, layout.shard_frames)))
+        paths = [layout.file_of(start) for start in starts]
+        self._capacity = max(OPEN_SHARDS, len(paths))
+        for path in paths:
+            try:
+                descriptor = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # not written yet: its first read looks again
+                continue
+            try:
+                status = os.fstat(descriptor)
+                identity = (status.st_ino, status.st_size, status.st_mtime_ns)
+                self._indices[path] = _ShardIndex(identity, self._read_index(descriptor, status.st_size, path))
+            except StoreError:  # a damaged shard: its own reads say so, the others' go on
+                pass
+            finally:
+                os.close(descriptor)
+        self._all_indices_read = True
 
     @classmethod
     def for_array(cls, array: zarr.Array) -> FrameReader | None:
@@ -92,7 +128,7 @@ class FrameReader:
             if shard_index is None or shard_index.identity != identity:
                 shard_index = _ShardIndex(identity, self._read_index(file.fileno(), status.st_size, path))
                 self._indices[path] = shard_index
-                if len(self._indices) > OPEN_SHARDS:
+                if len(self._indices) > self._capacity:
                     self._indices.popitem(last=False)
             self._indices.move_to_end(path)
             offset, length = (int(v) for v in shard_index.entries[self._layout.position_in_shard(index)])
@@ -137,10 +173,13 @@ def stored_frames(store: str, group: str, variable: str) -> StoredFrames:
 @functools.lru_cache(maxsize=32)
 def _stored_frames(store: str, group: str, variable: str, stamp: int | None) -> StoredFrames:
     array = storage.open_array(store, f"{group}/{variable}")
+    reader = FrameReader.for_array(array)
+    if reader is not None:
+        reader.read_all_indices()
     serials = storage.open_array(store, f"{group}/{schema.SERIAL}")[...]
     timesteps = storage.open_array(store, f"{group}/{schema.TIMESTEP}")[...]
     return StoredFrames(
-        read_index=frame_reader(array),
+        read_index=reader.read if reader is not None else lambda index: np.asarray(array[index]),
         serial_index={str(serial): i for i, serial in enumerate(serials)},
         timestep_index={int(timestep): i for i, timestep in enumerate(timesteps)},
     )

@@ -51,6 +51,8 @@ def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name:
     source = tree.encoding.get("source")
     if source is not None:  # where `frame` reads from directly
         dataset.encoding.update({STORE_ENCODING: str(source), GROUP_ENCODING: path})
+        if schema.IMAGES in dataset and "://" not in str(source):  # local: read every shard index once now
+            stored_frames(str(source), path, schema.IMAGES)
     return dataset
 
 

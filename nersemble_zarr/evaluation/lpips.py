@@ -17,6 +17,9 @@ from torch import nn
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 LINEAR_WEIGHTS = Path(__file__).with_name("lpips_alex_v0.1.npz")
+# What the LPIPS numbers mean, stated with every result that has them: other tools differ in exactly these.
+PROTOCOL = ("LPIPS v0.1 with the AlexNet backbone (the lpips package's LPIPS(net='alex'), not VGG), inputs scaled "
+            "from [0, 1] to [-1, 1]")
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
 # Layers of torchvision's alexnet().features after which LPIPS takes features (relu1..relu5).

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..atomic import atomic_path
+from .lpips import PROTOCOL as LPIPS_PROTOCOL
 from .metrics import mean_or_nan
 
 FRAME_METRICS = ("psnr", "ssim", "lpips", "psnr_masked", "ssim_masked", "lpips_masked")
@@ -82,10 +83,19 @@ class EvaluationResult:
             for key in keys
         }
 
+    @property
+    def has_lpips(self) -> bool:
+        """Whether LPIPS was computed (then its protocol goes with the numbers)."""
+        return any(frame.lpips is not None for video in self.videos for frame in video.frames)
+
     def to_dict(self) -> dict:
-        """The JSON document: benchmark, one record per video, and the benchmark mean."""
-        return {"benchmark": self.benchmark, "videos": [video.record() for video in self.videos],
-                "mean": self.mean()}
+        """The JSON document: benchmark, one record per video, the benchmark mean, and with LPIPS scores the
+        LPIPS protocol (``lpips_protocol``: backbone and input range)."""
+        document = {"benchmark": self.benchmark, "videos": [video.record() for video in self.videos],
+                    "mean": self.mean()}
+        if self.has_lpips:
+            document["lpips_protocol"] = LPIPS_PROTOCOL
+        return document
 
     def dataset(self):
         """Per-frame metrics as an xarray Dataset over a ``frame`` dimension indexed by (participant,
@@ -105,6 +115,8 @@ class EvaluationResult:
             video=[f"{v.participant:03d}/{v.sequence}/{v.serial}" for v in self.videos]
         )
         dataset.attrs["benchmark"] = self.benchmark
+        if self.has_lpips:
+            dataset.attrs["lpips_protocol"] = LPIPS_PROTOCOL
         return dataset
 
     def write_json(self, path: str | os.PathLike) -> None:
@@ -139,6 +151,8 @@ class EvaluationResult:
         lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
                  for row in [header, *rows]]
         lines.insert(1, "-" * len(lines[0]))
+        if self.has_lpips:
+            lines.append(f"lpips: {LPIPS_PROTOCOL}")
         return "\n".join(lines)
 
 

@@ -10,19 +10,20 @@ import numpy as np
 import torch
 
 from .. import schema
-from .. import store as store_module
+from ..chunk_reader import stored_frames
 from ..errors import ConfigError, EvaluationError, SubmissionError
 from ..parallel import run_tasks
 from ..progress import Progress, set_total
 from ..submission.frames import check_range
 from . import jod as jod_module
 from . import lpips as lpips_module
-from .metrics import on_white, psnr, ssim
+from .metrics import frame_tensors, score_frames, squared_errors
 from .plan import VideoTask, plan_evaluation
 from .report import FRAME_METRICS, EvaluationResult, FrameScores, VideoScores
 from .splits import ValidationSplit, read_split
 
-BATCH_BYTES = 32 * 2**20  # float64 bytes of predicted frames per batch (at least one frame)
+BATCH_BYTES = 32 * 2**20  # bytes of float32 predicted frames per batch (at least one frame)
+TENSOR_BYTES = 4          # float32
 ERROR_MAPS = 2             # worst frames per video whose error maps are kept for the plot
 
 
@@ -97,31 +98,33 @@ def evaluate_video(task: VideoTask, settings: Settings) -> VideoScores:
     network = lpips_module.load_lpips(settings.device) if settings.lpips else None
     frames: list[FrameScores] = []
     worst: list[tuple[float, int, np.ndarray]] = []  # (psnr, timestep, error map) of the worst frames so far
-    batch: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] = []
+    batch: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None, float]] = []
     shape = (0, 0)
     for item in _frame_triples(task):
+        if batch and item[4] != batch[0][4]:  # a batch holds frames of one kind (uint8 or float)
+            frames.extend(_score_batch(task, batch, network, settings.device, worst))
+            batch = []
         batch.append(item)
         shape = item[1].shape[:2]
-        if len(batch) * item[1].nbytes >= BATCH_BYTES:
+        if len(batch) * item[2].size * TENSOR_BYTES >= BATCH_BYTES:
             frames.extend(_score_batch(task, batch, network, settings.device, worst))
             batch = []
     if batch:
         frames.extend(_score_batch(task, batch, network, settings.device, worst))
     jod = None
     if settings.jod:
-        pairs = ((prediction, truth) for _, prediction, truth, _ in _frame_triples(task))
+        pairs = ((prediction / scale, truth / 255.0) for _, prediction, truth, _, scale in _frame_triples(task))
         jod = jod_module.video_jod(pairs, len(task.positions), shape, task.fps, settings.device)
     maps = {timestep: error for _, timestep, error in worst}
     return VideoScores(task.participant, task.sequence, task.serial, tuple(frames), jod, task.has_alpha, maps)
 
 
-def _frame_triples(task: VideoTask) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]]:
-    """(timestep, prediction, truth, alpha) of every chosen frame, as float64 (H, W, 3) / (H, W) in [0, 1]."""
-    dataset = store_module.sequence(store_module.open(task.store, dask=False), task.benchmark,
-                                    task.participant, task.sequence)
-    camera = {schema.SERIAL: task.serial}
-    images = dataset[schema.IMAGES].sel(camera)
-    alpha = dataset[schema.ALPHA].sel(camera) if task.has_alpha else None
+def _frame_triples(task: VideoTask) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray | None, float]]:
+    """(timestep, prediction, truth, alpha, scale) of every chosen frame as read: the prediction (H, W, 3) uint8
+    or float (values / scale in [0, 1]), the stored truth (H, W, 3) and alpha (H, W) uint8 (None without alpha)."""
+    group = schema.sequence_group(task.benchmark, task.participant, task.sequence)
+    images = stored_frames(task.store, group, schema.IMAGES)
+    alpha = stored_frames(task.store, group, schema.ALPHA) if task.has_alpha else None
     wanted = dict(zip(task.positions, task.timesteps))
     position = 0
     for block in task.source.blocks():
@@ -131,42 +134,35 @@ def _frame_triples(task: VideoTask) -> Iterator[tuple[int, np.ndarray, np.ndarra
             raise EvaluationError(str(error)) from error
         for offset in range(len(block)):
             if position + offset in wanted:
-                index = {schema.TIMESTEP: position + offset}
+                timestep = wanted[position + offset]
                 scale = 255.0 if dtype == np.uint8 else 1.0
-                prediction = np.asarray(block[offset], dtype=np.float64) / scale
-                truth = images.isel(index).values.astype(np.float64) / 255.0
-                mask = None if alpha is None else alpha.isel(index).values.astype(np.float64) / 255.0
-                yield wanted[position + offset], prediction, truth, mask
+                prediction = np.asarray(block[offset])
+                truth = images.read(task.serial, timestep)
+                mask = None if alpha is None else alpha.read(task.serial, timestep)
+                yield timestep, prediction, truth, mask, scale
         position += len(block)
         if position > task.positions[-1]:
             return
 
 
-def _tensor(frames: list[np.ndarray], device: str) -> torch.Tensor:
-    stacked = torch.from_numpy(np.stack(frames))
-    # channels first and contiguous: every metric then reads whole 2-D planes
-    return (stacked.permute(0, 3, 1, 2).contiguous() if stacked.ndim == 4 else stacked[:, None]).to(device)
-
-
 def _score_batch(task: VideoTask, batch: list, network, device: str, worst: list) -> list[FrameScores]:
-    """Scores of a batch of frames; ``worst`` keeps the error maps of the lowest-PSNR frames seen."""
-    prediction = _tensor([item[1] for item in batch], device)
-    truth = _tensor([item[2] for item in batch], device)
-    scores = {"psnr": psnr(prediction, truth), "ssim": ssim(prediction, truth)}
+    """Scores of a batch of frames, each read and converted once; ``worst`` keeps the error maps of the
+    lowest-PSNR frames seen."""
+    prediction = np.stack([item[1] for item in batch])
+    truth = np.stack([item[2] for item in batch])
+    alpha = np.stack([item[3] for item in batch]) if task.has_alpha else None
+    scale = batch[0][4]
+    tensors = frame_tensors(prediction, truth, alpha, scale, device)
+    scores = score_frames(tensors, squared_errors(prediction, truth, alpha, scale))
     if network is not None:
-        scores["lpips"] = network(prediction, truth)
-    if task.has_alpha:
-        alpha = _tensor([item[3] for item in batch], device)
-        masked_prediction, masked_truth = on_white(prediction, alpha), on_white(truth, alpha)
-        scores["psnr_masked"] = psnr(masked_prediction, masked_truth)
-        scores["ssim_masked"] = ssim(masked_prediction, masked_truth)
-        if network is not None:
-            scores["lpips_masked"] = network(masked_prediction, masked_truth)
+        scores["lpips"] = network(tensors.prediction, tensors.truth)
+        if task.has_alpha:
+            scores["lpips_masked"] = network(*tensors.masked())
     values = {name: scores[name].double().cpu().numpy() for name in scores}
-    for i, (timestep, frame_prediction, frame_truth, _) in enumerate(batch):
+    for i, item in enumerate(batch):
         if len(worst) < ERROR_MAPS or values["psnr"][i] < worst[-1][0]:
-            error = np.abs(frame_prediction - frame_truth).mean(axis=-1).astype(np.float32)
-            worst.append((float(values["psnr"][i]), timestep, error))
+            error = (tensors.prediction[i] - tensors.truth[i]).abs_().mean(dim=0).cpu().numpy()
+            worst.append((float(values["psnr"][i]), item[0], error))
             worst.sort(key=lambda entry: entry[0])
             del worst[ERROR_MAPS:]
     return [
