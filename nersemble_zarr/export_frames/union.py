@@ -1,12 +1,12 @@
 """Several VHAP exports of one participant combined into one dataset, as VHAP's ``combine_nerf_datasets.py`` does.
 
 The sources are ``export-frames --format vhap`` folders beside the target folder (same parent); the target holds
-only ``transforms_{train,val,test}.json``, ``canonical_flame_param.npz`` (of the first train source) and
-``sequences_{trainval,test}.txt`` (and ``nersemble_union.json``, which marks the folder as ours so a rerun may
-rewrite it; any other non-empty folder is refused): frames point into the sources through ``../<source>/...``. Timestep indices
-are made consecutive across the sources, train sources first; ``timestep_index_original`` and ``timestep_id`` are
-dropped, as VHAP drops them. The validation set is the validation camera (index 8 when present, else the last) of
-the train sources.
+only ``transforms_{train,val,test}.json``, ``canonical_flame_param.npz`` (of the first train source),
+``sequences_{trainval,test}.txt`` and ``nersemble_union.json`` (which marks the folder as a union of ours, so a
+rerun may rewrite it; any other non-empty folder is refused): frames point into the sources through
+``../<source>/...``. Timestep indices are made consecutive across the sources, train sources first;
+``timestep_index_original`` and ``timestep_id`` are dropped, as VHAP drops them. The validation set is the
+validation camera (index 8 when present, else the last) of the train sources.
 """
 
 from __future__ import annotations

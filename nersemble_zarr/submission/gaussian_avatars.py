@@ -121,9 +121,8 @@ def _read_json(path: Path) -> dict:
 def _views(path: Path) -> list[dict]:
     """The frames of a render target's transforms file, each naming its camera and original frame index."""
     frames = _read_json(path).get("frames")
-    if not isinstance(frames, list) or not all(
-            isinstance(f, dict) and isinstance(f.get("camera_id"), (str, int)) and _whole(f.get("timestep_index_original"))
-            for f in frames):
+    if not isinstance(frames, list) or not all(isinstance(f, dict) and isinstance(f.get("camera_id"), (str, int))
+                                               and _whole(f.get("timestep_index_original")) for f in frames):
         raise SubmissionError(f"{path} does not list frames with a camera_id and a timestep_index_original; export "
                               "the render target again.")
     return frames
