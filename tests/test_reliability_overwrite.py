@@ -204,8 +204,12 @@ def vhap_export(folder: Path, transforms: object | None = None) -> Path:
     """A minimal VHAP export: canonical FLAME parameters and a transforms.json of two frames of one camera."""
     folder.mkdir(parents=True)
     (folder / "canonical_flame_param.npz").write_bytes(b"npz of the export")
+    pose = np.eye(4)
+    pose[2, 3] = 1.0
     frames = [{"timestep_index": t, "timestep_index_original": t, "timestep_id": f"frame_{t:05d}",
-               "camera_index": 0, "camera_id": "222200037", "file_path": f"images/{t:05d}_00.png"} for t in (0, 1)]
+               "camera_index": 0, "camera_id": "222200037", "file_path": f"images/{t:05d}_00.png",
+               "fl_x": 500.0, "fl_y": 500.0, "cx": 50.0, "cy": 60.0, "w": 100, "h": 120,
+               "transform_matrix": pose.tolist()} for t in (0, 1)]
     document = {"timestep_indices": [0, 1], "camera_indices": [0], "frames": frames} if transforms is None \
         else transforms
     text = document if isinstance(document, str) else json.dumps(document)
@@ -240,10 +244,10 @@ def test_combine_vhap_refuses_a_target_holding_the_users_files_and_reruns_into_i
 
 
 @pytest.mark.parametrize(("document", "problem"), [
-    ("[" * 100_000 + "]" * 100_000, "is not a readable transforms file (it nests deeper than 16 levels)"),
+    ("[" * 100_000 + "]" * 100_000, "nests deeper than 16 levels"),
     ({"frames": [{}], "timestep_indices": [0]}, "frame 0 has no 'timestep_index'"),
     ({"frames": [{"timestep_index": 0, "camera_index": 0}]}, "'timestep_indices' is not a list of whole numbers"),
-    ([1, 2], "the document is a list, not an object"),
+    ([1, 2], "holds a list, not a JSON object"),
 ])
 def test_combine_vhap_refuses_a_broken_source_and_creates_no_target(tmp_path, document, problem):
     source = vhap_export(tmp_path / "393_A", document)
@@ -280,8 +284,8 @@ def render_submission(model: Path, target: Path, converted: Path, output: Path):
 
 
 @pytest.mark.parametrize(("settings", "problem"), [
-    ("[" * 100_000 + "]" * 100_000, "is not a readable render-target file (it nests deeper than 16 levels)"),
-    ("[1, 2]", "holds a list, not the object of a render-target file"),
+    ("[" * 100_000 + "]" * 100_000, "nests deeper than 16 levels"),
+    ("[1, 2]", "holds a list, not a JSON object"),
     ('{"render_target": true, "participant": "x"}', "does not name a participant, a sequence"),
 ])
 def test_a_broken_render_target_settings_file_is_one_line(render_target, converted, tmp_path, settings, problem):
