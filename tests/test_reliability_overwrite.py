@@ -103,6 +103,16 @@ def test_export_mesh_and_preview_refuse_an_existing_file_before_reading_the_stor
     assert snapshot(tmp_path) == before
 
 
+def test_view_refuses_an_existing_recording_named_or_by_default_before_reading_the_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    named, default = user_file(tmp_path / "mine.rrd"), user_file(tmp_path / "388_GLASSES.rrd")
+    before = snapshot(tmp_path)
+    for output, save in ((named, ["--save", named]), (default, [])):
+        result = run_cli("view", tmp_path / "missing.zarr", "-b", "nvs", "-p", 388, *save)
+        assert_one_error_line(result, 2, f"The output {output.name if not save else output} exists; pass --overwrite")
+    assert snapshot(tmp_path) == before
+
+
 def test_preview_replaces_an_existing_picture_with_overwrite(converted, tmp_path):
     picture = user_file(tmp_path / "sheet.png")
     run_cli("preview", converted, "-p", 388, "-o", picture, "--overwrite", exit_code=0)
