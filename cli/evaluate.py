@@ -6,7 +6,10 @@ from pathlib import Path
 
 import click
 
-from .options import handle_errors, scheduler_option, workers_option
+from nersemble_zarr.errors import ConfigError
+from nersemble_zarr.outputs import claim_output_file
+
+from .options import handle_errors, overwrite_file_option, scheduler_option, workers_option
 
 BENCHMARKS = ("nvs", "mono_flame_avatar")  # the benchmarks with image predictions
 
@@ -44,9 +47,10 @@ def _timesteps(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="Write a PNG: per-frame PSNR per camera and the worst frames' error maps.")
 @scheduler_option
 @workers_option
+@overwrite_file_option
 @handle_errors
 def evaluate(predictions, store, benchmark, split_source, every, timesteps, cameras, no_lpips, no_jod, device,
-             json_path, csv_path, plot_path, scheduler, workers):
+             json_path, csv_path, plot_path, scheduler, workers, overwrite):
     """Score PREDICTIONS (a store, a folder of images PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png
     or a submission zip) against the ground truth in --store: PSNR, SSIM, LPIPS (AlexNet) and JOD, full frame
     and masked. See docs/evaluation.md for every setting."""
@@ -55,6 +59,8 @@ def evaluate(predictions, store, benchmark, split_source, every, timesteps, came
 
     from .progress import progress_bar
 
+    _claim_outputs({"--json": json_path, "--csv": csv_path, "--plot": plot_path}, overwrite,
+                   inputs=(predictions, store, *([split_source] if split_source else [])))
     with connect(scheduler) as client, progress_bar("evaluate", "video") as progress:
         result = run_evaluation(
             predictions, store, benchmark, every=every, timesteps=timesteps, cameras=_list(cameras),
@@ -74,6 +80,19 @@ def evaluate(predictions, store, benchmark, split_source, every, timesteps, came
         plot_result(result, plot_path)
 
 
+def _claim_outputs(outputs: dict[str, Path | None], overwrite: bool, inputs: tuple[Path, ...]) -> None:
+    """Refuse, before any work, an output that breaks the rule of every file output or is given twice."""
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        claim_output_file(path, overwrite=overwrite, what=f"{option} output", inputs=inputs)
+        if path.absolute() in seen:
+            raise ConfigError(f"{seen[path.absolute()]} and {option} name the same file {path}; give each output "
+                              "its own path.")
+        seen[path.absolute()] = option
+
+
 @click.command("split")
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--benchmark", "-b", type=click.Choice(BENCHMARKS), required=True, help="Benchmark of the split.")
@@ -81,12 +100,13 @@ def evaluate(predictions, store, benchmark, split_source, every, timesteps, came
 @click.option("--sequences", help="Comma-separated train sequences to hold out (mono_flame_avatar).")
 @click.option("--trailing-frames", type=click.IntRange(min=0), default=0, show_default=True,
               help="Hold out the last N stored frames of every sequence.")
+@overwrite_file_option
 @handle_errors
-def split(target, benchmark, cameras, sequences, trailing_frames):
+def split(target, benchmark, cameras, sequences, trailing_frames, overwrite):
     """Write a validation split into TARGET: a JSON file, or the root attributes of a converted store.
     FrameDataset, export-frames and evaluate then hold out the same frames."""
     from nersemble_zarr.evaluation import ValidationSplit, write_split
 
     chosen = ValidationSplit(benchmark, _list(cameras) or (), _list(sequences) or (), trailing_frames)
-    write_split(chosen, target)
+    write_split(chosen, target, overwrite=overwrite)
     click.echo(f"Wrote the {benchmark} validation split into {target}.")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from .options import ParticipantId, handle_errors, overwrite_option, participant_option, scheduler_option
+from .options import (
+    ParticipantId, handle_errors, overwrite_file_option, overwrite_option, participant_option, scheduler_option,
+)
 
 flame_dir_option = click.option(
     "--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -63,18 +65,20 @@ def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...
 @click.option("--sequence", "-s", required=True, help="Sequence name.")
 @click.option("--timestep", "-t", type=int, required=True, help="Frame index (a value of the timestep coordinate).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Mesh file to write (.ply or .obj).")
+              help="Mesh file to write (.ply or .obj), in an existing folder (an existing file only with --overwrite).")
 @flame_dir_option
 @device_option
+@overwrite_file_option
 @handle_errors
 def export_mesh(store: Path, participant: int, sequence: str, timestep: int, output: Path,
-                flame_dir: Path | None, device: str) -> None:
+                flame_dir: Path | None, device: str, overwrite: bool) -> None:
     """Write the FLAME mesh of one timestep as PLY or OBJ (from stored vertices, else evaluated)."""
     from nersemble_zarr.flame.lbs import FlameModel
     from nersemble_zarr.flame.mesh_io import check_mesh_path, write_mesh
     from nersemble_zarr.flame.store import read_mesh
+    from nersemble_zarr.outputs import claim_output_file
 
-    check_mesh_path(output)
+    claim_output_file(check_mesh_path(output), overwrite=overwrite, inputs=(store,))
     vertices, faces = read_mesh(store, participant, sequence, timestep, lambda: FlameModel.load(flame_dir, device))
     write_mesh(output, vertices, faces)
     click.echo(f"Wrote {output} ({len(vertices)} vertices, {len(faces)} faces).")

@@ -19,6 +19,9 @@ workers_option = click.option(
     "--workers", "-j", type=click.IntRange(min=1), default=4, show_default=True, help="Parallel workers."
 )
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs instead of skipping them.")
+overwrite_file_option = click.option(
+    "--overwrite", is_flag=True, help="Replace an existing output file (without it, an existing file is refused)."
+)
 verbose_option = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 benchmark_choice = click.Choice(catalogue.ALL_BENCHMARKS)
 benchmark_argument = click.argument("benchmark", type=benchmark_choice)

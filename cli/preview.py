@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from .options import ParticipantId, handle_errors
+from nersemble_zarr.outputs import claim_output_file
+
+from .options import ParticipantId, handle_errors, overwrite_file_option
 
 participant_option = click.option("--participant", "-p", type=ParticipantId(), required=True,
                                   help="Participant id.")
@@ -22,7 +24,7 @@ def _png_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
 
 output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
                              callback=_png_path,
-                             help="PNG file to write (a regular file there is replaced, anything else refused).")
+                             help="PNG file to write, in an existing folder (an existing file only with --overwrite).")
 
 
 @click.command()
@@ -42,13 +44,16 @@ output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, p
 @click.option("--dots", type=click.IntRange(min=0), default=1500, show_default=True,
               help="Most mesh or point cloud dots drawn on each frame, evenly thinned; 0 draws none.")
 @output_option
+@overwrite_file_option
 @handle_errors
 def preview(store: str, participant: int, sequence: str | None, timestep: int | None, flame_dir: Path | None,
-            tile_width: int, meshes: Path | None, task: str, dots: int, output: Path) -> None:
+            tile_width: int, meshes: Path | None, task: str, dots: int, output: Path, overwrite: bool) -> None:
     """Contact sheet of every camera of STORE at one timestep: hold-out cameras framed in red, the FLAME
     mesh (stored vertices, or evaluated with --flame-dir) or the point cloud projected as green dots.
     For an SVFR participant: all its images, with --meshes each one's mesh drawn beside it."""
     from nersemble_zarr.preview import write_preview
+
+    claim_output_file(output, overwrite=overwrite, inputs=(store, *([meshes] if meshes else [])))
 
     write_preview(store, output, participant, sequence=sequence, timestep=timestep, flame_dir=flame_dir,
                   tile_width=tile_width, meshes=meshes, task=task, max_dots=dots)
@@ -60,10 +65,13 @@ def preview(store: str, participant: int, sequence: str | None, timestep: int | 
 @participant_option
 @sequence_option
 @output_option
+@overwrite_file_option
 @handle_errors
-def preview_rig(store: str, participant: int, sequence: str | None, output: Path) -> None:
+def preview_rig(store: str, participant: int, sequence: str | None, output: Path, overwrite: bool) -> None:
     """3D plot of the camera rig of a participant in STORE: frustums around the head, hold-out cameras in red."""
     from nersemble_zarr.preview import write_rig_preview
+
+    claim_output_file(output, overwrite=overwrite, inputs=(store,))
 
     write_rig_preview(store, output, participant, sequence)
     click.echo(f"Wrote {output}.")

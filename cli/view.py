@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import ParticipantId, benchmark_choice, handle_errors
+from .options import ParticipantId, benchmark_choice, handle_errors, overwrite_file_option
 from .progress import progress_bar
 
 
@@ -36,20 +36,25 @@ def _rrd_path(ctx: click.Context, param: click.Parameter, value: Path | None) ->
               help="Write the recording to this .rrd file (the default, as PARTICIPANT_SEQUENCE.rrd).")
 @click.option("--serve", is_flag=True, help="Serve Rerun's web viewer on 127.0.0.1 and print its address.")
 @click.option("--spawn", is_flag=True, help="Open Rerun's native viewer (needs a display).")
+@overwrite_file_option
 @handle_errors
 def view(store: str, benchmark: str, participant: int, sequence: str | None, level: int, timesteps: str | None,
          cameras: tuple[str, ...], image_format: str, jpeg_quality: int, flame_dir: Path | None,
-         output: Path | None, serve: bool, spawn: bool) -> None:
+         output: Path | None, serve: bool, spawn: bool, overwrite: bool) -> None:
     """Browse a sequence of STORE in 3D over time with Rerun: every camera as a pinhole at its pose (hold-out
     cameras red), its frames and alpha on the `timestep` timeline, the FLAME mesh and landmarks, point
     clouds. For an SVFR participant: its images, each under its key. Needs the `view` extra
     (pip install 'nersemble_zarr[view]')."""
     if sum([output is not None, serve, spawn]) > 1:
         raise click.UsageError("Choose one of --save, --serve and --spawn.")
-    from nersemble_zarr.view import view as run_view
+    from nersemble_zarr.outputs import claim_output_file
+    from nersemble_zarr.view import default_output, view as run_view
     from nersemble_zarr.view.selection import parse_timesteps
 
     mode = "serve" if serve else "spawn" if spawn else "save"
+    if mode == "save":
+        output = claim_output_file(output or default_output(benchmark, participant, sequence),
+                                   overwrite=overwrite, inputs=(store,))
     with progress_bar("Logging frames", "frame") as bar:
         written = run_view(store, benchmark, participant, sequence, mode=mode, output=output, level=level,
                            timesteps=parse_timesteps(timesteps), cameras=list(cameras) or None,

@@ -52,6 +52,10 @@ class ConversionError(NersembleError):
     """Converting fetched assets into the store failed."""
 
 
+class OutputError(NersembleError):
+    """An output the command cannot write where it was asked to (its folder unwritable, full or read-only)."""
+
+
 class StoreError(NersembleError):
     """A store that is missing, not ours, from a newer format version, or incomplete."""
 

@@ -487,8 +487,8 @@ def test_union_loads_in_gaussianavatars_with_consecutive_timesteps(exports, refe
     counts = combine_vhap_exports([exports / "393_EXP-1-head", exports / "393_EXP-1-head_stride2"], [], target)
     assert counts == {"transforms_train.json": 9, "transforms_val.json": 0, "transforms_test.json": 0}
     assert sorted(p.name for p in target.iterdir()) == [
-        "canonical_flame_param.npz", "sequences_test.txt", "sequences_trainval.txt", "transforms_test.json",
-        "transforms_train.json", "transforms_val.json"]
+        "canonical_flame_param.npz", "nersemble_union.json", "sequences_test.txt", "sequences_trainval.txt",
+        "transforms_test.json", "transforms_train.json", "transforms_val.json"]
     train = json.loads((target / "transforms_train.json").read_text())
     assert train["timestep_indices"] == list(range(9))
     assert all(f["file_path"].startswith("../393_EXP-1-head") for f in train["frames"])

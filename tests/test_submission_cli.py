@@ -69,7 +69,7 @@ def test_export_refuses_to_replace_without_overwrite(tmp_path, predictions, synt
     output = tmp_path / "submission.zip"
     output.write_bytes(b"old")
     result = run_cli("export-submission", predictions, output, *common(synthetic_root, synthetic_config))
-    assert result.exit_code == 1 and "exists; pass --overwrite to replace it." in result.stderr
+    assert result.exit_code == 2 and "exists; pass --overwrite to replace it." in result.stderr
     assert output.read_bytes() == b"old"
     result = run_cli("export-submission", predictions, output, *common(synthetic_root, synthetic_config), "--overwrite")
     assert result.exit_code == 0 and zipfile.is_zipfile(output)

@@ -18,7 +18,7 @@ import zarr
 
 from helpers import predictions_dataset, ProgressRecorder, write_predictions
 from nersemble_zarr import catalogue, schema
-from nersemble_zarr.errors import StoreError, SubmissionError
+from nersemble_zarr.errors import ConfigError, StoreError, SubmissionError
 from nersemble_zarr.submission import expected_submission, export_submission, sources, validate_submission
 from nersemble_zarr.submission.frames import to_uint8
 from nersemble_zarr.submission.sources import ArrayVideo, plan_blocks
@@ -298,7 +298,7 @@ def test_existing_output_needs_overwrite(tmp_path, nvs_truth):
     output = tmp_path / "submission.zip"
     output.write_bytes(b"keep")
     truth = {key: nvs_truth[key] for key in NVS_388}
-    with pytest.raises(SubmissionError, match="exists; pass --overwrite"):
+    with pytest.raises(ConfigError, match="exists; pass --overwrite"):
         export_submission(truth, output, "nvs", partial=True, **options("nvs"))
     assert output.read_bytes() == b"keep"
     export_submission(truth, output, "nvs", partial=True, overwrite=True, **options("nvs"))

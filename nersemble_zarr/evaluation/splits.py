@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..atomic import atomic_path
 from ..inputs.jsontext import kind_of, read_json_file
 from ..inputs.origin import Origin
+from ..outputs import claim_output_file
 
 SPLIT_ATTR = "validation_split"
 
@@ -96,14 +97,22 @@ class ValidationSplit:
         )
 
 
-def write_split(split: ValidationSplit, target: str | os.PathLike) -> Path:
-    """Save ``split`` as a JSON file (atomically), or into a store's root attributes when ``target`` is one."""
+def write_split(split: ValidationSplit, target: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Save ``split`` as a JSON file (atomically), or into a store's root attributes when ``target`` is one.
+
+    An existing file, or another split already in the store, is only replaced with ``overwrite``.
+    """
     target = Path(target)
     if (target / "zarr.json").is_file():
+        held = store_module.read_root_attrs(target).get(SPLIT_ATTR)
+        if held is not None and held != split.to_dict() and not overwrite:
+            raise ConfigError(f"The store {target} already holds another validation split; pass --overwrite to "
+                              "replace it.")
         root = store_module.prepare_store(target)
         root.attrs[SPLIT_ATTR] = split.to_dict()
         store_module.consolidate(target)
         return target
+    claim_output_file(target, overwrite=overwrite, what="split file")
     with atomic_path(target) as temporary:
         temporary.write_text(json.dumps(split.to_dict(), indent=1) + "\n")
     return target

@@ -43,7 +43,7 @@ def render_folder(model: Path, target: Path) -> Path:
 def rendered_views(renders: Path, target: Path) -> dict[VideoKey, list[Path]]:
     """(participant, sequence, serial) -> the rendered PNGs of that video in frame order."""
     settings = render_target_settings(target)
-    views = [frame for name in SPLIT_ORDER for frame in _read_json(Path(target) / name)["frames"]]
+    views = [frame for name in SPLIT_ORDER for frame in _views(Path(target) / name)]
     files = sorted(Path(renders).glob("*.png")) if Path(renders).is_dir() else []
     if len(files) != len(views) or [f.name for f in files] != [f"{i:05d}.png" for i in range(len(views))]:
         raise SubmissionError(
@@ -58,13 +58,20 @@ def rendered_views(renders: Path, target: Path) -> dict[VideoKey, list[Path]]:
 
 
 def render_target_settings(target: Path) -> dict:
-    """The settings file of a render target (refusing any other folder)."""
-    settings = _read_json(Path(target) / SETTINGS_FILE)
+    """The settings file of a render target (refusing any other folder, and settings it cannot use)."""
+    path = Path(target) / SETTINGS_FILE
+    settings = _read_json(path)
     if not settings.get("render_target"):
         raise SubmissionError(
             f"{target} is not a render target; write one with `nersemble-zarr export-frames --format vhap "
             "--render-target`."
         )
+    shifts = settings.get("principal_point_shifts", {})
+    if not (_whole(settings.get("participant")) and isinstance(settings.get("sequence"), str)
+            and isinstance(shifts, dict)
+            and all(isinstance(v, list) and len(v) == 2 and all(map(_whole, v)) for v in shifts.values())):
+        raise SubmissionError(f"{path} does not name a participant, a sequence and whole-pixel principal point "
+                              "shifts; export the render target again.")
     return settings
 
 
@@ -79,8 +86,12 @@ def rendered_predictions(model: Path, targets: list[Path]) -> dict[VideoKey, obj
 
     from ..export_frames.centring import shift_picture
 
-    def read_shifted(path: Path, shift: tuple[int, int], fill: int) -> np.ndarray:
-        return shift_picture(read_image(path), shift, fill)
+    def read_shifted(path: Path, shape: tuple[int, ...], shift: tuple[int, int], fill: int) -> np.ndarray:
+        image = read_image(path)
+        if image.shape != shape:
+            raise SubmissionError(f"Rendered image {path} has size {image.shape[1]}x{image.shape[0]}; the first "
+                                  f"render of its camera is {shape[1]}x{shape[0]}.")
+        return shift_picture(image, shift, fill)
 
     predictions: dict[VideoKey, object] = {}
     for target in targets:
@@ -91,7 +102,7 @@ def rendered_predictions(model: Path, targets: list[Path]) -> dict[VideoKey, obj
             dx, dy = shifts.get(key[2], (0, 0))
             shape = read_image(paths[0]).shape
             frames = [
-                da.from_delayed(dask.delayed(read_shifted)(path, (-int(dx), -int(dy)), fill), shape, np.uint8)
+                da.from_delayed(dask.delayed(read_shifted)(path, shape, (-int(dx), -int(dy)), fill), shape, np.uint8)
                 for path in paths
             ]
             predictions[key] = da.stack(frames)
@@ -105,3 +116,17 @@ def _read_json(path: Path) -> dict:
         raise SubmissionError(f"{origin.label} holds {kind_of(document)}, not a JSON object; export the render target "
                               "again.")
     return document
+
+
+def _views(path: Path) -> list[dict]:
+    """The frames of a render target's transforms file, each naming its camera and original frame index."""
+    frames = _read_json(path).get("frames")
+    if not isinstance(frames, list) or not all(isinstance(f, dict) and isinstance(f.get("camera_id"), (str, int))
+                                               and _whole(f.get("timestep_index_original")) for f in frames):
+        raise SubmissionError(f"{path} does not list frames with a camera_id and a timestep_index_original; export "
+                              "the render target again.")
+    return frames
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -24,7 +24,7 @@ from ..progress import Progress, advance, set_total
 from .svfr_predictions import Mesh, collect_svfr_predictions
 from .svfr_validator import validate_svfr_submission
 from .validator import ValidationReport
-from .writer import check_zip_output
+from .writer import check_zip_output, path_inputs
 
 
 def export_svfr_submission(
@@ -46,7 +46,7 @@ def export_svfr_submission(
     each task written covers all 391 images. ``progress`` is told the number of meshes and called as each is written. An existing
     ``output`` is only replaced with ``overwrite``, and only by a zip that validated.
     """
-    output = check_zip_output(Path(output), overwrite)
+    output = check_zip_output(Path(output), overwrite, inputs=path_inputs(predictions))
     sources = collect_svfr_predictions(predictions, tasks=tasks, partial=partial, flame_dir=flame_dir, device=device)
     set_total(progress, len(sources))
     with atomic_path(output) as partial_zip:

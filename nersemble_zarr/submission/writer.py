@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SubmissionError
-from ..outputs import check_output_file
+from ..outputs import check_output_file, claim_output_file
 from ..progress import LockedProgress, Progress
 from ..video import SUBMISSION_CRF
 from .encode import EncodeSettings, encode_videos
@@ -55,7 +55,7 @@ def export_submission(
     spec = expected_submission(
         benchmark, root=root, store=store, frame_counts=frame_counts, resolution=resolution, partial=partial
     )
-    output = check_zip_output(Path(output), overwrite)
+    output = check_zip_output(Path(output), overwrite, inputs=path_inputs(predictions, root, store))
     sources = collect_predictions(predictions, spec, partial=partial)
     settings = EncodeSettings(spec.width, spec.height, spec.fps, crf)
     with tempfile.TemporaryDirectory(
@@ -82,14 +82,12 @@ def export_submission(
     return report
 
 
-def check_zip_output(output: Path, overwrite: bool) -> Path:
-    """The absolute output path of a submission zip, refusing a folder, a missing parent or (without
-    ``overwrite``) an existing file."""
-    if output.is_dir():
-        raise SubmissionError(f"The output {output} is a folder; give the path of the zip file to write.")
-    if not output.parent.is_dir():
-        raise SubmissionError(f"The folder of the output {output} does not exist; create it first.")
-    check_output_file(output)
-    if output.exists() and not overwrite:
-        raise SubmissionError(f"The output {output} exists; pass --overwrite to replace it.")
-    return output.absolute()
+def path_inputs(*inputs: Any) -> tuple[str | os.PathLike, ...]:
+    """The inputs among ``inputs`` given as paths (a store or predictions may also be an object in memory)."""
+    return tuple(value for value in inputs if isinstance(value, (str, os.PathLike)))
+
+
+def check_zip_output(output: Path, overwrite: bool, inputs: tuple = ()) -> Path:
+    """The absolute output path of a submission zip under the rule of every file output (``claim_output_file``):
+    no folder, FIFO or link, an existing folder, no file of ``inputs``, an existing file only with ``overwrite``."""
+    return claim_output_file(output, overwrite=overwrite, what="output", inputs=inputs).absolute()
