@@ -53,6 +53,9 @@ SUPPORTED_TERMS = tuple(CHEUNG2004_TERMS)
 CPU_CHUNK_PIXELS = 1 << 16  # a chunk's float32 working set stays within a core's cache
 GPU_CHUNK_PIXELS = 1 << 22
 
+ENCODING_SHIFT = 15  # float32 bit pattern >> 15: 8 mantissa bits left
+ENCODING_BINS = 1 << 15  # every positive float32 below 2.0
+_SMALLEST, _LARGEST = 1e-30, 1.99  # clamp bounds: positive (-0.0 would be a negative bit pattern), below 2.0
 _FACTOR = re.compile(r"([RGB])([0-9]?)")
 Exponents = tuple[int, int, int]
 _UNIT: tuple[Exponents, ...] = ((1, 0, 0), (0, 1, 0), (0, 0, 1))  # R, G, B
@@ -62,6 +65,22 @@ def srgb_decoding_table() -> np.ndarray:
     """Linear light (float64) of each uint8 sRGB level 0..255: IEC 61966-2-1, as ``colour.cctf_decoding``."""
     value = np.arange(256) / 255.0
     return np.where(value <= 0.04045, value / 12.92, ((value + 0.055) / 1.055) ** 2.4)
+
+
+def srgb_encoding_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Tables that turn linear light into the official uint8 level, trunc(clip(255 * sRGB(L), 0, 255)).
+
+    Level k starts where linear light reaches ``srgb_decoding_table()[k]``. A positive float32's bit pattern
+    shifted right by ``ENCODING_SHIFT`` numbers bins 2**-8 wide relative to their values, narrower than the
+    relative gap between two level starts (over 0.8 %), so each bin holds at most one start: a value's level is
+    its bin's ``start_level`` (uint8, the level at the bin's lowest value), plus one where it reaches the bin's
+    ``next_start`` (float32, where the following level starts).
+    """
+    starts = srgb_decoding_table()[1:].astype(np.float32)  # levels 1..255
+    lowest = (np.arange(ENCODING_BINS, dtype=np.uint32) << ENCODING_SHIFT).view(np.float32)
+    start_level = np.searchsorted(starts, lowest, side="right")
+    next_start = np.append(starts, np.float32(np.inf))[start_level]
+    return start_level.astype(np.uint8), next_start
 
 
 def matrix_problem(matrix: object) -> str | None:
@@ -99,16 +118,11 @@ def correct_colour(frames: np.ndarray, matrix: np.ndarray, device: "str | torch.
 
     ccm = check_matrix(matrix)
     _check_frames(frames)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    chunk = GPU_CHUNK_PIXELS if device.type == "cuda" else CPU_CHUNK_PIXELS
-    pixels = torch.from_numpy(np.ascontiguousarray(frames).reshape(-1, 3))
-    corrected = torch.empty_like(pixels)
-    correction = _Correction(ccm, device)
-    with torch.inference_mode():
-        for start in range(0, pixels.shape[0], chunk):
-            stop = min(start + chunk, pixels.shape[0])
-            corrected[start:stop].copy_(correction(pixels[start:stop].to(device, non_blocking=True)).T)
-    return corrected.numpy().reshape(frames.shape)
+    correction = _Correction(ccm, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
+    corrected = np.empty_like(frames)
+    for batch_index, frame in enumerate(frames.reshape(-1, *frames.shape[-3:])):
+        corrected.reshape(-1, *frames.shape[-3:])[batch_index] = _correct_frame(frame, correction)
+    return corrected
 
 
 def correct_colour_at_level(frames: np.ndarray, matrix: np.ndarray, level: int,
@@ -143,32 +157,49 @@ def _exponents(term: str) -> Exponents:
     return powers["R"], powers["G"], powers["B"]
 
 
+def _correct_frame(frame: np.ndarray, correction: "_Correction") -> np.ndarray:
+    """One (H, W, 3) frame, channel planes chunk by chunk through ``correction`` (numpy does the (de)interleaving,
+    which torch's strided uint8 copies do several times slower)."""
+    import torch
+
+    planes = np.ascontiguousarray(frame.reshape(-1, 3).T)  # (3, pixels)
+    corrected = np.empty_like(planes)
+    chunk = GPU_CHUNK_PIXELS if correction.device.type == "cuda" else CPU_CHUNK_PIXELS
+    with torch.inference_mode():
+        for start in range(0, planes.shape[1], chunk):
+            levels = torch.from_numpy(planes[:, start:start + chunk]).to(correction.device, non_blocking=True)
+            corrected[:, start:start + chunk] = correction(levels).cpu().numpy()
+    return corrected.T.reshape(frame.shape)
+
+
 class _Correction:
-    """One matrix on one device: uint8 pixels (n, 3) in, corrected uint8 channels (3, n) out."""
+    """One matrix on one device: uint8 sRGB channel planes (3, n) in, corrected planes (3, n) out."""
 
     def __init__(self, ccm: np.ndarray, device: "torch.device") -> None:
         import torch
 
         terms = [_exponents(term) for term in CHEUNG2004_TERMS[ccm.shape[1]]]
         constant = [k for k, exponents in enumerate(terms) if exponents == (0, 0, 0)]
-        self.monomials = [exponents for exponents in terms if exponents != (0, 0, 0)]
         varying = [k for k in range(len(terms)) if k not in constant]
+        self.device = device
+        self.monomials = [terms[k] for k in varying]  # R, G, B first, as in every Cheung 2004 expansion
         as_tensor = lambda array: torch.as_tensor(array, dtype=torch.float32, device=device)
         self.matrix = as_tensor(ccm[:, varying])  # (3, monomials)
         self.offset = as_tensor(ccm[:, constant].sum(axis=1)[:, None])  # (3, 1): the constant term's column
         self.decode = as_tensor(srgb_decoding_table())
+        self.encoding = tuple(torch.as_tensor(table, device=device) for table in srgb_encoding_tables())
 
-    def __call__(self, pixels: "torch.Tensor") -> "torch.Tensor":
+    def __call__(self, levels: "torch.Tensor") -> "torch.Tensor":
         import torch
 
-        n = pixels.shape[0]
-        expanded = torch.empty((len(self.monomials), n), dtype=torch.float32, device=pixels.device)
-        # Rows 0..2 are the terms R, G, B: linear light, planar, one table look-up per value.
-        torch.index_select(self.decode, 0, pixels.T.reshape(-1).long(), out=expanded[:3].view(-1))
+        n = levels.shape[1]
+        expanded = torch.empty((len(self.monomials), n), dtype=torch.float32, device=levels.device)
+        # Rows 0..2 are the terms R, G, B: linear light, one table look-up per value.
+        torch.index_select(self.decode, 0, levels.reshape(-1).long(), out=expanded[:3].view(-1))
         known: dict[Exponents, torch.Tensor] = {unit: expanded[axis] for axis, unit in enumerate(_UNIT)}
         for row in range(3, len(self.monomials)):
             _monomial(self.monomials[row], known, out=expanded[row])
-        return _srgb_encode_uint8(torch.addmm(self.offset, self.matrix, expanded))
+        return _srgb_encode_uint8(torch.addmm(self.offset, self.matrix, expanded), self.encoding)
 
 
 def _monomial(exponents: Exponents, known: dict, out: "torch.Tensor | None" = None) -> "torch.Tensor":
@@ -182,18 +213,12 @@ def _monomial(exponents: Exponents, known: dict, out: "torch.Tensor | None" = No
     return known[exponents]
 
 
-_JUNCTION = 0.0031308  # linear light where the sRGB curve turns from the linear piece to the power piece
-_ENCODE_LINEAR = 12.92 * 255.0
-_ENCODE_POWER = (1.055 * 255.0, 0.055 * 255.0, 1 / 2.4)  # 255 * (1.055 * L ** (1 / 2.4) - 0.055)
-
-
-def _srgb_encode_uint8(linear: "torch.Tensor") -> "torch.Tensor":
-    """uint8 of clip(255 * sRGB(linear), 0, 255), truncated as numpy's astype truncates (IEC 61966-2-1, as
-    ``colour.cctf_encoding``); ``linear`` is overwritten."""
+def _srgb_encode_uint8(linear: "torch.Tensor", encoding: tuple["torch.Tensor", "torch.Tensor"]) -> "torch.Tensor":
+    """uint8 of clip(255 * sRGB(linear), 0, 255) truncated, by :func:`srgb_encoding_tables`; ``linear`` is
+    overwritten."""
     import torch
 
-    scale, shift, exponent = _ENCODE_POWER
-    on_linear_piece = linear <= _JUNCTION
-    power = linear.clamp_min(_JUNCTION).pow_(exponent).mul_(scale).sub_(shift)
-    encoded = torch.where(on_linear_piece, linear.mul_(_ENCODE_LINEAR), power, out=power)
-    return encoded.clamp_(0, 255).to(torch.uint8)
+    start_level, next_start = encoding
+    bins = (linear.clamp_(_SMALLEST, _LARGEST).view(torch.int32) >> ENCODING_SHIFT).view(-1)  # not in place
+    levels = start_level.index_select(0, bins).view(linear.shape)
+    return levels.add_(linear >= next_start.index_select(0, bins).view(linear.shape))
