@@ -17,6 +17,7 @@ the order of the official ``load_image(..., downscale_factor=...)``; ``docs/colo
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -119,10 +120,15 @@ def correct_colour(frames: np.ndarray, matrix: np.ndarray, device: "str | torch.
     ccm = check_matrix(matrix)
     _check_frames(frames)
     correction = _Correction(ccm, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
-    corrected = np.empty_like(frames)
-    for batch_index, frame in enumerate(frames.reshape(-1, *frames.shape[-3:])):
-        corrected.reshape(-1, *frames.shape[-3:])[batch_index] = _correct_frame(frame, correction)
-    return corrected
+    batch = frames.reshape(-1, *frames.shape[-3:])
+    corrected = np.empty_like(batch)
+    # On the CPU, chunks run in parallel on torch's threads, each op single-threaded: no OpenMP barrier per op,
+    # which a loaded machine (a thread descheduled at every barrier) would turn into seconds per frame.
+    workers = 1 if correction.device.type == "cuda" else torch.get_num_threads()
+    with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        for index, frame in enumerate(batch):
+            corrected[index] = _correct_frame(frame, correction, pool)
+    return corrected.reshape(frames.shape)
 
 
 def correct_colour_at_level(frames: np.ndarray, matrix: np.ndarray, level: int,
@@ -157,18 +163,22 @@ def _exponents(term: str) -> Exponents:
     return powers["R"], powers["G"], powers["B"]
 
 
-def _correct_frame(frame: np.ndarray, correction: "_Correction") -> np.ndarray:
-    """One (H, W, 3) frame, channel planes chunk by chunk through ``correction`` (numpy does the (de)interleaving,
-    which torch's strided uint8 copies do several times slower)."""
+def _correct_frame(frame: np.ndarray, correction: "_Correction", pool: ThreadPoolExecutor) -> np.ndarray:
+    """One (H, W, 3) frame, its channel planes chunk by chunk through ``correction`` on ``pool``'s threads
+    (numpy does the (de)interleaving, which torch's strided uint8 copies do several times slower)."""
     import torch
 
     planes = np.ascontiguousarray(frame.reshape(-1, 3).T)  # (3, pixels)
     corrected = np.empty_like(planes)
     chunk = GPU_CHUNK_PIXELS if correction.device.type == "cuda" else CPU_CHUNK_PIXELS
-    with torch.inference_mode():
-        for start in range(0, planes.shape[1], chunk):
-            levels = torch.from_numpy(planes[:, start:start + chunk]).to(correction.device, non_blocking=True)
-            corrected[:, start:start + chunk] = correction(levels).cpu().numpy()
+
+    @torch.inference_mode()
+    def correct_chunk(start: int) -> None:
+        levels = torch.from_numpy(planes[:, start:start + chunk]).to(correction.device)
+        corrected[:, start:start + chunk] = correction(levels).cpu().numpy()
+
+    for _ in pool.map(correct_chunk, range(0, planes.shape[1], chunk)):
+        pass
     return corrected.T.reshape(frame.shape)
 
 
