@@ -89,8 +89,8 @@ def matrix_problem(matrix: object) -> str | None:
     real 3 x terms matrix with a terms value of Cheung 2004."""
     try:
         array = np.asarray(matrix)
-    except (ValueError, TypeError) as error:  # ragged nested lists
-        return f"is not a rectangular array of numbers ({error})"
+    except (ValueError, TypeError):  # ragged nested lists
+        return "is not a rectangular array of numbers (its rows differ in length)"
     if array.dtype.kind not in "iuf":
         return f"holds {array.dtype} values, not real numbers"
     terms = ", ".join(map(str, SUPPORTED_TERMS))
