@@ -121,13 +121,13 @@ def correct_colour(frames: np.ndarray, matrix: np.ndarray, device: "str | torch.
     _check_frames(frames)
     correction = _Correction(ccm, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
     batch = frames.reshape(-1, *frames.shape[-3:])
-    corrected = np.empty_like(batch)
+    corrected = np.empty(batch.shape, dtype=np.uint8)  # C order: each frame's reshape below is a view
     # On the CPU, chunks run in parallel on torch's threads, each op single-threaded: no OpenMP barrier per op,
     # which a loaded machine (a thread descheduled at every barrier) would turn into seconds per frame.
     workers = 1 if correction.device.type == "cuda" else torch.get_num_threads()
     with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        for index, frame in enumerate(batch):
-            corrected[index] = _correct_frame(frame, correction, pool)
+        for frame, out in zip(batch, corrected):
+            _correct_frame(frame, out, correction, pool)
     return corrected.reshape(frames.shape)
 
 
@@ -163,23 +163,21 @@ def _exponents(term: str) -> Exponents:
     return powers["R"], powers["G"], powers["B"]
 
 
-def _correct_frame(frame: np.ndarray, correction: "_Correction", pool: ThreadPoolExecutor) -> np.ndarray:
-    """One (H, W, 3) frame, its channel planes chunk by chunk through ``correction`` on ``pool``'s threads
-    (numpy does the (de)interleaving, which torch's strided uint8 copies do several times slower)."""
+def _correct_frame(frame: np.ndarray, out: np.ndarray, correction: "_Correction", pool: ThreadPoolExecutor) -> None:
+    """Correct one (H, W, 3) frame into ``out``, chunk by chunk on ``pool``'s threads; numpy turns each chunk's
+    pixels into channel planes and back (torch's strided uint8 copies are several times slower)."""
     import torch
 
-    planes = np.ascontiguousarray(frame.reshape(-1, 3).T)  # (3, pixels)
-    corrected = np.empty_like(planes)
+    pixels, corrected = frame.reshape(-1, 3), out.reshape(-1, 3)
     chunk = GPU_CHUNK_PIXELS if correction.device.type == "cuda" else CPU_CHUNK_PIXELS
 
     @torch.inference_mode()
     def correct_chunk(start: int) -> None:
-        levels = torch.from_numpy(planes[:, start:start + chunk]).to(correction.device)
-        corrected[:, start:start + chunk] = correction(levels).cpu().numpy()
+        planes = torch.from_numpy(np.ascontiguousarray(pixels[start:start + chunk].T))
+        corrected[start:start + chunk].T[...] = correction(planes.to(correction.device)).cpu().numpy()
 
-    for _ in pool.map(correct_chunk, range(0, planes.shape[1], chunk)):
+    for _ in pool.map(correct_chunk, range(0, len(pixels), chunk)):
         pass
-    return corrected.T.reshape(frame.shape)
 
 
 class _Correction:
@@ -205,7 +203,7 @@ class _Correction:
         n = levels.shape[1]
         expanded = torch.empty((len(self.monomials), n), dtype=torch.float32, device=levels.device)
         # Rows 0..2 are the terms R, G, B: linear light, one table look-up per value.
-        torch.index_select(self.decode, 0, levels.reshape(-1).long(), out=expanded[:3].view(-1))
+        torch.index_select(self.decode, 0, levels.reshape(-1).int(), out=expanded[:3].view(-1))
         known: dict[Exponents, torch.Tensor] = {unit: expanded[axis] for axis, unit in enumerate(_UNIT)}
         for row in range(3, len(self.monomials)):
             _monomial(self.monomials[row], known, out=expanded[row])

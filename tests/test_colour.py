@@ -126,6 +126,8 @@ def test_a_batch_is_corrected_frame_by_frame() -> None:
     assert frames.flags.writeable and not np.shares_memory(batch, frames)
     view = frames[:, ::2, ::3]  # a strided view is read as its values
     np.testing.assert_array_equal(correct_colour(view, matrix), correct_colour(np.ascontiguousarray(view), matrix))
+    fortran = np.asfortranarray(frames)
+    np.testing.assert_array_equal(correct_colour(fortran, matrix), batch)
 
 
 @pytest.mark.parametrize("level", [1, 2, 4])
