@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import InputDataError
-from .levels.resample import block_mean
 
 if TYPE_CHECKING:
     import torch
@@ -141,6 +140,8 @@ def correct_colour_at_level(frames: np.ndarray, matrix: np.ndarray, level: int,
     ccm = check_matrix(matrix)
     _check_frames(frames)
     if level > 1:
+        from .levels.resample import block_mean  # here: the levels package imports xarray, zarr and dask
+
         batch = frames if frames.ndim == 4 else frames[None]
         averaged = block_mean(batch, int(level))
         frames = averaged if frames.ndim == 4 else averaged[0]
