@@ -11,7 +11,8 @@ a near-identity 3 x terms matrix. Two fresh processes per ``terms`` (so each pea
 - ``ours``: ``nersemble_zarr.colour.correct_colour`` on ``--device`` with torch's threads (``--threads``).
 
 Each process corrects the frame once to warm up, then ``--repeats`` times; the fastest run counts (the machine
-may be shared). Printed per terms: milliseconds per frame of each, their ratio, peak RSS of each process (ru_maxrss,
+may be shared). Printed per terms: milliseconds per frame of each, their ratio, the CPU time per frame of each (all threads,
+less disturbed by other processes than the wall clock) and its ratio, peak RSS of each process (ru_maxrss,
 imports and the frame included) and how much the correction raised it, the largest difference between the two results and the share of values that differ, and the
 load average before and after. Needs ``nersemble-data`` (the test extra).
 """
@@ -60,14 +61,15 @@ def child(args: argparse.Namespace) -> None:
         extra = {"threads": torch.get_num_threads(), "device": str(device)}
     imported_mib = peak_rss_mib()
     result = run()  # warm-up
-    best = float("inf")
+    best, cpu_start = float("inf"), time.process_time()
     for _ in range(args.repeats):
         start = time.perf_counter()
         result = run()
         best = min(best, time.perf_counter() - start)
+    cpu_seconds = (time.process_time() - cpu_start) / args.repeats
     np.save(args.output, result)
     peak = peak_rss_mib()
-    print(json.dumps({"seconds": best, "peak_rss_mib": peak, "working_mib": peak - imported_mib, **extra}))
+    print(json.dumps({"seconds": best, "cpu_seconds": cpu_seconds, "peak_rss_mib": peak, "working_mib": peak - imported_mib, **extra}))
 
 
 def measure(phase: str, terms: int, args: argparse.Namespace, frame: Path, output: Path) -> dict:
@@ -114,7 +116,8 @@ def main() -> None:
                                      f"+{result['working_mib']:.0f} MiB by the correction")
             print(f"  terms {terms:2d}: official {official['seconds']:.2f} s ({memory(official)}), "
                   f"ours {ours['seconds'] * 1000:.0f} ms on {ours['device']} with {ours['threads']} threads "
-                  f"({memory(ours)}): {ratio:.1f}x; largest difference {difference.max()} level, "
+                  f"({memory(ours)}): {ratio:.1f}x (CPU time per frame {official['cpu_seconds']:.2f} s against "
+                  f"{ours['cpu_seconds']:.2f} s: {official['cpu_seconds'] / ours['cpu_seconds']:.1f}x); largest difference {difference.max()} level, "
                   f"{np.count_nonzero(difference) / difference.size:.1e} of the values differ; load average "
                   f"{load:.1f} before, {os.getloadavg()[0]:.1f} after")
             rows.append(Row(
