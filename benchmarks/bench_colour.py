@@ -4,7 +4,7 @@
                                       [--quick] [--rows FILE]
 
 One camera-like frame (``synthetic.colour.camera_like_frame``, every level of every channel) and, per ``terms``,
-a near-identity 3 x terms matrix. Two fresh processes per ``terms`` (so each peak resident memory is its own):
+a near-identity 3 x terms matrix, both handed over as .npy files. Two fresh processes per ``terms`` (so each peak resident memory is its own):
 
 - ``official``: ``nersemble_data.util.color_correction.correct_color`` (``nersemble-data`` 0.0.6, colour-science,
   float64 numpy);
@@ -39,10 +39,7 @@ HEIGHT, WIDTH = 3208, 2200
 
 def child(args: argparse.Namespace) -> None:
     """One measured phase in this (fresh) process: time it, save its result, print one JSON line."""
-    from nersemble_zarr.synthetic.colour import near_identity_matrix
-
-    frame = np.load(args.frame)
-    matrix = near_identity_matrix(args.phase_terms, seed=args.phase_terms)
+    frame, matrix = np.load(args.frame), np.load(args.matrix)
     extra = {}
     if args.phase == "official":
         from nersemble_data.util.color_correction import correct_color
@@ -72,8 +69,8 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps({"seconds": best, "cpu_seconds": cpu_seconds, "peak_rss_mib": peak, "working_mib": peak - imported_mib, **extra}))
 
 
-def measure(phase: str, terms: int, args: argparse.Namespace, frame: Path, output: Path) -> dict:
-    command = [sys.executable, "-m", "benchmarks.bench_colour", "--phase", phase, "--phase-terms", str(terms),
+def measure(phase: str, args: argparse.Namespace, frame: Path, matrix: Path, output: Path) -> dict:
+    command = [sys.executable, "-m", "benchmarks.bench_colour", "--phase", phase, "--matrix", str(matrix),
                "--frame", str(frame), "--output", str(output), "--repeats", str(args.repeats),
                "--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
@@ -87,7 +84,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="where ours runs: cpu, cuda or auto")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of ours (default: torch's)")
     parser.add_argument("--phase", choices=["official", "ours"], help=argparse.SUPPRESS)
-    parser.add_argument("--phase-terms", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--matrix", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--frame", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
     args = parse_benchmark_args(parser, {"terms": [3, 10], "repeats": 2})
@@ -95,7 +92,7 @@ def main() -> None:
         child(args)
         return
     from nersemble_zarr.colour import SUPPORTED_TERMS
-    from nersemble_zarr.synthetic.colour import camera_like_frame
+    from nersemble_zarr.synthetic.colour import camera_like_frame, near_identity_matrix
 
     unsupported = [terms for terms in args.terms if terms not in SUPPORTED_TERMS]
     if unsupported:
@@ -107,9 +104,11 @@ def main() -> None:
         print(f"Colour correction of one {WIDTH}x{HEIGHT} camera-like frame, fastest of {args.repeats} runs; "
               f"{os.cpu_count()} CPUs")
         for terms in args.terms:
+            matrix = Path(folder) / f"matrix_{terms}.npy"
+            np.save(matrix, near_identity_matrix(terms, seed=terms))
             load = os.getloadavg()[0]
-            official = measure("official", terms, args, frame, Path(folder) / "official.npy")
-            ours = measure("ours", terms, args, frame, Path(folder) / "ours.npy")
+            official = measure("official", args, frame, matrix, Path(folder) / "official.npy")
+            ours = measure("ours", args, frame, matrix, Path(folder) / "ours.npy")
             difference = np.abs(np.load(Path(folder) / "ours.npy").astype(np.int16) - np.load(Path(folder) / "official.npy"))
             ratio = official["seconds"] / ours["seconds"]
             memory = lambda result: (f"peak RSS {result['peak_rss_mib']:.0f} MiB, "
