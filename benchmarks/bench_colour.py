@@ -12,7 +12,7 @@ a near-identity 3 x terms matrix, both handed over as .npy files. Two fresh proc
 
 Each process corrects the frame once to warm up, then ``--repeats`` times; the fastest run counts (the machine
 may be shared). Printed per terms: milliseconds per frame of each, their ratio, the CPU time per frame of each (all threads,
-less disturbed by other processes than the wall clock) and its ratio, peak RSS of each process (ru_maxrss,
+less disturbed by other processes than the wall clock) and its ratio, peak RSS of each process (VmHWM,
 imports and the frame included) and how much the correction raised it, the largest difference between the two results and the share of values that differ, and the
 load average before and after. Needs ``nersemble-data`` (the test extra).
 """
@@ -31,10 +31,18 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.options import parse_benchmark_args
-from benchmarks.phases import peak_rss_mib
 from benchmarks.table import Row, append_rows, peak_pair
 
 HEIGHT, WIDTH = 3208, 2200
+
+
+def peak_rss_mib() -> float:
+    """This process's own peak resident memory in MiB: VmHWM of /proc/self/status (``ru_maxrss`` would start
+    from the parent's resident memory, which Linux carries over when a forked child executes a program)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise OSError("/proc/self/status has no VmHWM line")
 
 
 def child(args: argparse.Namespace) -> None:
