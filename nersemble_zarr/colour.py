@@ -7,8 +7,8 @@ last dimension), multiplies by the matrix, encodes sRGB and stores ``clip(V * 25
 uint8. Here the same steps run without per-pixel Python and without colour-science: the decode is a 256-entry
 table, the polynomial and the matrix product run in float32 with torch on its CPU threads (on the GPU when
 one is present), chunk by chunk so memory stays bounded, and the encode, clip and truncation together are
-two look-ups in tables of level starts (:func:`srgb_encoding_tables`). The result equals the official one within one level per channel (float32 against
-float64 near a level boundary).
+two look-ups in tables of level starts (:func:`srgb_encoding_tables`). The result equals the official one
+within one level per channel (float32 against float64 near a level boundary).
 
 At a resolution level the frame is area-averaged first and corrected after (:func:`correct_colour_at_level`),
 the order of the official ``load_image(..., downscale_factor=...)``; ``docs/colour.md`` says why.
