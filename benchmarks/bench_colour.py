@@ -4,17 +4,19 @@
                                       [--quick] [--rows FILE]
 
 One camera-like frame (``synthetic.colour.camera_like_frame``, every level of every channel) and, per ``terms``,
-a near-identity 3 x terms matrix, both handed over as .npy files. Two fresh processes per ``terms`` (so each peak resident memory is its own):
+a near-identity 3 x terms matrix, both handed over as .npy files. Two fresh processes per ``terms`` (so each
+peak resident memory is its own):
 
 - ``official``: ``nersemble_data.util.color_correction.correct_color`` (``nersemble-data`` 0.0.6, colour-science,
   float64 numpy);
 - ``ours``: ``nersemble_zarr.colour.correct_colour`` on ``--device`` with torch's threads (``--threads``).
 
 Each process corrects the frame once to warm up, then ``--repeats`` times; the fastest run counts (the machine
-may be shared). Printed per terms: milliseconds per frame of each, their ratio, the CPU time per frame of each (all threads,
-less disturbed by other processes than the wall clock) and its ratio, peak RSS of each process (VmHWM,
-imports and the frame included) and how much the correction raised it, the largest difference between the two results and the share of values that differ, and the
-load average before and after. Needs ``nersemble-data`` (the test extra).
+may be shared). Printed per terms: milliseconds per frame of each, their ratio, the CPU time per frame of each
+(all threads, less disturbed by other processes than the wall clock) and its ratio, peak RSS of each process
+(VmHWM, imports and the frame included) and how much the correction raised it, the largest difference between
+the two results and the share of values that differ, and the load average before and after. Needs
+``nersemble-data`` (the test extra).
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def child(args: argparse.Namespace) -> None:
     cpu_seconds = (time.process_time() - cpu_start) / args.repeats
     np.save(args.output, result)
     peak = peak_rss_mib()
-    print(json.dumps({"seconds": best, "cpu_seconds": cpu_seconds, "peak_rss_mib": peak, "working_mib": peak - imported_mib, **extra}))
+    print(json.dumps({"seconds": best, "cpu_seconds": cpu_seconds, "peak_rss_mib": peak,
+                      "working_mib": peak - imported_mib, **extra}))
 
 
 def measure(phase: str, args: argparse.Namespace, frame: Path, matrix: Path, output: Path) -> dict:
@@ -117,21 +120,24 @@ def main() -> None:
             load = os.getloadavg()[0]
             official = measure("official", args, frame, matrix, Path(folder) / "official.npy")
             ours = measure("ours", args, frame, matrix, Path(folder) / "ours.npy")
-            difference = np.abs(np.load(Path(folder) / "ours.npy").astype(np.int16) - np.load(Path(folder) / "official.npy"))
+            ours_frame = np.load(Path(folder) / "ours.npy").astype(np.int16)
+            difference = np.abs(ours_frame - np.load(Path(folder) / "official.npy"))
             ratio = official["seconds"] / ours["seconds"]
             memory = lambda result: (f"peak RSS {result['peak_rss_mib']:.0f} MiB, "
                                      f"+{result['working_mib']:.0f} MiB by the correction")
             print(f"  terms {terms:2d}: official {official['seconds']:.2f} s ({memory(official)}), "
                   f"ours {ours['seconds'] * 1000:.0f} ms on {ours['device']} with {ours['threads']} threads "
                   f"({memory(ours)}): {ratio:.1f}x (CPU time per frame {official['cpu_seconds']:.2f} s against "
-                  f"{ours['cpu_seconds']:.2f} s: {official['cpu_seconds'] / ours['cpu_seconds']:.1f}x); largest difference {difference.max()} level, "
+                  f"{ours['cpu_seconds']:.2f} s: {official['cpu_seconds'] / ours['cpu_seconds']:.1f}x); "
+                  f"largest difference {difference.max()} level, "
                   f"{np.count_nonzero(difference) / difference.size:.1e} of the values differ; load average "
                   f"{load:.1f} before, {os.getloadavg()[0]:.1f} after")
             rows.append(Row(
                 benchmark="colour",
                 what=f"colour correction of one {WIDTH}x{HEIGHT} frame, terms {terms}, {ours['device']}, "
                      f"{ours['threads']} threads (load {load:.1f})",
-                ours=f"{ours['seconds'] * 1000:.0f} ms", baseline=f"{official['seconds']:.2f} s (official correct_color)",
+                ours=f"{ours['seconds'] * 1000:.0f} ms",
+                baseline=f"{official['seconds']:.2f} s (official correct_color)",
                 ratio=ratio, limit=f"target 20x; max difference {difference.max()} level",
                 peak_mib=f"{peak_pair(ours, official)} (+{ours['working_mib']:.0f} / +{official['working_mib']:.0f} "
                          "by the correction)",
