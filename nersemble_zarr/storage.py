@@ -11,6 +11,7 @@ store, reads the consolidated document that ``convert`` writes.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator
@@ -21,7 +22,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from . import __version__, catalogue, schema
+from . import __version__, catalogue, integrity, schema, store_metadata
 from .errors import CodecConfigError, StoreError
 from .locking import folder_lock
 from .outputs import kind_of
@@ -130,13 +131,12 @@ def remove_group(store: StoreLike, path: str) -> None:
 
 def _create_root(store: StoreLike) -> zarr.Group:
     """Create a new, empty store with the root attributes of this package."""
-    root = zarr.open_group(store_path(store), mode="w-", zarr_format=3)
-    root.attrs.update({
+    attributes = {
         schema.FORMAT_ATTR: schema.FORMAT_VERSION,
         schema.CREATED_BY_ATTR: f"nersemble_zarr {__version__}",
         schema.BENCHMARKS_ATTR: [],
-    })
-    return root
+    }  # written with the group's own metadata, in one file: an interrupt leaves no root without them
+    return zarr.open_group(store_path(store), mode="w-", zarr_format=3, attributes=attributes)
 
 
 def _remote_store_exists(path: str) -> bool:
@@ -155,21 +155,31 @@ def open_dataset(store: StoreLike, group: str, *, dask: bool = True) -> xr.Datas
     """The lazy Dataset of ``group`` (dask arrays chunked like the store, or xarray's own lazy arrays)."""
     options: dict[str, Any] = {} if dask else {"chunks": None}
     with _mapped_errors(store, group):
-        return xr.open_zarr(store_path(store), group=group, consolidated=False, zarr_format=3, **options)
+        dataset = xr.open_zarr(store_path(store), group=group, consolidated=False, zarr_format=3, **options)
+    store_metadata.check_group_attrs(store_path(store), group, dataset.attrs)
+    integrity.check_group(store_path(store), group)
+    return dataset
 
 
 def write_skeleton(dataset: xr.Dataset, store: StoreLike, group: str, encoding: dict) -> None:
     """Write a new group's metadata and coordinates; its (lazy) data variables are left as fill values."""
-    dataset.to_zarr(
-        store_path(store), group=group, mode="w-", compute=False, encoding=encoding, zarr_format=3, consolidated=False
+    dataset.to_zarr(  # every chunk written, even one all fill value: an absent chunk then means a lost one
+        store_path(store), group=group, mode="w-", compute=False, encoding=encoding, zarr_format=3, consolidated=False,
+        write_empty_chunks=True,
     )
 
 
 def open_tree(store: StoreLike, *, dask: bool = True, zarr_format: int | None = 3) -> xr.DataTree:
-    """The whole store as a lazy DataTree, read through its consolidated metadata when it has any."""
+    """The whole store as a lazy DataTree, read through its consolidated metadata when it has any; a group's
+    damaged attributes or a lost chunk of a flagged camera or sequence is a StoreError (see ``integrity``)."""
     with _mapped_errors(store), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        return xr.open_datatree(store_path(store), engine="zarr", chunks={} if dask else None, zarr_format=zarr_format)
+        tree = xr.open_datatree(store_path(store), engine="zarr", chunks={} if dask else None, zarr_format=zarr_format)
+    groups = data_groups(store)
+    for group in groups:
+        store_metadata.check_group_attrs(store_path(store), group, open_group(store, group).attrs)
+    integrity.check_store(store_path(store), groups)
+    return tree
 
 
 # ---------------------------------------------------------------- the store's own root
@@ -180,6 +190,7 @@ def read_root_attrs(store: StoreLike) -> dict[str, Any]:
     version = attrs.get(schema.FORMAT_ATTR)
     if version is None:
         raise StoreError(f"{path} is a zarr store but not one written by nersemble_zarr (no {schema.FORMAT_ATTR}).")
+    store_metadata.check_root_attrs(path, attrs)
     if int(version) > schema.FORMAT_VERSION:
         raise StoreError(
             f"{path} has store format {version}, newer than the {schema.FORMAT_VERSION} this nersemble_zarr "
@@ -208,17 +219,37 @@ def record_benchmarks(store: StoreLike, benchmarks: Iterable[str]) -> None:
 
 
 # ---------------------------------------------------------------- sequences and levels
-def sequence_keys(store: StoreLike) -> list[SequenceKey]:
-    """(benchmark, participant, sequence) of every full-resolution sequence group in a store, sorted."""
+def sequence_keys(store: StoreLike, *, complete_only: bool = True) -> list[SequenceKey]:
+    """(benchmark, participant, sequence) of every full-resolution sequence group in a store, sorted.
+
+    A group whose skeleton is not completely written (a convert still running, or killed) is left out, with a
+    warning naming it, unless ``complete_only`` is False: no reader or writer works on half a sequence.
+    """
     root = open_group(store)
-    keys = []
+    keys, incomplete = [], []
     for benchmark in catalogue.BENCHMARKS:
         if benchmark not in root:
             continue
         for participant, participant_group in root[benchmark].groups():
-            if participant.isdigit():
-                keys.extend((benchmark, int(participant), name) for name, _ in participant_group.groups())
+            if not participant.isdigit():
+                continue
+            for name, group in participant_group.groups():
+                key = (benchmark, int(participant), name)
+                (keys if not complete_only or is_skeleton_complete(group) else incomplete).append(key)
+    if incomplete:
+        logging.getLogger(__name__).warning(
+            "Skipped %d sequence(s) of %s whose conversion is incomplete (first: %s); finish them with "
+            "`nersemble-zarr convert`.", len(incomplete), store_path(store), schema.sequence_group(*incomplete[0]))
     return sorted(keys)
+
+
+def data_groups(store: StoreLike) -> list[str]:
+    """Every sequence group of the store (complete or not) at every resolution level, and every SVFR group."""
+    root = open_group(store)
+    keys = sequence_keys(store, complete_only=False)
+    groups = [schema.level_group(level, *key) for level in [1, *level_numbers(root)] for key in keys]
+    groups += [schema.svfr_group(participant) for participant in catalogue.SVFR_PARTICIPANTS]
+    return [group for group in groups if group_exists(store, group)]
 
 
 def select_sequences(
@@ -324,7 +355,11 @@ def writer_lock(store: StoreLike, command: str) -> Iterator[None]:
     if _is_remote(path):
         yield
         return
-    real = Path(path).resolve()
+    try:
+        real = Path(path).resolve()
+    except (OSError, RuntimeError) as error:  # RuntimeError: Python's "Symlink loop"
+        raise StoreError(f"{path} is not a zarr store: it is a symbolic link that leads in a loop ({error}); "
+                         "pass another path.") from None
     with folder_lock(real.parent, writer_lock_name(real), f"{command} into the store {path}"):
         yield
 
