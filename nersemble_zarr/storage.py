@@ -344,8 +344,9 @@ def refresh_consolidated_metadata(store: StoreLike) -> None:
 
 
 @contextlib.contextmanager
-def writer_lock(store: StoreLike, command: str) -> Iterator[None]:
-    """Hold the store's advisory lock while ``command`` writes it: one writing run per store at a time.
+def writer_lock(store: StoreLike) -> Iterator[None]:
+    """Hold the store's advisory lock while a run writes it: one writing run per store at a time. Every command
+    that writes into a store takes it (convert, downsample, meshes, split into a store).
 
     The lock file is ``.{name}.nersemble_zarr-lock`` beside the store (zarr warns about any other object
     inside a store). Another run holding it raises LockError naming its process. Stores on object storage
@@ -360,7 +361,7 @@ def writer_lock(store: StoreLike, command: str) -> Iterator[None]:
     except (OSError, RuntimeError) as error:  # RuntimeError: Python's "Symlink loop"
         raise StoreError(f"{path} is not a zarr store: it is a symbolic link that leads in a loop ({error}); "
                          "pass another path.") from None
-    with folder_lock(real.parent, writer_lock_name(real), f"{command} into the store {path}"):
+    with folder_lock(real.parent, writer_lock_name(real), f"run writing the store {path}"):
         yield
 
 

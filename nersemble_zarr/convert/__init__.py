@@ -72,7 +72,7 @@ def convert(
                            (("participant", participants), ("sequence", sequences)) if values)
         raise ConversionError(f"Nothing to convert under {root}: no fetched sequence matches {wanted or 'the request'}.")
     store_path = os.fspath(store)
-    with storage.writer_lock(store_path, "convert"):  # before looking at the store: it may be another run's
+    with storage.writer_lock(store_path):  # before looking at the store: it may be another run's
         new_store = "://" not in store_path and not os.path.lexists(store_path)
         completed = interrupted = False
         try:

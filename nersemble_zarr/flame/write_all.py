@@ -66,7 +66,7 @@ def write_meshes(
     left it stale after flagging its last sequence complete. The run holds the store's writer lock
     (``storage.writer_lock``): while another run writes the store this raises LockError.
     """
-    with storage.writer_lock(plan.store, "meshes"):
+    with storage.writer_lock(plan.store):
         return _write_meshes(plan, batch_size, threads, client, progress)
 
 

@@ -78,7 +78,7 @@ def downsample(
     path = os.fspath(store)
     levels = check_levels(levels)
     storage.read_root_attrs(path)
-    with storage.writer_lock(path, "downsample"):
+    with storage.writer_lock(path):
         return _downsample(path, levels, participants, sequences, workers, client, progress)
 
 
