@@ -20,8 +20,10 @@ import zarr
 import nersemble_zarr.store as nz
 from crash_campaign import cli_command, count_files
 from helpers import predictions_dataset, run_cli, store_digests, write_predictions
-from nersemble_zarr import schema, storage
+from nersemble_zarr import catalogue, schema, storage
+from nersemble_zarr.convert import convert
 from nersemble_zarr.errors import MissingChunk, StoreError
+from nersemble_zarr.synthetic import SyntheticConfig, generate
 from nersemble_zarr.torch_dataset import FrameDataset
 
 NVS = "nvs/388/GLASSES"
@@ -91,28 +93,42 @@ def test_writers_refuse_a_store_that_convert_is_writing_and_skip_a_half_converte
 
 
 # ------------------------------------------------------------------------------------ case 5: Ctrl-C in convert
-@pytest.mark.parametrize("after_files", [1, 4, 12, 40])
-def test_an_interrupted_first_convert_says_so_and_the_rerun_completes(synthetic_root, converted, tmp_path,
-                                                                     after_files):
+@pytest.fixture(scope="module")
+def longer_root(tmp_path_factory) -> tuple[Path, Path]:
+    """NVS with 3 cameras of 48 frames at 1/5 resolution, so that camera tasks run long enough to interrupt,
+    and its clean conversion."""
+    config = SyntheticConfig(seed=0, scale=0.2, n_frames=48, nvs_participants=(388,),
+                             nvs_serials=catalogue.NVS_TRAIN_SERIALS[:3], mono_participants=(),
+                             mono_train_sequences=(), mono_test_sequences=(), n_points=1000, svfr_participants=())
+    folder = tmp_path_factory.mktemp("longer")
+    root = generate(folder / "benchmark", config)
+    convert(root, folder / "clean.zarr", workers=2)
+    return root, folder / "clean.zarr"
+
+
+def _shards(store: Path) -> int:
+    return len(list((store / NVS / schema.IMAGES).glob("c/*/*/0/0/0"))) if store.exists() else 0
+
+
+@pytest.mark.parametrize("moment", ["skeleton", "first shard"])  # the second raced the camera tasks before the fix
+def test_an_interrupted_first_convert_says_so_and_the_rerun_completes(longer_root, tmp_path, moment):
+    root, clean = longer_root
     store = tmp_path / "new.zarr"
-    process = subprocess.Popen(cli_command("convert", synthetic_root, store, "-j", "2"),
+    reached = {"skeleton": lambda: count_files(store) >= 3, "first shard": lambda: _shards(store) >= 1}[moment]
+    process = subprocess.Popen(cli_command("convert", root, store, "-j", "2"),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while process.poll() is None and count_files(store) < after_files and time.monotonic() < deadline:
+    while process.poll() is None and not reached() and time.monotonic() < deadline:
         time.sleep(0.001)
-    interrupted = process.poll() is None
-    if interrupted:
-        process.send_signal(signal.SIGINT)
+    assert process.poll() is None, "convert ended before the moment of the interrupt"
+    process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    if interrupted and process.returncode != 0:
-        assert process.returncode == 130, stderr
-        assert "Interrupted; rerun the same command to resume." in stderr
-        assert "failed" not in stderr and "Traceback" not in stderr, stderr
-    else:
-        assert process.returncode == 0, stderr
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "Interrupted; rerun the same command to resume.", stderr
+    assert "failed" not in stderr and "Traceback" not in stderr and "Task was destroyed" not in stderr, stderr
     assert not store.exists() or (store / "zarr.json").is_file(), "a folder without its root metadata"
-    run_cli("convert", synthetic_root, store, "-j", "2", exit_code=0)
-    assert store_digests(store) == store_digests(converted)
+    run_cli("convert", root, store, "-j", "2", exit_code=0)
+    assert store_digests(store) == store_digests(clean)
 
 
 # ------------------------------------------------------------------------------------ case 6: lost chunks
