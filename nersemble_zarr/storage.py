@@ -170,16 +170,19 @@ def write_skeleton(dataset: xr.Dataset, store: StoreLike, group: str, encoding: 
 
 
 def open_tree(store: StoreLike, *, dask: bool = True, zarr_format: int | None = 3) -> xr.DataTree:
-    """The whole store as a lazy DataTree, read through its consolidated metadata when it has any; a group's
-    damaged attributes or a lost chunk of a flagged camera or sequence is a StoreError (see ``integrity``)."""
+    """The whole store as a lazy DataTree, read through its consolidated metadata when it has any."""
     with _mapped_errors(store), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        tree = xr.open_datatree(store_path(store), engine="zarr", chunks={} if dask else None, zarr_format=zarr_format)
+        return xr.open_datatree(store_path(store), engine="zarr", chunks={} if dask else None, zarr_format=zarr_format)
+
+
+def check_groups(store: StoreLike) -> None:
+    """Check the attributes and the flagged chunks of every data group of a converted store: damaged attributes
+    or a lost chunk (``integrity``) are a StoreError."""
     groups = data_groups(store)
     for group in groups:
         store_metadata.check_group_attrs(store_path(store), group, open_group(store, group).attrs)
     integrity.check_store(store_path(store), groups)
-    return tree
 
 
 # ---------------------------------------------------------------- the store's own root

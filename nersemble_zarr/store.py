@@ -28,9 +28,11 @@ def open(store: StoreLike, *, dask: bool = True) -> xr.DataTree:  # noqa: A001 -
 
     With ``dask`` (the default) variables are dask arrays chunked like the store, for streaming and
     parallel work; ``dask=False`` gives xarray's own lazy arrays, which read single frames several times
-    faster (random access, training loops).
+    faster (random access, training loops). A store whose attributes are damaged, or that lost a chunk its
+    flags say was written (a deleted shard), is a StoreError naming it, never fill values read as data.
     """
     read_root_attrs(store)
+    storage.check_groups(store)
     return storage.open_tree(store, dask=dask)
 
 
