@@ -162,6 +162,8 @@ def _read_through_zarr(array: zarr.Array, index: tuple[int, ...]) -> np.ndarray:
     """The frame at ``index`` read by zarr, a chunk that does not decode (truncated, overwritten) a CorruptChunk."""
     try:
         return np.asarray(array[index])
+    except StoreError:  # our codecs' own sentences (a corrupt JPEG XL chunk)
+        raise
     except (ValueError, zarr.errors.BaseZarrError) as error:
         raise CorruptChunk(f"Frame {index} of {array.store}/{array.path} could not be read ({error}).") from error
 
