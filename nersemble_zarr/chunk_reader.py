@@ -164,8 +164,9 @@ def _read_through_zarr(array: zarr.Array, index: tuple[int, ...]) -> np.ndarray:
         return np.asarray(array[index])
     except StoreError:  # our codecs' own sentences (a corrupt JPEG XL chunk)
         raise
-    except (ValueError, zarr.errors.BaseZarrError) as error:
-        raise CorruptChunk(f"Frame {index} of {array.store}/{array.path} could not be read ({error}).") from error
+    except Exception as error:  # each codec fails its own way on damaged bytes (ValueError, EOFError, ...)
+        raise CorruptChunk(f"Frame {index} of {array.store}/{array.path} could not be read "
+                           f"({type(error).__name__}: {error}).") from error
 
 
 def _missing_frame(layout: FrameLayout, index: tuple[int, ...], path: Path) -> StoreError:

@@ -16,13 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from zarr.codecs import GzipCodec
 
 import nersemble_zarr.store as nz
 from crash_campaign import cli_command, count_files
 from helpers import predictions_dataset, run_cli, store_digests, write_predictions
 from nersemble_zarr import catalogue, schema, storage
 from nersemble_zarr.convert import convert
-from nersemble_zarr.errors import MissingChunk, StoreError
+from nersemble_zarr.chunk_reader import frame_reader
+from nersemble_zarr.errors import CorruptChunk, MissingChunk, StoreError
 from nersemble_zarr.synthetic import SyntheticConfig, generate
 from nersemble_zarr.torch_dataset import FrameDataset
 
@@ -256,3 +258,16 @@ def test_convert_into_a_symlink_loop_is_one_sentence(synthetic_root, tmp_path):
     result = run_cli("convert", synthetic_root, loop, exit_code=1)
     assert f"{loop} is not a zarr store: it is a symbolic link that leads in a loop" in result.output
     assert loop.is_symlink() and json.dumps(sorted(os.listdir(tmp_path))) == '["loop.zarr"]'
+
+
+def test_a_damaged_chunk_that_zarr_reads_is_a_corrupt_chunk(tmp_path):
+    """Codecs without the direct path (here gzip) are read by zarr; a truncated chunk is one StoreError there too."""
+    array = zarr.create_array(tmp_path / "gzip.zarr", shape=(1, 2, 8, 8, 3), chunks=(1, 1, 8, 8, 3), dtype="uint8",
+                              compressors=[GzipCodec()], dimension_names=("serial", "timestep", "y", "x", "channel"))
+    array[...] = np.arange(array.size, dtype=np.uint64).reshape(array.shape) % 251
+    chunk = tmp_path / "gzip.zarr" / array.metadata.encode_chunk_key((0, 1, 0, 0, 0))
+    os.truncate(chunk, chunk.stat().st_size // 2)
+    read = frame_reader(zarr.open_array(tmp_path / "gzip.zarr", mode="r"))
+    assert read((0, 0)).shape == (8, 8, 3)
+    with pytest.raises(CorruptChunk, match=r"Frame \(0, 1\) of .*gzip.zarr.* could not be read"):
+        read((0, 1))
