@@ -4,8 +4,8 @@ zarr reads a chunk whose file is absent as its fill value: a deleted shard of a 
 black frames. The flags say what was written: a camera's ``images_converted``/``alpha_converted`` (its frame
 shards), a group's skeleton marker or ``converted`` (its coordinates and point clouds) and ``vertices_complete``
 (the meshes). :func:`lost_chunk` finds, with one ``stat`` per shard file, the first flagged chunk whose file is
-missing; :func:`check_group` and :func:`check_store` raise :class:`MissingChunk` for it. Stores on object storage
-are not checked (a listing there costs far more than a stat).
+missing; :func:`check_group` raises :class:`MissingChunk` for it. Stores on object storage are not checked (a
+listing there costs far more than a stat).
 """
 
 from __future__ import annotations
@@ -67,12 +67,11 @@ def _where(group: zarr.Group, variable: str, index: tuple[int, ...]) -> str:
     return f"at index {tuple(int(i) for i in index)}"
 
 
-def lost_chunk(store: str, group_path: str) -> MissingChunk | None:
-    """The error for the first chunk of ``group_path`` that its flags say was written and whose file is absent
-    (``None`` when there is none, or the store is not local)."""
+def lost_chunk(store: str, group: zarr.Group) -> MissingChunk | None:
+    """The error for the first chunk of ``group`` (opened from ``store``) that its flags say was written and whose
+    file is absent (``None`` when there is none, or the store is not local)."""
     if "://" in store:
         return None
-    group = zarr.open_group(store, path=group_path, mode="r", zarr_format=3, use_consolidated=False)
     for name, array in sorted(group.arrays()):
         for index, file in _expected_files(group, name, array):
             if not os.path.exists(os.path.join(store, array.path, file)):
@@ -80,17 +79,11 @@ def lost_chunk(store: str, group_path: str) -> MissingChunk | None:
     return None
 
 
-def check_group(store: str, group_path: str) -> None:
-    """Raise MissingChunk when a flagged chunk of ``group_path`` is missing."""
-    error = lost_chunk(store, group_path)
+def check_group(store: str, group: zarr.Group) -> None:
+    """Raise MissingChunk when a flagged chunk of ``group`` (opened from ``store``) is missing."""
+    error = lost_chunk(store, group)
     if error is not None:
         raise error
-
-
-def check_store(store: str, groups: list[str]) -> None:
-    """Raise MissingChunk for the first of ``groups`` with a flagged chunk missing."""
-    for group_path in groups:
-        check_group(store, group_path)
 
 
 def _expected_files(group: zarr.Group, name: str, array: zarr.Array) -> Iterator[tuple[tuple[int, ...], str]]:

@@ -79,7 +79,7 @@ def inventory(store: str | os.PathLike) -> StoreInventory:
 def _sequence_info(store: str, path: str, group: zarr.Group) -> SequenceInfo:
     store_metadata.check_group_attrs(store, path, group.attrs)
     info = SequenceInfo(path, bool(group.attrs.get(schema.CONVERTED_ATTR, False)))
-    lost = integrity.lost_chunk(store, path)  # one stat per flagged shard file
+    lost = integrity.lost_chunk(store, group)  # one stat per flagged shard file
     info.lost_chunk = None if lost is None else str(lost)
     serials = list(group[schema.SERIAL][:]) if schema.SERIAL in group else []
     video_serials = set(group.attrs.get(schema.VIDEO_SERIALS_ATTR, []))

@@ -157,7 +157,7 @@ def open_dataset(store: StoreLike, group: str, *, dask: bool = True) -> xr.Datas
     with _mapped_errors(store, group):
         dataset = xr.open_zarr(store_path(store), group=group, consolidated=False, zarr_format=3, **options)
     store_metadata.check_group_attrs(store_path(store), group, dataset.attrs)
-    integrity.check_group(store_path(store), group)
+    integrity.check_group(store_path(store), _open_group(store_path(store), group, "r"))
     return dataset
 
 
@@ -177,12 +177,17 @@ def open_tree(store: StoreLike, *, dask: bool = True, zarr_format: int | None = 
 
 
 def check_groups(store: StoreLike) -> None:
-    """Check the attributes and the flagged chunks of every data group of a converted store: damaged attributes
-    or a lost chunk (``integrity``) are a StoreError."""
-    groups = data_groups(store)
-    for group in groups:
-        store_metadata.check_group_attrs(store_path(store), group, open_group(store, group).attrs)
-    integrity.check_store(store_path(store), groups)
+    """Check the attributes and the flagged chunks of every group holding arrays, as the consolidated metadata
+    (what ``open_tree`` shows) describes them: damaged attributes or a lost chunk (``integrity``) are a StoreError."""
+    path = store_path(store)
+    with _mapped_errors(store), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        root = zarr.open_group(path, mode="r", zarr_format=3)
+        groups = [(name, node) for name, node in root.members(max_depth=None)
+                  if isinstance(node, zarr.Group) and next(iter(node.array_keys()), None) is not None]
+    for name, group in groups:
+        store_metadata.check_group_attrs(path, name, group.attrs)
+        integrity.check_group(path, group)
 
 
 # ---------------------------------------------------------------- the store's own root
@@ -244,15 +249,6 @@ def sequence_keys(store: StoreLike, *, complete_only: bool = True) -> list[Seque
             "Skipped %d sequence(s) of %s whose conversion is incomplete (first: %s); finish them with "
             "`nersemble-zarr convert`.", len(incomplete), store_path(store), schema.sequence_group(*incomplete[0]))
     return sorted(keys)
-
-
-def data_groups(store: StoreLike) -> list[str]:
-    """Every sequence group of the store (complete or not) at every resolution level, and every SVFR group."""
-    root = open_group(store)
-    keys = sequence_keys(store, complete_only=False)
-    groups = [schema.level_group(level, *key) for level in [1, *level_numbers(root)] for key in keys]
-    groups += [schema.svfr_group(participant) for participant in catalogue.SVFR_PARTICIPANTS]
-    return [group for group in groups if group_exists(store, group)]
 
 
 def select_sequences(

@@ -48,6 +48,9 @@ def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name:
         dataset = tree[path].to_dataset()
     except KeyError as error:
         raise StoreError(f"The store has no sequence {path}; convert it first.") from error
+    if not (dataset.attrs.get(schema.SKELETON_ATTR) or dataset.attrs.get(schema.CONVERTED_ATTR)):
+        raise StoreError(f"The conversion of {path} is incomplete (a convert still running, or stopped); "
+                         "finish it with `nersemble-zarr convert`.")
     # Cameras and FLAME parameters are small: load them once so selections never touch the store again.
     dataset = dataset.assign_coords({name: dataset[name].load() for name in dataset.coords})
     source = tree.encoding.get("source")

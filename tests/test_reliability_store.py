@@ -86,6 +86,8 @@ def test_writers_refuse_a_store_that_convert_is_writing_and_skip_a_half_converte
     assert schema.VERTICES not in _group(store, MONO)
     assert not _group(store, MONO).attrs.get(schema.VERTICES_COMPLETE_ATTR)
     assert MONO not in [schema.sequence_group(*key) for key in nz.sequence_keys(store)]
+    with pytest.raises(StoreError, match=f"The conversion of {MONO} is incomplete"):
+        nz.sequence(nz.open(store), "mono_flame_avatar", 393, "EXP-1-head")
     # The rerun of convert writes it again, and then meshes stores finite vertices.
     run_cli("convert", synthetic_root, store, "-j", "2", exit_code=0)
     result = subprocess.run(cli_command(meshes[0], store, *meshes[1:]), capture_output=True, text=True, timeout=120)
