@@ -176,18 +176,21 @@ def open_tree(store: StoreLike, *, dask: bool = True, zarr_format: int | None = 
         return xr.open_datatree(store_path(store), engine="zarr", chunks={} if dask else None, zarr_format=zarr_format)
 
 
-def check_groups(store: StoreLike) -> None:
-    """Check the attributes and the flagged chunks of every group holding arrays, as the consolidated metadata
-    (what ``open_tree`` shows) describes them: damaged attributes or a lost chunk (``integrity``) are a StoreError."""
+def check_groups(store: StoreLike, tree: xr.DataTree) -> None:
+    """Check every group of a converted store that ``tree`` (``open_tree``) shows: its attributes (read from the
+    tree, no request) and, for a local store, its flagged chunks (``integrity``); either kind of damage is a
+    StoreError."""
     path = store_path(store)
+    names = [node.path.strip("/") for node in tree.subtree]
+    for name, node in zip(names, tree.subtree):
+        store_metadata.check_group_attrs(path, name, node.attrs)
+    if _is_remote(path):
+        return
     with _mapped_errors(store), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        root = zarr.open_group(path, mode="r", zarr_format=3)
-        groups = [(name, node) for name, node in root.members(max_depth=None)
-                  if isinstance(node, zarr.Group) and next(iter(node.array_keys()), None) is not None]
-    for name, group in groups:
-        store_metadata.check_group_attrs(path, name, group.attrs)
-        integrity.check_group(path, group)
+        root = zarr.open_group(path, mode="r", zarr_format=3)  # its consolidated metadata: the groups of ``tree``
+    for name in names:
+        integrity.check_group(path, root[name] if name else root)
 
 
 # ---------------------------------------------------------------- the store's own root

@@ -32,8 +32,9 @@ def open(store: StoreLike, *, dask: bool = True) -> xr.DataTree:  # noqa: A001 -
     flags say was written (a deleted shard), is a StoreError naming it, never fill values read as data.
     """
     read_root_attrs(store)
-    storage.check_groups(store)
-    return storage.open_tree(store, dask=dask)
+    tree = storage.open_tree(store, dask=dask)
+    storage.check_groups(store, tree)
+    return tree
 
 
 def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name: str | None = None) -> xr.Dataset:
