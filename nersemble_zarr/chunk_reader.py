@@ -4,9 +4,10 @@ zarr-python reads one inner chunk of a shard by decoding it into a new buffer, c
 shard-sized buffer and copying again into the result: three passes over a 5 MiB frame where one would do.
 For a frame array (``frame_layout``: local, the codecs ``convert`` writes), :class:`FrameReader` reads the
 chunk's bytes with one ``pread`` through the shard's checked index and decompresses them directly into the
-output array. Anything else (object storage, other codecs) is read through zarr, so results are always zarr's,
-except that a frame whose chunk is absent (never written, or its shard deleted) is a MissingChunk error naming
-the store, variable, camera and timestep, where zarr would return its fill value (a black frame).
+output array. Anything else (object storage, other codecs, a chunk never written) is read through zarr, so
+results are always zarr's, except that a frame whose chunk is absent although its camera is flagged as written
+(a deleted shard) is a MissingChunk error naming the store, variable, camera and timestep, where zarr would
+return its fill value (a black frame).
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ import zarr
 from . import schema, storage
 from .errors import CorruptChunk, StoreError
 from .frame_layout import EMPTY, FrameLayout
-from .integrity import missing_chunk
+from .integrity import is_flagged, missing_chunk
 
 OPEN_SHARDS = 16  # shard indices kept per array (a camera's shard holds 32 frames)
 
 
 class _LeftToZarr(Exception):
-    """A chunk this reader leaves to zarr: a zstd frame that does not declare its size."""
+    """A chunk this reader leaves to zarr: never written, or a zstd frame that does not declare its size."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ class FrameReader:
                 raise FileNotFoundError(path)
             self._decompress(data, out)
         except FileNotFoundError:
-            raise _missing_frame(layout, index, path) from None
+            _check_never_written(layout, index, path)
+            out[...] = _read_through_zarr(layout.array, index)
         except _LeftToZarr:
             out[...] = _read_through_zarr(layout.array, index)
         except StoreError:
@@ -169,12 +171,14 @@ def _read_through_zarr(array: zarr.Array, index: tuple[int, ...]) -> np.ndarray:
                            f"({type(error).__name__}: {error}).") from error
 
 
-def _missing_frame(layout: FrameLayout, index: tuple[int, ...], path: Path) -> StoreError:
-    """The one error for a frame whose chunk is absent: its shard or chunk file, or its entry in the shard."""
+def _check_never_written(layout: FrameLayout, index: tuple[int, ...], path: Path) -> None:
+    """Raise the one MissingChunk for a frame whose chunk is absent (its shard or chunk file, or its entry in the
+    shard) although its group's flags say it was written; a frame never written reads as the fill value."""
     store = str(layout.array.store.root)
     group_path, _, variable = layout.array.path.rpartition("/")
     group = zarr.open_group(store, path=group_path, mode="r", zarr_format=3, use_consolidated=False)
-    return missing_chunk(store, group, variable, index, str(path))
+    if is_flagged(group, variable, index):
+        raise missing_chunk(store, group, variable, index, str(path)) from None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def missing_chunk(store: str, group: zarr.Group, variable: str, index: tuple[int
     """The error for the chunk of ``group/variable`` at leading ``index`` that is not in the file ``file``:
     lost when the flags say it was written, else never written."""
     where = f"{group.path}/{variable} {_where(group, variable, index)}"
-    if _flagged(group, variable, index):
+    if is_flagged(group, variable, index):
         return MissingChunk(
             f"The store {store} has lost a chunk it says was written: {where} (it is not in the file {file}); "
             "restore that file, or convert the sequence into a new store."
@@ -40,7 +40,7 @@ def missing_chunk(store: str, group: zarr.Group, variable: str, index: tuple[int
     )
 
 
-def _flagged(group: zarr.Group, variable: str, index: tuple[int, ...]) -> bool:
+def is_flagged(group: zarr.Group, variable: str, index: tuple[int, ...]) -> bool:
     """True when the group's flags say the chunk of ``variable`` at ``index`` was written."""
     flag = schema.converted_flag(variable)
     if variable in FRAME_VARIABLES:

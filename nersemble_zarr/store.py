@@ -80,6 +80,10 @@ def frame(dataset: xr.Dataset, serial: str, timestep: int) -> np.ndarray:
     """
     if serial not in dataset.indexes[schema.SERIAL] or timestep not in dataset.indexes[schema.TIMESTEP]:
         raise StoreError(f"No frame for camera {shown(serial)} at timestep {timestep} in this sequence.")
+    written = storage.written_cameras(dataset)
+    if written.any() and not written[list(dataset.indexes[schema.SERIAL]).index(serial)]:
+        raise StoreError(f"No frame for camera {shown(serial)} at timestep {timestep}: its frames were never written "
+                         "(a camera without video, or one not converted yet; `nersemble-zarr info` lists them).")
     source, group = dataset.encoding.get(STORE_ENCODING), dataset.encoding.get(GROUP_ENCODING)
     if source is None or group is None:
         return dataset[schema.IMAGES].sel({schema.SERIAL: serial, schema.TIMESTEP: timestep}).values

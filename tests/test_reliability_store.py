@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 import zarr
 from zarr.codecs import GzipCodec
 
@@ -177,18 +178,21 @@ def test_a_chunk_lost_after_opening_is_an_error_of_the_direct_reader(converted, 
     assert nz.frame(dataset, serial, timestep).any()
     loader = FrameDataset(store, "nvs")
     item = next(i for i in range(len(loader)) if loader.item_key(i)[1:] == (serial, timestep))
+    backend = xr.open_datatree(store, engine="nersemble", chunks=None)[NVS].to_dataset()  # the direct xarray engine
     _shard(store, NVS, schema.IMAGES, (LOST_CAMERA, 0)).unlink()
     message = f"{NVS}/images for camera {serial} at timestep {timestep}"
     with pytest.raises(MissingChunk, match=message):
         nz.frame(dataset, serial, timestep)
     with pytest.raises(MissingChunk, match=message):
         loader[item]
+    with pytest.raises(MissingChunk, match=f"{NVS}/images for camera {serial}"):
+        backend[schema.IMAGES].isel({schema.SERIAL: LOST_CAMERA, schema.TIMESTEP: 2}).values
 
 
 def test_a_frame_never_written_is_an_error_not_a_black_frame(converted):
     dataset = nz.sequence(nz.open(converted), "nvs", 388)
     hold_out = str(nz.hold_out_cameras(dataset)[schema.SERIAL].values[0])
-    with pytest.raises(MissingChunk, match=f"holds no data for {NVS}/images for camera {hold_out}"):
+    with pytest.raises(StoreError, match=f"No frame for camera '{hold_out}' at timestep 0: its frames were never"):
         nz.frame(dataset, hold_out, int(dataset[schema.TIMESTEP].values[0]))
 
 
