@@ -112,9 +112,6 @@ def write_split(split: ValidationSplit, target: str | os.PathLike, *, overwrite:
             root = store_module.prepare_store(target)
             root.attrs[SPLIT_ATTR] = split.to_dict()
             store_module.consolidate(target)
-            root = store_module.prepare_store(target)
-            root.attrs[SPLIT_ATTR] = split.to_dict()
-            store_module.consolidate(target)
         return target
     claim_output_file(target, overwrite=overwrite, what="split file")
     with atomic_path(target) as temporary:
