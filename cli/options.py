@@ -76,6 +76,7 @@ def handle_errors(command: Callable) -> Callable:
             if debug:
                 raise
             click.echo("Interrupted; rerun the same command to resume.", err=True)
+            logging.getLogger("asyncio").disabled = True  # zarr's abandoned writes, reported at exit (see above)
             sys.exit(130)
 
     return wrapper

@@ -4,8 +4,10 @@ zarr-python reads one inner chunk of a shard by decoding it into a new buffer, c
 shard-sized buffer and copying again into the result: three passes over a 5 MiB frame where one would do.
 For a frame array (``frame_layout``: local, the codecs ``convert`` writes), :class:`FrameReader` reads the
 chunk's bytes with one ``pread`` through the shard's checked index and decompresses them directly into the
-output array. Anything else (object storage, other codecs, a chunk not yet written) is read through zarr, so
-results are always zarr's.
+output array. Anything else (object storage, other codecs, a chunk never written) is read through zarr, so
+results are always zarr's, except that a frame whose chunk is absent although its camera is flagged as written
+(a deleted shard) is a MissingChunk error naming the store, variable, camera and timestep, where zarr would
+return its fill value (a black frame).
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ import numpy as np
 import zarr
 
 from . import schema, storage
-from .errors import StoreError
+from .errors import CorruptChunk, StoreError
 from .frame_layout import EMPTY, FrameLayout
+from .integrity import is_flagged, missing_chunk
 
 OPEN_SHARDS = 16  # shard indices kept per array (a camera's shard holds 32 frames)
 
 
 class _LeftToZarr(Exception):
-    """A chunk this reader leaves to zarr: not written yet, or a zstd frame that does not declare its size."""
+    """A chunk this reader leaves to zarr: never written, or a zstd frame that does not declare its size."""
 
 
 @dataclass(frozen=True)
@@ -101,18 +104,23 @@ class FrameReader:
         path = layout.file_of(index)
         try:
             data = self._chunk_bytes(path, index) if layout.sharded else path.read_bytes()
+            if data is None:
+                raise FileNotFoundError(path)
             self._decompress(data, out)
-        except (_LeftToZarr, FileNotFoundError):
-            out[...] = layout.array[index]
+        except FileNotFoundError:
+            _check_never_written(layout, index, path)
+            out[...] = _read_through_zarr(layout.array, index)
+        except _LeftToZarr:
+            out[...] = _read_through_zarr(layout.array, index)
         except StoreError:
             raise
         except Exception as error:
             raise StoreError(f"Frame {index} of {layout.root} could not be decompressed ({error}).") from error
         return out
 
-    def _decompress(self, data: bytes | None, out: np.ndarray) -> None:
+    def _decompress(self, data: bytes, out: np.ndarray) -> None:
         # numcodecs fills a larger output only partly without complaint: check the stored size first.
-        size = None if data is None else self._layout.content_size(data)
+        size = self._layout.content_size(data)
         if size is None:
             raise _LeftToZarr
         if size != out.nbytes:
@@ -149,7 +157,28 @@ class FrameReader:
 def frame_reader(array: zarr.Array) -> Callable[[tuple[int, ...]], np.ndarray]:
     """``read(index)`` for the frames of ``array``: the direct path when it has one, else zarr's indexing."""
     reader = FrameReader.for_array(array)
-    return reader.read if reader is not None else lambda index: np.asarray(array[index])
+    return reader.read if reader is not None else functools.partial(_read_through_zarr, array)
+
+
+def _read_through_zarr(array: zarr.Array, index: tuple[int, ...]) -> np.ndarray:
+    """The frame at ``index`` read by zarr, a chunk that does not decode (truncated, overwritten) a CorruptChunk."""
+    try:
+        return np.asarray(array[index])
+    except StoreError:  # our codecs' own sentences (a corrupt JPEG XL chunk)
+        raise
+    except Exception as error:  # each codec fails its own way on damaged bytes (ValueError, EOFError, ...)
+        raise CorruptChunk(f"Frame {index} of {array.store}/{array.path} could not be read "
+                           f"({type(error).__name__}: {error}).") from error
+
+
+def _check_never_written(layout: FrameLayout, index: tuple[int, ...], path: Path) -> None:
+    """Raise the one MissingChunk for a frame whose chunk is absent (its shard or chunk file, or its entry in the
+    shard) although its group's flags say it was written; a frame never written reads as the fill value."""
+    store = str(layout.array.store.root)
+    group_path, _, variable = layout.array.path.rpartition("/")
+    group = zarr.open_group(store, path=group_path, mode="r", zarr_format=3, use_consolidated=False)
+    if is_flagged(group, variable, index):
+        raise missing_chunk(store, group, variable, index, str(path)) from None
 
 
 @dataclass(frozen=True)

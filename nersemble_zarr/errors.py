@@ -69,6 +69,10 @@ class CorruptChunk(StoreError):
     """A stored chunk whose bytes do not decode: a truncated or overwritten file of the store."""
 
 
+class MissingChunk(StoreError):
+    """A chunk that the store's flags say was written, or a frame a reader asked for, whose file is absent."""
+
+
 class FlameError(NersembleError):
     """The FLAME model is missing or malformed, or its parameters have the wrong shape."""
 

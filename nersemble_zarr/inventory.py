@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import zarr
 
-from . import catalogue, schema, storage
+from . import catalogue, integrity, schema, storage, store_metadata
 from .units import counted, human_bytes, listed
 
 _FRAME_VARIABLES = (schema.IMAGES, schema.ALPHA)
@@ -34,6 +34,7 @@ class SequenceInfo:
     cameras: dict[str, list[str]] = field(default_factory=dict)  # split ("train", "test") -> serials
     video_serials: list[str] = field(default_factory=list)  # the cameras with frames
     timesteps: list[int] = field(default_factory=list)  # original frame indices
+    lost_chunk: str | None = None  # the first chunk flagged as written whose file is missing (integrity)
 
 
 @dataclass
@@ -53,16 +54,16 @@ def inventory(store: str | os.PathLike) -> StoreInventory:
     path = os.fspath(store)
     attrs = storage.read_root_attrs(path)
     root = storage.open_group(path)
-    keys = storage.sequence_keys(path)
+    keys = storage.sequence_keys(path, complete_only=False)  # half-converted ones too: they show as INCOMPLETE
     levels = storage.level_numbers(root)
     sequences = [
-        _sequence_info(group_path, root[group_path])
+        _sequence_info(path, group_path, root[group_path])
         for level in [1] + levels
         for key in keys
         if (group_path := schema.level_group(level, *key)) in root
     ]
     svfr_groups = [schema.svfr_group(p) for p in catalogue.SVFR_PARTICIPANTS]
-    sequences += [_sequence_info(group_path, root[group_path]) for group_path in svfr_groups if group_path in root]
+    sequences += [_sequence_info(path, group_path, root[group_path]) for group_path in svfr_groups if group_path in root]
     present = {schema.sequence_group(*key) for key in keys}
     converted = attrs.get(schema.BENCHMARKS_ATTR, [])
     missing = [
@@ -75,8 +76,11 @@ def inventory(store: str | os.PathLike) -> StoreInventory:
     return StoreInventory(path, attrs, sequences, missing, sum(a.stored_bytes for s in sequences for a in s.arrays))
 
 
-def _sequence_info(path: str, group: zarr.Group) -> SequenceInfo:
+def _sequence_info(store: str, path: str, group: zarr.Group) -> SequenceInfo:
+    store_metadata.check_group_attrs(store, path, group.attrs)
     info = SequenceInfo(path, bool(group.attrs.get(schema.CONVERTED_ATTR, False)))
+    lost = integrity.lost_chunk(store, group)  # one stat per flagged shard file
+    info.lost_chunk = None if lost is None else str(lost)
     serials = list(group[schema.SERIAL][:]) if schema.SERIAL in group else []
     video_serials = set(group.attrs.get(schema.VIDEO_SERIALS_ATTR, []))
     if group.attrs.get(schema.BENCHMARK_ATTR) == catalogue.SVFR:  # one entry per image, named like its folder
@@ -109,6 +113,7 @@ def _sequence_info(path: str, group: zarr.Group) -> SequenceInfo:
             info.cameras_missing[name] = [str(s) for s, ok in zip(serials, done) if not ok and s in video_serials]
     if schema.LEVEL_ATTR in group.attrs:  # a resolution level is complete when every camera's flags are set
         info.converted = not any(info.cameras_missing.values())
+    info.converted = info.converted and info.lost_chunk is None
     return info
 
 
@@ -126,7 +131,7 @@ def format_inventory(inv: StoreInventory) -> str:
     """Human-readable tree of the inventory."""
     lines = [f"{inv.store}  (format {inv.attrs.get(schema.FORMAT_ATTR)}, {human_bytes(inv.stored_bytes)} stored)"]
     for seq in inv.sequences:
-        state = "complete" if seq.converted else "INCOMPLETE"
+        state = "LOST DATA" if seq.lost_chunk else "complete" if seq.converted else "INCOMPLETE"
         lines.append(f"  /{seq.path}  [{state}]")
         lines.extend(f"    {line}" for line in _contents(seq))
         for a in seq.arrays:
@@ -139,6 +144,8 @@ def format_inventory(inv: StoreInventory) -> str:
             if serials:
                 what = "images" if seq.path.startswith(f"{catalogue.SVFR}/") else "cameras"
                 lines.append(f"    ! {name}: {what} not converted yet: {', '.join(serials)}")
+        if seq.lost_chunk:
+            lines.append(f"    ! {seq.lost_chunk}")
     if inv.missing_sequences:
         lines.append(f"  not in the store ({len(inv.missing_sequences)} of the catalogue's sequences):")
         lines.extend(f"    {line}" for line in _missing_lines(inv.missing_sequences))

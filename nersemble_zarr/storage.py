@@ -11,6 +11,7 @@ store, reads the consolidated document that ``convert`` writes.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator
@@ -21,7 +22,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from . import __version__, catalogue, schema
+from . import __version__, catalogue, integrity, schema, store_metadata
 from .errors import CodecConfigError, StoreError
 from .locking import folder_lock
 from .outputs import kind_of
@@ -130,13 +131,12 @@ def remove_group(store: StoreLike, path: str) -> None:
 
 def _create_root(store: StoreLike) -> zarr.Group:
     """Create a new, empty store with the root attributes of this package."""
-    root = zarr.open_group(store_path(store), mode="w-", zarr_format=3)
-    root.attrs.update({
+    attributes = {
         schema.FORMAT_ATTR: schema.FORMAT_VERSION,
         schema.CREATED_BY_ATTR: f"nersemble_zarr {__version__}",
         schema.BENCHMARKS_ATTR: [],
-    })
-    return root
+    }  # written with the group's own metadata, in one file: an interrupt leaves no root without them
+    return zarr.open_group(store_path(store), mode="w-", zarr_format=3, attributes=attributes)
 
 
 def _remote_store_exists(path: str) -> bool:
@@ -155,13 +155,17 @@ def open_dataset(store: StoreLike, group: str, *, dask: bool = True) -> xr.Datas
     """The lazy Dataset of ``group`` (dask arrays chunked like the store, or xarray's own lazy arrays)."""
     options: dict[str, Any] = {} if dask else {"chunks": None}
     with _mapped_errors(store, group):
-        return xr.open_zarr(store_path(store), group=group, consolidated=False, zarr_format=3, **options)
+        dataset = xr.open_zarr(store_path(store), group=group, consolidated=False, zarr_format=3, **options)
+    store_metadata.check_group_attrs(store_path(store), group, dataset.attrs)
+    integrity.check_group(store_path(store), _open_group(store_path(store), group, "r"))
+    return dataset
 
 
 def write_skeleton(dataset: xr.Dataset, store: StoreLike, group: str, encoding: dict) -> None:
     """Write a new group's metadata and coordinates; its (lazy) data variables are left as fill values."""
-    dataset.to_zarr(
-        store_path(store), group=group, mode="w-", compute=False, encoding=encoding, zarr_format=3, consolidated=False
+    dataset.to_zarr(  # every chunk written, even one all fill value: an absent chunk then means a lost one
+        store_path(store), group=group, mode="w-", compute=False, encoding=encoding, zarr_format=3, consolidated=False,
+        write_empty_chunks=True,
     )
 
 
@@ -172,6 +176,23 @@ def open_tree(store: StoreLike, *, dask: bool = True, zarr_format: int | None = 
         return xr.open_datatree(store_path(store), engine="zarr", chunks={} if dask else None, zarr_format=zarr_format)
 
 
+def check_groups(store: StoreLike, tree: xr.DataTree) -> None:
+    """Check every group of a converted store that ``tree`` (``open_tree``) shows: its attributes (read from the
+    tree, no request) and, for a local store, its flagged chunks (``integrity``); either kind of damage is a
+    StoreError."""
+    path = store_path(store)
+    names = [node.path.strip("/") for node in tree.subtree]
+    for name, node in zip(names, tree.subtree):
+        store_metadata.check_group_attrs(path, name, node.attrs)
+    if _is_remote(path):
+        return
+    with _mapped_errors(store), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        root = zarr.open_group(path, mode="r", zarr_format=3)  # its consolidated metadata: the groups of ``tree``
+    for name in names:
+        integrity.check_group(path, root[name] if name else root)
+
+
 # ---------------------------------------------------------------- the store's own root
 def read_root_attrs(store: StoreLike) -> dict[str, Any]:
     """Root attributes of an existing store, after checking it is ours and of a format we can read."""
@@ -180,6 +201,7 @@ def read_root_attrs(store: StoreLike) -> dict[str, Any]:
     version = attrs.get(schema.FORMAT_ATTR)
     if version is None:
         raise StoreError(f"{path} is a zarr store but not one written by nersemble_zarr (no {schema.FORMAT_ATTR}).")
+    store_metadata.check_root_attrs(path, attrs)
     if int(version) > schema.FORMAT_VERSION:
         raise StoreError(
             f"{path} has store format {version}, newer than the {schema.FORMAT_VERSION} this nersemble_zarr "
@@ -208,16 +230,27 @@ def record_benchmarks(store: StoreLike, benchmarks: Iterable[str]) -> None:
 
 
 # ---------------------------------------------------------------- sequences and levels
-def sequence_keys(store: StoreLike) -> list[SequenceKey]:
-    """(benchmark, participant, sequence) of every full-resolution sequence group in a store, sorted."""
+def sequence_keys(store: StoreLike, *, complete_only: bool = True) -> list[SequenceKey]:
+    """(benchmark, participant, sequence) of every full-resolution sequence group in a store, sorted.
+
+    A group whose skeleton is not completely written (a convert still running, or killed) is left out, with a
+    warning naming it, unless ``complete_only`` is False: no reader or writer works on half a sequence.
+    """
     root = open_group(store)
-    keys = []
+    keys, incomplete = [], []
     for benchmark in catalogue.BENCHMARKS:
         if benchmark not in root:
             continue
         for participant, participant_group in root[benchmark].groups():
-            if participant.isdigit():
-                keys.extend((benchmark, int(participant), name) for name, _ in participant_group.groups())
+            if not participant.isdigit():
+                continue
+            for name, group in participant_group.groups():
+                key = (benchmark, int(participant), name)
+                (keys if not complete_only or is_skeleton_complete(group) else incomplete).append(key)
+    if incomplete:
+        logging.getLogger(__name__).warning(
+            "Skipped %d sequence(s) of %s whose conversion is incomplete (first: %s); finish them with "
+            "`nersemble-zarr convert`.", len(incomplete), store_path(store), schema.sequence_group(*incomplete[0]))
     return sorted(keys)
 
 
@@ -313,8 +346,9 @@ def refresh_consolidated_metadata(store: StoreLike) -> None:
 
 
 @contextlib.contextmanager
-def writer_lock(store: StoreLike, command: str) -> Iterator[None]:
-    """Hold the store's advisory lock while ``command`` writes it: one writing run per store at a time.
+def writer_lock(store: StoreLike) -> Iterator[None]:
+    """Hold the store's advisory lock while a run writes it: one writing run per store at a time. Every command
+    that writes into a store takes it (convert, downsample, meshes, split into a store).
 
     The lock file is ``.{name}.nersemble_zarr-lock`` beside the store (zarr warns about any other object
     inside a store). Another run holding it raises LockError naming its process. Stores on object storage
@@ -324,8 +358,12 @@ def writer_lock(store: StoreLike, command: str) -> Iterator[None]:
     if _is_remote(path):
         yield
         return
-    real = Path(path).resolve()
-    with folder_lock(real.parent, writer_lock_name(real), f"{command} into the store {path}"):
+    try:
+        real = Path(path).resolve()
+    except (OSError, RuntimeError) as error:  # RuntimeError: Python's "Symlink loop"
+        raise StoreError(f"{path} is not a zarr store: it is a symbolic link that leads in a loop ({error}); "
+                         "pass another path.") from None
+    with folder_lock(real.parent, writer_lock_name(real), f"run writing the store {path}"):
         yield
 
 

@@ -28,10 +28,13 @@ def open(store: StoreLike, *, dask: bool = True) -> xr.DataTree:  # noqa: A001 -
 
     With ``dask`` (the default) variables are dask arrays chunked like the store, for streaming and
     parallel work; ``dask=False`` gives xarray's own lazy arrays, which read single frames several times
-    faster (random access, training loops).
+    faster (random access, training loops). A store whose attributes are damaged, or that lost a chunk its
+    flags say was written (a deleted shard), is a StoreError naming it, never fill values read as data.
     """
     read_root_attrs(store)
-    return storage.open_tree(store, dask=dask)
+    tree = storage.open_tree(store, dask=dask)
+    storage.check_groups(store, tree)
+    return tree
 
 
 def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name: str | None = None) -> xr.Dataset:
@@ -46,6 +49,9 @@ def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name:
         dataset = tree[path].to_dataset()
     except KeyError as error:
         raise StoreError(f"The store has no sequence {path}; convert it first.") from error
+    if not (dataset.attrs.get(schema.SKELETON_ATTR) or dataset.attrs.get(schema.CONVERTED_ATTR)):
+        raise StoreError(f"The conversion of {path} is incomplete (a convert still running, or stopped); "
+                         "finish it with `nersemble-zarr convert`.")
     # Cameras and FLAME parameters are small: load them once so selections never touch the store again.
     dataset = dataset.assign_coords({name: dataset[name].load() for name in dataset.coords})
     source = tree.encoding.get("source")
@@ -74,6 +80,10 @@ def frame(dataset: xr.Dataset, serial: str, timestep: int) -> np.ndarray:
     """
     if serial not in dataset.indexes[schema.SERIAL] or timestep not in dataset.indexes[schema.TIMESTEP]:
         raise StoreError(f"No frame for camera {shown(serial)} at timestep {timestep} in this sequence.")
+    written = storage.written_cameras(dataset)
+    if written.any() and not written[list(dataset.indexes[schema.SERIAL]).index(serial)]:
+        raise StoreError(f"No frame for camera {shown(serial)} at timestep {timestep}: its frames were never written "
+                         "(a camera without video, or one not converted yet; `nersemble-zarr info` lists them).")
     source, group = dataset.encoding.get(STORE_ENCODING), dataset.encoding.get(GROUP_ENCODING)
     if source is None or group is None:
         return dataset[schema.IMAGES].sel({schema.SERIAL: serial, schema.TIMESTEP: timestep}).values

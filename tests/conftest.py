@@ -77,9 +77,10 @@ def mesh_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mesh-input") / "tracking.zarr"
     prepare_store(path)
     for index, ((participant, sequence), n_timesteps) in enumerate(MESH_SEQUENCES.items()):
-        sequence_dataset(n_timesteps, seed=index).to_zarr(
-            path, group=schema.sequence_group("mono_flame_avatar", participant, sequence),
-            zarr_format=3, consolidated=False)
+        dataset = sequence_dataset(n_timesteps, seed=index)
+        dataset.attrs[schema.CONVERTED_ATTR] = True  # as convert leaves it: readers skip half-converted sequences
+        dataset.to_zarr(path, group=schema.sequence_group("mono_flame_avatar", participant, sequence),
+                        zarr_format=3, consolidated=False)
     consolidate(path)
     return path
 

@@ -28,9 +28,10 @@ def store(tmp_path):
     prepare_store(path)
     for index, ((participant, sequence), n_timesteps) in enumerate(SEQUENCES.items()):
         ds = sequence_dataset(n_timesteps, seed=index)
+        ds.attrs[schema.CONVERTED_ATTR] = True  # as convert leaves it: readers skip half-converted sequences
         ds.to_zarr(path, group=schema.sequence_group("mono_flame_avatar", participant, sequence),
                    zarr_format=3, consolidated=False)
-    xr.Dataset(coords={schema.SERIAL: ["222200037"]}).to_zarr(
+    xr.Dataset(coords={schema.SERIAL: ["222200037"]}, attrs={schema.CONVERTED_ATTR: True}).to_zarr(
         path, group=schema.sequence_group("nvs", 388, "GLASSES"), zarr_format=3, consolidated=False)
     consolidate(path)
     return path

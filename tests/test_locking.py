@@ -25,7 +25,7 @@ from nersemble_zarr.synthetic.server import Faults, serve
 
 FETCH_LOCK = ".nersemble_zarr-fetch-nvs.lock"
 HOLD_STORE_LOCK = ("import sys; from nersemble_zarr.storage import writer_lock\n"
-                   "with writer_lock(sys.argv[1], 'convert'):\n    print('held', flush=True); sys.stdin.read()\n")
+                   "with writer_lock(sys.argv[1]):\n    print('held', flush=True); sys.stdin.read()\n")
 
 
 def wait_for(condition, timeout_s: float = 60.0) -> None:
@@ -111,7 +111,7 @@ def store_lock_holder(tmp_path):
 
 def test_a_second_convert_into_one_store_is_refused_naming_the_first(synthetic_root, store_lock_holder) -> None:
     holder, store = store_lock_holder
-    with pytest.raises(LockError, match=rf"Another convert into the store .*bench.zarr is running "
+    with pytest.raises(LockError, match=rf"Another run writing the store .*bench.zarr is running "
                                         rf"\(process {holder.pid}\)"):
         convert(synthetic_root, store, benchmarks=("mono_flame_avatar",))
     cli = CliRunner().invoke(main, ["convert", str(synthetic_root), str(store), "-b", "nvs"])

@@ -115,13 +115,17 @@ def test_skeleton_and_converted_marks(store):
     assert attrs[schema.CONVERTED_ATTR] is True and schema.SKELETON_ATTR not in attrs
 
 
-def test_sequence_selection(store):
+def test_sequence_selection(store, caplog):
     root = zarr.open_group(store, mode="a")
-    root.require_group(schema.sequence_group("mono_flame_avatar", 393, "EXP-1-head"))
-    root.require_group(schema.sequence_group("mono_flame_avatar", 393, "FREE"))
+    storage.mark_skeleton_complete(store, GROUP)
+    for name in ("EXP-1-head", "FREE"):
+        root.require_group(schema.sequence_group("mono_flame_avatar", 393, name)).attrs["converted"] = True
+    root.require_group(schema.sequence_group("mono_flame_avatar", 393, "EXP-2-eyes"))  # a skeleton half-written
     root.require_group(schema.level_group(2, "nvs", 388, "GLASSES"))
     assert storage.sequence_keys(store) == [
         ("mono_flame_avatar", 393, "EXP-1-head"), ("mono_flame_avatar", 393, "FREE"), ("nvs", 388, "GLASSES")]
+    assert "Skipped 1 sequence(s) of" in caplog.text and "mono_flame_avatar/393/EXP-2-eyes" in caplog.text
+    assert ("mono_flame_avatar", 393, "EXP-2-eyes") in storage.sequence_keys(store, complete_only=False)
     assert storage.select_sequences(store, participants=[388]) == [("nvs", 388, "GLASSES")]
     assert storage.select_sequences(store, benchmark="mono_flame_avatar", sequences=["FREE"]) == [
         ("mono_flame_avatar", 393, "FREE")]

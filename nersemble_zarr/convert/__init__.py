@@ -52,7 +52,8 @@ def convert(
     an interrupted run is resumed by running again. Sequences already in the store are left untouched.
     A failed write (disk full, permissions) raises a ConversionError naming the store. ``progress`` is
     told the number of videos to write (``set_total``) and called as each one is written. One run writes a
-    local store at a time (``storage.writer_lock``): another run into it raises LockError.
+    local store at a time (``storage.writer_lock``): another run into it raises LockError. An interrupt
+    (Ctrl-C) keeps what is written, flagged as far as it is complete, for the rerun to resume.
     """
     root = Path(root)
     frame_codec_ = frame_codec(codec)
@@ -71,9 +72,9 @@ def convert(
                            (("participant", participants), ("sequence", sequences)) if values)
         raise ConversionError(f"Nothing to convert under {root}: no fetched sequence matches {wanted or 'the request'}.")
     store_path = os.fspath(store)
-    with storage.writer_lock(store_path, "convert"):  # before looking at the store: it may be another run's
+    with storage.writer_lock(store_path):  # before looking at the store: it may be another run's
         new_store = "://" not in store_path and not os.path.lexists(store_path)
-        completed = False
+        completed = interrupted = False
         try:
             summary = ConvertSummary()
             if plans:
@@ -82,12 +83,15 @@ def convert(
                 _write_svfr(store_path, svfr_plans, frame_codec_, summary)
             completed = True
             return summary
+        except KeyboardInterrupt:  # tasks still running may write on: deleting now would race them
+            interrupted = True
+            raise
         except CorruptVideo as error:
             raise set_aside(error, root) from error
         except OSError as error:  # inputs were read and checked above; what fails now is writing the store
             raise ConversionError(write_failure(f"the store {store_path}", error)) from error
-        finally:
-            if new_store and not completed:  # a failed first run leaves no store behind (its groups are gone)
+        finally:  # a failed first run leaves no store behind (its groups are gone); an interrupted one is resumed
+            if new_store and not completed and not (interrupted and storage.group_exists(store_path, "")):
                 shutil.rmtree(store_path, ignore_errors=True)
 
 
@@ -142,7 +146,7 @@ def _write(
         errors = [e for e in run_tasks(run_video_task, tasks, workers=workers, client=client, progress=progress) if e]
         if errors:
             raise errors[0]
-    except BaseException:
+    except Exception:  # not an interrupt: its groups are resumed by the rerun (see ``convert``)
         _remove_groups(store_path, created)
         raise
     summary.videos_written = len(tasks)

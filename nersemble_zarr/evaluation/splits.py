@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import catalogue
+from .. import catalogue, storage
 from .. import store as store_module
 from ..errors import ConfigError
 from ..atomic import atomic_path
@@ -104,13 +104,14 @@ def write_split(split: ValidationSplit, target: str | os.PathLike, *, overwrite:
     """
     target = Path(target)
     if (target / "zarr.json").is_file():
-        held = store_module.read_root_attrs(target).get(SPLIT_ATTR)
-        if held is not None and held != split.to_dict() and not overwrite:
-            raise ConfigError(f"The store {target} already holds another validation split; pass --overwrite to "
-                              "replace it.")
-        root = store_module.prepare_store(target)
-        root.attrs[SPLIT_ATTR] = split.to_dict()
-        store_module.consolidate(target)
+        with storage.writer_lock(target):
+            held = store_module.read_root_attrs(target).get(SPLIT_ATTR)
+            if held is not None and held != split.to_dict() and not overwrite:
+                raise ConfigError(f"The store {target} already holds another validation split; pass --overwrite to "
+                                  "replace it.")
+            root = store_module.prepare_store(target)
+            root.attrs[SPLIT_ATTR] = split.to_dict()
+            store_module.consolidate(target)
         return target
     claim_output_file(target, overwrite=overwrite, what="split file")
     with atomic_path(target) as temporary:

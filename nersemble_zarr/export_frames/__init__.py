@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import __version__, schema, storage
 from ..atomic import remove_partial_files, write_atomic
+from ..chunk_reader import frame_reader
 from ..errors import ConfigError
 from ..inputs.jsontext import read_json_file
 from ..inputs.origin import Origin
@@ -202,17 +203,17 @@ def _tasks(store: str, out: Path, plan: ExportPlan, pending: list[Frame], shifts
 def write_frames(task: FramesTask) -> int:
     """Read the task's frames from the store one by one and write their PNG files; return how many."""
     serial_index = task.frames[0].camera_index
-    images = storage.open_array(task.store, f"{task.group}/{schema.IMAGES}")
-    alpha = storage.open_array(task.store, f"{task.group}/{schema.ALPHA}") if task.has_alpha else None
+    # one read per frame, of one chunk of the shard, by the direct reader: a lost or damaged chunk is a StoreError
+    # (zarr's orthogonal selection over a list of frames was measured ~100x slower, allocating GBs on full frames)
+    images = frame_reader(storage.open_array(task.store, f"{task.group}/{schema.IMAGES}"))
+    alpha = frame_reader(storage.open_array(task.store, f"{task.group}/{schema.ALPHA}")) if task.has_alpha else None
     for frame in task.frames:
-        # one basic-index read per frame: one chunk of the shard (zarr's orthogonal selection over a list of
-        # frames was measured to be ~100x slower and to allocate GBs on full-size frames)
-        pixels = images[serial_index, frame.position]
+        pixels = images((serial_index, frame.position))
         fill = 255 if task.background == "white" else 0
         if alpha is None:
             write_png(task.out / frame.image_path(), shift_picture(pixels, task.shift, fill))
             continue
-        mask = alpha[serial_index, frame.position]
+        mask = alpha((serial_index, frame.position))
         picture = composite(pixels, mask, task.background)
         write_png(task.out / frame.image_path(), shift_picture(picture, task.shift, fill))
         write_png(task.out / frame.mask_path(), shift_picture(mask, task.shift, 0))

@@ -105,6 +105,9 @@ def write_sequence_meshes(
 def _write_meshes(store: str | os.PathLike, target: SequenceGroup, model: FlameModel, batch_size: int | None,
                   overwrite: bool, progress: Progress | None) -> bool:
     group = storage.open_group(store, target.path, mode="r+")
+    if not storage.is_skeleton_complete(group):
+        raise StoreError(f"The conversion of {target.path} in {store} is incomplete, so its FLAME tracking may be "
+                         "too; finish it with `nersemble-zarr convert`, then run meshes again.")
     if group.attrs.get(COMPLETE_ATTR) and not overwrite:
         return False
     restart = overwrite or group.attrs.get(MODEL_ATTR, model.assets.description) != model.assets.description

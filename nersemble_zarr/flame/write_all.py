@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from .. import storage
 from ..progress import Progress, describe, set_total
 from .lbs import FlameModel
 from .store import (
@@ -62,8 +63,15 @@ def write_meshes(
     Here (one sequence after the other, ``threads`` CPU threads for torch; ``progress`` counts timesteps)
     or, with a dask.distributed ``client``, one task per sequence on its workers (``progress`` counts
     sequences). With nothing left to do the consolidated metadata is refreshed, in case a killed run
-    left it stale after flagging its last sequence complete.
+    left it stale after flagging its last sequence complete. The run holds the store's writer lock
+    (``storage.writer_lock``): while another run writes the store this raises LockError.
     """
+    with storage.writer_lock(plan.store):
+        return _write_meshes(plan, batch_size, threads, client, progress)
+
+
+def _write_meshes(plan: MeshPlan, batch_size: int | None, threads: int | None, client: Any,
+                  progress: Progress | None) -> int:
     if not plan.todo:
         refresh_consolidated_metadata(plan.store)
         return 0

@@ -73,10 +73,18 @@ def downsample(
     Sequences without video (mono test sequences) get level groups with cameras and tracking only; cameras
     not yet converted are left for a later run and listed in the summary. Consolidated metadata is
     rewritten at the end. ``progress`` is told the number of cameras (``set_total``) and called as each is done.
+    The run holds the store's writer lock (``storage.writer_lock``): while another run writes it, LockError.
     """
     path = os.fspath(store)
     levels = check_levels(levels)
     storage.read_root_attrs(path)
+    with storage.writer_lock(path):
+        return _downsample(path, levels, participants, sequences, workers, client, progress)
+
+
+def _downsample(path: str, levels: tuple[int, ...], participants: Iterable[int] | None,
+                sequences: Iterable[str] | None, workers: int, client: Any, progress: Progress | None
+                ) -> DownsampleSummary:
     keys = _select(path, participants, sequences)
     summary = DownsampleSummary()
     tasks: list[CameraLevelsTask] = []
