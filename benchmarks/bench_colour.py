@@ -33,18 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.options import parse_benchmark_args
+from benchmarks.phases import peak_rss_mib
 from benchmarks.table import Row, append_rows, peak_pair
 
 HEIGHT, WIDTH = 3208, 2200
-
-
-def peak_rss_mib() -> float:
-    """This process's own peak resident memory in MiB: VmHWM of /proc/self/status (``ru_maxrss`` would start
-    from the parent's resident memory, which Linux carries over when a forked child executes a program)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise OSError("/proc/self/status has no VmHWM line")
 
 
 def child(args: argparse.Namespace) -> None:

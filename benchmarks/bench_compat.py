@@ -8,7 +8,7 @@ For each length N, two fresh processes each write one video of N procedurally dr
   list first, then ``add_video`` (mediapy, which needs an ffmpeg binary: imageio-ffmpeg's is used);
 - ``compat``: ``nersemble_zarr.compat``'s writer fed a generator, frames rendered as they are encoded.
 
-Printed per N: each process's peak resident memory (ru_maxrss) and wall-clock seconds. Needs the
+Printed per N: each process's peak resident memory (VmHWM) and wall-clock seconds. Needs the
 ``test`` extra (nersemble-benchmark) and imageio-ffmpeg for the official side.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.options import parse_benchmark_args
+from benchmarks.phases import peak_rss_mib
 from benchmarks.table import Row, append_rows
 
 VIDEO = {"nvs": (388, "GLASSES", "222200046", 1100, 1604), "mono_flame_avatar": (393, "FREE", "222200037", 512, 512)}
@@ -59,7 +59,7 @@ def run_phase(writer: str, benchmark: str, n: int, folder: Path) -> dict:
         with cls(zip_path) as out:
             out.add_video(participant, sequence, serial, frames(n, width, height))
     return {"seconds": time.perf_counter() - started,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": peak_rss_mib()}
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ predictions store (1 frame per chunk). For each length N, two fresh processes re
 Printed per N: wall-clock frames/s of each and their ratio (the best of ``--repeats`` runs, as other load
 only slows a run down); CPU milliseconds per frame (user + system, all threads; the least over the
 repeats) and their ratio bare/export, the per-worker efficiency, which other load on a shared machine
-disturbs far less; and each process's peak resident memory (ru_maxrss, the largest over the repeats). Every process first reads one
+disturbs far less; and each process's peak resident memory (VmHWM, the largest over the repeats). Every process first reads one
 frame untimed, as the list's reading does for the bare encode: the one-off imports and zarr's set-up of a
 process are not per-frame costs.
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks.options import parse_benchmark_args
+from benchmarks.phases import peak_rss_mib
 from benchmarks.table import Row, append_rows
 from nersemble_zarr import catalogue
 from nersemble_zarr.synthetic.filler import mp4_around
@@ -97,7 +97,7 @@ def run_client(variant: str, out: Path) -> dict:
                         workers=workers)
         received = summary.bytes_downloaded
     seconds = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = peak_rss_mib()
     return {"seconds": seconds, "bytes": received, "peak_mib": peak_mib}
 
 

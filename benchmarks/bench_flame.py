@@ -13,7 +13,7 @@ Random tracking-like parameters for one sequence of ``--timesteps`` timesteps; t
 Both time all timesteps after a short warm-up (model loading is not timed), ``--repeats`` times, and
 keep the fastest run (the machine may be shared; the fastest run is the least disturbed). Printed:
 meshes/s of each, their ratio, the largest vertex difference between them, each process's peak resident memory
-(ru_maxrss), and on CUDA the peak GPU memory. The arithmetic limit: the floating-point operations one mesh
+(VmHWM), and on CUDA the peak GPU memory. The arithmetic limit: the floating-point operations one mesh
 needs on the batched path (:func:`flops_per_mesh`) at the FLOP rate of a large float32 matrix product measured
 in the batched process with the same threads. Without ``--flame-dir`` the stand-in model (FLAME 2023's
 array sizes, random values, NOT FLAME) is written to a temporary folder; ``flame_model`` needs a pickle
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.phases import peak_rss_mib
 from benchmarks.table import Row, append_rows, peak_pair
 
 WARM_UP_TIMESTEPS = 8
@@ -157,7 +157,7 @@ def child(args: argparse.Namespace) -> None:
         seconds, vertices, extra = run_batched(
             args.flame_dir, args.timesteps, args.device, args.batch_size, args.repeats)
     np.save(args.output, vertices.astype(np.float32))
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = peak_rss_mib()
     print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_mib, "threads": torch.get_num_threads(), **extra}))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -53,7 +52,7 @@ def convert_on_cluster(root: Path, store: Path, n_workers: int) -> dict:
             start = time.perf_counter()
             summary = convert(root, store, benchmarks=("nvs",), workers=n_workers, client=client)
             seconds = time.perf_counter() - start
-            peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            peaks = client.run(peak_rss_mib)
     return {"seconds": seconds, "videos": summary.videos_written, "worker_peak_mib": sorted(peaks.values())}
 
 

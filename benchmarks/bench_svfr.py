@@ -10,14 +10,13 @@ held in memory as a mapping. Two fresh processes per repeat:
 - ``export``: ``export_svfr_submission`` on the mapping, end to end (check, write, validate the zip, move).
 
 Printed: the best wall-clock seconds of each, their ratio, and each process's peak resident memory
-(ru_maxrss, the largest over the repeats). Needs trimesh (the test extra).
+(VmHWM, the largest over the repeats). Needs trimesh (the test extra).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.options import parse_benchmark_args
+from benchmarks.phases import peak_rss_mib
 from benchmarks.table import Row, append_rows
 
 
@@ -73,7 +73,7 @@ def run_one(mode: str, folder: Path) -> dict:
                     with archive.open(entry, "w") as handle:
                         trimesh.Trimesh(vertices, faces).export(handle, "ply")
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    return {"seconds": seconds, "peak_mib": peak_rss_mib(),
             "zip_mib": output.stat().st_size / 2**20}
 
 

@@ -3,22 +3,31 @@
 A benchmark module defines ``phase_NAME(args) -> dict`` functions; ``phases_of`` collects them, ``run_phase``
 starts ``python -m MODULE --phase NAME ...`` and returns the JSON dict the child printed last, and
 ``report_phase`` is what the child does: run the phase, add its peak resident memory and print the dict.
+Every benchmark that measures a child process's peak memory reads it with :func:`peak_rss_mib`.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 Phase = Callable[[Any], dict]
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident memory in MiB (``ru_maxrss``, KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak resident memory in MiB: VmHWM of /proc/self/status.
+
+    Not ``ru_maxrss``: a child that ``subprocess`` starts with vfork (Python 3.10+ on Linux) shares its parent's
+    memory until exec, and exec records that memory's high-water mark in the child's ``ru_maxrss``, so the child
+    would report at least its parent's peak. VmHWM belongs to the child's own address space.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise OSError("/proc/self/status has no VmHWM line")
 
 
 def phases_of(namespace: Mapping[str, Any]) -> dict[str, Phase]:

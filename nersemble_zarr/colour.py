@@ -8,7 +8,9 @@ uint8. Here the same steps run without per-pixel Python and without colour-scien
 table, the polynomial and the matrix product run in float32 with torch on its CPU threads (on the GPU when
 one is present), chunk by chunk so memory stays bounded, and the encode, clip and truncation together are
 two look-ups in tables of level starts (:func:`srgb_encoding_tables`). The result equals the official one
-within one level per channel (float32 against float64 near a level boundary).
+within one level per channel (float32 against float64 near a level boundary). With ``as_float`` the same
+arithmetic ends in the sRGB encoding instead, unclipped: the official result for the float input ``frames / 255``
+(what its ``load_image`` returns without ``as_uint8``).
 
 At a resolution level the frame is area-averaged first and corrected after (:func:`correct_colour_at_level`),
 the order of the official ``load_image(..., downscale_factor=...)``; ``docs/colour.md`` says why.
@@ -108,19 +110,23 @@ def check_matrix(matrix: object) -> np.ndarray:
     return np.asarray(matrix, dtype=np.float64)
 
 
-def correct_colour(frames: np.ndarray, matrix: np.ndarray, device: "str | torch.device | None" = None) -> np.ndarray:
+def correct_colour(frames: np.ndarray, matrix: np.ndarray, device: "str | torch.device | None" = None, *,
+                   as_float: bool = False) -> np.ndarray:
     """Colour-corrected copy of uint8 sRGB ``frames`` (H, W, 3) or (N, H, W, 3) with one camera's 3 x terms
     ``matrix``, equal to the official ``correct_color`` within one level per channel.
 
     ``device``: where the arithmetic runs (default: the GPU when torch sees one, else the CPU threads).
+    ``as_float``: float64 sRGB values instead, neither clipped nor truncated, as the official
+    ``correct_color(frames / 255, matrix)`` gives them (within 1e-5: float32 arithmetic).
     """
     import torch
 
     ccm = check_matrix(matrix)
     _check_frames(frames)
-    correction = _Correction(ccm, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
+    correction = _Correction(ccm, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")), as_float)
     batch = frames.reshape(-1, *frames.shape[-3:])
-    corrected = np.empty(batch.shape, dtype=np.uint8)  # C order: each frame's reshape below is a view
+    # C order: each frame's reshape below is a view
+    corrected = np.empty(batch.shape, dtype=np.float64 if as_float else np.uint8)
     # On the CPU, chunks run in parallel on torch's threads, each op single-threaded: no OpenMP barrier per op,
     # which a loaded machine (a thread descheduled at every barrier) would turn into seconds per frame.
     workers = 1 if correction.device.type == "cuda" else torch.get_num_threads()
@@ -182,15 +188,16 @@ def _correct_frame(frame: np.ndarray, out: np.ndarray, correction: "_Correction"
 
 
 class _Correction:
-    """One matrix on one device: uint8 sRGB channel planes (3, n) in, corrected pixels (n, 3) out."""
+    """One matrix on one device: uint8 sRGB channel planes (3, n) in, corrected pixels (n, 3) out: uint8 levels,
+    or float32 sRGB values (unclipped) when ``as_float``."""
 
-    def __init__(self, ccm: np.ndarray, device: "torch.device") -> None:
+    def __init__(self, ccm: np.ndarray, device: "torch.device", as_float: bool = False) -> None:
         import torch
 
         terms = [_exponents(term) for term in CHEUNG2004_TERMS[ccm.shape[1]]]
         constant = [k for k, exponents in enumerate(terms) if exponents == (0, 0, 0)]
         varying = [k for k in range(len(terms)) if k not in constant]
-        self.device = device
+        self.device, self.as_float = device, as_float
         self.monomials = [terms[k] for k in varying]  # R, G, B first, as in every Cheung 2004 expansion
         as_tensor = lambda array: torch.as_tensor(array, dtype=torch.float32, device=device)
         self.matrix = as_tensor(ccm[:, varying])  # (3, monomials)
@@ -208,7 +215,8 @@ class _Correction:
         known: dict[Exponents, torch.Tensor] = {unit: expanded[axis] for axis, unit in enumerate(_UNIT)}
         for row in range(3, len(self.monomials)):
             _monomial(self.monomials[row], known, out=expanded[row])
-        corrected = _srgb_encode_uint8(torch.addmm(self.offset, self.matrix, expanded), self.encoding)
+        linear = torch.addmm(self.offset, self.matrix, expanded)
+        corrected = _srgb_encode_float(linear) if self.as_float else _srgb_encode_uint8(linear, self.encoding)
         return torch.stack(corrected.unbind(0), dim=1)  # interleaved: far faster than a transposed copy
 
 
@@ -221,6 +229,15 @@ def _monomial(exponents: Exponents, known: dict, out: "torch.Tensor | None" = No
         lower = tuple(e - (i == axis) for i, e in enumerate(exponents))
         known[exponents] = torch.mul(_monomial(lower, known), known[_UNIT[axis]], out=out)
     return known[exponents]
+
+
+def _srgb_encode_float(linear: "torch.Tensor") -> "torch.Tensor":
+    """sRGB encoding of linear light as ``colour.cctf_encoding`` (IEC 61966-2-1), unclipped: the linear segment
+    below 0.0031308, negative values included."""
+    import torch
+
+    curve = linear.clamp_min(0.0031308).pow_(1 / 2.4).mul_(1.055).sub_(0.055)
+    return torch.where(linear <= 0.0031308, linear * 12.92, curve)
 
 
 def _srgb_encode_uint8(linear: "torch.Tensor", encoding: tuple["torch.Tensor", "torch.Tensor"]) -> "torch.Tensor":

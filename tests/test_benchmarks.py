@@ -5,6 +5,7 @@ No timing is asserted."""
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,18 @@ def test_every_benchmark_of_the_suite_takes_quick_and_rows(module: str) -> None:
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "--quick" in done.stdout and "--rows" in done.stdout
+
+
+def test_a_phase_child_reports_its_own_peak_memory_not_its_parents() -> None:
+    """A parent that once held 300 MiB starts a child as ``run_phase`` does (``subprocess``, vfork on Linux);
+    the child's ``ru_maxrss`` would begin at the parent's 300 MiB, its VmHWM does not."""
+    child = "from benchmarks.phases import report_phase; report_phase({'empty': lambda args: {}}, 'empty', None)"
+    parent = ("import subprocess, sys; block = bytearray(300 << 20); block = None; "
+              f"print(subprocess.run([sys.executable, '-c', {child!r}], check=True, stdout=subprocess.PIPE, "
+              "text=True).stdout)")
+    done = subprocess.run([sys.executable, "-c", parent], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert 1 < json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mib"] < 150
 
 
 @pytest.fixture(scope="module")

@@ -130,6 +130,21 @@ def test_a_batch_is_corrected_frame_by_frame() -> None:
     np.testing.assert_array_equal(correct_colour(fortran, matrix), batch)
 
 
+@pytest.mark.parametrize("terms", SUPPORTED_TERMS)
+def test_as_float_equals_the_officials_float_result_unclipped(terms: int) -> None:
+    """The official ``correct_color`` of ``frames / 255`` (its ``load_image`` without ``as_uint8``) neither clips
+    nor truncates: a brightening matrix takes values above 1 and the linear segment below 0."""
+    frames = np.stack([camera_like_frame(32, 256, seed=seed) for seed in range(2)])
+    matrix = near_identity_matrix(terms, seed=terms) * 1.3
+    matrix[:, 1] -= 0.2
+    ours = correct_colour(frames, matrix, as_float=True)
+    official = correct_color(frames / 255.0, matrix)
+    assert ours.shape == frames.shape and ours.dtype == official.dtype == np.float64
+    assert official.max() > 1.05 and official.min() < -0.01
+    np.testing.assert_allclose(ours, official, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(ours[1], correct_colour(frames[1], matrix, as_float=True))
+
+
 @pytest.mark.parametrize("level", [1, 2, 4])
 def test_at_a_level_the_frame_is_area_averaged_then_corrected_as_the_official_orders_it(level: int) -> None:
     frames = np.stack([camera_like_frame(203, 302, seed=seed) for seed in range(2)])  # not multiples of 4
@@ -202,8 +217,7 @@ def test_the_reader_agrees_with_the_official_data_manager(tmp_path: Path) -> Non
     path = _write_calibration(tmp_path, document)
     ours = read_colour_calibration(path)
     official = NeRSembleParticipantDataManager(str(tmp_path), 17).load_color_calibration()
-    assert list(ours) == [SERIALS[0], SERIALS[3]]  # catalogue order
-    assert ours.keys() == official.keys()
+    assert list(ours) == list(official) == [SERIALS[3], SERIALS[0]]  # the file's order, as the official
     for serial, matrix in ours.items():
         assert matrix.dtype == np.float64
         np.testing.assert_array_equal(matrix, official[serial])

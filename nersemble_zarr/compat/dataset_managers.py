@@ -8,7 +8,9 @@ Same names, methods and arguments; change the import, keep the code. What differ
 * calibration files are read with explicit limits and checked: a bad file, camera, sequence or timestep is one
   InputDataError sentence naming it;
 * matrices are plain float32 numpy arrays (the kit's are dreifus ``Pose``/``Intrinsics``, float32 numpy subclasses
-  with the same values); colour matrices are float64, as the kit's.
+  with the same values); colour matrices are float64, as the kit's;
+* the colour correction is ``nersemble_zarr.colour.correct_colour`` (torch, float32, no colour-science):
+  uint8 images within one level of the kit's, float images within 1e-5.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..colour import correct_colour
 from ..errors import InputDataError, shown
-from ..inputs.dataset_calibration import read_color_calibration, read_dataset_calibration
+from ..inputs.colour_calibration import read_colour_calibration
+from ..inputs.dataset_calibration import read_dataset_calibration
 from ..video import iter_frames, probe
-from .colour_correction import correct_color  # the one place to swap in another implementation
 
 _PARTICIPANT_FOLDER = re.compile(r"^\d{3}$")
 _VIDEO = re.compile(r"^cam_(\d+)\.mp4$")
@@ -55,8 +58,8 @@ class NeRSembleParticipantDataManager:
         )
 
     def load_color_calibration(self) -> Dict[str, np.ndarray]:
-        """Colour matrices (3 x terms) by serial."""
-        return read_color_calibration(Path(self.get_color_calibration_path()))
+        """Colour matrices (3 x terms, float64) by serial, in the file's order."""
+        return read_colour_calibration(Path(self.get_color_calibration_path()))
 
     def list_timesteps(self, sequence_name: str) -> List[int]:
         """0, 1, ..., n - 1 for the sequence's n frames."""
@@ -107,15 +110,14 @@ class NeRSembleParticipantDataManager:
             raise InputDataError(f"Timestep {timestep} is out of range: {path} has {probe(path).n_frames} frames.")
         if downscale_factor is not None:
             image = _downscale(image, downscale_factor)
-        if not as_uint8:
-            image = image / 255.0
         if apply_color_correction:
             matrices = self.load_color_calibration()
             if serial not in matrices:
                 raise InputDataError(f"The colour calibration {self.get_color_calibration_path()} has no matrix for "
                                      f"camera {shown(serial)}.")
-            image = correct_color(image, matrices[serial])
-        return image
+            # float: as the kit's correct_color of image / 255 (sRGB values, unclipped)
+            return correct_colour(image, matrices[serial], as_float=not as_uint8)
+        return image if as_uint8 else image / 255.0
 
     # ---------------------------------------------------------------- paths
     def get_camera_calibration_path(self) -> str:

@@ -20,7 +20,8 @@ from .origin import Origin
 
 
 def read_colour_calibration(path: Path) -> dict[str, np.ndarray]:
-    """Camera serial -> float64 (3, terms) matrix of a ``color_calibration.json``, in catalogue serial order."""
+    """Camera serial -> float64 (3, terms) matrix of a ``color_calibration.json``, in the file's order (the order
+    of the official ``load_color_calibration``)."""
     origin = Origin.local(path)
     document = parse_json(read_limited(path, origin, MAX_JSON_BYTES), origin)
     if not isinstance(document, dict):
@@ -29,8 +30,7 @@ def read_colour_calibration(path: Path) -> dict[str, np.ndarray]:
     if unknown:
         raise origin.error(f"names unknown camera serial {shown(unknown[0])}")
     matrices = {}
-    for serial in (s for s in catalogue.SERIALS if s in document):
-        value = document[serial]
+    for serial, value in document.items():
         rows = value if isinstance(value, list) and all(isinstance(row, list) for row in value) else None
         if rows is None or not all(_is_number(entry) for row in rows for entry in row):
             raise origin.error(f"has a non-numeric colour correction matrix for camera {serial}; expected 3 rows "
