@@ -10,6 +10,7 @@ import click
 COMMANDS = {
     "demo": "demo:demo",
     "synthetic": "synthetic:synthetic",
+    "synthetic-predictions": "synthetic_predictions:synthetic_predictions",
     "serve-synthetic": "serve:serve_synthetic",
     "fetch": "fetch:fetch",
     "convert": "convert:convert",
