@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import handle_errors, scheduler_option, workers_option
+from .options import handle_errors, list_option, scheduler_option, workers_option
 
 
 @click.command("export-frames")
@@ -23,7 +23,7 @@ from .options import handle_errors, scheduler_option, workers_option
               help="Resolution level: 1 = full resolution, s = written by `nersemble-zarr downsample --levels s`.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
               help="Keep every N-th stored frame; files and timestep_index keep the original frame indices.")
-@click.option("--serials", default=None, help="Comma-separated camera serials; default: every camera.")
+@list_option("--serials", help="Camera serial(s): repeatable or comma-separated; default: every camera.")
 @click.option("--background", type=click.Choice(["black", "white", "none"]), default="black", show_default=True,
               help="Composite images on black or white, or write RGBA PNGs (none).")
 @click.option("--split", "split_source", type=click.Path(exists=True, path_type=Path), default=None,
@@ -56,11 +56,10 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
     format_, note = resolve_format(format_)
     if note is not None:
         click.echo(f"Warning: {note}", err=True)
-    serial_list = tuple(part.strip() for part in serials.split(",") if part.strip()) if serials else None
     with connect(scheduler) as client, progress_bar("export-frames", "chunk") as progress:
         summary = run_export(
             store, out, format=format_, participant=participant, sequence=sequence, level=level, stride=stride,
-            serials=serial_list, background=background, validation=split_source, workers=workers,
+            serials=serials or None, background=background, validation=split_source, workers=workers,
             flame_dir=flame_dir, centre_principal_point=centre_principal_point, render_target=render_target,
             client=client,
             progress=progress,

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from .options import (
-    ParticipantId, handle_errors, overwrite_file_option, overwrite_option, participant_option, scheduler_option,
+    ParticipantId, handle_errors, list_option, overwrite_file_option, overwrite_option, participant_option,
+    scheduler_option,
 )
 
 flame_dir_option = click.option(
@@ -22,7 +23,7 @@ device_option = click.option(
 @click.command()
 @click.argument("store", type=click.Path(path_type=Path))
 @participant_option
-@click.option("--sequence", "-s", "sequences", multiple=True, help="Sequence name (repeatable); default: all.")
+@list_option("--sequence", "-s", "sequences", help="Sequence name(s): repeatable or comma-separated; default: all.")
 @flame_dir_option
 @device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,

@@ -8,7 +8,9 @@ import click
 
 from nersemble_zarr.errors import ConfigError, SubmissionError, shown
 
-from .options import benchmark_choice, handle_errors, overwrite_option, scheduler_option, workers_option
+from .options import (
+    CommaList, benchmark_choice, handle_errors, list_option, overwrite_option, scheduler_option, workers_option,
+)
 from .progress import progress_bar
 
 
@@ -35,9 +37,9 @@ store_option = click.option(
 partial_option = click.option(
     "--partial", is_flag=True, help="Allow a subset of the benchmark's videos (svfr: of a task's 391 meshes)."
 )
-task_option = click.option(
-    "--task", "tasks", multiple=True, type=click.Choice(["posed", "neutral"]),
-    help="svfr: the task(s) to take from PREDICTIONS (repeatable); default: every task found.",
+task_option = list_option(
+    "--task", "tasks", type=CommaList(("posed", "neutral")),
+    help="svfr: the task(s) to take from PREDICTIONS (repeatable or comma-separated); default: every task found.",
 )
 resolution_option = click.option(
     "--resolution", metavar="WIDTHxHEIGHT", callback=_parse_resolution,
