@@ -23,7 +23,7 @@ def _timesteps(ctx: click.Context, param: click.Parameter, value) -> tuple[int, 
     return tuple(int(part) for part in parts)
 
 
-@click.command("evaluate")
+@click.command("evaluate", short_help="Score predictions against the store's ground truth: PSNR, SSIM, LPIPS, JOD.")
 @click.argument("predictions", type=click.Path(exists=True, path_type=Path))
 @click.option("--store", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Converted store holding the ground truth.")

@@ -30,8 +30,8 @@ from .options import handle_errors, list_option, scheduler_option, workers_optio
               help="Validation split (JSON file or store, see `nersemble-zarr split`): its frames go to "
                    "transforms_val.json and transforms_test.json (vhap) or val/test_filenames (nerfstudio).")
 @click.option("--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with flame2023.pkl (default ~/.cache/FLAME); --format vhap needs FLAME's root joint "
-                   "for a sequence with tracking.")
+              help="Folder with flame2023.pkl (default: $NERSEMBLE_FLAME_DIR, else ~/.cache/FLAME); --format vhap "
+                   "needs FLAME's root joint for a sequence with tracking.")
 @click.option("--centre-principal-point", is_flag=True,
               help="Crop/pad each camera's frames by whole pixels so its principal point is within half a pixel of "
                    "the image centre (GaussianAvatars assumes it there); cx, cy are adjusted.")
@@ -74,7 +74,7 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
         click.echo(f"Principal points moved to the image centre, largest residual {residual:.3f} px.")
 
 
-@click.command("combine-vhap")
+@click.command("combine-vhap", short_help="Combine `export-frames --format vhap` exports of one participant, as VHAP does.")
 @click.argument("target", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("sources", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--test", "tests", multiple=True, type=click.Path(file_okay=False, path_type=Path),

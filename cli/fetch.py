@@ -9,7 +9,7 @@ import click
 from nersemble_zarr.errors import shown
 
 from .options import (
-    benchmark_argument, configure_logging, handle_errors, list_option, overwrite_option, participant_option,
+    benchmark_argument, configure_logging, handle_errors, list_option, overwrite_flag, participant_option,
     verbose_option, workers_option,
 )
 
@@ -50,7 +50,8 @@ class FramesType(click.ParamType):
 @click.option("--url-file", metavar="PATH",
               help="Read the access URL from the first line of PATH ('-': standard input), overriding "
                    "$NERSEMBLE_BENCHMARK_URL and the .env file.")
-@overwrite_option
+@overwrite_flag("Download every file again from its start, complete ones included (default: skip complete files, "
+                "resume partial ones).")
 @verbose_option
 @handle_errors
 def fetch(root: Path, benchmark: str, participants: tuple[int, ...], assets: tuple[str, ...],

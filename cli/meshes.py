@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .options import (
-    ParticipantId, handle_errors, list_option, overwrite_file_option, overwrite_option, participant_option,
+    ParticipantId, handle_errors, list_option, overwrite_file_option, overwrite_flag, participant_option,
     scheduler_option,
 )
 
@@ -27,11 +27,11 @@ device_option = click.option(
 @flame_dir_option
 @device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Timesteps per batch (default: from free GPU memory, or 64 on CPU).")
+              help="Timesteps per batch (default: from free GPU memory, or 128 on CPU).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch (default: torch's, one per core); 1 is fastest on a busy shared CPU.")
 @scheduler_option
-@overwrite_option
+@overwrite_flag("Recompute the meshes of complete sequences too (default: keep them).")
 @handle_errors
 def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...], flame_dir: Path | None,
            device: str, batch_size: int | None, threads: int | None, scheduler: str | None, overwrite: bool) -> None:
@@ -39,11 +39,17 @@ def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...
 
     Resumable: finished sequences are skipped and an interrupted sequence continues where it stopped.
     """
-    from nersemble_zarr.flame.write_all import plan_meshes, write_meshes
+    from nersemble_zarr.flame.write_all import complete_without_model, plan_meshes, write_meshes
     from nersemble_zarr.parallel import connect
 
     from .progress import progress_bar
 
+    if not overwrite:
+        complete = complete_without_model(store, participants=participants, sequences=sequences)
+        if complete is not None:
+            click.echo(f"{complete} sequence(s) with FLAME tracking, all already complete; nothing to do "
+                       "(--overwrite recomputes them).")
+            return
     with connect(scheduler) as client:
         plan = plan_meshes(store, participants=participants, sequences=sequences, flame_dir=flame_dir,
                            device=device, overwrite=overwrite)

@@ -7,16 +7,16 @@ from pathlib import Path
 import click
 
 from .meshes import flame_dir_option
-from .options import handle_errors, overwrite_option
+from .options import handle_errors, overwrite_flag
 from .synthetic import seed_option, size_option
 
 
-@click.command("synthetic-predictions")
+@click.command("synthetic-predictions", short_help="Write the synthetic benchmark's ground truth as predictions.zarr and PRED/.")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=".")
 @size_option
 @seed_option
 @flame_dir_option
-@overwrite_option
+@overwrite_flag("Replace an existing predictions.zarr or PRED/ (default: refused).")
 @handle_errors
 def synthetic_predictions(folder: Path, size: str, seed: int, flame_dir: Path | None, overwrite: bool) -> None:
     """Write perfect predictions for the synthetic benchmark of `nersemble-zarr synthetic --size SIZE --seed SEED`

@@ -220,9 +220,10 @@ def test_rig_plot_has_red_hold_out_and_blue_train_frustums(converted, tmp_path, 
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["-p", "388", "-t", "4"], 1, "Timestep 4 is not in nvs/388/GLASSES"),
+        (["-p", "388", "-t", "4"], 2, "Timestep 4 is not in nvs/388/GLASSES"),
         (["-p", "999"], 2, "Unknown participant 999"),
-        (["-p", "393", "-s", "NOPE"], 1, "no sequence mono_flame_avatar/393/NOPE"),
+        (["-p", "393", "-s", "NOPE"], 2, "Participant 393 of mono_flame_avatar has no sequence 'NOPE'"),
+        (["-p", "388", "-s", "FREE"], 2, "Participant 388 of nvs has no sequence 'FREE'; its sequences: GLASSES"),
     ],
 )
 def test_bad_requests_are_one_line_errors_and_write_nothing(converted, tmp_path, args, code, message):

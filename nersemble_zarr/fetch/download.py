@@ -361,7 +361,7 @@ class Downloader:
                         path, f"{failure.reason} (gave up after {counted(attempt, 'attempt')}; rerun to resume)"
                     ) from None
                 wait = self.policy.wait(attempt, failure.retry_after) if failure.retry_after != 0 else 0.0
-                log.info("%s/%s: %s; retrying in %.1f s (%s left)", self.benchmark, path, failure.reason, wait,
+                log.warning("%s/%s: %s; retrying in %.1f s (%s left)", self.benchmark, path, failure.reason, wait,
                          counted(self.policy.attempts - attempt, "attempt"))
                 if self.stop.wait(wait):
                     raise Cancelled(path) from None

@@ -10,7 +10,7 @@ import xarray as xr
 
 from .. import schema, storage
 from ..cameras import project_opencv
-from ..errors import StoreError
+from ..errors import CatalogueError
 from ..levels.resample import block_mean
 from .overlay import Overlay
 from .picture import DPI, Label
@@ -108,10 +108,10 @@ def contact_sheet(
 
 
 def check_timestep(dataset: xr.Dataset, timestep: int) -> None:
-    """Raise a StoreError unless ``timestep`` is a value of the sequence's ``timestep`` coordinate."""
+    """Raise a CatalogueError unless ``timestep`` is a value of the sequence's ``timestep`` coordinate."""
     values = dataset[schema.TIMESTEP].values
     if timestep not in values:
-        raise StoreError(
+        raise CatalogueError(
             f"Timestep {timestep} is not in {schema.sequence_group_of(dataset.attrs)}; its timesteps are original "
             f"frame indices from {values.min()} to {values.max()} ({len(values)} frames)."
         )
