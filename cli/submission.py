@@ -101,7 +101,7 @@ def export_submission(
 
 
 @click.command("validate-submission")
-@click.argument("zip_path", metavar="ZIP", type=click.Path(path_type=Path))
+@click.argument("zip_path", metavar="ZIP", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @benchmark_option
 @root_option
 @store_option

@@ -53,6 +53,7 @@ class SubmissionSpec:
     height: int
     fps: float
     videos: tuple[ExpectedVideo, ...]
+    counts_from: str = "the benchmark metadata"  # where the frame counts come from, for messages
 
     def by_key(self) -> dict[VideoKey, ExpectedVideo]:
         return {video.key: video for video in self.videos}
@@ -119,7 +120,9 @@ def expected_submission(
         for p, s in sequences
         for serial in catalogue.submission_serials(benchmark)
     )
-    return SubmissionSpec(benchmark, int(width), int(height), spec.fps, videos)
+    source = "the catalogue (no --root or --store given)" if not given else \
+        "the store" if given == ["store"] else "the benchmark metadata"
+    return SubmissionSpec(benchmark, int(width), int(height), spec.fps, videos, source)
 
 
 def _timesteps_from_metadata(benchmark: str, root: Path) -> dict[tuple[int, str], tuple[int, ...]]:

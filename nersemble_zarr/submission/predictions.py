@@ -355,8 +355,10 @@ def check_source(source: FrameSource, video: ExpectedVideo, spec: SubmissionSpec
             "give metadata or a store that holds this sequence."
         )
     if source.n_frames != video.n_frames:
+        hint = "; give the fetched folder (--root ROOT) or the store (--store STORE) the predictions follow" \
+            if spec.counts_from.startswith("the catalogue") else ""
         raise SubmissionError(
-            f"{video.entry} has {source.n_frames} frames; the benchmark metadata expects {video.n_frames}."
+            f"{video.entry} has {source.n_frames} frames; {spec.counts_from} expects {video.n_frames}{hint}."
         )
 
 
