@@ -24,12 +24,18 @@ def synthetic_predictions(folder: Path, size: str, seed: int, flame_dir: Path | 
     included, as export-submission and evaluate read it) and PRED/ (the FLAME meshes behind each SVFR image,
     evaluated with the model of --flame-dir: on the synthetic benchmark, the stand-in that `nersemble-zarr demo`
     writes to demo-output/flame-standin-NOT-FLAME)."""
+    from nersemble_zarr.errors import ConfigError
+    from nersemble_zarr.outputs import check_output_folder
     from nersemble_zarr.synthetic import config_of_size
     from nersemble_zarr.synthetic.predictions import write_predictions_store, write_svfr_meshes
 
     from .progress import progress_bar
 
     config = config_of_size(size, seed)
+    check_output_folder(folder, "predictions folder")
+    if not folder.parent.is_dir():
+        raise ConfigError(f"The folder {folder.parent} does not exist; create it first.")
+    folder.mkdir(exist_ok=True)
     written = []
     if config.nvs_participants or config.mono_participants:
         with progress_bar("rendering", "camera") as progress:

@@ -99,7 +99,11 @@ def test_hold_out_tiles_are_framed_in_red_and_black_and_train_tiles_show_the_fra
             np.testing.assert_array_equal(view, stored)
     captions = [label for label in sheet.labels if label.text.endswith("hold-out")]
     assert sorted(label.text.split()[0] for label in captions) == sorted(hold_out)
-    assert all(label.colour == HOLD_OUT_COLOUR for label in captions)
+    assert all(label.colour == (255, 255, 255) for label in captions)  # white on a red strip
+    for label in captions:
+        strip = sheet.pixels[label.y + 1 : label.y + 4, label.x : label.x + 20]
+        assert (strip == HOLD_OUT_COLOUR).all()
+    assert len({label.size for label in sheet.labels[:-1] if label.text != "no video"}) == 1  # one caption size
 
 
 def test_shrunk_tiles_are_block_averages(converted):
