@@ -39,20 +39,24 @@ def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...
 
     Resumable: finished sequences are skipped and an interrupted sequence continues where it stopped.
     """
+    from nersemble_zarr.errors import FlameError
     from nersemble_zarr.flame.write_all import complete_without_model, plan_meshes, write_meshes
     from nersemble_zarr.parallel import connect
 
     from .progress import progress_bar
 
-    if not overwrite:
-        complete = complete_without_model(store, participants=participants, sequences=sequences)
-        if complete is not None:
-            click.echo(f"{complete} sequence(s) with FLAME tracking, all already complete; nothing to do "
+    with connect(scheduler) as client:
+        try:
+            plan = plan_meshes(store, participants=participants, sequences=sequences, flame_dir=flame_dir,
+                               device=device, overwrite=overwrite)
+        except FlameError:  # no usable model: fine when there is nothing to compute
+            complete = None if overwrite else complete_without_model(store, participants=participants,
+                                                                     sequences=sequences)
+            if complete is None:
+                raise
+            click.echo(f"{complete} sequence(s) with FLAME tracking, {complete} already complete; nothing to do "
                        "(--overwrite recomputes them).")
             return
-    with connect(scheduler) as client:
-        plan = plan_meshes(store, participants=participants, sequences=sequences, flame_dir=flame_dir,
-                           device=device, overwrite=overwrite)
         if plan.model.assets.is_standin:
             click.echo("Warning: the model in the FLAME folder is the test STAND-IN, not FLAME.", err=True)
         click.echo(f"{len(plan.targets)} sequence(s) with FLAME tracking, {plan.n_complete} already complete.")

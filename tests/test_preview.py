@@ -240,4 +240,4 @@ def test_bad_requests_are_one_line_errors_and_write_nothing(converted, tmp_path,
 def test_a_missing_store_is_a_one_line_error(tmp_path):
     missing, output = tmp_path / "none.zarr", tmp_path / "r.png"
     result = CliRunner().invoke(cli, ["preview-rig", str(missing), "-p", "388", "-o", str(output)])
-    assert result.exit_code == 1 and "is not a zarr store" in result.output
+    assert result.exit_code == 2 and "is not a zarr store" in result.output  # a missing input path: a usage error

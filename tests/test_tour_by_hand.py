@@ -99,7 +99,7 @@ def test_complete_meshes_need_no_model_and_a_missing_model_points_at_the_standin
     run_cli("meshes", store, "--flame-dir", standin_dir, exit_code=0)
     before = tree_digest(store)
     done = run_cli("meshes", store, "--flame-dir", tmp_path / "nowhere", exit_code=0)
-    assert "all already complete" in done.output
+    assert "2 sequence(s) with FLAME tracking, 2 already complete; nothing to do" in done.output
     assert tree_digest(store) == before
 
 
@@ -186,7 +186,7 @@ def test_every_list_option_takes_commas_repeats_and_id_ranges(svfr_root, tmp_pat
     (("preview", "{store}", "-p", "999", "-o", "{tmp}/x.png"), 2, "Unknown participant 999"),
     (("preview", "{store}", "-p", "388", "-t", "999", "-o", "{tmp}/x.png"), 2, "Timestep 999"),
     (("export-mesh", "{store}", "-p", "393", "-s", "EXP-1-head", "-t", "999", "-o", "{tmp}/m.ply"), 2, "Timestep 999"),
-    (("export-submission", "{store}", "{tmp}/s.zip", "-b", "nvs", "--partial", "--resolution", "110x160"), 1,
+    (("export-submission", "{store}", "{tmp}/s.zip", "-b", "nvs", "--partial", "--store", "{store}"), 1,
      "no frame of camera"),
 ])
 def test_usage_errors_exit_2_and_runtime_errors_1(converted, tmp_path, arguments, code, fragment):

@@ -44,11 +44,11 @@ def collect_predictions(predictions: Any, spec: SubmissionSpec, *, partial: bool
     Without ``partial`` every video of the spec must be there; the error lists what is missing.
     """
     found = find_videos(predictions, spec)
-    if isinstance(predictions, (str, os.PathLike)) and (Path(predictions) / "zarr.json").is_file():
-        refuse_cameras_without_frames(Path(predictions), spec, found)
     expected = spec.by_key()
     for key, source in found.items():
         check_source(source, expected[key], spec)
+    if isinstance(predictions, (str, os.PathLike)) and (Path(predictions) / "zarr.json").is_file():
+        refuse_cameras_without_frames(Path(predictions), spec, found)
     missing = [video.entry for video in spec.videos if video.key not in found]
     if not found:
         raise SubmissionError(f"No {spec.benchmark} prediction was found in {_describe(predictions)}.")
