@@ -99,8 +99,9 @@ class IdList(click.ParamType):
             elif span and int(span.group(1)) <= int(span.group(2)) < int(span.group(1)) + MAX_RANGE:
                 ids.extend(map(RangeMember, range(int(span.group(1)), int(span.group(2)) + 1)))
             else:
-                self.fail(f"{shown(part)} in {shown(value)} is not an id or a range FROM-TO of ids (FROM <= TO, at "
-                          f"most {MAX_RANGE} ids), e.g. 388, 388,422 or 17-30.", param, ctx)
+                where = "" if part == str(value).strip() else f" (in {shown(value)})"
+                self.fail(f"{shown(part)}{where} is not a valid integer id or a range FROM-TO of ids (FROM <= TO, "
+                          f"at most {MAX_RANGE} ids), e.g. 388, 388,422 or 17-30.", param, ctx)
         return tuple(ids)
 
 

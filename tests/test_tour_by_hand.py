@@ -172,7 +172,7 @@ def test_every_list_option_takes_commas_repeats_and_id_ranges(svfr_root, tmp_pat
         reversed_range = run_cli("fetch", tmp_path / "R", "svfr", "-p", "30-17", "--url", server.url, exit_code=2)
     assert "20 files" in ranged.output and "33 files" in listed.output
     assert "No participant of 'svfr' lies in the range" in error_line(empty.output)
-    assert "'30-17'" in error_line(reversed_range.output)
+    assert "'30-17' is not a valid integer id or a range" in error_line(reversed_range.output)
     assert not (tmp_path / "R").exists()
     split = tmp_path / "split.json"
     run_cli("split", split, "-b", "nvs", "--cameras", "222200042,222200044", "--cameras", "222200040", exit_code=0)
