@@ -15,9 +15,11 @@ from .options import (
 @click.argument("root", type=click.Path(file_okay=False, exists=True))
 @click.argument("store")
 @list_option("--benchmark", "-b", "benchmarks", type=CommaList(catalogue.ALL_BENCHMARKS),
-             help="Benchmark(s) to convert: repeatable or comma-separated; default: every benchmark fetched under ROOT.")
+             help="Benchmark(s) to convert: repeatable or comma-separated; default: every benchmark fetched "
+                  "under ROOT.")
 @participant_option
-@list_option("--sequence", "-s", "sequences", help="Sequence name(s): repeatable or comma-separated; default: all fetched.")
+@list_option("--sequence", "-s", "sequences",
+             help="Sequence name(s): repeatable or comma-separated; default: all fetched.")
 @codec_option
 @click.option("--frames-per-chunk", type=click.IntRange(min=1), default=1, show_default=True,
               help="Frames per zarr chunk (the unit of a random read).")

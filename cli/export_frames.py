@@ -74,7 +74,8 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
         click.echo(f"Principal points moved to the image centre, largest residual {residual:.3f} px.")
 
 
-@click.command("combine-vhap", short_help="Combine `export-frames --format vhap` exports of one participant, as VHAP does.")
+@click.command("combine-vhap",
+               short_help="Combine `export-frames --format vhap` exports of one participant, as VHAP does.")
 @click.argument("target", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("sources", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--test", "tests", multiple=True, type=click.Path(file_okay=False, path_type=Path),

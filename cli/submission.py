@@ -48,7 +48,8 @@ resolution_option = click.option(
 )
 
 
-@click.command("export-submission", short_help="Encode predictions (store, image folder, GaussianAvatars renders, SVFR meshes) into a submission zip.")
+@click.command("export-submission", short_help="Encode predictions (store, image folder, GaussianAvatars renders, "
+                                                "SVFR meshes) into a submission zip.")
 @click.argument("predictions", type=click.Path(exists=True, path_type=Path))
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
 @benchmark_option

@@ -11,7 +11,8 @@ from .options import handle_errors, overwrite_flag
 from .synthetic import seed_option, size_option
 
 
-@click.command("synthetic-predictions", short_help="Write the synthetic benchmark's ground truth as predictions.zarr and PRED/.")
+@click.command("synthetic-predictions",
+               short_help="Write the synthetic benchmark's ground truth as predictions.zarr and PRED/.")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=".")
 @size_option
 @seed_option

@@ -11,9 +11,9 @@ A block is marked on the line before its fence with an HTML comment, which the r
 The server holds what ``nersemble-zarr synthetic OUT`` writes: the tiny video benchmarks and the SVFR images of
 participants 17 and 215. The README runs first (its tour as printed; the marker only fills in the URL), in an
 empty folder holding only what a reader brings (``predictions.zarr`` and SVFR meshes under ``PRED/`` from
-``nersemble-zarr synthetic-predictions``, ``renders/``, the FLAME model under ``~/.cache/FLAME`` and ``~/models/FLAME``), with a dask ``LocalCluster`` of two worker
-processes standing for the docs' cluster at ``tcp://HOST:8786`` (``$SCHEDULER``); each docs page then runs in a copy of the
-folder the README left. Bash blocks run with ``bash -e`` (``nersemble-zarr`` on the PATH), Python blocks as
+``nersemble-zarr synthetic-predictions``, ``renders/``, the FLAME model under ``~/.cache/FLAME`` and
+``~/models/FLAME``), with a dask ``LocalCluster`` of two worker processes standing for the docs' cluster at
+``tcp://HOST:8786`` (``$SCHEDULER``); each docs page then runs in a copy of the folder the README left. Bash blocks run with ``bash -e`` (``nersemble-zarr`` on the PATH), Python blocks as
 scripts (``__main__``); one test per snippet, in page order. The fetch commands read the server's URL from ``NERSEMBLE_BENCHMARK_URL``.
 """
 

@@ -124,7 +124,8 @@ def test_a_camera_whose_chunks_were_never_written_is_refused(synthetic_root, tmp
     images[1] = 0  # the fill value: zarr writes no chunk of an all-black camera
     xr.Dataset({"images": (("serial", "timestep", "y", "x", "channel"), images)},
                coords={"serial": np.array(HOLD_OUT, dtype=object)}).to_zarr(
-        store, group="nvs/388/GLASSES", zarr_format=3, consolidated=False, encoding={"images": {"chunks": (1, 6, 160, 110, 3)}})
+        store, group="nvs/388/GLASSES", zarr_format=3, consolidated=False,
+        encoding={"images": {"chunks": (1, 6, 160, 110, 3)}})
     consolidate(store)
     result = run_cli("export-submission", store, tmp_path / "s.zip", "-b", "nvs", "--root", synthetic_root,
                      "--partial", exit_code=1)

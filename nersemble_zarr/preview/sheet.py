@@ -79,7 +79,8 @@ def contact_sheet(
     group = schema.sequence_group_of(dataset.attrs)
     title = f"{group}  timestep {timestep}  dots: {overlay.description if overlay else 'none'}"
     # cells spread over the title's width, so no empty margin is left beside the grid
-    cell_w = max(tile_w + 2 * BORDER + GAP, widest_caption + GAP, math.ceil(_text_width(title, TITLE_FONT_SIZE) / columns))
+    cell_w = max(tile_w + 2 * BORDER + GAP, widest_caption + GAP,
+                 math.ceil(_text_width(title, TITLE_FONT_SIZE) / columns))
     cell_h = LABEL_HEIGHT + tile_h + 2 * BORDER + GAP
     sheet_w = max(columns * cell_w + GAP, _text_width(title, TITLE_FONT_SIZE) + 2 * GAP)
     caption_size = min(_fitting_size(caption, cell_w - GAP) for caption in captions)  # one size for every caption
@@ -102,7 +103,8 @@ def contact_sheet(
         colour = TRAIN_LABEL_COLOUR
         if split == "test":  # white on red: as legible as the train captions, and seen at a glance
             strip_w = min(cell_w - GAP, max(tile_w + 2 * BORDER, _text_width(caption, caption_size)))
-            pixels[top - BORDER - LABEL_HEIGHT : top - BORDER, left - BORDER : left - BORDER + strip_w] = HOLD_OUT_COLOUR
+            strip = pixels[top - BORDER - LABEL_HEIGHT : top - BORDER, left - BORDER : left - BORDER + strip_w]
+            strip[:] = HOLD_OUT_COLOUR
             colour = HOLD_OUT_LABEL_COLOUR
         labels.append(Label(left - BORDER, top - BORDER - LABEL_HEIGHT, caption, colour, caption_size))
         if not has_video:

@@ -51,7 +51,8 @@ def write_predictions_store(
         for benchmark, participant, sequence in sequences:
             cameras = []
             for serial in catalogue.SERIALS:
-                cameras.append(np.stack([rgb for rgb, _ in render_views(config, benchmark, participant, sequence, serial)]))
+                views = render_views(config, benchmark, participant, sequence, serial)
+                cameras.append(np.stack([rgb for rgb, _ in views]))
                 advance(progress, 1)
             images = xr.DataArray(np.stack(cameras), dims=("serial", "timestep", "y", "x", "channel"),
                                   coords={"serial": np.array(catalogue.SERIALS, dtype=object)})
