@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import click
 
-from .options import benchmark_choice, codec_option, handle_errors, participant_option, scheduler_option, workers_option
+from nersemble_zarr import catalogue
+
+from .options import (
+    CommaList, codec_option, handle_errors, list_option, participant_option, scheduler_option, workers_option,
+)
 
 
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False, exists=True))
 @click.argument("store")
-@click.option("--benchmark", "-b", "benchmarks", multiple=True, type=benchmark_choice,
-              help="Benchmark to convert (repeatable); default: every benchmark fetched under ROOT.")
+@list_option("--benchmark", "-b", "benchmarks", type=CommaList(catalogue.ALL_BENCHMARKS),
+             help="Benchmark(s) to convert: repeatable or comma-separated; default: every benchmark fetched "
+                  "under ROOT.")
 @participant_option
-@click.option("--sequence", "-s", "sequences", multiple=True, help="Sequence name (repeatable); default: all fetched.")
+@list_option("--sequence", "-s", "sequences",
+             help="Sequence name(s): repeatable or comma-separated; default: all fetched.")
 @codec_option
 @click.option("--frames-per-chunk", type=click.IntRange(min=1), default=1, show_default=True,
               help="Frames per zarr chunk (the unit of a random read).")

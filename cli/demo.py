@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -21,5 +24,9 @@ def demo(work: Path, size: str, workers: int) -> None:
 
     paths = run_demo(work, size=size, workers=workers, report=lambda line: click.echo(f"[demo] {line}"))
     click.echo(f"[demo] the FLAME stand-in model (not FLAME) is in {paths.flame_dir}: pass it as --flame-dir.")
-    click.echo(f"[demo] done. Open the store with: python -c \"import nersemble_zarr.store as nz; "
+    python = shlex.quote(sys.executable)  # the interpreter that has the package, whatever is on PATH
+    click.echo(f"[demo] done. Open the store with: {python} -c \"import nersemble_zarr.store as nz; "
                f"print(nz.open('{paths.store}'))\"")
+    command = Path(sys.executable).with_name("nersemble-zarr")
+    if shutil.which("nersemble-zarr") != str(command) and command.is_file():
+        click.echo(f"[demo] nersemble-zarr is {command}; `. {command.parent}/activate` puts it on your PATH.")

@@ -6,23 +6,25 @@ import click
 
 from nersemble_zarr.errors import shown
 
-from .options import handle_errors, participant_option, scheduler_option, workers_option
+from .options import CommaList, handle_errors, joined, list_option, participant_option, scheduler_option, workers_option
 
 
-def _parse_levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in value.split(",") if part.strip())
-    except ValueError:
-        raise click.BadParameter(f"{shown(value)} is not a comma-separated list of integers such as 2,4.") from None
+def _parse_levels(ctx: click.Context, param: click.Parameter, value) -> tuple[int, ...]:
+    parts = joined(ctx, param, value)
+    if not all(part.isdigit() for part in parts):
+        raise click.BadParameter(f"{shown(','.join(parts))} is not a comma-separated list of integers such as 2,4.")
+    return tuple(int(part) for part in parts)
 
 
 @click.command()
 @click.argument("store")
-@click.option("--levels", "-l", default="2,4", show_default=True, callback=_parse_levels,
-              help="Downsampling factors, comma-separated; each level is computed from the coarsest level it is a "
+@click.option("--levels", "-l", multiple=True, type=CommaList(), default=("2,4",), show_default=True,
+              callback=_parse_levels,
+              help="Downsampling factor(s): repeatable or comma-separated; each level is computed from the coarsest "
+                   "level it is a "
                    "multiple of (4 from 2).")
 @participant_option
-@click.option("--sequence", "-s", "sequences", multiple=True, help="Sequence name (repeatable); default: all.")
+@list_option("--sequence", "-s", "sequences", help="Sequence name(s): repeatable or comma-separated; default: all.")
 @scheduler_option
 @workers_option
 @handle_errors

@@ -9,25 +9,21 @@ import click
 from nersemble_zarr.errors import ConfigError
 from nersemble_zarr.outputs import claim_output_file
 
-from .options import handle_errors, overwrite_file_option, scheduler_option, workers_option
+from .options import (
+    CommaList, handle_errors, joined, list_option, overwrite_file_option, scheduler_option, workers_option,
+)
 
 BENCHMARKS = ("nvs", "mono_flame_avatar")  # the benchmarks with image predictions
 
 
-def _list(value: str | None) -> tuple[str, ...] | None:
-    return tuple(part.strip() for part in value.split(",") if part.strip()) if value else None
-
-
-def _timesteps(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
-    parts = _list(value)
-    if parts is None:
-        return None
+def _timesteps(ctx: click.Context, param: click.Parameter, value) -> tuple[int, ...]:
+    parts = joined(ctx, param, value)
     if not all(part.isdigit() for part in parts):
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of frame indices, e.g. 0,30,60.")
+        raise click.BadParameter(f"{', '.join(parts)} is not a comma-separated list of frame indices, e.g. 0,30,60.")
     return tuple(int(part) for part in parts)
 
 
-@click.command("evaluate")
+@click.command("evaluate", short_help="Score predictions against the store's ground truth: PSNR, SSIM, LPIPS, JOD.")
 @click.argument("predictions", type=click.Path(exists=True, path_type=Path))
 @click.option("--store", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Converted store holding the ground truth.")
@@ -36,8 +32,10 @@ def _timesteps(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="Validation split (JSON file or a store holding one): evaluate only its validation frames.")
 @click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Evaluate every N-th stored frame.")
-@click.option("--timesteps", callback=_timesteps, help="Comma-separated original frame indices to evaluate.")
-@click.option("--cameras", help="Comma-separated camera serials to evaluate; default: every predicted camera.")
+@click.option("--timesteps", multiple=True, type=CommaList(), callback=_timesteps,
+              help="Original frame indices to evaluate: repeatable or comma-separated; default: every stored frame.")
+@list_option("--cameras", help="Camera serial(s) to evaluate: repeatable or comma-separated; default: every predicted "
+                               "camera.")
 @click.option("--no-lpips", is_flag=True, help="Skip LPIPS.")
 @click.option("--no-jod", is_flag=True, help="Skip JOD (FovVideoVDP, the slowest metric).")
 @click.option("--device", help="Torch device for the metrics, e.g. cpu or cuda; default: cuda when available.")
@@ -63,7 +61,7 @@ def evaluate(predictions, store, benchmark, split_source, every, timesteps, came
                    inputs=(predictions, store, *([split_source] if split_source else [])))
     with connect(scheduler) as client, progress_bar("evaluate", "video") as progress:
         result = run_evaluation(
-            predictions, store, benchmark, every=every, timesteps=timesteps, cameras=_list(cameras),
+            predictions, store, benchmark, every=every, timesteps=timesteps or None, cameras=cameras or None,
             validation=split_source, lpips=not no_lpips, jod=not no_jod, device=device, workers=workers,
             client=client, progress=progress,
         )
@@ -96,8 +94,8 @@ def _claim_outputs(outputs: dict[str, Path | None], overwrite: bool, inputs: tup
 @click.command("split")
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--benchmark", "-b", type=click.Choice(BENCHMARKS), required=True, help="Benchmark of the split.")
-@click.option("--cameras", help="Comma-separated train camera serials to hold out (NVS).")
-@click.option("--sequences", help="Comma-separated train sequences to hold out (mono_flame_avatar).")
+@list_option("--cameras", help="Train camera serial(s) to hold out (NVS): repeatable or comma-separated.")
+@list_option("--sequences", help="Train sequence(s) to hold out (mono_flame_avatar): repeatable or comma-separated.")
 @click.option("--trailing-frames", type=click.IntRange(min=0), default=0, show_default=True,
               help="Hold out the last N stored frames of every sequence.")
 @overwrite_file_option
@@ -107,6 +105,6 @@ def split(target, benchmark, cameras, sequences, trailing_frames, overwrite):
     FrameDataset, export-frames and evaluate then hold out the same frames."""
     from nersemble_zarr.evaluation import ValidationSplit, write_split
 
-    chosen = ValidationSplit(benchmark, _list(cameras) or (), _list(sequences) or (), trailing_frames)
+    chosen = ValidationSplit(benchmark, cameras, sequences, trailing_frames)
     write_split(chosen, target, overwrite=overwrite)
     click.echo(f"Wrote the {benchmark} validation split into {target}.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import handle_errors, scheduler_option, workers_option
+from .options import handle_errors, list_option, scheduler_option, workers_option
 
 
 @click.command("export-frames")
@@ -23,15 +23,15 @@ from .options import handle_errors, scheduler_option, workers_option
               help="Resolution level: 1 = full resolution, s = written by `nersemble-zarr downsample --levels s`.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
               help="Keep every N-th stored frame; files and timestep_index keep the original frame indices.")
-@click.option("--serials", default=None, help="Comma-separated camera serials; default: every camera.")
+@list_option("--serials", help="Camera serial(s): repeatable or comma-separated; default: every camera.")
 @click.option("--background", type=click.Choice(["black", "white", "none"]), default="black", show_default=True,
               help="Composite images on black or white, or write RGBA PNGs (none).")
 @click.option("--split", "split_source", type=click.Path(exists=True, path_type=Path), default=None,
               help="Validation split (JSON file or store, see `nersemble-zarr split`): its frames go to "
                    "transforms_val.json and transforms_test.json (vhap) or val/test_filenames (nerfstudio).")
 @click.option("--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with flame2023.pkl (default ~/.cache/FLAME); --format vhap needs FLAME's root joint "
-                   "for a sequence with tracking.")
+              help="Folder with flame2023.pkl (default: $NERSEMBLE_FLAME_DIR, else ~/.cache/FLAME); --format vhap "
+                   "needs FLAME's root joint for a sequence with tracking.")
 @click.option("--centre-principal-point", is_flag=True,
               help="Crop/pad each camera's frames by whole pixels so its principal point is within half a pixel of "
                    "the image centre (GaussianAvatars assumes it there); cx, cy are adjusted.")
@@ -56,11 +56,10 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
     format_, note = resolve_format(format_)
     if note is not None:
         click.echo(f"Warning: {note}", err=True)
-    serial_list = tuple(part.strip() for part in serials.split(",") if part.strip()) if serials else None
     with connect(scheduler) as client, progress_bar("export-frames", "chunk") as progress:
         summary = run_export(
             store, out, format=format_, participant=participant, sequence=sequence, level=level, stride=stride,
-            serials=serial_list, background=background, validation=split_source, workers=workers,
+            serials=serials or None, background=background, validation=split_source, workers=workers,
             flame_dir=flame_dir, centre_principal_point=centre_principal_point, render_target=render_target,
             client=client,
             progress=progress,
@@ -75,7 +74,8 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
         click.echo(f"Principal points moved to the image centre, largest residual {residual:.3f} px.")
 
 
-@click.command("combine-vhap")
+@click.command("combine-vhap",
+               short_help="Combine `export-frames --format vhap` exports of one participant, as VHAP does.")
 @click.argument("target", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("sources", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--test", "tests", multiple=True, type=click.Path(file_okay=False, path_type=Path),

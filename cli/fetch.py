@@ -9,8 +9,8 @@ import click
 from nersemble_zarr.errors import shown
 
 from .options import (
-    benchmark_argument, configure_logging, handle_errors, overwrite_option, participant_option, verbose_option,
-    workers_option,
+    benchmark_argument, configure_logging, handle_errors, list_option, overwrite_flag, participant_option,
+    verbose_option, workers_option,
 )
 
 
@@ -34,9 +34,9 @@ class FramesType(click.ParamType):
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @benchmark_argument
 @participant_option
-@click.option(
-    "--assets", "-a", multiple=True,
-    help="Asset to fetch (repeatable or comma-separated; 'all' for every one); default: the official defaults.",
+@list_option(
+    "--assets", "-a",
+    help="Asset(s) to fetch: repeatable or comma-separated ('all' for every one); default: the official defaults.",
 )
 @click.option(
     "--pointcloud-frames", type=FramesType(), default="0", show_default=True,
@@ -50,7 +50,8 @@ class FramesType(click.ParamType):
 @click.option("--url-file", metavar="PATH",
               help="Read the access URL from the first line of PATH ('-': standard input), overriding "
                    "$NERSEMBLE_BENCHMARK_URL and the .env file.")
-@overwrite_option
+@overwrite_flag("Download every file again from its start, complete ones included (default: skip complete files, "
+                "resume partial ones).")
 @verbose_option
 @handle_errors
 def fetch(root: Path, benchmark: str, participants: tuple[int, ...], assets: tuple[str, ...],
@@ -65,8 +66,7 @@ def fetch(root: Path, benchmark: str, participants: tuple[int, ...], assets: tup
     configure_logging(verbose)
     if url_file is not None:
         url = read_url_file(url_file)
-    names = [name for value in assets for name in value.split(",") if name]
-    chosen_assets = None if not names else "all" if names == ["all"] else names
+    chosen_assets = None if not assets else "all" if assets == ("all",) else list(assets)
     bar = _Bar(f"fetch {benchmark}", enabled=not dry_run)
     try:
         try:
@@ -78,7 +78,8 @@ def fetch(root: Path, benchmark: str, participants: tuple[int, ...], assets: tup
         finally:
             bar.close()
     except fetching.FetchIncomplete as error:
-        _report(error.summary)
+        if not error.not_served:  # else the error is the whole story: nothing of the benchmark is there
+            _report(error.summary)
         raise
     _report(summary)
 

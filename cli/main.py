@@ -10,6 +10,7 @@ import click
 COMMANDS = {
     "demo": "demo:demo",
     "synthetic": "synthetic:synthetic",
+    "synthetic-predictions": "synthetic_predictions:synthetic_predictions",
     "serve-synthetic": "serve:serve_synthetic",
     "fetch": "fetch:fetch",
     "convert": "convert:convert",
@@ -41,6 +42,13 @@ class LazyGroup(click.Group):
         module_name, attribute = COMMANDS[name].split(":")
         module = importlib.import_module(f"nersemble_zarr.cli.{module_name}")
         return getattr(module, attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list with each summary whole (click would cut them to the terminal width with "...")."""
+        rows = [(name, self.get_command(ctx, name).get_short_help_str(limit=10**6)) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     @staticmethod
     def _available(name: str) -> bool:

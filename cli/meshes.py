@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from .options import (
-    ParticipantId, handle_errors, overwrite_file_option, overwrite_option, participant_option, scheduler_option,
+    ParticipantId, handle_errors, list_option, overwrite_file_option, overwrite_flag, participant_option,
+    scheduler_option,
 )
 
 flame_dir_option = click.option(
@@ -22,15 +23,15 @@ device_option = click.option(
 @click.command()
 @click.argument("store", type=click.Path(path_type=Path))
 @participant_option
-@click.option("--sequence", "-s", "sequences", multiple=True, help="Sequence name (repeatable); default: all.")
+@list_option("--sequence", "-s", "sequences", help="Sequence name(s): repeatable or comma-separated; default: all.")
 @flame_dir_option
 @device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Timesteps per batch (default: from free GPU memory, or 64 on CPU).")
+              help="Timesteps per batch (default: from free GPU memory, or 128 on CPU).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch (default: torch's, one per core); 1 is fastest on a busy shared CPU.")
 @scheduler_option
-@overwrite_option
+@overwrite_flag("Recompute the meshes of complete sequences too (default: keep them).")
 @handle_errors
 def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...], flame_dir: Path | None,
            device: str, batch_size: int | None, threads: int | None, scheduler: str | None, overwrite: bool) -> None:
@@ -38,14 +39,24 @@ def meshes(store: Path, participants: tuple[int, ...], sequences: tuple[str, ...
 
     Resumable: finished sequences are skipped and an interrupted sequence continues where it stopped.
     """
-    from nersemble_zarr.flame.write_all import plan_meshes, write_meshes
+    from nersemble_zarr.errors import FlameError
+    from nersemble_zarr.flame.write_all import complete_without_model, plan_meshes, write_meshes
     from nersemble_zarr.parallel import connect
 
     from .progress import progress_bar
 
     with connect(scheduler) as client:
-        plan = plan_meshes(store, participants=participants, sequences=sequences, flame_dir=flame_dir,
-                           device=device, overwrite=overwrite)
+        try:
+            plan = plan_meshes(store, participants=participants, sequences=sequences, flame_dir=flame_dir,
+                               device=device, overwrite=overwrite)
+        except FlameError:  # no usable model: fine when there is nothing to compute
+            complete = None if overwrite else complete_without_model(store, participants=participants,
+                                                                     sequences=sequences)
+            if complete is None:
+                raise
+            click.echo(f"{complete} sequence(s) with FLAME tracking, {complete} already complete; nothing to do "
+                       "(--overwrite recomputes them).")
+            return
         if plan.model.assets.is_standin:
             click.echo("Warning: the model in the FLAME folder is the test STAND-IN, not FLAME.", err=True)
         click.echo(f"{len(plan.targets)} sequence(s) with FLAME tracking, {plan.n_complete} already complete.")

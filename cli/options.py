@@ -11,6 +11,7 @@ from typing import Callable
 import click
 
 from nersemble_zarr import catalogue
+from nersemble_zarr.catalogue import RangeMember
 from nersemble_zarr.frame_codecs import DEFAULT_FRAME_CODEC, FRAME_CODECS
 from nersemble_zarr.errors import NersembleError, shown
 
@@ -18,10 +19,13 @@ debug_option = click.option("--debug", is_flag=True, help="Show full tracebacks 
 workers_option = click.option(
     "--workers", "-j", type=click.IntRange(min=1), default=4, show_default=True, help="Parallel workers."
 )
-overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs instead of skipping them.")
-overwrite_file_option = click.option(
-    "--overwrite", is_flag=True, help="Replace an existing output file (without it, an existing file is refused)."
-)
+def overwrite_flag(help_text: str):
+    """``--overwrite``, with what it replaces on this command (commands differ: re-download, recompute, replace)."""
+    return click.option("--overwrite", is_flag=True, help=help_text)
+
+
+overwrite_option = overwrite_flag("Replace existing outputs instead of skipping them.")
+overwrite_file_option = overwrite_flag("Replace an existing output file (without it, an existing file is refused).")
 verbose_option = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 benchmark_choice = click.Choice(catalogue.ALL_BENCHMARKS)
 benchmark_argument = click.argument("benchmark", type=benchmark_choice)
@@ -50,9 +54,80 @@ class ParticipantId(click.ParamType):
         return int(text)
 
 
-participant_option = click.option(
-    "--participant", "-p", "participants", multiple=True, type=ParticipantId(),
-    help="Participant id (repeatable); default: all participants of the benchmark.",
+MAX_RANGE = 10_000  # ids one range may name
+
+
+class CommaList(click.ParamType):
+    """One use of a repeatable option: a value or comma-separated values (``a,b``), optionally from ``choices``."""
+
+    name = "TEXT[,TEXT...]"
+
+    def __init__(self, choices: tuple[str, ...] | None = None) -> None:
+        self.choices = choices
+        if choices:
+            self.name = "{" + "|".join(choices) + "}[,...]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = tuple(part.strip() for part in str(value).split(",") if part.strip())
+        if not parts:
+            self.fail(f"{shown(value)} names nothing; give one value or several separated by commas.", param, ctx)
+        for part in parts:
+            if self.choices and part not in self.choices:
+                self.fail(f"{shown(part)} is not one of {', '.join(self.choices)}.", param, ctx)
+        return parts
+
+
+class IdList(click.ParamType):
+    """One use of a repeatable id option: ``388``, ``388,422`` or a range ``17-30`` (both ends included; of a
+    range, only the ids a benchmark has are taken)."""
+
+    name = "ID[,ID|FROM-TO...]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        if isinstance(value, int):
+            return (value,)
+        ids: list[int] = []
+        for part in (part.strip() for part in str(value).split(",")):
+            single = re.fullmatch(r"[0-9]{1,9}", part)
+            span = re.fullmatch(r"([0-9]{1,9})\s*-\s*([0-9]{1,9})", part)
+            if single:
+                ids.append(int(part))
+            elif span and int(span.group(1)) <= int(span.group(2)) < int(span.group(1)) + MAX_RANGE:
+                ids.extend(map(RangeMember, range(int(span.group(1)), int(span.group(2)) + 1)))
+            else:
+                where = "" if part == str(value).strip() else f" (in {shown(value)})"
+                self.fail(f"{shown(part)}{where} is not a valid integer id or a range FROM-TO of ids (FROM <= TO, "
+                          f"at most {MAX_RANGE} ids), e.g. 388, 388,422 or 17-30.", param, ctx)
+        return tuple(ids)
+
+
+def joined(ctx: click.Context, param: click.Parameter, value) -> tuple:
+    """The values of every use of a repeatable comma-list option, in order, each once (an id named on its own
+    wins over the same id of a range)."""
+    items: dict = {}
+    for used in value or ():
+        for item in used:
+            if isinstance(items.get(item), RangeMember) and not isinstance(item, RangeMember):
+                items[item] = item  # same place, now named on its own
+            else:
+                items.setdefault(item, item)
+    return tuple(items.values())
+
+
+def list_option(*declarations: str, type: click.ParamType | None = None, **settings):
+    """A repeatable option whose uses may each be comma-separated (ids also take ranges): the one convention
+    of every option that takes several values, e.g. ``-p 388,422 -p 17-30``."""
+    return click.option(*declarations, multiple=True, type=type or CommaList(), callback=joined, **settings)
+
+
+participant_option = list_option(
+    "--participant", "-p", "participants", type=IdList(),
+    help="Participant id(s): repeatable, comma-separated or a range (-p 388,422, -p 17-30); default: all "
+         "participants of the benchmark.",
 )
 
 

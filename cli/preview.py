@@ -27,7 +27,8 @@ output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, p
                              help="PNG file to write, in an existing folder (an existing file only with --overwrite).")
 
 
-@click.command()
+@click.command(short_help="Contact sheet of every camera at one timestep: hold-out cameras in red, mesh or points "
+                          "overlaid.")
 @click.argument("store")
 @participant_option
 @sequence_option

@@ -8,7 +8,9 @@ import click
 
 from nersemble_zarr.errors import ConfigError, SubmissionError, shown
 
-from .options import benchmark_choice, handle_errors, overwrite_option, scheduler_option, workers_option
+from .options import (
+    CommaList, benchmark_choice, handle_errors, list_option, overwrite_flag, scheduler_option, workers_option,
+)
 from .progress import progress_bar
 
 
@@ -35,17 +37,19 @@ store_option = click.option(
 partial_option = click.option(
     "--partial", is_flag=True, help="Allow a subset of the benchmark's videos (svfr: of a task's 391 meshes)."
 )
-task_option = click.option(
-    "--task", "tasks", multiple=True, type=click.Choice(["posed", "neutral"]),
-    help="svfr: the task(s) to take from PREDICTIONS (repeatable); default: every task found.",
+task_option = list_option(
+    "--task", "tasks", type=CommaList(("posed", "neutral")),
+    help="svfr: the task(s) to take from PREDICTIONS (repeatable or comma-separated); default: every task found.",
 )
 resolution_option = click.option(
     "--resolution", metavar="WIDTHxHEIGHT", callback=_parse_resolution,
-    help="Expected frame size instead of the benchmark's (1100x1604 nvs, 512x512 mono); for previews and tests.",
+    help="Expected frame size; default: that of the videos under --root or the frames in --store (the synthetic "
+         "benchmark's own), else the benchmark's (1100x1604 nvs, 512x512 mono).",
 )
 
 
-@click.command("export-submission")
+@click.command("export-submission", short_help="Encode predictions (store, image folder, GaussianAvatars renders, "
+                                                "SVFR meshes) into a submission zip.")
 @click.argument("predictions", type=click.Path(exists=True, path_type=Path))
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
 @benchmark_option
@@ -56,11 +60,13 @@ resolution_option = click.option(
 @task_option
 @workers_option
 @scheduler_option
-@overwrite_option
-@click.option("--render-target", "render_targets", multiple=True,
+@overwrite_flag("Replace an existing OUTPUT, once the new zip has validated (default: an existing OUTPUT is "
+                "refused).")
+@click.option("--render-target-dir", "--render-target", "render_targets", multiple=True, metavar="DIRECTORY",
               type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="PREDICTIONS is a GaussianAvatars model folder: take the views it rendered for this render target "
-                   "(export-frames --format vhap --render-target); repeatable, one per sequence.")
+              help="PREDICTIONS is a GaussianAvatars model folder: take the views it rendered for the render target "
+                   "DIRECTORY (the folder `export-frames --format vhap --render-target` wrote); repeatable, one per "
+                   "sequence.")
 @handle_errors
 def export_submission(
     predictions: Path, output: Path, benchmark: str, root: Path | None, store: Path | None, partial: bool,
@@ -68,7 +74,7 @@ def export_submission(
     render_targets: tuple[Path, ...],
 ) -> None:
     """Encode PREDICTIONS (a zarr store laid out like a converted one, a folder of images
-    PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png, or with --render-target a GaussianAvatars
+    PRED/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png, or with --render-target-dir a GaussianAvatars
     model folder) into the submission zip OUTPUT.
 
     For svfr, PREDICTIONS mirrors the fetched svfr folder: PRED/{participant:03d}/{sequence}_{timestep}_{serial}/
@@ -96,7 +102,7 @@ def export_submission(
 
 
 @click.command("validate-submission")
-@click.argument("zip_path", metavar="ZIP", type=click.Path(path_type=Path))
+@click.argument("zip_path", metavar="ZIP", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @benchmark_option
 @root_option
 @store_option

@@ -183,12 +183,28 @@ def participants(benchmark: str) -> tuple[int, ...]:
     return tuple(NVS_SEQUENCES) if benchmark == "nvs" else MONO_PARTICIPANTS
 
 
+class RangeMember(int):
+    """A participant id named by a range (``-p 17-30``): selected where the benchmark has it, else left out."""
+
+
+def _without_range_misses(requested: tuple[int, ...], known: Iterable[int], what: str) -> tuple[int, ...]:
+    """``requested`` less the range members that are not ``known``; a CatalogueError if nothing is left."""
+    known = set(known)
+    kept = tuple(p for p in requested if p in known or not isinstance(p, RangeMember))
+    if requested and not kept:
+        raise CatalogueError(
+            f"No participant of {what} lies in the range(s) asked for ({min(requested)}..{max(requested)})."
+        )
+    return kept
+
+
 def check_participants(benchmark: str, requested: Iterable[int] | None) -> tuple[int, ...]:
-    """Validate requested participant ids (None means all) against the catalogue."""
+    """Validate requested participant ids (None means all) against the catalogue; ids of a range
+    (``RangeMember``) that the benchmark lacks are left out."""
     known = participants(benchmark)
     if requested is None:
         return known
-    requested = tuple(requested)
+    requested = _without_range_misses(tuple(requested), known, repr(benchmark))
     unknown = [p for p in requested if p not in known]
     if unknown:
         raise CatalogueError(
@@ -208,7 +224,9 @@ def split_selection(
     has is a CatalogueError naming it.
     """
     benchmarks = tuple(check_benchmark(b, ALL_BENCHMARKS) for b in benchmarks)
-    wanted_p = None if participant_ids is None else tuple(int(p) for p in participant_ids)
+    wanted_p = None if participant_ids is None else _without_range_misses(
+        tuple(participant_ids), (p for b in benchmarks for p in participants(b)), " or ".join(benchmarks))
+    wanted_p = None if wanted_p is None else tuple(int(p) for p in wanted_p)
     wanted_s = None if sequence_names is None else tuple(sequence_names)
     known_s = {b: _selectable_sequences(b) for b in benchmarks}
     for value in wanted_p or ():

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 
 class NersembleError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    Exit codes: 2 for a usage error (the command line names an option value, a participant, sequence,
+    timestep or an input path that is not valid or not there), 1 for a runtime failure (a file's content,
+    the server, the disk, a lock), as the CLI documents.
+    """
 
     exit_code = 1
 
@@ -20,7 +25,7 @@ class ConfigError(NersembleError):
 
 
 class CatalogueError(NersembleError):
-    """An unknown benchmark, participant, sequence, serial or asset name."""
+    """An unknown benchmark, participant, sequence, serial, timestep or asset name."""
 
     exit_code = 2
 
@@ -58,6 +63,12 @@ class OutputError(NersembleError):
 
 class StoreError(NersembleError):
     """A store that is missing, not ours, from a newer format version, or incomplete."""
+
+
+class MissingStore(StoreError):
+    """A store path where nothing is: the command line named a store that is not there (a usage error)."""
+
+    exit_code = 2
 
 
 class CodecConfigError(StoreError, ValueError):

@@ -130,16 +130,16 @@ def _codec_name(array: zarr.Array) -> str:
 def format_inventory(inv: StoreInventory) -> str:
     """Human-readable tree of the inventory."""
     lines = [f"{inv.store}  (format {inv.attrs.get(schema.FORMAT_ATTR)}, {human_bytes(inv.stored_bytes)} stored)"]
+    rows = {id(a): _array_columns(a) for seq in inv.sequences for a in seq.arrays}
+    widths = [max((len(row[i]) for row in rows.values()), default=0) for i in range(6)]  # every column lines up
     for seq in inv.sequences:
         state = "LOST DATA" if seq.lost_chunk else "complete" if seq.converted else "INCOMPLETE"
         lines.append(f"  /{seq.path}  [{state}]")
         lines.extend(f"    {line}" for line in _contents(seq))
         for a in seq.arrays:
-            chunking = f"chunks {tuple(a.chunks)}" + (f" in shards {tuple(a.shards)}" if a.shards else "")
-            lines.append(
-                f"    {a.name:<22} {str(tuple(a.dims)):<48} {str(tuple(a.shape)):<28} {a.dtype:<6} "
-                f"{chunking}  {a.codec}  {human_bytes(a.stored_bytes)}"
-            )
+            cells = rows[id(a)]
+            lines.append("    " + "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)) +
+                         f"  {human_bytes(a.stored_bytes)}")
         for name, serials in seq.cameras_missing.items():
             if serials:
                 what = "images" if seq.path.startswith(f"{catalogue.SVFR}/") else "cameras"
@@ -150,6 +150,12 @@ def format_inventory(inv: StoreInventory) -> str:
         lines.append(f"  not in the store ({len(inv.missing_sequences)} of the catalogue's sequences):")
         lines.extend(f"    {line}" for line in _missing_lines(inv.missing_sequences))
     return "\n".join(lines)
+
+
+def _array_columns(a) -> tuple[str, str, str, str, str, str]:
+    """An array's name, dims, shape, dtype, chunking and codec, as the columns of its line."""
+    chunking = f"chunks {tuple(a.chunks)}" + (f" in shards {tuple(a.shards)}" if a.shards else "")
+    return a.name, str(tuple(a.dims)), str(tuple(a.shape)), str(a.dtype), chunking, a.codec
 
 
 def _contents(seq: SequenceInfo) -> list[str]:
@@ -180,6 +186,6 @@ def _missing_lines(missing: list[str]) -> list[str]:
             whole.setdefault(benchmark, []).append(str(participant))
         else:
             lines.append(f"{benchmark}/{participant}: {counted(len(sequences), 'sequence')} ({listed(sequences, 4)})")
-    svfr_line = [f"{catalogue.SVFR}: participant(s) {', '.join(f'{catalogue.SVFR}/{p}' for p in svfr)}"] if svfr else []
+    svfr_line = [f"{catalogue.SVFR}: every image of participant(s) {', '.join(svfr)}"] if svfr else []
     return [f"{b}: every sequence of participant(s) {', '.join(ps)}" for b, ps in whole.items()] + lines + svfr_line
 

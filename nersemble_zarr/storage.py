@@ -23,7 +23,7 @@ import xarray as xr
 import zarr
 
 from . import __version__, catalogue, integrity, schema, store_metadata
-from .errors import CodecConfigError, StoreError
+from .errors import CodecConfigError, MissingStore, StoreError
 from .locking import folder_lock
 from .outputs import kind_of
 
@@ -64,7 +64,8 @@ def _mapped_errors(store: StoreLike, path: str = "", kind: str = "group") -> Ite
         raise StoreError(f"Cannot open {where}: {sentence[:1].lower()}{sentence[1:]}") from error
     except _NOT_A_NODE as error:
         if not path or not _root_exists(store):
-            raise StoreError(not_a_store_sentence(store)) from error
+            missing = not _is_remote(store_path(store)) and not os.path.lexists(store_path(store))
+            raise (MissingStore if missing else StoreError)(not_a_store_sentence(store)) from error
         raise StoreError(
             f"The store {store_path(store)} has no readable {kind} {path}; write it first "
             "(`nersemble-zarr convert`, `downsample` or `meshes`)."

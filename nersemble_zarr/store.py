@@ -10,7 +10,8 @@ import xarray as xr
 
 from . import catalogue, schema, storage
 from .chunk_reader import stored_frames
-from .errors import StoreError, shown
+from .errors import CatalogueError, StoreError, shown
+from .units import listed
 from .storage import StoreLike, consolidate, prepare_store, read_root_attrs, sequence_keys
 
 # Where a Dataset from `sequence` lives, kept in its encoding for `frame`.
@@ -44,6 +45,12 @@ def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name:
         if benchmark != "nvs":
             raise StoreError("The mono_flame_avatar benchmark has many sequences per participant; name one.")
         sequence_name = catalogue.NVS_SEQUENCES[participant]
+    known = catalogue.sequences(benchmark, participant)
+    if sequence_name not in known:
+        raise CatalogueError(
+            f"Participant {participant} of {benchmark} has no sequence {shown(sequence_name)}; its sequences: "
+            f"{listed(known)}."
+        )
     path = schema.sequence_group(benchmark, participant, sequence_name)
     try:
         dataset = tree[path].to_dataset()

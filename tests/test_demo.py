@@ -20,6 +20,11 @@ def test_demo_runs_end_to_end_and_a_rerun_skips_everything(tmp_path):
     assert any("fetch svfr: 33 files: 33 downloaded" in line for line in lines), lines
     assert any("submission svfr:" in line and "66 valid meshes" in line for line in lines), lines
     assert "http://" not in first.stdout + first.stderr  # the access URL stays secret
+    # the closing hint runs as printed in a shell whose PATH has only the system's python (issue 23, point 3)
+    hint = next(line for line in lines if "Open the store with: " in line).split("Open the store with: ", 1)[1]
+    opened = subprocess.run(["bash", "-c", hint], capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert opened.returncode == 0 and "DataTree" in opened.stdout, opened.stderr
 
     tree = store_module.open(work / "nersemble.zarr")
     assert {"nvs", "mono_flame_avatar", "svfr"} <= set(tree.children)

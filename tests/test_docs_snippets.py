@@ -8,11 +8,12 @@ A block is marked on the line before its fence with an HTML comment, which the r
   synthetic benchmark (its frame size, its one participant per benchmark);
 * ``<!-- skip: REASON -->``: not run (needs the real data, a GPU, a cluster, or is a syntax summary).
 
-The server holds the tiny video benchmarks and the tiny SVFR one (participants 17 and 215). The README runs
-first, in an empty folder holding only what a reader brings (``predictions.zarr``, ``renders/``, SVFR meshes
-under ``PRED/``, the FLAME model under ``~/.cache/FLAME`` and ``~/models/FLAME``), with a dask ``LocalCluster`` of two worker
-processes standing for the docs' cluster at ``tcp://HOST:8786`` (``$SCHEDULER``); each docs page then runs in a copy of the
-folder the README left. Bash blocks run with ``bash -e`` (``nersemble-zarr`` on the PATH), Python blocks as
+The server holds what ``nersemble-zarr synthetic OUT`` writes: the tiny video benchmarks and the SVFR images of
+participants 17 and 215. The README runs first (its tour as printed; the marker only fills in the URL), in an
+empty folder holding only what a reader brings (``predictions.zarr`` and SVFR meshes under ``PRED/`` from
+``nersemble-zarr synthetic-predictions``, ``renders/``, the FLAME model under ``~/.cache/FLAME`` and
+``~/models/FLAME``), with a dask ``LocalCluster`` of two worker processes standing for the docs' cluster at
+``tcp://HOST:8786`` (``$SCHEDULER``); each docs page then runs in a copy of the folder the README left. Bash blocks run with ``bash -e`` (``nersemble-zarr`` on the PATH), Python blocks as
 scripts (``__main__``); one test per snippet, in page order. The fetch commands read the server's URL from ``NERSEMBLE_BENCHMARK_URL``.
 """
 
@@ -26,7 +27,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from nersemble_zarr.synthetic.server import serve
@@ -94,20 +94,26 @@ def test_every_snippet_is_marked_runnable_or_says_why_not():
 
 # ---------------------------------------------------------------- running
 @pytest.fixture(scope="session")
-def docs_world(tmp_path_factory, synthetic_root, svfr_root, synthetic_config, svfr_config, standin_dir):
-    """The environment of a reader: the synthetic benchmark (the tiny video benchmarks and the tiny SVFR one)
-    behind a URL, a home with the FLAME model, and a working folder holding their predictions."""
+def docs_world(tmp_path_factory, synthetic_root, svfr_root, standin_dir):
+    """The environment of a reader: the synthetic benchmark that `nersemble-zarr synthetic OUT` writes (the tiny
+    video benchmarks and the SVFR images of participants 17 and 215) behind a URL, a home with the FLAME model,
+    and a working folder holding the predictions that `nersemble-zarr synthetic-predictions` writes."""
+    from nersemble_zarr.synthetic import SyntheticConfig, expected_files
+
     base = tmp_path_factory.mktemp("docs")
     served = base / "server"
     for root in (synthetic_root, svfr_root):
         shutil.copytree(root, served, dirs_exist_ok=True)
+    assert {p.relative_to(served).as_posix() for p in served.rglob("*") if p.is_file()} == \
+        set(expected_files(SyntheticConfig.tour()))  # what `nersemble-zarr synthetic OUT` serves
     home = base / "home"
     for folder in (home / ".cache" / "FLAME", home / "models" / "FLAME"):
         shutil.copytree(standin_dir, folder)
     reader = base / "reader"
     reader.mkdir()
-    write_predictions(reader, synthetic_config)
-    write_svfr_meshes(reader / "PRED", base / "svfr_meshes.zip", svfr_config, standin_dir)
+    subprocess.run([sys.executable, "-m", "nersemble_zarr.cli", "synthetic-predictions", "--flame-dir",
+                    str(standin_dir)], cwd=reader, check=True, capture_output=True, timeout=BLOCK_TIMEOUT_S)
+    write_renders(reader)
     from distributed import LocalCluster
 
     with serve(served) as server, LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) \
@@ -126,50 +132,25 @@ def docs_world(tmp_path_factory, synthetic_root, svfr_root, synthetic_config, sv
         yield base, reader, env
 
 
-def write_predictions(folder: Path, config) -> None:
-    """A model's output as the docs call it: ``predictions.zarr`` (the converted store's layout) and
-    ``renders/`` (PNG frames), here the hidden ground truth of the synthetic benchmark's hold-out views."""
+def write_renders(folder: Path) -> None:
+    """``renders/{participant:03d}/{sequence}/cam_{serial}/{frame:05d}.png``, the image-folder predictions the
+    docs call ``renders/``: the NVS hold-out cameras of ``predictions.zarr``."""
     import xarray as xr
 
-    from nersemble_zarr.demo import ground_truth_predictions
+    from nersemble_zarr import catalogue
     from nersemble_zarr.export_frames.pixels import write_png
-    from nersemble_zarr.store import consolidate, prepare_store
 
-    store = folder / "predictions.zarr"
-    prepare_store(store)
-    for benchmark in ("nvs", "mono_flame_avatar"):
-        videos = ground_truth_predictions(config, benchmark)
-        for participant, sequence in sorted({(p, s) for p, s, _ in videos}):
-            serials = sorted(serial for p, s, serial in videos if (p, s) == (participant, sequence))
-            images = np.stack([videos[participant, sequence, serial] for serial in serials])
-            xr.Dataset({"images": (("serial", "timestep", "y", "x", "channel"), images)},
-                       coords={"serial": serials}).to_zarr(
-                store, group=f"{benchmark}/{participant}/{sequence}", zarr_format=3, consolidated=False)
-            if benchmark == "nvs":
-                for serial, frames in zip(serials, images):
-                    for index, frame in enumerate(frames):
-                        target = folder / "renders" / f"{participant:03d}" / sequence / f"cam_{serial}"
-                        target.mkdir(parents=True, exist_ok=True)
-                        write_png(target / f"{index:05d}.png", frame)
-    consolidate(store)
-
-
-def write_svfr_meshes(folder: Path, scratch_zip: Path, config, flame_dir: Path) -> None:
-    """SVFR predictions as the docs call them: ``PRED/{participant:03d}/{sequence}_{timestep:03d}_{serial}/
-    mesh_{posed,neutral}.ply``, the stand-in FLAME posed as in each synthetic image (the demo's meshes)."""
-    import zipfile
-
-    from nersemble_zarr.submission import SvfrFlamePredictions, export_svfr_submission
-    from nersemble_zarr.synthetic import svfr_flame_parameters
-
-    names = ("shape", "expression", "jaw", "neck", "eyes", "rotation", "translation", "scale")
-    predictions = SvfrFlamePredictions({(participant, *key): {name: svfr_flame_parameters(config, participant, key)[name]
-                                                              for name in names}
-                                        for participant in config.svfr_participants
-                                        for key in config.svfr_keys_of(participant)})
-    export_svfr_submission(predictions, scratch_zip, partial=True, flame_dir=flame_dir)
-    with zipfile.ZipFile(scratch_zip) as archive:
-        archive.extractall(folder)
+    tree = xr.open_datatree(folder / "predictions.zarr", engine="zarr")
+    for participant, sequence in catalogue.submission_sequences("nvs"):
+        try:
+            images = tree[f"nvs/{participant}/{sequence}"].dataset["images"]
+        except KeyError:  # a participant the synthetic benchmark does not have
+            continue
+        for serial in catalogue.NVS_HOLD_OUT_SERIALS:
+            target = folder / "renders" / f"{participant:03d}" / sequence / f"cam_{serial}"
+            target.mkdir(parents=True)
+            for index, frame in enumerate(images.sel(serial=serial).values):
+                write_png(target / f"{index:05d}.png", frame)
 
 
 def run_snippet(snippet: Snippet, folder: Path, env: dict[str, str]) -> None:
@@ -230,7 +211,22 @@ def test_snippet_runs_on_the_synthetic_benchmark(snippet, reader):
     reader.run(snippet)
 
 
+def test_the_readme_tour_runs_as_printed():
+    """The tour's marker fills in the access URL and nothing else (issue 23)."""
+    tour = next(s for s in SNIPPETS if s.page == "README.md" and "nersemble-zarr fetch ROOT nvs" in s.code)
+    assert tour.action == "run"
+    assert tour.detail.strip() == 'export NERSEMBLE_BENCHMARK_URL="..." => export NERSEMBLE_BENCHMARK_URL'
+    assert "evaluate predictions.zarr" in tour.code and "fetch ROOT svfr" in tour.code and "PRED svfr.zip" in tour.code
+
+
 def test_the_readme_tour_left_what_it_promises(reader):
+    import json
+    import zipfile
+
     tour = reader.folder("docs/index.md").parent / "tour"  # every README snippet has run
     assert (tour / "ROOT" / "nvs" / "metadata.json").is_file() and (tour / "nersemble.zarr" / "zarr.json").is_file()
     assert (tour / "submission.zip").is_file() and (tour / "cameras.png").is_file()
+    assert json.loads((tour / "scores.json").read_text())  # evaluate scored the held-out train camera
+    assert len(list((tour / "ROOT" / "svfr" / "017").glob("*/rgb.png"))) == 20
+    with zipfile.ZipFile(tour / "svfr.zip") as archive:
+        assert sum(name.endswith(".ply") for name in archive.namelist()) == 2 * 33  # posed and neutral

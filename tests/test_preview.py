@@ -99,7 +99,11 @@ def test_hold_out_tiles_are_framed_in_red_and_black_and_train_tiles_show_the_fra
             np.testing.assert_array_equal(view, stored)
     captions = [label for label in sheet.labels if label.text.endswith("hold-out")]
     assert sorted(label.text.split()[0] for label in captions) == sorted(hold_out)
-    assert all(label.colour == HOLD_OUT_COLOUR for label in captions)
+    assert all(label.colour == (255, 255, 255) for label in captions)  # white on a red strip
+    for label in captions:
+        strip = sheet.pixels[label.y + 1 : label.y + 4, label.x : label.x + 20]
+        assert (strip == HOLD_OUT_COLOUR).all()
+    assert len({label.size for label in sheet.labels[:-1] if label.text != "no video"}) == 1  # one caption size
 
 
 def test_shrunk_tiles_are_block_averages(converted):
@@ -220,9 +224,10 @@ def test_rig_plot_has_red_hold_out_and_blue_train_frustums(converted, tmp_path, 
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["-p", "388", "-t", "4"], 1, "Timestep 4 is not in nvs/388/GLASSES"),
+        (["-p", "388", "-t", "4"], 2, "Timestep 4 is not in nvs/388/GLASSES"),
         (["-p", "999"], 2, "Unknown participant 999"),
-        (["-p", "393", "-s", "NOPE"], 1, "no sequence mono_flame_avatar/393/NOPE"),
+        (["-p", "393", "-s", "NOPE"], 2, "Participant 393 of mono_flame_avatar has no sequence 'NOPE'"),
+        (["-p", "388", "-s", "FREE"], 2, "Participant 388 of nvs has no sequence 'FREE'; its sequences: GLASSES"),
     ],
 )
 def test_bad_requests_are_one_line_errors_and_write_nothing(converted, tmp_path, args, code, message):
@@ -235,4 +240,4 @@ def test_bad_requests_are_one_line_errors_and_write_nothing(converted, tmp_path,
 def test_a_missing_store_is_a_one_line_error(tmp_path):
     missing, output = tmp_path / "none.zarr", tmp_path / "r.png"
     result = CliRunner().invoke(cli, ["preview-rig", str(missing), "-p", "388", "-o", str(output)])
-    assert result.exit_code == 1 and "is not a zarr store" in result.output
+    assert result.exit_code == 2 and "is not a zarr store" in result.output  # a missing input path: a usage error

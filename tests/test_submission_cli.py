@@ -56,7 +56,8 @@ def test_validate_lists_every_problem_and_fails(tmp_path, predictions, synthetic
     with zipfile.ZipFile(output, "a") as archive:
         archive.writestr("../escape.mp4", b"x")
         archive.writestr("notes.txt", b"x")
-    result = run_cli("validate-submission", output, "--benchmark", "nvs", "--root", synthetic_root, "--partial")
+    result = run_cli("validate-submission", output, "--benchmark", "nvs", "--root", synthetic_root, "--partial",
+                     "--resolution", "1100x1604")  # the real size, not that of the videos under --root
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert "- Entry '../escape.mp4' climbs out of its folder with '..'." in lines

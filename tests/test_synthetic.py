@@ -322,7 +322,8 @@ def test_cli_writes_a_benchmark_and_reports_bad_output_in_one_line(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["synthetic", str(tmp_path / "out"), "--seed", "3"])
     assert result.exit_code == 0, result.output
-    assert files_under(tmp_path / "out") == set(expected_files(SyntheticConfig.tiny(3)))
+    assert files_under(tmp_path / "out") == set(expected_files(SyntheticConfig.tour(3)))  # tiny + SVFR 17, 215
+    assert any(path.startswith("svfr/017/") for path in files_under(tmp_path / "out"))
     with np.load(tmp_path / "out" / MONO / catalogue.tracking_path(393, "FREE")) as npz:
         expected = tracking(SyntheticConfig.tiny(3), MONO, 393, "FREE")["expression"]
         np.testing.assert_array_equal(npz["expression"], expected)

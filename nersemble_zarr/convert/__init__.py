@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import catalogue, schema, storage
 from ..frame_codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
-from ..errors import ConversionError, CorruptVideo, InputDataError, StoreError, write_failure
+from ..errors import ConfigError, ConversionError, CorruptVideo, InputDataError, StoreError, write_failure
 from ..parallel import run_tasks
 from ..progress import Progress, set_total
 from .frames import VideoTask, run_video_task
@@ -56,6 +56,9 @@ def convert(
     (Ctrl-C) keeps what is written, flagged as far as it is complete, for the rerun to resume.
     """
     root = Path(root)
+    if (root / "zarr.json").is_file():
+        raise ConfigError(f"{root} is a zarr store, not a fetched folder; convert reads the folder that "
+                          "`nersemble-zarr fetch` wrote (ROOT), and a store needs no converting.")
     frame_codec_ = frame_codec(codec)
     benchmarks = benchmarks or tuple(b for b in catalogue.ALL_BENCHMARKS if (root / b).is_dir())
     if not benchmarks:

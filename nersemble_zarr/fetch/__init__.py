@@ -151,7 +151,7 @@ def _inspect_one(downloader: Downloader, root: Path, path: str, overwrite: bool)
     try:
         size = downloader.remote_size(path)
     except FileDownloadError as error:
-        return PlannedFile(path, action="failed", error=error.reason)
+        return PlannedFile(path, action="failed", error=error.reason, status=error.status)
     if overwrite:
         return PlannedFile(path, size)  # "download" starts from zero, dropping any .part
     if _complete(path, target, size):
@@ -196,7 +196,7 @@ def _download_all(
                 summary.downloaded += 1
                 report(ProgressEvent("file", path=entry.path, outcome="downloaded"))
             except FileDownloadError as error:
-                entry.action, entry.error = "failed", error.reason
+                entry.action, entry.error, entry.status = "failed", error.reason, error.status
                 report(ProgressEvent("file", path=entry.path, outcome="failed"))
 
 

@@ -80,10 +80,11 @@ class RetryPolicy:
 class FileDownloadError(DownloadError):
     """A file that failed for good; ``path`` is ``{benchmark}/{relative path}``, ``reason`` a short phrase."""
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, status: int | None = None) -> None:
         super().__init__(f"Could not fetch {path}: {reason}.")
         self.path = path
         self.reason = reason
+        self.status = status  # the HTTP status of a refusal (404, 403, ...), None for other failures
 
 
 class _Transient(Exception):
@@ -301,8 +302,8 @@ class Downloader:
         except (urllib3.exceptions.HTTPError, requests.RequestException, OSError):
             raise _Transient("the connection broke mid-body") from None
 
-    def _failure(self, path: str, reason: str) -> FileDownloadError:
-        return FileDownloadError(f"{self.benchmark}/{path}", reason)
+    def _failure(self, path: str, reason: str, status: int | None = None) -> FileDownloadError:
+        return FileDownloadError(f"{self.benchmark}/{path}", reason, status)
 
     def _discard(self, part: PartFile) -> None:
         """Empty a .part that cannot be continued, reporting its bytes as discarded."""
@@ -344,7 +345,8 @@ class Downloader:
         if status in (408, 429) or status >= 500:
             raise _Transient(reason, _retry_after(response))
         hint = {401: "check your access URL", 403: "check your access URL", 404: "the server has no such file"}
-        raise self._failure(path, f"the server answered {reason}" + (f" ({hint[status]})" if status in hint else ""))
+        raise self._failure(path, f"the server answered {reason}" + (f" ({hint[status]})" if status in hint else ""),
+                            status)
 
     def _retrying(self, path: str, action: Callable):
         """Run ``action`` until it succeeds, retrying _Transient failures with backoff."""
@@ -359,7 +361,7 @@ class Downloader:
                         path, f"{failure.reason} (gave up after {counted(attempt, 'attempt')}; rerun to resume)"
                     ) from None
                 wait = self.policy.wait(attempt, failure.retry_after) if failure.retry_after != 0 else 0.0
-                log.info("%s/%s: %s; retrying in %.1f s (%s left)", self.benchmark, path, failure.reason, wait,
+                log.warning("%s/%s: %s; retrying in %.1f s (%s left)", self.benchmark, path, failure.reason, wait,
                          counted(self.policy.attempts - attempt, "attempt"))
                 if self.stop.wait(wait):
                     raise Cancelled(path) from None

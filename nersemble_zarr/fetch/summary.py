@@ -21,6 +21,7 @@ class PlannedFile:
     local_bytes: int = 0  # bytes already in a .part file that a resume keeps
     action: Action = "download"
     error: str | None = None  # short reason when the file failed
+    status: int | None = None  # HTTP status of the server's refusal, when that was the failure
 
     @property
     def bytes_to_fetch(self) -> int:
@@ -84,6 +85,15 @@ class FetchIncomplete(DownloadError):
 
     def __init__(self, summary: FetchSummary) -> None:
         failed = summary.failed
+        self.not_served = len(failed) == len(summary.files) and all(f.status == 404 for f in failed)
+        if self.not_served:
+            super().__init__(
+                f"The server does not serve the {summary.benchmark} benchmark: every one of the {len(failed)} "
+                f"file(s) asked for (e.g. {summary.benchmark}/{failed[0].path}) answered HTTP 404 Not Found, "
+                "which a rerun does not change; check the access URL (and the participants asked for)."
+            )
+            self.summary = summary
+            return
         listed = ", ".join(f"{summary.benchmark}/{f.path} ({f.error})" for f in failed[:3])
         more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
         super().__init__(

@@ -165,7 +165,8 @@ def load_flame_assets(folder: str | os.PathLike | None = None) -> FlameAssets:
     if not path.is_file():
         raise FlameError(
             f"FLAME model {path} not found; download flame2023.pkl (licensed) from {FLAME_URL} and put it in "
-            f"{folder}, or point --flame-dir / ${FLAME_DIR_ENV} at its folder."
+            f"{folder}, or point --flame-dir / ${FLAME_DIR_ENV} at its folder (on the synthetic benchmark: the "
+            "stand-in that `nersemble-zarr demo` writes, demo-output/flame-standin-NOT-FLAME)."
         )
     try:
         raw = load_pickle(path)

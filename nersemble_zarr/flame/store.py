@@ -18,7 +18,7 @@ import zarr
 
 from .. import schema, storage
 from ..catalogue import check_safe_name
-from ..errors import StoreError, shown, write_failure
+from ..errors import CatalogueError, StoreError, shown, write_failure
 from ..progress import Progress
 from ..storage import refresh_consolidated_metadata
 from .batching import default_batch_size, merge_consecutive, plan_timestep_batches
@@ -160,7 +160,7 @@ def read_mesh(store: str | os.PathLike, participant: int, sequence: str, timeste
         raise StoreError(f"{store} has no sequence group {path}; run convert for that sequence first.") from error
     timesteps = ds[schema.TIMESTEP].values
     if timestep not in timesteps:
-        raise StoreError(f"Timestep {timestep} is not in {path} of {store}; its timesteps run from "
+        raise CatalogueError(f"Timestep {timestep} is not in {path} of {store}; its timesteps run from "
                          f"{timesteps.min()} to {timesteps.max()} ({len(timesteps)} frames).")
     one = ds.sel({schema.TIMESTEP: [timestep]})
     if ds.attrs.get(COMPLETE_ATTR) and schema.FACES in ds:

@@ -50,6 +50,21 @@ def plan_meshes(
                     tuple(targets), tuple(todo), tuple(other_model), overwrite)
 
 
+def complete_without_model(
+    store: str | os.PathLike,
+    *,
+    participants: Iterable[int] | None = None,
+    sequences: Iterable[str] | None = None,
+) -> int | None:
+    """The number of requested sequences with FLAME tracking when every one is already complete (no model is
+    loaded, so a store whose meshes are done needs none), else None."""
+    targets = find_flame_sequences(store, participants or None, sequences or None)
+    if not targets or not all(target.complete for target in targets):
+        return None
+    refresh_consolidated_metadata(os.fspath(store))  # as write_meshes does when nothing is left to do
+    return len(targets)
+
+
 def write_meshes(
     plan: MeshPlan,
     *,

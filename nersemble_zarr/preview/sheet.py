@@ -10,13 +10,14 @@ import xarray as xr
 
 from .. import schema, storage
 from ..cameras import project_opencv
-from ..errors import StoreError
+from ..errors import CatalogueError
 from ..levels.resample import block_mean
 from .overlay import Overlay
 from .picture import DPI, Label
 
 HOLD_OUT_COLOUR = (255, 0, 0)
 TRAIN_LABEL_COLOUR = (235, 235, 235)
+HOLD_OUT_LABEL_COLOUR = (255, 255, 255)  # on a strip of HOLD_OUT_COLOUR
 NO_VIDEO_COLOUR = (150, 150, 150)
 DOT_COLOUR = (0, 255, 0)
 BACKGROUND = (40, 40, 40)
@@ -61,7 +62,7 @@ def contact_sheet(
     Frames are shrunk by a whole factor to at most ``tile_width`` pixels wide (frames narrower than
     ``MIN_TILE_WIDTH`` are enlarged by a whole factor instead). Cells and the sheet are widened so that every
     caption and the title stay readable. Cameras without video
-    (hold-out cameras) are black tiles; hold-out cameras get a red border and caption. ``overlay`` points
+    (hold-out cameras) are black tiles; hold-out cameras get a red border and a white caption on red. ``overlay`` points
     are projected into every camera and drawn as green dots of ``dot_radius``.
     """
     check_timestep(dataset, timestep)
@@ -75,11 +76,14 @@ def contact_sheet(
     rows = math.ceil(len(serials) / columns)
     captions = [_caption(serial, split) for serial, split in zip(serials, splits)]
     widest_caption = max(_text_width(caption, CAPTION_FONT_SIZE) for caption in captions)
-    cell_w = max(tile_w + 2 * BORDER, widest_caption) + GAP
-    cell_h = LABEL_HEIGHT + tile_h + 2 * BORDER + GAP
     group = schema.sequence_group_of(dataset.attrs)
     title = f"{group}  timestep {timestep}  dots: {overlay.description if overlay else 'none'}"
+    # cells spread over the title's width, so no empty margin is left beside the grid
+    cell_w = max(tile_w + 2 * BORDER + GAP, widest_caption + GAP,
+                 math.ceil(_text_width(title, TITLE_FONT_SIZE) / columns))
+    cell_h = LABEL_HEIGHT + tile_h + 2 * BORDER + GAP
     sheet_w = max(columns * cell_w + GAP, _text_width(title, TITLE_FONT_SIZE) + 2 * GAP)
+    caption_size = min(_fitting_size(caption, cell_w - GAP) for caption in captions)  # one size for every caption
     pixels = np.empty((TITLE_HEIGHT + rows * cell_h + GAP, sheet_w, 3), dtype=np.uint8)
     pixels[:] = BACKGROUND
     dots = _projected(dataset, overlay)
@@ -96,9 +100,13 @@ def contact_sheet(
         view[:] = _resize(_frame(dataset, index, timestep), factor, zoom) if has_video else 0
         if dots is not None:
             _draw_dots(view, dots[index], zoom / factor, dot_radius)
-        colour = HOLD_OUT_COLOUR if split == "test" else TRAIN_LABEL_COLOUR
-        size = _fitting_size(caption, cell_w - GAP)
-        labels.append(Label(left - BORDER, top - BORDER - LABEL_HEIGHT, caption, colour, size))
+        colour = TRAIN_LABEL_COLOUR
+        if split == "test":  # white on red: as legible as the train captions, and seen at a glance
+            strip_w = min(cell_w - GAP, max(tile_w + 2 * BORDER, _text_width(caption, caption_size)))
+            strip = pixels[top - BORDER - LABEL_HEIGHT : top - BORDER, left - BORDER : left - BORDER + strip_w]
+            strip[:] = HOLD_OUT_COLOUR
+            colour = HOLD_OUT_LABEL_COLOUR
+        labels.append(Label(left - BORDER, top - BORDER - LABEL_HEIGHT, caption, colour, caption_size))
         if not has_video:
             labels.append(Label(left + 3, top + 3, "no video", NO_VIDEO_COLOUR, _fitting_size("no video", tile_w - 6)))
         tiles.append(tile)
@@ -108,10 +116,10 @@ def contact_sheet(
 
 
 def check_timestep(dataset: xr.Dataset, timestep: int) -> None:
-    """Raise a StoreError unless ``timestep`` is a value of the sequence's ``timestep`` coordinate."""
+    """Raise a CatalogueError unless ``timestep`` is a value of the sequence's ``timestep`` coordinate."""
     values = dataset[schema.TIMESTEP].values
     if timestep not in values:
-        raise StoreError(
+        raise CatalogueError(
             f"Timestep {timestep} is not in {schema.sequence_group_of(dataset.attrs)}; its timesteps are original "
             f"frame indices from {values.min()} to {values.max()} ({len(values)} frames)."
         )

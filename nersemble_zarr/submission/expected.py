@@ -53,6 +53,7 @@ class SubmissionSpec:
     height: int
     fps: float
     videos: tuple[ExpectedVideo, ...]
+    counts_from: str = "the benchmark metadata"  # where the frame counts come from, for messages
 
     def by_key(self) -> dict[VideoKey, ExpectedVideo]:
         return {video.key: video for video in self.videos}
@@ -74,7 +75,9 @@ def expected_submission(
 
     ``root`` is a fetched folder (``ROOT/{benchmark}/metadata.json``), ``store`` a converted store path or
     DataTree, ``frame_counts`` a mapping ``(participant, sequence) -> n``; without any of them NVS uses the
-    catalogue's counts. ``resolution`` = (width, height) overrides the benchmark's frame size (tests, previews).
+    catalogue's counts. The frame size is ``resolution`` = (width, height) if given, else that of the
+    benchmark's frames in ``root`` (its first video) or ``store`` (its first sequence), else the benchmark's
+    (1100x1604 nvs, 512x512 mono): on the real benchmark these agree, on the synthetic one the folder's rules.
     With ``partial`` a sequence without a known count is allowed (its videos must then not be submitted).
     """
     catalogue.check_benchmark(benchmark)
@@ -107,7 +110,9 @@ def expected_submission(
     if bad:
         raise SubmissionError(f"Frame counts must be at least 1; found {', '.join(bad)}.")
     spec = catalogue.SPECS[benchmark]
-    width, height = resolution if resolution is not None else (spec.width, spec.height)
+    if resolution is None:
+        resolution = _frame_size_of(benchmark, root, store) or (spec.width, spec.height)
+    width, height = resolution
     if width < 2 or height < 2 or width % 2 or height % 2:
         raise SubmissionError(f"Resolution {width}x{height} is invalid; H.264 yuv420p needs even sizes >= 2.")
     videos = tuple(
@@ -115,7 +120,9 @@ def expected_submission(
         for p, s in sequences
         for serial in catalogue.submission_serials(benchmark)
     )
-    return SubmissionSpec(benchmark, int(width), int(height), spec.fps, videos)
+    source = "the catalogue (no --root or --store given)" if not given else \
+        "the store" if given == ["store"] else "the benchmark metadata"
+    return SubmissionSpec(benchmark, int(width), int(height), spec.fps, videos, source)
 
 
 def _timesteps_from_metadata(benchmark: str, root: Path) -> dict[tuple[int, str], tuple[int, ...]]:
@@ -156,3 +163,45 @@ def _timesteps_from_store(benchmark: str, store) -> dict[tuple[int, str], tuple[
         if timesteps is not None:
             found[participant, sequence] = timesteps
     return found
+
+
+
+def _frame_size_of(benchmark: str, root, store) -> tuple[int, int] | None:
+    """(width, height) of the benchmark's frames in a fetched folder (its first video) or a converted store
+    (its first sequence with images); None when there is neither."""
+    if root is not None:
+        root = Path(root)
+        if root.name == benchmark and not (root / benchmark).is_dir():
+            root = root.parent
+        for participant in catalogue.participants(benchmark):
+            folder = root / benchmark / str(participant) / "sequences"
+            videos = sorted(folder.glob("*/images/cam_*.mp4")) if folder.is_dir() else []
+            if videos:
+                from ..video import probe
+
+                info = probe(videos[0])
+                return info.width, info.height
+        return None
+    if isinstance(store, (str, os.PathLike)):
+        from .. import storage
+
+        group = storage.open_group(store)
+        for participant, sequence in catalogue.submission_sequences(benchmark) + _train_sequences(benchmark):
+            try:
+                shape = group[f"{schema.sequence_group(benchmark, participant, sequence)}/{schema.IMAGES}"].shape
+            except KeyError:
+                continue
+            return int(shape[-2]), int(shape[-3])
+        return None
+    if store is not None:
+        for node in store.subtree:
+            if node.path.strip("/").startswith(f"{benchmark}/") and schema.IMAGES in node.dataset:
+                return int(node.dataset.sizes[schema.X]), int(node.dataset.sizes[schema.Y])
+    return None
+
+
+def _train_sequences(benchmark: str) -> list[tuple[int, str]]:
+    """The benchmark's sequences that are not submitted (mono train sequences), where a store keeps frames."""
+    submitted = set(catalogue.submission_sequences(benchmark))
+    return [(p, s) for p in catalogue.participants(benchmark) for s in catalogue.sequences(benchmark, p)
+            if (p, s) not in submitted]

@@ -47,6 +47,8 @@ def collect_predictions(predictions: Any, spec: SubmissionSpec, *, partial: bool
     expected = spec.by_key()
     for key, source in found.items():
         check_source(source, expected[key], spec)
+    if isinstance(predictions, (str, os.PathLike)) and (Path(predictions) / "zarr.json").is_file():
+        refuse_cameras_without_frames(Path(predictions), spec, found)
     missing = [video.entry for video in spec.videos if video.key not in found]
     if not found:
         raise SubmissionError(f"No {spec.benchmark} prediction was found in {_describe(predictions)}.")
@@ -116,6 +118,49 @@ def _from_tree(tree, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
         if video.serial in _serials(images):
             found[video.key] = _array_video(images, video)
     return found
+
+
+def refuse_cameras_without_frames(path: Path, spec: SubmissionSpec, found: Mapping[VideoKey, FrameSource]) -> None:
+    """Refuse a predicted camera of which the store holds no frame: a converted store's hold-out cameras
+    (absent from its ``video_serials``), or a camera none of whose chunks was ever written (it would encode as
+    an all-black video)."""
+    import zarr
+
+    for participant, sequence, serial in found:
+        group = zarr.open_group(path, path=schema.sequence_group(spec.benchmark, participant, sequence), mode="r")
+        recorded = group.attrs.get(schema.VIDEO_SERIALS_ATTR)
+        if recorded is not None:
+            empty = serial not in recorded
+        else:
+            empty = not _has_chunks(group[schema.IMAGES], _serials_of(group).index(serial))
+        if empty:
+            raise SubmissionError(
+                f"Predictions {path} hold no frame of camera {serial} ({participant:03d}/{sequence}): its images "
+                "were never written (a converted store has no frames of the hold-out cameras), so the video would "
+                "be black; write your model's renders of that camera into the predictions."
+            )
+
+
+def _serials_of(group) -> list[str]:
+    return [str(serial) for serial in group[schema.SERIAL][...]]
+
+
+def _has_chunks(array, index: int) -> bool:
+    """Whether any chunk (or shard) of position ``index`` along the first axis is stored; True when a chunk
+    spans several positions (then absence cannot be told apart per position)."""
+    from zarr.core.sync import sync
+
+    if (array.shards or array.chunks)[0] != 1:
+        return True
+    encoding = array.metadata.chunk_key_encoding
+    prefix = f"{array.store_path.path}/{encoding.encode_chunk_key((index,))}{encoding.separator}".lstrip("/")
+
+    async def first_key():
+        async for key in array.store_path.store.list_prefix(prefix):
+            return key
+        return None
+
+    return sync(first_key()) is not None
 
 
 # ---------------------------------------------------------------- mapping of arrays
@@ -310,8 +355,10 @@ def check_source(source: FrameSource, video: ExpectedVideo, spec: SubmissionSpec
             "give metadata or a store that holds this sequence."
         )
     if source.n_frames != video.n_frames:
+        hint = "; give the fetched folder (--root ROOT) or the store (--store STORE) the predictions follow" \
+            if spec.counts_from.startswith("the catalogue") else ""
         raise SubmissionError(
-            f"{video.entry} has {source.n_frames} frames; the benchmark metadata expects {video.n_frames}."
+            f"{video.entry} has {source.n_frames} frames; {spec.counts_from} expects {video.n_frames}{hint}."
         )
 
 

@@ -32,6 +32,9 @@ _LOCAL_HEADER = b"PK\x03\x04"
 def open_zip(path: str | Path) -> zipfile.ZipFile:
     """Open ``path`` for reading or raise a SubmissionError saying why it is not a usable zip."""
     path = Path(path)
+    if path.is_dir():
+        raise SubmissionError(f"The submission {path} is a folder; give the zip file that export-submission wrote "
+                              "(a folder of predictions becomes one with `nersemble-zarr export-submission`).")
     if not path.is_file():
         raise SubmissionError(f"The submission {path} does not exist or is not a file.")
     try:

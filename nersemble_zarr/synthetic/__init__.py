@@ -7,15 +7,17 @@ values behind the files, and ``model_to_world`` is the FLAME placement every ren
 
 from __future__ import annotations
 
-from .config import SyntheticConfig
+from .config import SIZES, SyntheticConfig, config_of_size
 from .generator import expected_files, generate, mono_metadata, nvs_metadata, older_tracking, timesteps
 from .render import render_views
 from .scene import camera_params, model_to_world, original_frames, project, rotation_matrices, tracking
 from .svfr import render_svfr_image, svfr_flame_parameters
 
 __all__ = [
+    "SIZES",
     "SyntheticConfig",
     "camera_params",
+    "config_of_size",
     "expected_files",
     "generate",
     "model_to_world",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ FRAME_STRIDE = 3
 # Size of a synthetic SVFR image at scale 1: our choice (a quarter of a NeRSemble camera's 2200x3208), since the
 # catalogue holds no size for the real images.
 SVFR_WIDTH, SVFR_HEIGHT = 550, 802
+TOUR_SVFR_PARTICIPANTS = (17, 215)  # the SVFR part of the tour size: 33 images
 
 
 def even_size(length: int, scale: float) -> int:
@@ -96,9 +98,15 @@ class SyntheticConfig:
         )
 
     @classmethod
+    def tour(cls, seed: int = 0) -> "SyntheticConfig":
+        """What ``nersemble-zarr synthetic OUT`` writes for the README tour: ``tiny`` plus every SVFR image of
+        participants 17 and 215 (those of ``tiny_svfr``), so each benchmark the tour fetches is served."""
+        return dataclasses.replace(cls.tiny(seed), svfr_participants=TOUR_SVFR_PARTICIPANTS)
+
+    @classmethod
     def tiny_svfr(cls, seed: int = 0) -> "SyntheticConfig":
         """Only SVFR, for tests: every image of participants 17 (20 images) and 215 (13), at 1/10 of the size."""
-        return cls(seed=seed, scale=0.1, nvs_participants=(), mono_participants=(), svfr_participants=(17, 215))
+        return cls(seed=seed, scale=0.1, nvs_participants=(), mono_participants=(), svfr_participants=TOUR_SVFR_PARTICIPANTS)
 
     @classmethod
     def full(cls, seed: int = 0) -> "SyntheticConfig":
@@ -144,3 +152,13 @@ class SyntheticConfig:
         if benchmark == "nvs":
             return self.nvs_serials
         return catalogue.video_serials(benchmark, sequence)
+
+
+SIZES = {"tiny": SyntheticConfig.tour, "tiny-svfr": SyntheticConfig.tiny_svfr, "full": SyntheticConfig.full}
+
+
+def config_of_size(size: str, seed: int = 0) -> SyntheticConfig:
+    """The config of ``nersemble-zarr synthetic --size SIZE --seed SEED`` (tiny, tiny-svfr or full)."""
+    if size not in SIZES:
+        raise ConfigError(f"Synthetic size {size!r} is unknown; expected one of {', '.join(SIZES)}.")
+    return SIZES[size](seed)
