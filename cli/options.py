@@ -19,12 +19,13 @@ debug_option = click.option("--debug", is_flag=True, help="Show full tracebacks 
 workers_option = click.option(
     "--workers", "-j", type=click.IntRange(min=1), default=4, show_default=True, help="Parallel workers."
 )
+
+
 def overwrite_flag(help_text: str):
     """``--overwrite``, with what it replaces on this command (commands differ: re-download, recompute, replace)."""
     return click.option("--overwrite", is_flag=True, help=help_text)
 
 
-overwrite_option = overwrite_flag("Replace existing outputs instead of skipping them.")
 overwrite_file_option = overwrite_flag("Replace an existing output file (without it, an existing file is refused).")
 verbose_option = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 benchmark_choice = click.Choice(catalogue.ALL_BENCHMARKS)
