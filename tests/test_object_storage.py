@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+import requests
 import zarr
 
 from helpers import store_digests
@@ -36,6 +37,8 @@ def s3_endpoint():
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    # moto keeps its buckets per process, not per server: start from none (another module may have used it)
+    requests.post(f"http://{host}:{port}/moto-api/reset", timeout=10).raise_for_status()
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL",
                                              "AWS_DEFAULT_REGION")}
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",

@@ -199,8 +199,8 @@ def test_files_that_are_no_zip_give_one_problem(tmp_path, videos, content):
         path.mkdir()
     report = validate_submission(path, "nvs", **OPTIONS)
     assert len(report.problems) == 1 and str(path) in report.problems[0]
-    not_a_file = content in ("missing", "folder")
-    expected = "does not exist or is not a file" if not_a_file else "is not a zip file, or it is truncated"
+    expected = {"missing": "does not exist or is not a file", "folder": "is a folder; give the zip file"}.get(
+        content, "is not a zip file, or it is truncated")
     assert expected in report.problems[0]
 
 

@@ -111,7 +111,8 @@ class BenchmarkServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.root = Path(root).resolve()
         self.token = secrets.token_urlsafe(18)
-        self._log: list[RequestRecord] = []
+        self._log: list[tuple[int, RequestRecord]] = []  # (arrival number, record), appended when answered
+        self._arrivals = 0
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
         self._in_flight = 0
@@ -136,10 +137,12 @@ class BenchmarkServer(ThreadingHTTPServer):
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """A copy of the request log, once requests being answered right now are recorded (waits up to 5 s)."""
+        """A copy of the request log in the order the requests arrived, once requests being answered right now are
+        recorded (waits up to 5 s). A cut answer is recorded after its connection closes, so a client's next
+        request may be answered first: the arrival number keeps the order the client saw."""
         with self._settled:
             self._settled.wait_for(lambda: self._in_flight == 0, timeout=5)
-            return list(self._log)
+            return [record for _, record in sorted(self._log, key=lambda entry: entry[0])]
 
     def clear_log(self) -> None:
         with self._settled:
@@ -178,14 +181,17 @@ class BenchmarkServer(ThreadingHTTPServer):
         self.stop()
 
     # ---- used by the handler
-    def _record(self, record: RequestRecord) -> None:
+    def _record(self, arrival: int, record: RequestRecord) -> None:
         with self._lock:
-            self._log.append(record)
+            self._log.append((arrival, record))
 
-    def _answering(self, started: bool) -> None:
+    def _answering(self, started: bool) -> int:
+        """Count a request in (its arrival number) or out."""
         with self._settled:
             self._in_flight += 1 if started else -1
+            self._arrivals += started
             self._settled.notify_all()
+            return self._arrivals
 
     def _track(self, connection: socket.socket, active: bool) -> None:
         with self._lock:
@@ -221,6 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: BenchmarkServer
     timeout = 10  # idle keep-alive connections end on their own
     _replaced: dict[str, str] = {}  # the header_values fault of the request being answered
+    _arrival = 0  # this request's arrival number in the server's log
 
     def send_header(self, keyword: str, value: str) -> None:
         super().send_header(keyword, self._replaced.get(keyword, value))
@@ -245,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer_counted(head=False)
 
     def _answer_counted(self, head: bool) -> None:
-        self.server._answering(True)
+        self._arrival = self.server._answering(True)
         try:
             self._answer(head)
         finally:
@@ -306,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
         sent = 0 if head else self._send_body(file, start, end, relative)
         if overlong and sent == end - start:
             sent += self._send_zeros(overlong)
-        self.server._record(RequestRecord(method, relative, range_header, status, sent))
+        self.server._record(self._arrival, RequestRecord(method, relative, range_header, status, sent))
 
     def _send_whole(self, method: str, relative: str, range_header: str | None, body: bytes, content_type: str,
                     encoding: str | None = None) -> None:
@@ -319,14 +326,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if method == "GET":
             self.wfile.write(body)
-        self.server._record(RequestRecord(method, relative, range_header, 200, len(body) if method == "GET" else 0))
+        sent = len(body) if method == "GET" else 0
+        self.server._record(self._arrival, RequestRecord(method, relative, range_header, 200, sent))
 
     def _redirect(self, method: str, relative: str, range_header: str | None, location: str) -> None:
         self.send_response(302)
         self.send_header("Location", location)
         self.send_header("Content-Length", "0")
         self.end_headers()
-        self.server._record(RequestRecord(method, relative, range_header, 302, 0))
+        self.server._record(self._arrival, RequestRecord(method, relative, range_header, 302, 0))
 
     def _send_zeros(self, count: int) -> int:
         """Send ``count`` zero bytes after a body (until the client hangs up); the bytes sent."""
@@ -371,7 +379,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if method == "GET":
             self.wfile.write(body)
-        self.server._record(RequestRecord(method, path, range_header, status, len(body) if method == "GET" else 0))
+        sent = len(body) if method == "GET" else 0
+        self.server._record(self._arrival, RequestRecord(method, path, range_header, status, sent))
 
     def _send_body(self, file: Path, start: int, end: int, relative: str) -> int:
         """Write bytes [start, end) of ``file``, applying drop, short-body and throttle faults; bytes sent."""
