@@ -19,5 +19,6 @@ fi
 if ! "$venv/bin/python" -c "import torch" 2>/dev/null && ! command -v nvidia-smi >/dev/null; then
     "$venv/bin/python" -m pip install -q "torch==2.13.0"
 fi
-"$venv/bin/python" -m pip install -q -e ".[test,bench,view]"
+# setuptools explains editable installs at length on every install: keep the set-up output to what matters
+PYTHONWARNINGS=ignore "$venv/bin/python" -m pip install -q -e ".[test,bench,view]"
 touch "$venv/.installed"
