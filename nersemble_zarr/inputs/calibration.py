@@ -33,15 +33,22 @@ class Cameras:
         return Cameras(tuple(serials), self.world_2_cam[index], self.intrinsics[index])
 
 
-def read_calibration(path: Path) -> Cameras:
-    """Read and check a ``camera_params.json``: finite 4x4 rigid extrinsics, finite sane 3x3 intrinsics."""
-    origin = Origin.local(path)
+def calibration_document(path: Path, origin: Origin) -> dict:
+    """A ``camera_params.json`` parsed within the JSON limits: an object with ``world_2_cam`` and ``intrinsics``."""
     document = parse_json(read_limited(path, origin, MAX_JSON_BYTES), origin)
     if not isinstance(document, dict):
         raise origin.error(f"should hold a JSON object, found {kind_of(document)}")
     for key in ("world_2_cam", "intrinsics"):
         if key not in document:
             raise origin.error(f"has no {key!r} entry")
+    return document
+
+
+def read_calibration(path: Path) -> Cameras:
+    """Read and check a ``camera_params.json``: finite 4x4 rigid extrinsics, finite sane 3x3 intrinsics."""
+    origin = Origin.local(path)
+    document = calibration_document(path, origin)
+    for key in ("world_2_cam", "intrinsics"):
         if not isinstance(document[key], dict):
             raise origin.error(f"is not in the expected layout: its {key} is {kind_of(document[key])}, not an "
                                "object of camera serials")

@@ -12,9 +12,8 @@ import numpy as np
 from .. import catalogue
 from ..cameras import first_camera_problem
 from ..errors import shown
-from .calibration import json_matrix
-from .files import read_limited
-from .jsontext import MAX_JSON_BYTES, kind_of, parse_json
+from .calibration import calibration_document, json_matrix
+from .jsontext import kind_of
 from .origin import Origin
 
 
@@ -22,12 +21,7 @@ def read_dataset_calibration(path: Path) -> tuple[dict[str, np.ndarray], np.ndar
     """(world_2_cam by serial in file order, the shared 3x3 intrinsics), float64, each camera passing the rule
     every reader and writer of cameras applies (``cameras.camera_problem``)."""
     origin = Origin.local(path, "camera calibration")
-    document = parse_json(read_limited(path, origin, MAX_JSON_BYTES), origin)
-    if not isinstance(document, dict):
-        raise origin.error(f"should hold a JSON object, found {kind_of(document)}")
-    for key in ("world_2_cam", "intrinsics"):
-        if key not in document:
-            raise origin.error(f"has no {key!r} entry")
+    document = calibration_document(path, origin)
     extrinsics = document["world_2_cam"]
     if not isinstance(extrinsics, dict):
         raise origin.error(f"is not in the expected layout: its world_2_cam is {kind_of(extrinsics)}, not an object "
