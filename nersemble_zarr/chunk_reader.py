@@ -188,10 +188,16 @@ class StoredFrames:
     read_index: Callable[[tuple[int, ...]], np.ndarray]
     serial_index: dict[str, int]
     timestep_index: dict[int, int]
+    written: frozenset[str] | None  # cameras flagged written when this reader was made (None: no flags)
 
     def read(self, serial: str, timestep: int) -> np.ndarray:
         """The frame of camera ``serial`` at ``timestep`` (KeyError when the group has no such frame)."""
         return self.read_index((self.serial_index[serial], self.timestep_index[int(timestep)]))
+
+    def was_written(self, serial: str) -> bool:
+        """Whether camera ``serial`` was flagged written when this reader was made (True without flags); a
+        camera flagged since then still reads False, so a refusal should look at the flags again."""
+        return self.written is None or serial in self.written
 
 
 def stored_frames(store: str, group: str, variable: str) -> StoredFrames:
@@ -207,10 +213,15 @@ def _stored_frames(store: str, group: str, variable: str, stamp: int | None) -> 
         reader.read_all_indices()
     serials = storage.open_array(store, f"{group}/{schema.SERIAL}")[...]
     timesteps = storage.open_array(store, f"{group}/{schema.TIMESTEP}")[...]
+    written = None
+    if storage.array_exists(store, f"{group}/{schema.converted_flag(variable)}"):
+        flags = storage.camera_flag(store, group, variable)
+        written = frozenset(str(serial) for serial, flag in zip(serials, flags) if flag)
     return StoredFrames(
         read_index=reader.read if reader is not None else lambda index: np.asarray(array[index]),
         serial_index={str(serial): i for i, serial in enumerate(serials)},
         timestep_index={int(timestep): i for i, timestep in enumerate(timesteps)},
+        written=written,
     )
 
 

@@ -113,6 +113,15 @@ def open_array(store: StoreLike, path: str, *, mode: str = "r") -> zarr.Array:
         return zarr.open_array(store_path(store), path=path, mode=mode, zarr_format=3)
 
 
+def array_exists(store: StoreLike, path: str) -> bool:
+    """True when ``path`` is an array of the store (read from the array's own metadata)."""
+    try:
+        zarr.open_array(store_path(store), path=path, mode="r", zarr_format=3)
+    except FileNotFoundError:  # zarr's ArrayNotFoundError is one
+        return False
+    return True
+
+
 def group_exists(store: StoreLike, path: str) -> bool:
     """True when ``path`` is a group of the store (read from the group's own metadata, not consolidated)."""
     try:

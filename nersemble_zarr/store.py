@@ -87,14 +87,23 @@ def frame(dataset: xr.Dataset, serial: str, timestep: int) -> np.ndarray:
     """
     if serial not in dataset.indexes[schema.SERIAL] or timestep not in dataset.indexes[schema.TIMESTEP]:
         raise StoreError(f"No frame for camera {shown(serial)} at timestep {timestep} in this sequence.")
+    source, group = dataset.encoding.get(STORE_ENCODING), dataset.encoding.get(GROUP_ENCODING)
+    if source is None or group is None:
+        _refuse_unwritten(dataset, serial, timestep)
+        return dataset[schema.IMAGES].sel({schema.SERIAL: serial, schema.TIMESTEP: timestep}).values
+    frames = stored_frames(source, group, schema.IMAGES)
+    if not frames.was_written(serial):  # the reader's flags are as old as the reader: the Dataset's decide
+        _refuse_unwritten(dataset, serial, timestep)
+    return frames.read(serial, timestep)
+
+
+def _refuse_unwritten(dataset: xr.Dataset, serial: str, timestep: int) -> None:
+    """A StoreError when the Dataset's flags say camera ``serial``'s frames were never written (a computation
+    when the flags are dask-backed, so the direct path asks only when its reader's flags say no)."""
     written = storage.written_cameras(dataset)
     if written.any() and not written[list(dataset.indexes[schema.SERIAL]).index(serial)]:
         raise StoreError(f"No frame for camera {shown(serial)} at timestep {timestep}: its frames were never written "
                          "(a camera without video, or one not converted yet; `nersemble-zarr info` lists them).")
-    source, group = dataset.encoding.get(STORE_ENCODING), dataset.encoding.get(GROUP_ENCODING)
-    if source is None or group is None:
-        return dataset[schema.IMAGES].sel({schema.SERIAL: serial, schema.TIMESTEP: timestep}).values
-    return stored_frames(source, group, schema.IMAGES).read(serial, timestep)
 
 
 def svfr_images(tree: xr.DataTree, participant: int) -> xr.Dataset:

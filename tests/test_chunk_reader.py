@@ -143,6 +143,23 @@ def test_store_frame_reads_the_stored_frame_with_and_without_dask(converted):
             nz.frame(cameras, "222200042", timestep)
 
 
+def test_store_frame_on_a_dask_backed_group_computes_nothing_per_frame(converted):
+    """The written-camera check of the direct path comes with its cached reader, not from computing the Dataset's
+    dask-backed flags on every call (a group opened by hand, as for a resolution level)."""
+    from dask.callbacks import Callback
+
+    group = "nvs/388/GLASSES"
+    dataset = nz.open(converted, dask=True)[group].to_dataset()
+    dataset.encoding.update({nz.STORE_ENCODING: str(converted), nz.GROUP_ENCODING: group})
+    serial, timesteps = dataset.attrs["video_serials"][0], [int(t) for t in dataset.timestep.values]
+    nz.frame(dataset, serial, timesteps[0])
+    computations = []
+    with Callback(start=computations.append):
+        frames = [nz.frame(dataset, serial, timestep) for timestep in timesteps]
+    assert computations == []
+    np.testing.assert_array_equal(frames[-1], dataset.images.sel(serial=serial, timestep=timesteps[-1]).values)
+
+
 def test_store_frame_of_a_dataset_not_from_sequence_reads_through_xarray(converted):
     import xarray as xr
 
