@@ -3,7 +3,12 @@ arrays, a progress recorder, prediction stores, the sequences of the mesh_input 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +54,26 @@ class ProgressRecorder:
     @property
     def done(self) -> int:
         return sum(self.counts)
+
+
+@contextlib.contextmanager
+def serving_synthetic(root: Path, env_file: Path) -> Iterator[tuple[subprocess.Popen, dict[str, str]]]:
+    """Run ``nersemble-zarr serve-synthetic ROOT --env-file ENV_FILE`` in its own process until the block ends,
+    entering once the env file is written (or the server ended); afterwards the dict holds its ``stdout`` and
+    ``stderr``."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nersemble_zarr.cli", "serve-synthetic", str(root), "--env-file", str(env_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    output: dict[str, str] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while not (env_file.exists() and env_file.stat().st_size) and server.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        yield server, output
+    finally:
+        server.terminate()
+        output["stdout"], output["stderr"] = server.communicate(timeout=60)
 
 
 def file_digest(path: Path) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli, tree_digest
+from helpers import run_cli, serving_synthetic, tree_digest
 from nersemble_zarr import catalogue
 from nersemble_zarr.demo import demo_config, run_demo_with
 from nersemble_zarr.synthetic.server import serve
@@ -199,28 +199,16 @@ def test_preview_refuses_an_output_that_is_not_png(converted, tmp_path):
 
 # ---------------------------------------------------------------- 2: a command serves the synthetic benchmark
 def test_serve_synthetic_writes_the_url_to_a_private_file_only(synthetic_root, tmp_path):
-    import time
-
     env_file = tmp_path / "synthetic.env"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "nersemble_zarr.cli", "serve-synthetic", str(synthetic_root), "--env-file",
-         str(env_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (env_file.exists() and env_file.stat().st_size) and server.poll() is None \
-                and time.monotonic() < deadline:
-            time.sleep(0.1)
+    with serving_synthetic(synthetic_root, env_file) as (server, output):
         assert env_file.stat().st_mode & 0o777 == 0o600
         url = env_file.read_text().strip().split("=", 1)[1].strip('"')
         fetched = run_cli("fetch", tmp_path / "root", "nvs", "-p", "388", env={"NERSEMBLE_BENCHMARK_URL": url},
                           exit_code=0)
         assert "29 downloaded" in fetched.output
-    finally:
-        server.terminate()
-        stdout, stderr = server.communicate(timeout=60)
-    assert server.returncode == 0, stderr
+    assert server.returncode == 0, output["stderr"]
     assert not env_file.exists()  # removed when the server stops
-    assert url not in stdout + stderr and "127.0.0.1" in stdout
+    assert url not in output["stdout"] + output["stderr"] and "127.0.0.1" in output["stdout"]
 
 
 # ---------------------------------------------------------------- 7: info says which cameras, frames and splits

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import imagecodecs
 import numpy as np
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, serving_synthetic
 from test_reliability_outputs import assert_one_error_line, snapshot
 
 USER_TEXT = b"the user's own file\n"
@@ -191,21 +188,11 @@ def test_serve_synthetic_never_replaces_an_existing_env_file(tmp_path):
 def test_serve_synthetic_leaves_a_file_it_did_not_write_when_it_stops(synthetic_root, tmp_path):
     """The env file the server wrote is replaced by the user's while it runs: stopping removes nothing."""
     env_file = tmp_path / "synthetic.env"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "nersemble_zarr.cli", "serve-synthetic", str(synthetic_root), "--env-file",
-         str(env_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (env_file.exists() and env_file.stat().st_size) and server.poll() is None \
-                and time.monotonic() < deadline:
-            time.sleep(0.1)
+    with serving_synthetic(synthetic_root, env_file) as (server, output):
         assert env_file.stat().st_size
         user_file(tmp_path / "mine.env")
         os.replace(tmp_path / "mine.env", env_file)
-    finally:
-        server.terminate()
-        stdout, stderr = server.communicate(timeout=60)
-    assert server.returncode == 0, stderr
+    assert server.returncode == 0, output["stderr"]
     assert env_file.read_bytes() == USER_TEXT
 
 
