@@ -14,21 +14,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nersemble_zarr.convert import convert
-from nersemble_zarr.flame import FlameModel, write_standin_flame
-from nersemble_zarr.flame.store import find_flame_sequences, write_sequence_meshes
+from figure_store import figure_config, meshed_store
 from nersemble_zarr.levels import downsample
-from nersemble_zarr.synthetic import SyntheticConfig, generate
 from nersemble_zarr.view import serve_web, view
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from browser import screenshot  # noqa: E402
 
 IMAGES = Path(__file__).parent
-CONFIG = SyntheticConfig(
-    scale=0.5, n_frames=6, nvs_participants=(388,), mono_participants=(393,),
-    mono_train_sequences=("EXP-1-head",), mono_test_sequences=(), n_points=5000,
-)
+CONFIG = figure_config(n_frames=6)
 READY_JS = ("(() => { const c = document.getElementById('the_canvas_id'); "
             "return !!c && c.classList.contains('visible'); })()")
 
@@ -42,13 +36,7 @@ def photograph(rrd: Path, output: Path) -> None:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        root, store, flame_dir = Path(tmp) / "root", Path(tmp) / "store.zarr", Path(tmp) / "flame"
-        generate(root, CONFIG, workers=2)
-        convert(root, store, workers=2)
-        write_standin_flame(flame_dir, seed=0)
-        model = FlameModel.load(flame_dir, device="cpu")
-        for target in find_flame_sequences(store):
-            write_sequence_meshes(store, target, model)
+        store = meshed_store(Path(tmp), CONFIG)
         downsample(store, [2], workers=2)
         nvs = view(store, "nvs", 388, level=2, output=Path(tmp) / "nvs.rrd")
         mono = view(store, "mono_flame_avatar", 393, "EXP-1-head", output=Path(tmp) / "mono.rrd")
