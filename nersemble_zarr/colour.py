@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import InputDataError
+from .real_values import non_real
 
 if TYPE_CHECKING:
     import torch
@@ -92,7 +93,7 @@ def matrix_problem(matrix: object) -> str | None:
         array = np.asarray(matrix)
     except (ValueError, TypeError):  # ragged nested lists
         return "is not a rectangular array of numbers (its rows differ in length)"
-    if array.dtype.kind not in "iuf":
+    if non_real(array.dtype) is not None:
         return f"holds {array.dtype} values, not real numbers"
     terms = ", ".join(map(str, SUPPORTED_TERMS))
     if array.ndim != 2 or array.shape[0] != 3 or array.shape[1] not in CHEUNG2004_TERMS:
