@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -24,37 +23,15 @@ def serve_synthetic(folder: Path, env_file: Path, overwrite: bool) -> None:
     """Serve FOLDER (written by `nersemble-zarr synthetic`) over HTTP on 127.0.0.1 until stopped (Ctrl-C or
     SIGTERM). Its secret access URL is written to --env-file, never to the terminal; the file is removed
     when the server stops, unless something else has replaced it meanwhile."""
-    from nersemble_zarr.atomic import write_atomic
-    from nersemble_zarr.credentials import URL_ENV_VAR
+    from nersemble_zarr.credentials import url_env_file
     from nersemble_zarr.outputs import claim_output_file
     from nersemble_zarr.synthetic.server import serve
 
     claim_output_file(env_file, overwrite=overwrite, what="environment file")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # kill: stop like Ctrl-C, removing the file
-    written = None
-    with serve(folder) as server:
+    with serve(folder) as server, url_env_file(env_file, server.url):
+        click.echo(f"Serving {folder} on 127.0.0.1; the access URL is in {env_file}. Stop with Ctrl-C.")
         try:
-            previous = os.umask(0o077)  # the URL is a credential: the file is private from its creation
-            try:
-                write_atomic(env_file, f'{URL_ENV_VAR}="{server.url}"\n'.encode())
-                written = os.stat(env_file)
-            finally:
-                os.umask(previous)
-            click.echo(f"Serving {folder} on 127.0.0.1; the access URL is in {env_file}. Stop with Ctrl-C.")
             threading.Event().wait()
         except KeyboardInterrupt:
             click.echo("Stopped.")
-        finally:
-            if written is not None:
-                _remove_if_unchanged(env_file, written)
-
-
-def _remove_if_unchanged(path: Path, written: os.stat_result) -> None:
-    """Remove ``path`` only if it is still the file this run wrote (same inode, not modified since)."""
-    try:
-        now = os.lstat(path)
-    except OSError:
-        return
-    if (now.st_dev, now.st_ino, now.st_mtime_ns, now.st_size) == \
-            (written.st_dev, written.st_ino, written.st_mtime_ns, written.st_size):
-        path.unlink(missing_ok=True)

@@ -11,12 +11,15 @@ downloads to a server of their choosing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+from .atomic import write_atomic
 from .errors import ConfigError
 
 URL_ENV_VAR = "NERSEMBLE_BENCHMARK_URL"
@@ -97,6 +100,33 @@ def resolve_url(override: str | None = None) -> str:
             "(the URL comes with your NeRSemble access approval)."
         )
     return _checked(url, source)
+
+
+@contextlib.contextmanager
+def url_env_file(path: Path, url: str) -> Iterator[None]:
+    """Hold ``url`` in the env file ``path`` (``NERSEMBLE_BENCHMARK_URL="..."``, mode 0600 from its creation,
+    written atomically) for the block; afterwards remove it, but only if it is still the file written here (same
+    inode, size and modification time): a file that replaced it meanwhile is not ours to remove."""
+    previous = os.umask(0o077)
+    try:
+        write_atomic(path, f'{URL_ENV_VAR}="{url}"\n'.encode())
+        written = os.stat(path)
+    finally:
+        os.umask(previous)
+    try:
+        yield
+    finally:
+        _remove_if_unchanged(path, written)
+
+
+def _remove_if_unchanged(path: Path, written: os.stat_result) -> None:
+    try:
+        now = os.lstat(path)
+    except OSError:
+        return
+    if (now.st_dev, now.st_ino, now.st_mtime_ns, now.st_size) == \
+            (written.st_dev, written.st_ino, written.st_mtime_ns, written.st_size):
+        path.unlink(missing_ok=True)
 
 
 def redact(text: str, url: str | None) -> str:
