@@ -91,6 +91,8 @@ class IdList(click.ParamType):
             return value
         if isinstance(value, int):
             return (value,)
+        if str(value).strip().lower() == "all":
+            return ()  # every participant: the same as no -p
         ids: list[int] = []
         for part in (part.strip() for part in str(value).split(",")):
             single = re.fullmatch(r"[0-9]{1,9}", part)
@@ -127,8 +129,8 @@ def list_option(*declarations: str, type: click.ParamType | None = None, **setti
 
 participant_option = list_option(
     "--participant", "-p", "participants", type=IdList(),
-    help="Participant id(s): repeatable, comma-separated or a range (-p 388,422, -p 17-30); default: all "
-         "participants of the benchmark.",
+    help="Participant id(s): repeatable, comma-separated or a range (-p 388,422, -p 17-30), or 'all'; default: "
+         "all participants of the benchmark.",
 )
 
 

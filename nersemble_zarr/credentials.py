@@ -1,7 +1,9 @@
-"""The access URL of the benchmark server: where it is read from, and how it is kept out of every output.
+"""The access URLs of the servers: where they are read from, and how they are kept out of every output.
 
-The URL is a credential. It is read from ``NERSEMBLE_BENCHMARK_URL``, else from
-``~/.config/nersemble_benchmark/.env`` (the official toolkit's file), and never printed, logged or stored.
+A URL is a credential. Each source says where its URL lives (``sources.Access``): the benchmarks' in
+``NERSEMBLE_BENCHMARK_URL``, else ``~/.config/nersemble_benchmark/.env`` (the official toolkit's file); the v2
+dataset's in ``NERSEMBLE_DATA_URL``, else ``~/.config/nersemble_data/.env`` (the official kit's). It is never
+printed, logged or stored.
 ``fetch --url-file PATH`` (or ``-`` for standard input) reads it from a file (``read_url_file``), which keeps it
 out of the command line (``--url`` is readable by every local user in ``/proc/PID/cmdline`` and lands in shell
 history). A file the URL is read from must not be writable by other users nor owned by another user
@@ -21,17 +23,21 @@ from pathlib import Path
 
 from .atomic import write_atomic
 from .errors import ConfigError
+from .sources.base import BENCHMARK_ACCESS, Access
 
-URL_ENV_VAR = "NERSEMBLE_BENCHMARK_URL"
-REDACTED = "<NERSEMBLE_BENCHMARK_URL>"
+URL_ENV_VAR = BENCHMARK_ACCESS.env_var
+REDACTED = "<access URL>"
 MAX_URL_FILE_BYTES = 64 << 10
-_SETTING = re.compile(rf"^\s*(?:export\s+)?{URL_ENV_VAR}\s*=\s*(.*?)\s*$")
 
 
-def env_file() -> Path:
-    """The official toolkit's settings file."""
-    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return config_home / "nersemble_benchmark" / ".env"
+def _setting(env_var: str) -> re.Pattern:
+    """A ``NAME = "value"`` line of a .env file (``export`` allowed)."""
+    return re.compile(rf"^\s*(?:export\s+)?{env_var}\s*=\s*(.*?)\s*$")
+
+
+def env_file(access: Access = BENCHMARK_ACCESS) -> Path:
+    """The official kit's settings file of ``access`` (the benchmarks' by default)."""
+    return access.env_file()
 
 
 def check_private_file(path: Path) -> None:
@@ -47,20 +53,22 @@ def check_private_file(path: Path) -> None:
                       f"it ({fix}).")
 
 
-def _read_env_file(path: Path) -> str | None:
+def _read_env_file(path: Path, env_var: str) -> str | None:
     if not path.is_file():
         return None
     check_private_file(path)
+    setting = _setting(env_var)
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        match = _SETTING.match(line)
+        match = setting.match(line)
         if match:
             return match.group(1).strip().strip("'\"") or None
     return None
 
 
-def read_url_file(name: str) -> str:
+def read_url_file(name: str, access: Access = BENCHMARK_ACCESS) -> str:
     """The access URL from the file ``name`` (``-``: standard input): its first line that is not blank or a
-    ``#`` comment, either the URL itself or a ``NERSEMBLE_BENCHMARK_URL = "<url>"`` line as in the .env file."""
+    ``#`` comment, either the URL itself or a ``NERSEMBLE_BENCHMARK_URL = "<url>"`` line (``access``'s variable)
+    as in the .env file."""
     if name == "-":
         label, text = "standard input", sys.stdin.read(MAX_URL_FILE_BYTES)
     else:
@@ -74,7 +82,7 @@ def read_url_file(name: str) -> str:
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        match = _SETTING.match(line)
+        match = _setting(access.env_var).match(line)
         url = (match.group(1) if match else line).strip().strip("'\"")
         return _checked(url, f"in {label}")
     raise ConfigError(f"No access URL in {label}; it should hold the URL on its first line.")
@@ -86,17 +94,18 @@ def _checked(url: str, source: str) -> str:
     return url.rstrip("/")
 
 
-def resolve_url(override: str | None = None) -> str:
-    """The base URL: ``override`` (``--url``), else the environment, else the official .env file."""
+def resolve_url(override: str | None = None, access: Access = BENCHMARK_ACCESS) -> str:
+    """The base URL: ``override`` (``--url``), else ``access``'s environment variable, else its .env file."""
+    variable, settings = access.env_var, access.env_file()
     if override:
         url, source = override, "given with --url"
-    elif os.environ.get(URL_ENV_VAR):
-        url, source = os.environ[URL_ENV_VAR], f"in {URL_ENV_VAR}"
+    elif os.environ.get(variable):
+        url, source = os.environ[variable], f"in {variable}"
     else:
-        url, source = _read_env_file(env_file()), f"in {env_file()}"
+        url, source = _read_env_file(settings, variable), f"in {settings}"
     if not url:
         raise ConfigError(
-            f"No access URL: set {URL_ENV_VAR} or add a line {URL_ENV_VAR} = \"<url>\" to {env_file()} "
+            f"No access URL: set {variable} or add a line {variable} = \"<url>\" to {settings} "
             "(the URL comes with your NeRSemble access approval)."
         )
     return _checked(url, source)

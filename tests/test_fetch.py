@@ -214,17 +214,17 @@ def test_timeouts_are_retried_and_reported(synthetic_root, tmp_path) -> None:
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"benchmark": "nersemble"}, "Unknown benchmark 'nersemble'"),
+        ({"source": "nersemble"}, "Unknown benchmark or dataset 'nersemble'"),
         ({"participants": [999]}, "Unknown participant 999"),
         ({"assets": ["images", "depth_maps"]}, "Unknown asset 'depth_maps'"),
-        ({"benchmark": MONO, "assets": ["pointclouds"]}, "Unknown asset 'pointclouds'"),
+        ({"source": MONO, "assets": ["pointclouds"]}, "Unknown asset 'pointclouds'"),
     ],
 )
 def test_unknown_names_are_rejected_before_any_request(synthetic_root, tmp_path, kwargs, match) -> None:
-    kwargs = {"benchmark": NVS, **kwargs}
+    kwargs = {"source": NVS, **kwargs}
     with serve(synthetic_root) as server:
         with pytest.raises(CatalogueError, match=match):
-            fetch(tmp_path, kwargs.pop("benchmark"), url=server.url, **kwargs)
+            fetch(tmp_path, kwargs.pop("source"), url=server.url, **kwargs)
         assert server.requests == []
     assert list(tmp_path.iterdir()) == []
 

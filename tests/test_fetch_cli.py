@@ -55,11 +55,12 @@ def test_dry_run_lists_paths_sizes_and_total(synthetic_root, tmp_path) -> None:
                      env={"NERSEMBLE_BENCHMARK_URL": server.url})
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 9  # metadata, calibration, 2 videos, 4 tracking files, and the total
+    assert len(lines) == 10  # metadata, calibration, 2 videos, 4 tracking files, the participant's total, the total
     assert any(line.strip().endswith("mono_flame_avatar/393/sequences/FREE/tracking/flame2023_tracking.npz")
                for line in lines)
     assert " KiB  mono_flame_avatar/393/calibration/camera_params.json" in result.output
-    assert lines[-1].startswith("8 files, ") and "to download" in lines[-1]
+    assert lines[-2].endswith("in all for mono_flame_avatar/393/ (7 files)")
+    assert lines[-1].startswith("8 files, ") and "to download" in lines[-1] and "free at ROOT" in lines[-1]
     assert not (tmp_path / "out").exists() and server.token not in result.output
 
 

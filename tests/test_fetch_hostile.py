@@ -69,7 +69,7 @@ def test_a_reason_phrase_with_the_secret_and_escapes_is_cleaned_everywhere(sourc
             fetch(tmp_path / "out", NVS, url=server.url, retry=FAST)
     failed = {entry.path: entry.error for entry in caught.value.summary.failed}
     assert set(failed) == {VIDEO, PCD}
-    assert failed[VIDEO].startswith("the server answered HTTP 404 Not Found: /<NERSEMBLE_BENCHMARK_URL>/nvs/")
+    assert failed[VIDEO].startswith("the server answered HTTP 404 Not Found: /<access URL>/nvs/")
     assert "HTTP 503" in failed[PCD] and "gave up after 2 attempts" in failed[PCD]
     for text in (str(caught.value), "".join(traceback.format_exception(caught.value)), caplog.text, *failed.values()):
         assert_clean_text(text, server.token)
@@ -107,7 +107,7 @@ def test_the_cli_shows_no_server_text_raw(source, tmp_path, debug) -> None:
                               env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert ("Traceback" in done.stderr) == debug
-    assert f"nvs/{VIDEO} (the server answered HTTP 404 Not Found: /<NERSEMBLE_BENCHMARK_URL>/" in done.stderr
+    assert f"nvs/{VIDEO} (the server answered HTTP 404 Not Found: /<access URL>/" in done.stderr
     for output in (done.stdout, done.stderr):
         assert_clean_text(output.replace("\r", ""), server.token)  # tqdm redraws its bar with \r
 

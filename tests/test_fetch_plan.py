@@ -14,8 +14,15 @@ from nersemble_zarr import catalogue
 from nersemble_zarr.errors import CatalogueError, ConfigError, InputDataError
 from nersemble_zarr.fetch import RetryPolicy, fetch, human_bytes, make_request
 from nersemble_zarr.fetch.download import _retry_after
-from nersemble_zarr.fetch.metadata import ServerMetadata, parse_metadata
 from nersemble_zarr.fetch.plan import local_path, plan_paths
+from nersemble_zarr.sources import Listing, get_source
+
+ServerMetadata = Listing
+
+
+def parse_metadata(benchmark: str, raw: bytes) -> Listing:
+    return get_source(benchmark).listing({catalogue.METADATA_FILE: raw})
+
 
 ALL_MONO = catalogue.MONO_TRAIN_SEQUENCES + catalogue.MONO_TEST_SEQUENCES
 FULL_NVS = ServerMetadata(
@@ -41,7 +48,7 @@ def test_request_defaults_follow_the_official_downloader() -> None:
     "kwargs, error, match",
     [
         ({"assets": []}, CatalogueError, "No assets chosen"),
-        ({"assets": "flame2023_tracking"}, CatalogueError, "Unknown asset 'flame2023_tracking' for benchmark 'nvs'"),
+        ({"assets": "flame2023_tracking"}, CatalogueError, "Unknown asset 'flame2023_tracking' for nvs"),
         ({"participants": ["388"]}, CatalogueError, "Participant id '388' is not an integer"),
         ({"participants": [393]}, CatalogueError, "Unknown participant 393 for benchmark 'nvs'"),
         ({"pointcloud_frames": [-1]}, ConfigError, "Point cloud frame -1"),
@@ -86,7 +93,7 @@ def test_mono_plan_videos_for_train_sequences_tracking_for_all() -> None:
 
 
 def test_default_participants_are_those_on_the_server() -> None:
-    partial = ServerMetadata({393: ("EXP-1-head", "FREE")}, {})
+    partial = Listing({393: ("EXP-1-head", "FREE")}, {}, "the server's mono_flame_avatar/metadata.json")
     paths = plan_paths(make_request("mono_flame_avatar"), partial)
     assert paths == [
         "393/calibration/camera_params.json",
@@ -103,7 +110,7 @@ def test_metadata_parsing_keeps_only_catalogue_names() -> None:
     nvs = parse_metadata("nvs", json.dumps({"sequences": {
         "388": {"sequence_name": "GLASSES", "timesteps": [2, 5]}, "999": {"sequence_name": "X", "timesteps": []},
     }}).encode())
-    assert nvs == ServerMetadata({388: ("GLASSES",)}, {388: (2, 5)})
+    assert (nvs.sequences, nvs.timesteps) == ({388: ("GLASSES",)}, {388: (2, 5)})
     mono = parse_metadata("mono_flame_avatar", json.dumps({"participants_metadata": {"393": {"sequences_metadata": {
         "FREE": {"n_frames": 5}, "../../evil": {"n_frames": 1}, "EXP-1-head": {"n_frames": 5},
     }}}}).encode())

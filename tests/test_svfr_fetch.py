@@ -13,6 +13,7 @@ from nersemble_zarr.cli.main import main
 from nersemble_zarr.errors import CatalogueError
 from nersemble_zarr.fetch import FetchIncomplete, RetryPolicy, fetch
 from nersemble_zarr.fetch.plan import make_request, plan_paths
+from nersemble_zarr.sources import get_source
 from nersemble_zarr.synthetic import expected_files, render_svfr_image
 from nersemble_zarr.synthetic.server import Faults, serve
 
@@ -29,7 +30,7 @@ def test_the_catalogue_holds_the_391_keys_and_the_unpadded_server_paths() -> Non
     assert tuple(keys) == catalogue.SVFR_PARTICIPANTS
     assert sum(map(len, keys.values())) == 391
     assert {p: len(k) for p, k in keys.items() if len(k) != 20} == {175: 19, 194: 19, 215: 13}
-    paths = plan_paths(make_request(SVFR), None)
+    paths = plan_paths(make_request(SVFR), get_source(SVFR).listing({}))
     assert len(paths) == len(set(paths)) == 391 and IMAGE in paths
     assert catalogue.svfr_mesh_entry(17, catalogue.ImageKey("EXP-4-lips", 6, "221501007"), "posed") == (
         "017/EXP-4-lips_006_221501007/mesh_posed.ply"

@@ -1,27 +1,30 @@
-"""Fetching benchmark assets from the server into ``ROOT/{benchmark}/`` in the official folder layout.
+"""Fetching a source's files from its server into ``ROOT/{source}/`` in the official folder layout.
 
-``fetch`` validates the request against the catalogue before any network traffic, downloads
-``{benchmark}/metadata.json`` (SVFR has none: its images are listed in the catalogue), plans the relative paths, asks the server for each size (HEAD), skips
-complete files, and downloads the rest in parallel, each resumable and atomic (see ``download``).
+``fetch`` checks the request against what the source knows before any network traffic, brings the source's
+index files up to date (``nvs/metadata.json``; the dataset's two CSVs; SVFR has none: its images are listed in
+the catalogue), plans the relative paths from the index, asks the server for each size (HEAD), skips complete
+files, checks that what is missing fits on the disk, and downloads the rest in parallel, each resumable and
+atomic (see ``download``). What a source is (its URL, index, assets, paths) is described in
+``nersemble_zarr.sources``.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Literal
 
-from .. import catalogue
 from ..credentials import resolve_url
 from ..errors import ConfigError, InputDataError
 from ..locking import folder_lock
+from ..sources import Listing, Source, get_source
 from .content import read_head, signature_problem
 from .download import Cancelled, Downloader, FileDownloadError, RetryPolicy
 from .logsafety import redacted_logs, untrusted_text
-from .metadata import ServerMetadata, parse_metadata
 from .partfile import plain_size
 from .plan import FetchRequest, PointcloudFrames, local_path, make_request, plan_paths
 from .summary import FetchIncomplete, FetchSummary, PlannedFile, ProgressEvent, human_bytes
@@ -34,10 +37,12 @@ __all__ = [
 
 def fetch(
     root: str | Path,
-    benchmark: str,
+    source: str,
     *,
     url: str | None = None,
-    participants: Iterable[int] | None = None,
+    participants: Iterable[int] | Literal["all"] | None = None,
+    sequences: Iterable[str] | None = None,
+    cameras: Iterable[str] | None = None,
     assets: Iterable[str] | str | None = None,
     pointcloud_frames: PointcloudFrames = (0,),
     workers: int = 4,
@@ -46,33 +51,40 @@ def fetch(
     progress: Callable[[ProgressEvent], None] | None = None,
     retry: RetryPolicy = RetryPolicy(),
 ) -> FetchSummary:
-    """Fetch a benchmark's assets into ``root/{benchmark}``; raises FetchIncomplete if any file failed.
+    """Fetch a source's files (a benchmark, or ``"dataset"``) into ``root/{source}``; raises FetchIncomplete
+    if any file failed (the others are fetched all the same).
 
-    ``participants`` (None = all on the server), ``assets`` (None = the official defaults, or ``"all"``)
-    and ``pointcloud_frames`` (timestep labels as in metadata.json, or ``"all"``) are checked against
-    the catalogue before any request. ``url`` overrides the
-    configured access URL. With ``dry_run`` nothing is written; the summary lists files and sizes.
-    One fetch of a benchmark into a ROOT runs at a time: another one raises LockError naming its process.
+    ``participants`` (None or ``"all"`` = every one the server lists), ``sequences`` and ``cameras`` (None =
+    all), ``assets`` (None = the official defaults, or ``"all"``) and ``pointcloud_frames`` (NVS: timestep labels
+    as in metadata.json, or ``"all"``) are checked against what the source knows before any request, and
+    against its index after that. ``url`` overrides the configured access URL of the source. With ``dry_run``
+    nothing is written; the summary lists files, exact sizes and the free space at ``root``. A run whose missing
+    bytes do not fit in the free space raises ConfigError before writing anything. One fetch of a source into a
+    ROOT runs at a time: another one raises LockError naming its process.
     """
-    request = make_request(benchmark, participants, assets, pointcloud_frames)
+    described = get_source(source)
+    request = make_request(source, participants, assets, pointcloud_frames, sequences, cameras)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers={workers!r} is invalid; expected a whole number of at least 1.")
-    base_url = resolve_url(url)
+    base_url = resolve_url(url, described.access)
     started = time.perf_counter()
     report = _locked(progress)
-    summary = FetchSummary(benchmark, dry_run=dry_run)
-    with _root_lock(Path(root), benchmark, dry_run), redacted_logs(base_url), Downloader(
-        base_url, benchmark, retry,
+    summary = FetchSummary(source, dry_run=dry_run, description=described.description)
+    with _root_lock(Path(root), source, dry_run), redacted_logs(base_url), Downloader(
+        base_url, source,
+        retry,
         on_bytes=lambda n: report(ProgressEvent("bytes", n)),
         on_discard=lambda n: report(ProgressEvent("plan", n)),
+        url_path=described.url_path,
     ) as downloader:
         try:
-            metadata = None if benchmark == catalogue.SVFR else _metadata(
-                downloader, Path(root), request, summary, overwrite, report
-            )
-            planned = _inspect(downloader, Path(root), plan_paths(request, metadata), overwrite, workers)
+            listing = _index(described, downloader, Path(root), summary, overwrite, report)
+            planned = _inspect(downloader, Path(root), plan_paths(request, listing), overwrite, workers)
             summary.files += planned
             summary.skipped += sum(f.action == "skip" for f in planned)
+            summary.free_bytes = _free_bytes(Path(root))
+            if not dry_run:
+                _check_space(summary, Path(root))
             report(ProgressEvent("plan", sum(f.bytes_to_fetch for f in planned)))
             if not dry_run:
                 _download_all(downloader, Path(root), planned, summary, workers, report)
@@ -85,12 +97,33 @@ def fetch(
     return summary
 
 
-def _root_lock(root: Path, benchmark: str, dry_run: bool):
-    """The advisory lock of ``ROOT`` for this benchmark (fetches of different benchmarks write different
-    folders and may run together); a dry run writes nothing and takes none."""
+def _free_bytes(root: Path) -> int | None:
+    """Free bytes on the disk that holds ROOT (its nearest existing folder), or None when unknown."""
+    folder = root
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _check_space(summary: FetchSummary, root: Path) -> None:
+    """Refuse, before writing, a run whose missing bytes do not fit in the free space at ROOT."""
+    needed = summary.bytes_to_fetch
+    if summary.free_bytes is not None and needed > summary.free_bytes:
+        raise ConfigError(
+            f"The selection needs {human_bytes(needed)} more but only {human_bytes(summary.free_bytes)} are free "
+            f"at {root}; free some space or fetch fewer participants, sequences or cameras."
+        )
+
+
+def _root_lock(root: Path, source: str, dry_run: bool):
+    """The advisory lock of ``ROOT`` for this source (fetches of different sources write different folders and
+    may run together); a dry run writes nothing and takes none."""
     if dry_run:
         return nullcontext()
-    return folder_lock(root, f".nersemble_zarr-fetch-{benchmark}.lock", f"fetch of {benchmark} into {root}")
+    return folder_lock(root, f".nersemble_zarr-fetch-{source}.lock", f"fetch of {source} into {root}")
 
 
 def _locked(progress: Callable[[ProgressEvent], None] | None) -> Callable[[ProgressEvent], None]:
@@ -106,20 +139,35 @@ def _locked(progress: Callable[[ProgressEvent], None] | None) -> Callable[[Progr
     return report
 
 
-def _metadata(
+def _index(
+    source: Source,
     downloader: Downloader,
     root: Path,
-    request: FetchRequest,
     summary: FetchSummary,
     overwrite: bool,
     report: Callable[[ProgressEvent], None],
-) -> ServerMetadata:
-    """Bring ``{benchmark}/metadata.json`` up to date (in memory only for a dry run) and parse it."""
-    path = catalogue.METADATA_FILE
+) -> Listing:
+    """Bring the source's index files up to date (in memory only for a dry run) and parse them."""
+    index = {path: _index_file(downloader, root, path, summary, overwrite, report) for path in source.index_files}
+    try:
+        return source.listing(index)
+    except InputDataError as error:  # its text may quote the server's: clean it like any server text
+        raise InputDataError(untrusted_text(str(error), downloader.url, limit=None)) from None
+
+
+def _index_file(
+    downloader: Downloader,
+    root: Path,
+    path: str,
+    summary: FetchSummary,
+    overwrite: bool,
+    report: Callable[[ProgressEvent], None],
+) -> bytes:
+    """The bytes of one index file: the local copy when complete, else downloaded (read only for a dry run)."""
     entry = _inspect_one(downloader, root, path, overwrite)
     if entry.action == "failed":
-        raise FileDownloadError(f"{request.benchmark}/{path}", entry.error or "unavailable")
-    target = local_path(root, request.benchmark, path)
+        raise FileDownloadError(f"{downloader.source}/{path}", entry.error or "unavailable")
+    target = local_path(root, downloader.source, path)
     if entry.action == "skip":
         raw = target.read_bytes()
         summary.skipped += 1
@@ -131,10 +179,7 @@ def _metadata(
         summary.downloaded += 1
         raw = target.read_bytes()
     summary.files.append(entry)
-    try:
-        return parse_metadata(request.benchmark, raw)
-    except InputDataError as error:  # its text may quote the server's: clean it like any server text
-        raise InputDataError(untrusted_text(str(error), downloader.url, limit=None)) from None
+    return raw
 
 
 def _inspect(downloader: Downloader, root: Path, paths: list[str], overwrite: bool, workers: int) -> list[PlannedFile]:
@@ -146,7 +191,7 @@ def _inspect(downloader: Downloader, root: Path, paths: list[str], overwrite: bo
 def _inspect_one(downloader: Downloader, root: Path, path: str, overwrite: bool) -> PlannedFile:
     """Skip a complete file (a regular file of the remote size whose first bytes fit its kind; never a
     symlink), resume a ``.part`` that is a regular file with one link and no longer than the remote file."""
-    target = local_path(root, downloader.benchmark, path)
+    target = local_path(root, downloader.source, path)
     part = target.with_name(target.name + ".part")
     try:
         size = downloader.remote_size(path)
@@ -184,7 +229,7 @@ def _download_all(
     with _pool(downloader, workers) as pool:
         futures = {
             pool.submit(
-                downloader.download, entry.path, local_path(root, summary.benchmark, entry.path), entry.size,
+                downloader.download, entry.path, local_path(root, summary.source, entry.path), entry.size,
                 resume=entry.action == "resume",
             ): entry
             for entry in planned if entry.action in ("download", "resume")

@@ -78,7 +78,7 @@ class RetryPolicy:
 
 
 class FileDownloadError(DownloadError):
-    """A file that failed for good; ``path`` is ``{benchmark}/{relative path}``, ``reason`` a short phrase."""
+    """A file that failed for good; ``path`` is ``{source}/{relative path}``, ``reason`` a short phrase."""
 
     def __init__(self, path: str, reason: str, status: int | None = None) -> None:
         super().__init__(f"Could not fetch {path}: {reason}.")
@@ -97,20 +97,23 @@ class _Transient(Exception):
 
 
 class Downloader:
-    """Talks to ``{base_url}/{benchmark}/``: one requests session per thread, shared retry policy."""
+    """Talks to ``{base_url}/{url_path}/`` for the source ``source`` (``url_path``: the source's folder below the
+    access URL, the source's name by default): one requests session per thread, shared retry policy."""
 
     def __init__(
         self,
         base_url: str,
-        benchmark: str,
+        source: str,
         policy: RetryPolicy = RetryPolicy(),
         chunk_size: int = CHUNK_SIZE,
         on_bytes: Callable[[int], None] | None = None,
         on_discard: Callable[[int], None] | None = None,
+        url_path: str | None = None,
     ) -> None:
         self.url = base_url  # to redact from server text; never shown
-        self._base = f"{base_url.rstrip('/')}/{benchmark}"
-        self.benchmark = benchmark
+        url_path = source if url_path is None else url_path
+        self._base = "/".join(part for part in (base_url.rstrip("/"), url_path) if part)
+        self.source = source
         self.policy = policy
         self.chunk_size = chunk_size
         self._on_bytes = on_bytes or (lambda n: None)
@@ -229,7 +232,7 @@ class Downloader:
             if written == 0 and offset == 0 and looks_like_web_page(chunk[:HEAD_BYTES]):
                 raise self._failure(path, WEB_PAGE)  # before touching the .part: what it holds stays
             if restart:
-                log.info("%s/%s: the server ignored the Range request; starting over", self.benchmark, path)
+                log.info("%s/%s: the server ignored the Range request; starting over", self.source, path)
                 self._discard(part)
                 restart = False
             if announced is not None and offset + written + len(chunk) > announced:
@@ -303,7 +306,7 @@ class Downloader:
             raise _Transient("the connection broke mid-body") from None
 
     def _failure(self, path: str, reason: str, status: int | None = None) -> FileDownloadError:
-        return FileDownloadError(f"{self.benchmark}/{path}", reason, status)
+        return FileDownloadError(f"{self.source}/{path}", reason, status)
 
     def _discard(self, part: PartFile) -> None:
         """Empty a .part that cannot be continued, reporting its bytes as discarded."""
@@ -361,7 +364,7 @@ class Downloader:
                         path, f"{failure.reason} (gave up after {counted(attempt, 'attempt')}; rerun to resume)"
                     ) from None
                 wait = self.policy.wait(attempt, failure.retry_after) if failure.retry_after != 0 else 0.0
-                log.warning("%s/%s: %s; retrying in %.1f s (%s left)", self.benchmark, path, failure.reason, wait,
+                log.warning("%s/%s: %s; retrying in %.1f s (%s left)", self.source, path, failure.reason, wait,
                          counted(self.policy.attempts - attempt, "attempt"))
                 if self.stop.wait(wait):
                     raise Cancelled(path) from None

@@ -14,7 +14,7 @@ Outcome = Literal["downloaded", "skipped", "failed"]
 
 @dataclass
 class PlannedFile:
-    """One file of the plan: path relative to the benchmark folder, remote size, local state, result."""
+    """One file of the plan: path relative to the source's folder, remote size, local state, result."""
 
     path: str
     size: int | None = None  # Content-Length from HEAD (None if unknown)
@@ -43,9 +43,11 @@ class ProgressEvent:
 class FetchSummary:
     """Counts and bytes of one fetch (or of a dry run, where nothing is downloaded)."""
 
-    benchmark: str
+    source: str
     files: list[PlannedFile] = field(default_factory=list)
     dry_run: bool = False
+    description: str = ""  # the source in words ("the nvs benchmark")
+    free_bytes: int | None = None  # free space at ROOT when the plan was made
     downloaded: int = 0
     skipped: int = 0
     bytes_downloaded: int = 0
@@ -64,13 +66,24 @@ class FetchSummary:
     def bytes_to_fetch(self) -> int:
         return sum(f.bytes_to_fetch for f in self.files)
 
+    def by_participant(self) -> dict[str, tuple[int, int]]:
+        """Participant folder (``017``; ``""`` for files outside one) -> (files, bytes of known size), in plan order."""
+        totals: dict[str, tuple[int, int]] = {}
+        for entry in self.files:
+            folder = entry.path.split("/", 1)[0] if "/" in entry.path else ""
+            count, size = totals.get(folder, (0, 0))
+            totals[folder] = (count + 1, size + (entry.size or 0))
+        return totals
+
     def line(self) -> str:
         """One human sentence summarising the run."""
         if self.dry_run:
+            free = "" if self.free_bytes is None else f"; {human_bytes(self.free_bytes)} free at ROOT"
             return (
                 f"{len(self.files)} files, {human_bytes(self.bytes_total)} in all; "
                 f"{human_bytes(self.bytes_to_fetch)} to download, "
-                f"{sum(f.action == 'skip' for f in self.files)} already complete, {len(self.failed)} unavailable."
+                f"{sum(f.action == 'skip' for f in self.files)} already complete, {len(self.failed)} unavailable"
+                f"{free}."
             )
         rate = self.bytes_downloaded / self.seconds if self.seconds > 0 else 0.0
         return (
@@ -88,13 +101,13 @@ class FetchIncomplete(DownloadError):
         self.not_served = len(failed) == len(summary.files) and all(f.status == 404 for f in failed)
         if self.not_served:
             super().__init__(
-                f"The server does not serve the {summary.benchmark} benchmark: every one of the {len(failed)} "
-                f"file(s) asked for (e.g. {summary.benchmark}/{failed[0].path}) answered HTTP 404 Not Found, "
+                f"The server does not serve {summary.description or summary.source}: every one of the {len(failed)} "
+                f"file(s) asked for (e.g. {summary.source}/{failed[0].path}) answered HTTP 404 Not Found, "
                 "which a rerun does not change; check the access URL (and the participants asked for)."
             )
             self.summary = summary
             return
-        listed = ", ".join(f"{summary.benchmark}/{f.path} ({f.error})" for f in failed[:3])
+        listed = ", ".join(f"{summary.source}/{f.path} ({f.error})" for f in failed[:3])
         more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
         super().__init__(
             f"Could not fetch {len(failed)} of {len(summary.files)} files: {listed}{more}; "

@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, write_atomic
+from ..inputs.dataset_index import BACKGROUND, PARTICIPANTS_CSV, SEQUENCES_CSV
 from ..outputs import check_output_folder
 from ..progress import Progress, advance, describe, set_total
+from ..sources.dataset import background_path, calibration_path, colour_calibration_path, video_path
 from ..video import VideoWriter
 from .appearance import Appearance, albedo
 from .dataset_config import DATASET_FPS, SyntheticDatasetConfig
@@ -34,37 +36,13 @@ from .scene import FOCAL_PER_WIDTH, rig_pose, rng_for, rotation_matrices, smooth
 
 SOURCE = "dataset"  # the name that seeds the dataset's random values, apart from the benchmark's
 JPEG_QUALITY = 95
-PARTICIPANTS_CSV = "metadata_participants.csv"
-SEQUENCES_CSV = "metadata_sequences.csv"
-BACKGROUND = "BACKGROUND"
-
-
-# ---------------------------------------------------------------- relative paths (the official kit's)
-def calibration_path(participant: int) -> str:
-    """The participant's camera calibration file."""
-    return f"{participant:03d}/calibration/camera_params.json"
-
-
-def color_calibration_path(participant: int) -> str:
-    """The participant's colour calibration file."""
-    return f"{participant:03d}/calibration/color_calibration.json"
-
-
-def video_path(participant: int, sequence: str, serial: str) -> str:
-    """One camera's video of a sequence."""
-    return f"{participant:03d}/sequences/{sequence}/images/cam_{serial}.mp4"
-
-
-def background_path(participant: int, serial: str) -> str:
-    """One camera's picture of the empty studio."""
-    return f"{participant:03d}/sequences/{BACKGROUND}/image_{serial}.jpg"
 
 
 def expected_dataset_files(config: SyntheticDatasetConfig) -> list[str]:
     """Every file ``generate_dataset`` writes, relative to its root, in the order it writes them."""
     files = [PARTICIPANTS_CSV, SEQUENCES_CSV]
     for participant in config.participants:
-        files += [calibration_path(participant), color_calibration_path(participant)]
+        files += [calibration_path(participant), colour_calibration_path(participant)]
         files += [background_path(participant, serial) for serial in config.serials]
         files += [
             video_path(participant, sequence, serial)
@@ -181,8 +159,8 @@ def _write_participant(root: Path, config: SyntheticDatasetConfig, participant: 
     })
     report(calibration_path(participant))
     colour = dataset_color_calibration(config, participant)
-    _write_json(root / color_calibration_path(participant), {s: m.tolist() for s, m in colour.items()})
-    report(color_calibration_path(participant))
+    _write_json(root / colour_calibration_path(participant), {s: m.tolist() for s, m in colour.items()})
+    report(colour_calibration_path(participant))
     import imagecodecs
 
     for serial in config.serials:
