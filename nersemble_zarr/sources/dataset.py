@@ -16,8 +16,8 @@ from ..inputs.dataset_index import BACKGROUND, PARTICIPANTS_CSV, SEQUENCES_CSV, 
 from ..inputs.origin import Origin
 from .base import DATASET_ACCESS, Listing, Selection, Source
 
-FPS = 73
-WIDTH, HEIGHT = 2200, 3208
+FPS = 73  # frames per second of every video
+WIDTH, HEIGHT = 2200, 3208  # full-resolution frame size, the size the shared intrinsics are for
 
 
 # ---------------------------------------------------------------- relative paths (the official kit's)

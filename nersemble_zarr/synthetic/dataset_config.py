@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from .. import catalogue
 from ..errors import ConfigError
+from ..sources.dataset import FPS as DATASET_FPS
+from ..sources.dataset import HEIGHT as DATASET_HEIGHT
+from ..sources.dataset import WIDTH as DATASET_WIDTH
 from .config import even_size
 
-# The dataset's frames: 2200 wide, 3208 high, at 73 frames per second.
-DATASET_WIDTH, DATASET_HEIGHT = 2200, 3208
-DATASET_FPS = 73
 # Colour calibration: the number of terms (columns) of a participant's matrices, alternating over the participants
 # so that a reader meets two kinds: a plain 3x3 matrix and the augmented 3x10 polynomial of Cheung et al. (2004).
 COLOUR_TERMS = (3, 10)
