@@ -83,7 +83,8 @@ def test_cli_dry_run_lists_the_images_and_never_the_url(svfr_root, tmp_path) -> 
         missing = CliRunner().invoke(main, ["fetch", str(tmp_path / "out2"), SVFR, "-p", "60", "--url", server.url])
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 14 and lines[-1].startswith("13 files, ")
-    assert all(line.split()[-1].startswith("svfr/215/") and line.endswith("/rgb.png") for line in lines[:-1])
+    assert len(lines) == 15 and lines[-1].startswith("13 files, ")
+    assert all(line.split()[-1].startswith("svfr/215/") and line.endswith("/rgb.png") for line in lines[:-2])
+    assert lines[-2].endswith("in all for svfr/215/ (13 files)")
     assert not (tmp_path / "out").exists()
     assert missing.exit_code != 0 and server.token not in result.output + missing.output
