@@ -13,10 +13,10 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Literal
+from typing import Callable, Iterable, Iterator, Literal, TypeVar
 
 from ..credentials import resolve_url
 from ..errors import ConfigError, InputDataError
@@ -184,8 +184,12 @@ def _index_file(
 
 def _inspect(downloader: Downloader, root: Path, paths: list[str], overwrite: bool, workers: int) -> list[PlannedFile]:
     """HEAD every path in parallel and decide per file: skip, resume, download, or failed."""
+    planned: list[PlannedFile | None] = [None] * len(paths)
     with _pool(downloader, workers) as pool:
-        return list(pool.map(lambda path: _inspect_one(downloader, root, path, overwrite), paths))
+        for index, done in _windowed(pool, lambda i: _inspect_one(downloader, root, paths[i], overwrite),
+                                     range(len(paths)), workers):
+            planned[index] = done.result()
+    return planned
 
 
 def _inspect_one(downloader: Downloader, root: Path, path: str, overwrite: bool) -> PlannedFile:
@@ -226,23 +230,43 @@ def _download_all(
     report: Callable[[ProgressEvent], None],
 ) -> None:
     """Download every planned file that is not complete; failures are recorded on the entry, not raised."""
+    pending = [entry for entry in planned if entry.action in ("download", "resume")]
     with _pool(downloader, workers) as pool:
-        futures = {
-            pool.submit(
-                downloader.download, entry.path, local_path(root, summary.source, entry.path), entry.size,
-                resume=entry.action == "resume",
-            ): entry
-            for entry in planned if entry.action in ("download", "resume")
-        }
-        for future in as_completed(futures):
-            entry = futures[future]
+        fetch_one = lambda entry: downloader.download(  # noqa: E731
+            entry.path, local_path(root, summary.source, entry.path), entry.size, resume=entry.action == "resume")
+        for entry, done in _windowed(pool, fetch_one, pending, workers):
             try:
-                summary.bytes_downloaded += future.result()
+                summary.bytes_downloaded += done.result()
                 summary.downloaded += 1
                 report(ProgressEvent("file", path=entry.path, outcome="downloaded"))
             except FileDownloadError as error:
                 entry.action, entry.error, entry.status = "failed", error.reason, error.status
                 report(ProgressEvent("file", path=entry.path, outcome="failed"))
+
+
+Item = TypeVar("Item")
+
+
+def _windowed(pool: ThreadPoolExecutor, work: Callable[[Item], object], items: Iterable[Item],
+              workers: int) -> Iterator[tuple[Item, Future]]:
+    """Run ``work`` on every item, with at most ``2 * workers`` submitted at a time (memory stays flat for a
+    selection of any size); yields (item, its finished future) as each finishes."""
+    queue = iter(items)
+    running: dict[Future, Item] = {}
+
+    def submit_next() -> None:
+        for item in queue:
+            running[pool.submit(work, item)] = item
+            return
+
+    for _ in range(2 * workers):
+        submit_next()
+    while running:
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            item = running.pop(future)
+            submit_next()
+            yield item, future
 
 
 @contextmanager
