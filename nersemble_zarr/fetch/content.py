@@ -7,8 +7,9 @@ complete); ``structure_problem`` checks the whole file's own structure (mp4 boxe
 box, complete JSON syntax, a zip whose entries and central directory fit the file, a PCD whose header
 ``inputs.pointcloud`` accepts and whose binary point data has exactly the declared size, a CSV table of UTF-8
 text whose rows all have the header's fields and whose last line is complete, a JPEG whose marker segments fit
-the file and which ends with its end-of-image marker). Both return a short phrase ("it is ...") or None. Limits and meaning (nesting depth, number sizes, keys, timesteps) are
-for the readers in ``nersemble_zarr.inputs``, which refuse such a file with their own sentence.
+the file and which ends with its end-of-image marker). Both return a short phrase ("it is ...") or None.
+Limits and meaning (nesting depth, number sizes, keys, timesteps) are for the readers in
+``nersemble_zarr.inputs``, which refuse such a file with their own sentence.
 """
 
 from __future__ import annotations
