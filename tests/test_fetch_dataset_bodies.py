@@ -73,6 +73,21 @@ def test_a_jpeg_cut_anywhere_or_with_bytes_after_it_is_refused(tmp_path):
         assert "ends before its image data" in problem(target)
 
 
+def test_a_jpeg_cut_right_after_its_embedded_thumbnail_is_refused(tmp_path):
+    """A camera's JPEG carries a thumbnail (a whole JPEG, ending FF D9) at the end of its APP1 segment: a file cut
+    right after it ends with the end-of-image marker, yet no image data follows its segments."""
+    main, thumbnail = jpegs()["pil"], jpegs()["opencv"]
+    payload = b"Exif\0\0" + thumbnail
+    data = main[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + main[2:]
+    target = tmp_path / "camera.jpg"
+    target.write_bytes(data)
+    assert problem(target) is None and Image.open(target).size == (64, 96)
+    cut = data[:data.index(thumbnail) + len(thumbnail)]
+    assert cut.endswith(b"\xff\xd9")
+    target.write_bytes(cut)
+    assert problem(target) == f"it is cut short (a marker at byte {len(cut)} is incomplete)"
+
+
 def test_web_pages_and_blobs_are_not_csvs_or_jpegs(synthetic_dataset, tmp_path):
     page = tmp_path / "page"
     page.write_bytes(WEB_PAGE)
