@@ -54,6 +54,7 @@ def synthetic(out: Path, size: str, seed: int, dataset: bool, dataset_full_size:
               dataset_participants: tuple[int, ...], dataset_frames: int | None, workers: int) -> None:
     """Write a synthetic NeRSemble benchmark (server layout) under OUT, and with --dataset the synthetic v2
     dataset under OUT/dataset."""
+    from nersemble_zarr.outputs import check_output_folder
     from nersemble_zarr.synthetic import config_of_size, generate
     from nersemble_zarr.synthetic.dataset import generate_dataset
     from nersemble_zarr.synthetic.dataset_config import DATASET_FOLDER, SyntheticDatasetConfig
@@ -65,6 +66,7 @@ def synthetic(out: Path, size: str, seed: int, dataset: bool, dataset_full_size:
     if dataset or dataset_full_size or dataset_participants or dataset_frames:  # refused now, before any writing
         dataset_config = SyntheticDatasetConfig.chosen(seed, full_size=dataset_full_size,
                                                        participants=dataset_participants, n_frames=dataset_frames)
+        check_output_folder(out / DATASET_FOLDER, "synthetic dataset folder")
     with progress_bar("synthetic", "file") as progress:
         generate(out, config, workers=workers, progress=progress)
     click.echo(f"Wrote the {size} synthetic benchmark to {out}")

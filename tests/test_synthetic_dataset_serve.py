@@ -41,6 +41,16 @@ def test_a_bad_dataset_option_is_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_dataset_path_taken_by_a_file_is_refused_before_the_benchmark_is_written(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "dataset").write_text("mine")
+    result = run_cli("synthetic", tmp_path / "out", "--dataset", exit_code=2)
+    assert result.output.strip().splitlines()[-1].startswith(
+        f"Error: The synthetic dataset folder {tmp_path / 'out' / 'dataset'} exists and is a regular file")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["dataset"]
+    assert (tmp_path / "out" / "dataset").read_text() == "mine"
+
+
 def test_full_size_is_the_real_frame_size():
     assert SyntheticDatasetConfig.chosen(full_size=True).frame_size() == (2200, 3208)
     assert SyntheticDatasetConfig.chosen(full_size=True, n_frames=2).n_frames == 2
