@@ -13,6 +13,8 @@ from nersemble_zarr.synthetic.dataset import expected_dataset_files
 from nersemble_zarr.synthetic.dataset_config import SyntheticDatasetConfig
 from nersemble_zarr.video import probe
 
+CONFIG = SyntheticDatasetConfig()  # what the synthetic_dataset fixture holds
+
 
 def test_the_dataset_option_writes_the_default_dataset_beside_the_benchmark(synthetic_dataset, tmp_path):
     out = tmp_path / "out"
@@ -67,9 +69,14 @@ def test_serve_synthetic_gives_the_dataset_url_too(synthetic_dataset, tmp_path):
         urls = {name: value.strip('"') for name, value in settings.items()}
         assert list(urls) == ["NERSEMBLE_BENCHMARK_URL", "NERSEMBLE_DATA_URL"]
         assert urls["NERSEMBLE_DATA_URL"] == urls["NERSEMBLE_BENCHMARK_URL"] + "/dataset"
-        for relative in ("metadata_sequences.csv", "017/sequences/BACKGROUND/image_222200037.jpg"):
-            answer = requests.get(f"{urls['NERSEMBLE_DATA_URL']}/{relative}", timeout=10)
-            assert answer.content == (synthetic_dataset / relative).read_bytes()
+        answer = requests.get(f"{urls['NERSEMBLE_DATA_URL']}/metadata_sequences.csv", timeout=10)
+        assert answer.content == (synthetic_dataset / "metadata_sequences.csv").read_bytes()
+        fetched = run_cli("fetch", tmp_path / "root", "dataset", "-p", "18", "--cameras", ",".join(CONFIG.serials),
+                          env={"NERSEMBLE_DATA_URL": urls["NERSEMBLE_DATA_URL"]}, exit_code=0)
+        assert urls["NERSEMBLE_DATA_URL"] not in fetched.output
+    expected = {relative: digest for relative, digest in tree_digest(synthetic_dataset).items()
+                if relative.endswith(".csv") or relative.startswith("018/")}
+    assert tree_digest(tmp_path / "root" / "dataset") == expected and len(expected) == 2 + 2 + 3 + 2 * 3
     assert server.returncode == 0, output["stderr"]
     assert not env_file.exists()
     secret = urls["NERSEMBLE_BENCHMARK_URL"].rsplit("/", 1)[1]
