@@ -18,7 +18,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .atomic import write_atomic
@@ -112,13 +112,13 @@ def resolve_url(override: str | None = None, access: Access = BENCHMARK_ACCESS) 
 
 
 @contextlib.contextmanager
-def url_env_file(path: Path, url: str) -> Iterator[None]:
-    """Hold ``url`` in the env file ``path`` (``NERSEMBLE_BENCHMARK_URL="..."``, mode 0600 from its creation,
-    written atomically) for the block; afterwards remove it, but only if it is still the file written here (same
-    inode, size and modification time): a file that replaced it meanwhile is not ours to remove."""
+def url_env_file(path: Path, urls: Mapping[str, str]) -> Iterator[None]:
+    """Hold ``urls`` (environment variable -> URL) in the env file ``path``, one ``NAME="url"`` line each (mode 0600
+    from its creation, written atomically) for the block; afterwards remove it, but only if it is still the file
+    written here (same inode, size and modification time): a file that replaced it meanwhile is not ours to remove."""
     previous = os.umask(0o077)
     try:
-        write_atomic(path, f'{URL_ENV_VAR}="{url}"\n'.encode())
+        write_atomic(path, "".join(f'{name}="{url}"\n' for name, url in urls.items()).encode())
         written = os.stat(path)
     finally:
         os.umask(previous)

@@ -109,6 +109,25 @@ def test_counted_errors_per_path_and_global_with_retry_after(folder: Path) -> No
         assert requests.get(f"{server.url}/{OTHER}", timeout=5).status_code == 503
 
 
+def test_faults_reach_the_dataset_files_by_pattern(synthetic_dataset: Path) -> None:
+    """Served as serve-synthetic has it (the dataset below ``dataset/``): a pattern picks dataset files by kind."""
+    video = "dataset/017/sequences/EXP-1-head/images/cam_222200037.mp4"
+    table = "dataset/metadata_sequences.csv"
+    background = "dataset/017/sequences/BACKGROUND/image_222200037.jpg"
+    size = (synthetic_dataset.parent / video).stat().st_size
+    faults = Faults(error_requests=1, paths=("dataset/*.mp4",))
+    with serve(synthetic_dataset.parent, faults) as server, requests.Session() as session:
+        assert [session.get(f"{server.url}/{video}", timeout=5).status_code for _ in range(2)] == [503, 200]
+        assert session.get(f"{server.url}/{table}", timeout=5).status_code == 200
+        server.faults = Faults(drop_after_bytes=100, paths=("dataset/*/images/*.mp4",))
+        assert len(raw_get(server, video)[1]) == 100
+        assert raw_get(server, background)[1] == (synthetic_dataset.parent / background).read_bytes()
+        server.faults = Faults(web_page=True, paths=("dataset/*.csv",))
+        assert session.get(f"{server.url}/{table}", timeout=5).content == WEB_PAGE
+        assert session.head(f"{server.url}/{video}", timeout=5).headers["Content-Length"] == str(size)
+    assert [(r.path, r.status) for r in server.requests][:3] == [(video, 503), (video, 200), (table, 200)]
+
+
 def test_random_errors_are_reproducible_from_the_seed(folder: Path) -> None:
     def statuses(seed: int) -> list[int]:
         with serve(folder, Faults(error_rate=0.5, seed=seed)) as server, requests.Session() as session:

@@ -25,30 +25,18 @@ import numpy as np
 from ..atomic import atomic_path, write_atomic
 from ..inputs.dataset_index import BACKGROUND, PARTICIPANTS_CSV, SEQUENCES_CSV
 from ..outputs import check_output_folder
-from ..progress import Progress, advance, describe, set_total
+from ..progress import Progress
 from ..sources.dataset import background_path, calibration_path, colour_calibration_path, video_path
 from ..video import VideoWriter
 from .appearance import Appearance, albedo
 from .dataset_config import DATASET_FPS, SyntheticDatasetConfig
 from .generator import VIDEO_CRF, VIDEO_PRESET, VIDEO_THREADS, VIDEO_X264_PARAMS
+from .jobs import Job, job, run_jobs
 from .render import render_frame
 from .scene import FOCAL_PER_WIDTH, rig_pose, rng_for, rotation_matrices, smooth_curves
 
 SOURCE = "dataset"  # the name that seeds the dataset's random values, apart from the benchmark's
 JPEG_QUALITY = 95
-
-
-def expected_dataset_files(config: SyntheticDatasetConfig) -> list[str]:
-    """Every file ``generate_dataset`` writes, relative to its root, in the order it writes them."""
-    files = [PARTICIPANTS_CSV, SEQUENCES_CSV]
-    for participant in config.participants:
-        files += [calibration_path(participant), colour_calibration_path(participant)]
-        files += [background_path(participant, serial) for serial in config.serials]
-        files += [
-            video_path(participant, sequence, serial)
-            for sequence in config.sequences_of(participant) for serial in config.serials
-        ]
-    return files
 
 
 # ---------------------------------------------------------------- content
@@ -146,59 +134,75 @@ def participants_csv(config: SyntheticDatasetConfig) -> bytes:
     return _csv_text([["ID"]] + [[str(participant)] for participant in config.participants])
 
 
-# ---------------------------------------------------------------- writing
+# ---------------------------------------------------------------- writing (one job per file, each atomic)
+def _dataset_jobs(config: SyntheticDatasetConfig) -> list[Job]:
+    """Every write, in the order of ``expected_dataset_files``; each is independent."""
+    jobs = [job(PARTICIPANTS_CSV, _write_csv, config=config, relative=PARTICIPANTS_CSV),
+            job(SEQUENCES_CSV, _write_csv, config=config, relative=SEQUENCES_CSV)]
+    for participant in config.participants:
+        where = {"config": config, "participant": participant}
+        jobs.append(job(calibration_path(participant), _write_calibration, **where))
+        jobs.append(job(colour_calibration_path(participant), _write_color_calibration, **where))
+        jobs += [job(background_path(participant, serial), _write_background, serial=serial, **where)
+                 for serial in config.serials]
+        jobs += [job(video_path(participant, sequence, serial), _write_video, sequence=sequence, serial=serial, **where)
+                 for sequence in config.sequences_of(participant) for serial in config.serials]
+    return jobs
+
+
+def expected_dataset_files(config: SyntheticDatasetConfig) -> list[str]:
+    """Every file ``generate_dataset`` writes, relative to its root, in the order it writes them (one worker)."""
+    return [path for each in _dataset_jobs(config) for path in each.files]
+
+
 def _write_json(path: Path, content: dict) -> None:
     write_atomic(path, (json.dumps(content, indent=2) + "\n").encode())
 
 
-def _write_participant(root: Path, config: SyntheticDatasetConfig, participant: int, report) -> None:
+def _write_csv(root: Path, *, config: SyntheticDatasetConfig, relative: str) -> None:
+    write_atomic(root / relative, participants_csv(config) if relative == PARTICIPANTS_CSV else sequences_csv(config))
+
+
+def _write_calibration(root: Path, *, config: SyntheticDatasetConfig, participant: int) -> None:
     cameras = dataset_camera_params(config, participant)
     _write_json(root / calibration_path(participant), {
         "world_2_cam": {serial: matrix.tolist() for serial, matrix in cameras["world_2_cam"].items()},
         "intrinsics": cameras["intrinsics"].tolist(),
     })
-    report(calibration_path(participant))
+
+
+def _write_color_calibration(root: Path, *, config: SyntheticDatasetConfig, participant: int) -> None:
     colour = dataset_color_calibration(config, participant)
     _write_json(root / colour_calibration_path(participant), {s: m.tolist() for s, m in colour.items()})
-    report(colour_calibration_path(participant))
+
+
+def _write_background(root: Path, *, config: SyntheticDatasetConfig, participant: int, serial: str) -> None:
     import imagecodecs
 
-    for serial in config.serials:
-        picture = background_image(config, participant, serial)
-        write_atomic(root / background_path(participant, serial), imagecodecs.jpeg8_encode(picture, level=JPEG_QUALITY))
-        report(background_path(participant, serial))
+    picture = background_image(config, participant, serial)
+    write_atomic(root / background_path(participant, serial), imagecodecs.jpeg8_encode(picture, level=JPEG_QUALITY))
+
+
+def _write_video(root: Path, *, config: SyntheticDatasetConfig, participant: int, sequence: str, serial: str) -> None:
     width, height = config.frame_size()
-    for sequence in config.sequences_of(participant):
-        for serial in config.serials:
-            relative = video_path(participant, sequence, serial)
-            with atomic_path(root / relative) as temp, VideoWriter(
-                temp, width=width, height=height, fps=DATASET_FPS, crf=VIDEO_CRF, preset=VIDEO_PRESET,
-                threads=VIDEO_THREADS, x264_params=VIDEO_X264_PARAMS,
-            ) as writer:
-                writer.write_all(dataset_frames(config, participant, sequence, serial))
-            report(relative)
+    with atomic_path(root / video_path(participant, sequence, serial)) as temp, VideoWriter(
+        temp, width=width, height=height, fps=DATASET_FPS, crf=VIDEO_CRF, preset=VIDEO_PRESET,
+        threads=VIDEO_THREADS, x264_params=VIDEO_X264_PARAMS,
+    ) as writer:
+        writer.write_all(dataset_frames(config, participant, sequence, serial))
 
 
 def generate_dataset(
-    root: str | os.PathLike, config: SyntheticDatasetConfig | None = None, *, progress: Progress | None = None
+    root: str | os.PathLike, config: SyntheticDatasetConfig | None = None, *, workers: int = 1,
+    progress: Progress | None = None,
 ) -> Path:
     """Write the synthetic dataset of ``config`` (default: the small ``SyntheticDatasetConfig()``) under ``root``.
 
-    ``progress`` is told the number of files, then each file's relative path and called with 1 once it is
-    written. Returns ``root`` as a Path.
+    The same files whatever ``workers`` (processes; 1 writes in this process, in the order of
+    ``expected_dataset_files``). ``progress`` is told the number of files, then each file's relative path and
+    called with 1 once it is written. Returns ``root`` as a Path.
     """
     config = SyntheticDatasetConfig() if config is None else config
     root = check_output_folder(root, "synthetic dataset folder")
-    set_total(progress, len(expected_dataset_files(config)))
-
-    def report(relative: str) -> None:
-        describe(progress, relative)
-        advance(progress, 1)
-
-    write_atomic(root / PARTICIPANTS_CSV, participants_csv(config))
-    report(PARTICIPANTS_CSV)
-    write_atomic(root / SEQUENCES_CSV, sequences_csv(config))
-    report(SEQUENCES_CSV)
-    for participant in config.participants:
-        _write_participant(root, config, participant, report)
+    run_jobs(root, _dataset_jobs(config), workers=workers, progress=progress)
     return root

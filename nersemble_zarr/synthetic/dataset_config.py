@@ -7,10 +7,14 @@ from dataclasses import dataclass
 from .. import catalogue
 from ..errors import ConfigError
 from ..sources.dataset import FPS as DATASET_FPS
+from ..sources.dataset import Dataset
 from ..sources.dataset import HEIGHT as DATASET_HEIGHT
 from ..sources.dataset import WIDTH as DATASET_WIDTH
 from .config import even_size
 
+# Where ``nersemble-zarr synthetic OUT --dataset`` writes the dataset (OUT/dataset, as fetch ROOT dataset does),
+# and below which ``serve-synthetic OUT`` serves it.
+DATASET_FOLDER = Dataset.name
 # Colour calibration: the number of terms (columns) of a participant's matrices, alternating over the participants
 # so that a reader meets two kinds: a plain 3x3 matrix and the augmented 3x10 polynomial of Cheung et al. (2004).
 COLOUR_TERMS = (3, 10)
@@ -54,6 +58,18 @@ class SyntheticDatasetConfig:
     def full_size(cls, seed: int = 0, **changes) -> "SyntheticDatasetConfig":
         """Frames at the real 2200x3208; other fields as given (default: the small selection)."""
         return cls(seed=seed, scale=1.0, **changes)
+
+    @classmethod
+    def chosen(cls, seed: int = 0, *, full_size: bool = False, participants: tuple[int, ...] = (),
+               n_frames: int | None = None) -> "SyntheticDatasetConfig":
+        """The small selection with what ``nersemble-zarr synthetic --dataset`` was given: real-size frames,
+        other participants (empty: the default ones), another number of frames (None: the default)."""
+        changes: dict = {"seed": seed}
+        if participants:
+            changes["participants"] = tuple(int(participant) for participant in participants)
+        if n_frames is not None:
+            changes["n_frames"] = n_frames
+        return cls.full_size(**changes) if full_size else cls(**changes)
 
     def frame_size(self) -> tuple[int, int]:
         """(width, height) of every frame at this config's scale."""

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import io
 import json
-import multiprocessing
 import os
 import zipfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import ExitStack
-from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .. import catalogue
 from ..atomic import atomic_path
 from ..outputs import check_output_folder
-from ..progress import Progress, advance, describe, set_total
+from ..progress import Progress
 from .appearance import Appearance
 from .config import SyntheticConfig
+from .jobs import Job, job, run_jobs
 from .pointcloud import head_pointcloud, write_pcd
 from .render import render_views
 from .scene import camera_params, rng_for, rotation_matrices, tracking
@@ -84,59 +80,47 @@ def older_tracking(config: SyntheticConfig, participant: int, sequence: str) -> 
     return older
 
 
-@dataclass(frozen=True)
-class _Job:
-    """One unit of work: ``write(root)`` writes ``files`` (paths relative to the root)."""
-
-    files: tuple[str, ...]
-    write: Callable[[Path], None]
-
-
-def _job(files: str | tuple[str, ...], write: Callable[..., None], **arguments) -> _Job:
-    return _Job((files,) if isinstance(files, str) else files, partial(write, **arguments))
-
-
-def _jobs(config: SyntheticConfig) -> list[_Job]:
+def _jobs(config: SyntheticConfig) -> list[Job]:
     """Every write, in a sensible order (small files first per participant); each is independent."""
     jobs = []
     for benchmark in catalogue.BENCHMARKS:
         if not config.participants_of(benchmark):
             continue
-        jobs.append(_job(f"{benchmark}/{catalogue.METADATA_FILE}", _write_metadata, config=config, benchmark=benchmark))
+        jobs.append(job(f"{benchmark}/{catalogue.METADATA_FILE}", _write_metadata, config=config, benchmark=benchmark))
         for participant in config.participants_of(benchmark):
             path = f"{benchmark}/{catalogue.calibration_path(participant)}"
-            jobs.append(_job(path, _write_calibration, config=config, benchmark=benchmark, participant=participant))
+            jobs.append(job(path, _write_calibration, config=config, benchmark=benchmark, participant=participant))
             for sequence in config.sequences_of(benchmark, participant):
                 jobs += _sequence_jobs(config, benchmark, participant, sequence)
     for participant in config.svfr_participants:
         for key in config.svfr_keys_of(participant):
             path = f"{catalogue.SVFR}/{catalogue.svfr_image_path(participant, key)}"
-            jobs.append(_job(path, _write_svfr_image, config=config, participant=participant, key=key))
+            jobs.append(job(path, _write_svfr_image, config=config, participant=participant, key=key))
     return jobs
 
 
-def _sequence_jobs(config: SyntheticConfig, benchmark: str, participant: int, sequence: str) -> list[_Job]:
+def _sequence_jobs(config: SyntheticConfig, benchmark: str, participant: int, sequence: str) -> list[Job]:
     jobs = []
     where = {"config": config, "participant": participant, "sequence": sequence}
     if benchmark == "mono_flame_avatar":
         for name in (catalogue.TRACKING_FILE, catalogue.TRACKING_FILE_V1):
             path = f"{benchmark}/{catalogue.tracking_path(participant, sequence, name)}"
-            jobs.append(_job(path, _write_tracking, name=name, **where))
+            jobs.append(job(path, _write_tracking, name=name, **where))
     for serial in config.video_serials_of(benchmark, sequence):
         paths = tuple(
             f"{benchmark}/{catalogue.video_path(participant, sequence, serial, kind)}" for kind in VIDEO_KINDS
         )
-        jobs.append(_job(paths, _write_videos, benchmark=benchmark, serial=serial, **where))
+        jobs.append(job(paths, _write_videos, benchmark=benchmark, serial=serial, **where))
     if benchmark == "nvs":
         for index, timestep in enumerate(timesteps(config, benchmark, participant, sequence)):
             path = f"{benchmark}/{catalogue.pointcloud_path(participant, sequence, timestep)}"
-            jobs.append(_job(path, _write_pointcloud, index=index, **where))
+            jobs.append(job(path, _write_pointcloud, index=index, **where))
     return jobs
 
 
 def expected_files(config: SyntheticConfig) -> list[str]:
     """Every file ``generate`` writes, relative to the root (``nvs/388/calibration/camera_params.json``, ...)."""
-    return [path for job in _jobs(config) for path in job.files]
+    return [path for each in _jobs(config) for path in each.files]
 
 
 # ---------------------------------------------------------------- writers (each file atomically)
@@ -233,27 +217,5 @@ def generate(
     """
     config = SyntheticConfig.tiny() if config is None else config
     root = check_output_folder(root, "synthetic benchmark folder")
-    jobs = _jobs(config)
-    set_total(progress, sum(len(job.files) for job in jobs))
-
-    def report(relative: str) -> None:
-        describe(progress, relative)
-        advance(progress, 1)
-
-    if workers <= 1:
-        for job in jobs:
-            job.write(root)
-            for relative in job.files:
-                report(relative)
-        return root
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(job.write, root): job for job in jobs}
-        try:
-            for future in as_completed(futures):
-                future.result()
-                for relative in futures[future].files:
-                    report(relative)
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
+    run_jobs(root, _jobs(config), workers=workers, progress=progress)
     return root

@@ -6,6 +6,7 @@ without it are refused, so tests can prove the secret never leaks. It answers HE
 GET and single byte-range requests (206 + Content-Range, 416 out of range), and records every request in
 ``server.requests`` (method, path without the secret, Range header, status, body bytes sent); reading it
 waits until the requests being answered are recorded, so a test sees every request it has had an answer to.
+``access_urls(server)`` names the URLs a client is given: the benchmarks', and the synthetic dataset's if served.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Iterator, Literal
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
+from ..sources.base import BENCHMARK_ACCESS, DATASET_ACCESS
+from .dataset_config import DATASET_FOLDER
 
 SEND_CHUNK = 1 << 20
 _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")  # ASCII digits only, int64-sized
@@ -443,6 +446,16 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | Literal["unsatisfi
     if start >= size or stop <= start:
         return "unsatisfiable"
     return start, stop
+
+
+def access_urls(server: BenchmarkServer) -> dict[str, str]:
+    """Environment variable -> access URL of what ``server`` serves: the benchmarks' (its URL), and when the
+    served folder holds the synthetic dataset (``dataset/``), the dataset's: ``{url}/dataset``, whose root holds
+    the two CSVs and the participant folders, like the real dataset's own URL."""
+    urls = {BENCHMARK_ACCESS.env_var: server.url}
+    if (server.root / DATASET_FOLDER).is_dir():
+        urls[DATASET_ACCESS.env_var] = f"{server.url}/{DATASET_FOLDER}"
+    return urls
 
 
 def serve(root: str | os.PathLike, faults: Faults | None = None) -> BenchmarkServer:
