@@ -93,7 +93,8 @@ def fetch(root: Path, source: str, participants: tuple[int, ...], sequences: tup
     except fetching.FetchIncomplete as error:
         if not error.not_served:  # else the error is the whole story: nothing of the source is there
             _report(error.summary)
-            _report_missing(error.summary)
+            if not dry_run:
+                _report_missing(error.summary)
         raise
     _report(summary)
 

@@ -32,7 +32,9 @@ from requests.adapters import HTTPAdapter
 
 from ..errors import Cancelled, ConfigError, DownloadError
 from ..units import counted
-from .content import HEAD_BYTES, WEB_PAGE_PROBLEM, looks_like_web_page, size_ceiling, structure_problem
+from .content import (
+    HEAD_BYTES, WEB_PAGE_PROBLEM, looks_like_web_page, signature_problem, size_ceiling, structure_problem,
+)
 from .logsafety import untrusted_text
 from .partfile import PartFile, plain_size, remove
 
@@ -161,8 +163,11 @@ class Downloader:
                         raise _Transient(f"the server sent more than the {announced} bytes it announced")
                     self._within_ceiling(path, len(body), ceiling, sent=True)
                 _check_length(len(body), announced)
-                if looks_like_web_page(bytes(body[:HEAD_BYTES])):
+                problem = signature_problem(path, bytes(body[:HEAD_BYTES]))
+                if problem == WEB_PAGE_PROBLEM:
                     raise self._failure(path, WEB_PAGE)
+                if problem:  # as a download's body check: perhaps a glitch, so retried
+                    raise _Transient(f"the received file is unusable: {problem}")
                 return bytes(body)
 
         return self._retrying(path, get)
