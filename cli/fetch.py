@@ -127,18 +127,20 @@ class _Bar:
 
 
 def _report(summary) -> None:
-    """The summary line, after one line per planned file (size, path below ROOT, action) for a dry run."""
+    """The summary line, after one line per planned file (its exact size in bytes as the server announces it,
+    path below ROOT, action) and one total per participant for a dry run."""
     from nersemble_zarr.fetch import human_bytes
 
     if summary.dry_run:
         for entry in summary.files:
-            size = "?" if entry.size is None else human_bytes(entry.size)
-            note = {"skip": "complete", "resume": f"resume after {human_bytes(entry.local_bytes)}",
+            size = "?" if entry.size is None else f"{entry.size:,} B"
+            note = {"skip": "complete", "resume": f"resume after {entry.local_bytes:,} B",
                     "failed": entry.error, "download": ""}[entry.action]
-            click.echo(f"{size:>10}  {summary.source}/{entry.path}" + (f"  ({note})" if note else ""))
+            click.echo(f"{size:>17}  {summary.source}/{entry.path}" + (f"  ({note})" if note else ""))
         for folder, (count, size) in summary.by_participant().items():
             if folder:
-                click.echo(f"{human_bytes(size):>10}  in all for {summary.source}/{folder}/ ({count} files)")
+                click.echo(f"{size:>15,} B  ({human_bytes(size)}) in all for {summary.source}/{folder}/ "
+                           f"({count} files)")
     click.echo(summary.line())
 
 

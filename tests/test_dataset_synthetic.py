@@ -180,10 +180,15 @@ def _readme_calls(module, nersemble_folder: str) -> dict:
 
 
 def test_the_readme_calls_agree_with_the_kit(synthetic_dataset):
-    ours, theirs = (_readme_calls(module, str(synthetic_dataset)) for module in (compat, official))
-    assert ours["participants"] == theirs["participants"] == [17, 18]
+    assert_readme_calls_agree(synthetic_dataset, [17, 18])
     ours_17 = compat.NeRSembleParticipantDataManager(str(synthetic_dataset), 17)
     assert ours_17.list_sequences() == sorted(CONFIG.sequences)  # the kit's also lists BACKGROUND
+
+
+def assert_readme_calls_agree(folder: Path, participants: list[int]) -> None:
+    """The README's calls on ``folder`` (which holds ``participants``): calibrations equal, images within a level."""
+    ours, theirs = (_readme_calls(module, str(folder)) for module in (compat, official))
+    assert ours["participants"] == theirs["participants"] == participants
     for participant in ours["participants"]:
         mine, kit = ours[participant], theirs[participant]
         assert mine["sequences"] == kit["sequences"]

@@ -58,7 +58,8 @@ def test_dry_run_lists_paths_sizes_and_total(synthetic_root, tmp_path) -> None:
     assert len(lines) == 10  # metadata, calibration, 2 videos, 4 tracking files, the participant's total, the total
     assert any(line.strip().endswith("mono_flame_avatar/393/sequences/FREE/tracking/flame2023_tracking.npz")
                for line in lines)
-    assert " KiB  mono_flame_avatar/393/calibration/camera_params.json" in result.output
+    calibration = "mono_flame_avatar/393/calibration/camera_params.json"
+    assert f"{(synthetic_root / calibration).stat().st_size:,} B  {calibration}" in result.output  # exact bytes
     assert lines[-2].endswith("in all for mono_flame_avatar/393/ (7 files)")
     assert lines[-1].startswith("8 files, ") and "to download" in lines[-1] and "free at ROOT" in lines[-1]
     assert not (tmp_path / "out").exists() and server.token not in result.output

@@ -80,7 +80,7 @@ class FetchSummary:
         if self.dry_run:
             free = "" if self.free_bytes is None else f"; {human_bytes(self.free_bytes)} free at ROOT"
             return (
-                f"{len(self.files)} files, {human_bytes(self.bytes_total)} in all; "
+                f"{len(self.files)} files, {human_bytes(self.bytes_total)} ({self.bytes_total:,} B) in all; "
                 f"{human_bytes(self.bytes_to_fetch)} to download, "
                 f"{sum(f.action == 'skip' for f in self.files)} already complete, {len(self.failed)} unavailable"
                 f"{free}."
