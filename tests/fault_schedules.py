@@ -1,5 +1,5 @@
-"""The fetch campaign's pieces: a small served tree, seeded random fault schedules for the loopback
-benchmark server, and a player that applies a schedule's phases in time.
+"""The fetch campaign's pieces: small served trees (nvs, and the v2 dataset), seeded random fault schedules for
+the loopback server, and a player that applies a schedule's phases in time.
 
 A schedule is one to three phases, each a ``Faults`` setting of the server held for a while (the last
 until the run ends): dropped connections at random byte offsets, 5xx/408/429 bursts (with Retry-After),
@@ -22,7 +22,9 @@ from pathlib import Path
 
 from nersemble_zarr import catalogue
 from nersemble_zarr.fetch import RetryPolicy
-from nersemble_zarr.synthetic.filler import pcd_around
+from nersemble_zarr.inputs.dataset_index import PARTICIPANTS_CSV, SEQUENCES_CSV
+from nersemble_zarr.sources.dataset import background_path, calibration_path, colour_calibration_path, video_path
+from nersemble_zarr.synthetic.filler import mp4_around, pcd_around
 from nersemble_zarr.synthetic.server import BenchmarkServer, Faults
 
 # What the campaign's client uses: enough attempts for any recoverable schedule, waits of milliseconds.
@@ -31,8 +33,11 @@ CAMPAIGN_RETRY = RetryPolicy(attempts=6, backoff_s=0.002, max_backoff_s=0.02, co
 ERROR_STATUSES = (500, 502, 503, 504, 429, 408)
 HOSTILE_REASON = ": {path} \x1b]0;owned\x07\x1b[2J\x1b[32mAll files verified OK\x1b[0m"
 BAD_REDIRECT = "http://" + "x" * 64 + ".invalid{path}"  # a host label longer than 63 characters
-# What the campaign fetches from the tree below: its calibration and every point cloud frame.
+# What the campaign fetches from the trees below: nvs's calibration and every point cloud frame; all of the
+# dataset's participant 17 (two cameras).
 FETCH_ARGS = {"participants": [388], "assets": ["calibration", "pointclouds"], "pointcloud_frames": "all"}
+DATASET_SERIALS = ("222200037", "222200038")
+DATASET_FETCH_ARGS = {"participants": [17], "cameras": DATASET_SERIALS}
 
 
 def write_source_tree(root: Path, n_clouds: int, size_range: tuple[int, int], seed: int = 0) -> list[str]:
@@ -52,6 +57,34 @@ def write_source_tree(root: Path, n_clouds: int, size_range: tuple[int, int], se
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
     return [f"nvs/{relative}" for relative in files]
+
+
+def write_dataset_tree(root: Path, size_range: tuple[int, int], seed: int = 0) -> list[str]:
+    """A NeRSemble v2 dataset tree for participant 17 (both CSVs, calibration, colour calibration, one sequence
+    filmed by two cameras as mp4-shaped files of random bytes, and their background JPEGs of noise) under
+    ``root/dataset``; returns the served paths relative to ``root``."""
+    import imagecodecs
+    import numpy as np
+
+    rng = random.Random(seed)
+    noise = np.random.default_rng(seed)
+    files = {
+        PARTICIPANTS_CSV: b"ID\n17\n",
+        SEQUENCES_CSV: b"ID,wears_glasses,BACKGROUND,EXP-1-head,EMO-1-shout+laugh\n17,,x,m,\n",
+        calibration_path(17): json.dumps({"world_2_cam": {s: np.eye(4).tolist() for s in DATASET_SERIALS},
+                                          "intrinsics": np.eye(3).tolist()}).encode(),
+        colour_calibration_path(17): json.dumps({s: np.eye(3).tolist() for s in DATASET_SERIALS}).encode(),
+    }
+    for serial in DATASET_SERIALS:
+        files[video_path(17, "EXP-1-head", serial)] = mp4_around(rng.randbytes(rng.randint(*size_range)))
+        side = int((rng.randint(*size_range) / 0.9) ** 0.5)  # noise JPEGs take about 0.9 bytes per pixel
+        picture = noise.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        files[background_path(17, serial)] = imagecodecs.jpeg8_encode(picture, level=90)
+    for relative, content in files.items():
+        target = root / "dataset" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    return [f"dataset/{relative}" for relative in files]
 
 
 @dataclass(frozen=True)

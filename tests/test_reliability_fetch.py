@@ -1,5 +1,9 @@
 """Fault campaign: fetch through seeded random fault schedules of the loopback server, then rerun without faults.
 
+Even seeds fetch an nvs tree (metadata.json, calibration, point clouds), odd seeds a v2 dataset tree (its two
+CSVs, calibration, colour calibration, videos and background JPEGs) from the same server, so every kind of
+body check meets every fault.
+
 Every faulty run must end either with every file byte-identical to the source, or with a FetchIncomplete /
 DownloadError whose message is one line naming a file, never the URL, and without control characters
 (reason phrases echo the secret path with terminal escapes); then no file under a final name may differ
@@ -8,8 +12,8 @@ never land), and every ``.part`` must be a prefix of its file. A rerun without f
 downloading only the bytes that are still missing. Log records (urllib3's request lines included, at
 DEBUG) and error messages are scanned for the URL's secret and for escape characters.
 
-Fast setting (CI): 200 schedules over 6 files of 150-400 KiB, 3 workers.
-Long setting (``NERSEMBLE_CAMPAIGN=long``): 1000 schedules over 10 files of 1-6 MiB, 4 workers.
+Fast setting (CI): 200 schedules over 6 nvs files (4 of 150-400 KiB) or 8 dataset files (4 of 150-400 KiB),
+3 workers. Long setting (``NERSEMBLE_CAMPAIGN=long``): 1000 schedules, files of 1-6 MiB (8 point clouds), 4 workers.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ import logging
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from campaign import assert_secret_absent, campaign_size, long_campaign, report
 from fault_schedules import (
-    CAMPAIGN_RETRY, FETCH_ARGS, FaultSchedule, SchedulePlayer, draw_schedule, write_source_tree,
+    CAMPAIGN_RETRY, DATASET_FETCH_ARGS, FETCH_ARGS, FaultSchedule, SchedulePlayer, draw_schedule, write_dataset_tree,
+    write_source_tree,
 )
 from nersemble_zarr.errors import DownloadError
 from nersemble_zarr.fetch import FetchIncomplete, ProgressEvent, fetch
@@ -36,10 +42,21 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 N_CLOUDS, SIZES, WORKERS = (8, (1 << 20, 6 << 20), 4) if long_campaign() else (4, (150 << 10, 400 << 10), 3)
 
 
+@dataclass(frozen=True)
+class Target:
+    """What one schedule fetches: a source, its URL below the server's, its fetch arguments, the served paths."""
+
+    source: str
+    url_path: str
+    arguments: dict
+    paths: list[str]
+
+
 @pytest.fixture(scope="module")
-def source(tmp_path_factory) -> tuple[Path, list[str]]:
+def source(tmp_path_factory) -> tuple[Path, list[Target]]:
     root = tmp_path_factory.mktemp("fault-source")
-    return root, write_source_tree(root, N_CLOUDS, SIZES)
+    return root, [Target("nvs", "", FETCH_ARGS, write_source_tree(root, N_CLOUDS, SIZES)),
+                  Target("dataset", "/dataset", DATASET_FETCH_ARGS, write_dataset_tree(root, SIZES))]
 
 
 class LogText(logging.Handler):
@@ -95,29 +112,33 @@ def missing_bytes(out: Path, source: Path, paths: list[str]) -> int:
     return total
 
 
-def run_schedule(server, schedule: FaultSchedule, out: Path) -> tuple[str, Exception | None, list[ProgressEvent]]:
+def run_schedule(server, schedule: FaultSchedule, target: Target,
+                 out: Path) -> tuple[str, Exception | None, list[ProgressEvent]]:
     """Fetch under the schedule; ('complete' | 'clean error', the error, the progress events)."""
     events: list[ProgressEvent] = []
     with SchedulePlayer(server, schedule):
         try:
-            fetch(out, "nvs", url=server.url, workers=WORKERS, retry=CAMPAIGN_RETRY, progress=events.append,
-                  **FETCH_ARGS)
+            fetch(out, target.source, url=server.url + target.url_path, workers=WORKERS, retry=CAMPAIGN_RETRY,
+                  progress=events.append, **target.arguments)
         except (FetchIncomplete, DownloadError) as error:
             return "clean error", error, events
     return "complete", None, events
 
 
 def test_fetch_survives_seeded_fault_schedules(source, tmp_path, log_text):
-    source_root, paths = source
-    largest = max((source_root / path).stat().st_size for path in paths)
-    outcomes, kinds, messages = collections.Counter(), collections.Counter(), []
+    source_root, targets = source
+    outcomes, kinds, messages, sources = collections.Counter(), collections.Counter(), [], collections.Counter()
     started = time.perf_counter()
     with serve(source_root) as server:
         for seed in range(N_SCHEDULES):
+            target = targets[seed % len(targets)]
+            paths = target.paths
+            largest = max((source_root / path).stat().st_size for path in paths)
+            sources[target.source] += 1
             schedule = draw_schedule(seed, paths, largest)
             kinds.update(schedule.kinds())
             out = tmp_path / f"run-{seed}"
-            outcome, error, events = run_schedule(server, schedule, out)
+            outcome, error, events = run_schedule(server, schedule, target, out)
             outcomes[(outcome, schedule.recoverable)] += 1
             complete, parts = check_local_files(out, source_root, paths)
             if outcome == "complete":
@@ -128,12 +149,13 @@ def test_fetch_survives_seeded_fault_schedules(source, tmp_path, log_text):
             else:
                 assert not schedule.recoverable, f"seed {seed}: a recoverable schedule failed: {error}"
                 message = str(error)
-                assert "\n" not in message and "nvs/" in message, message
+                assert "\n" not in message and f"{target.source}/" in message, message
                 assert not CONTROL.search(message), f"seed {seed}: control characters in {message!r}"
                 messages.append(message)
             server.clear_log()
             still_missing = missing_bytes(out, source_root, paths)
-            rerun = fetch(out, "nvs", url=server.url, workers=WORKERS, retry=CAMPAIGN_RETRY, **FETCH_ARGS)
+            rerun = fetch(out, target.source, url=server.url + target.url_path, workers=WORKERS,
+                          retry=CAMPAIGN_RETRY, **target.arguments)
             assert not rerun.failed and check_local_files(out, source_root, paths) == (len(paths), 0), seed
             assert rerun.bytes_downloaded == still_missing, f"seed {seed}: the rerun did not resume exactly"
             if outcome == "complete":
@@ -144,8 +166,10 @@ def test_fetch_survives_seeded_fault_schedules(source, tmp_path, log_text):
     assert not any(CONTROL.search(line) for line in log_text.lines), "a log line carries control characters"
     assert any("<access URL>" in m for m in messages), "no error echoed the secret path (redacted)"
     assert any(secret not in line and "GET" in line for line in log_text.lines)  # request lines were logged
-    report("fetch-faults", schedules=N_SCHEDULES, files_per_run=len(paths), workers=WORKERS,
-           largest_file_bytes=largest, seconds=round(time.perf_counter() - started, 1),
+    report("fetch-faults", schedules=N_SCHEDULES, schedules_per_source=dict(sources),
+           files_per_run={t.source: len(t.paths) for t in targets}, workers=WORKERS,
+           largest_file_bytes=max((source_root / p).stat().st_size for t in targets for p in t.paths),
+           seconds=round(time.perf_counter() - started, 1),
            recoverable_complete=outcomes[("complete", True)], hostile_complete=outcomes[("complete", False)],
            hostile_clean_error=outcomes[("clean error", False)], reruns_complete=N_SCHEDULES,
            corrupt_or_partial_final_files=0, fault_kinds=dict(sorted(kinds.items())))
