@@ -14,7 +14,8 @@ empty folder holding only what a reader brings (``predictions.zarr`` and SVFR me
 ``nersemble-zarr synthetic-predictions``, ``renders/``, the FLAME model under ``~/.cache/FLAME`` and
 ``~/models/FLAME``), with a dask ``LocalCluster`` of two worker processes standing for the docs' cluster at
 ``tcp://HOST:8786`` (``$SCHEDULER``); each docs page then runs in a copy of the folder the README left. Bash blocks run with ``bash -e`` (``nersemble-zarr`` on the PATH), Python blocks as
-scripts (``__main__``); one test per snippet, in page order. The fetch commands read the server's URL from ``NERSEMBLE_BENCHMARK_URL``.
+scripts (``__main__``); one test per snippet, in page order. The fetch commands read the server's URL from ``NERSEMBLE_BENCHMARK_URL``, and the small synthetic v2 dataset's
+(``tests/conftest.py``'s ``synthetic_dataset``) from ``NERSEMBLE_DATA_URL``.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def test_every_snippet_is_marked_runnable_or_says_why_not():
 
 # ---------------------------------------------------------------- running
 @pytest.fixture(scope="session")
-def docs_world(tmp_path_factory, synthetic_root, svfr_root, standin_dir):
+def docs_world(tmp_path_factory, synthetic_root, svfr_root, synthetic_dataset, standin_dir):
     """The environment of a reader: the synthetic benchmark that `nersemble-zarr synthetic OUT` writes (the tiny
     video benchmarks and the SVFR images of participants 17 and 215) behind a URL, a home with the FLAME model,
     and a working folder holding the predictions that `nersemble-zarr synthetic-predictions` writes."""
@@ -106,6 +107,7 @@ def docs_world(tmp_path_factory, synthetic_root, svfr_root, standin_dir):
         shutil.copytree(root, served, dirs_exist_ok=True)
     assert {p.relative_to(served).as_posix() for p in served.rglob("*") if p.is_file()} == \
         set(expected_files(SyntheticConfig.tour()))  # what `nersemble-zarr synthetic OUT` serves
+    shutil.copytree(synthetic_dataset, served / "dataset")  # the small synthetic v2 dataset, at NERSEMBLE_DATA_URL
     home = base / "home"
     for folder in (home / ".cache" / "FLAME", home / "models" / "FLAME"):
         shutil.copytree(standin_dir, folder)
@@ -123,6 +125,7 @@ def docs_world(tmp_path_factory, synthetic_root, svfr_root, standin_dir):
             "HOME": str(home),
             "XDG_CONFIG_HOME": str(home / ".config"),
             "NERSEMBLE_BENCHMARK_URL": server.url,
+            "NERSEMBLE_DATA_URL": f"{server.url}/dataset",
             "NERSEMBLE_FLAME_DIR": str(home / ".cache" / "FLAME"),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONPATH": str(ROOT),  # `python -m benchmarks...`, as from the repository root

@@ -229,6 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: BenchmarkServer
     timeout = 10  # idle keep-alive connections end on their own
+    # TCP_NODELAY, as web servers set it on keep-alive connections: else a body's last small write waits for the
+    # client's delayed ACK of the headers, and every GET on a reused connection costs 40 ms more.
+    disable_nagle_algorithm = True
     _replaced: dict[str, str] = {}  # the header_values fault of the request being answered
     _arrival = 0  # this request's arrival number in the server's log
 
