@@ -5,8 +5,9 @@ fetched.
   server's, the URL in no output, log line or file; a rerun only asks HEADs; the official ``nersemble-data``
   0.0.6 data manager reads calibration, colour calibration, sequences and images from ROOT/dataset, and the
   README's data-manager calls on compat's drop-in agree with it there.
-- Resume: a run whose connections drop mid-file leaves ``.part`` files and a rerun asks only for the missing
-  bytes; a file that fails never stops the others, and the summary names it with the command that resumes.
+- Resume: a run whose connections drop mid-file, or a real process killed mid-file, leaves ``.part`` files and a
+  rerun asks only for the missing bytes; a file that fails never stops the others, and the summary names it with
+  the command that resumes.
 - Selection: the dry run's exact sizes and per-participant totals, an unknown sequence, a sequence one
   participant lacks, cameras, assets, ``-p all``; the URL from the environment or the kit's .env file, never a
   prompt; a selection that does not fit on the disk (a real small tmpfs) is refused before any file of it.
@@ -17,7 +18,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -156,6 +159,43 @@ def test_an_interrupted_run_resumes_only_the_missing_bytes(synthetic_dataset, tm
     assert all_files(tmp_path / "dataset") == participant_files(synthetic_dataset, 17)
     for relative in participant_files(synthetic_dataset, 17):
         assert (tmp_path / "dataset" / relative).read_bytes() == (synthetic_dataset / relative).read_bytes()
+
+
+def test_a_killed_run_resumes_only_the_missing_bytes(synthetic_dataset, tmp_path):
+    """SIGKILL a real fetch while bodies arrive slowly: the rerun skips what was complete, continues every
+    ``.part`` from its last byte, and downloads the rest whole; every file ends byte-identical."""
+    out = tmp_path / "out"
+    command = cli_command("fetch", out, "dataset", "-p", "17", "--cameras", CAMERAS, "-j", "2")
+    media = [r for r in participant_files(synthetic_dataset, 17) if r.startswith("017/sequences/")]
+    with serve(synthetic_dataset, Faults(paths=("017/sequences/*",), bytes_per_second=20_000)) as server:
+        env = clean_env(tmp_path, NERSEMBLE_DATA_URL=server.url)
+        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline and not (
+                sum((out / "dataset" / r).is_file() for r in media) >= 2
+                and any(p.stat().st_size > 0 for p in out.rglob("*.part"))):
+            time.sleep(0.005)
+        process.kill()
+        assert process.wait(timeout=30) == -signal.SIGKILL, "the run ended before it could be killed"
+        complete = {r for r in media if (out / "dataset" / r).is_file()}
+        parts = {r: (out / "dataset" / f"{r}.part").stat().st_size for r in media
+                 if (out / "dataset" / f"{r}.part").is_file()}
+        server.faults = Faults()
+        server.clear_log()
+        again = run(command, env)
+        gets = {r.path: (r.range, r.bytes_sent) for r in server.requests if r.method == "GET"}
+    assert again.returncode == 0, again.stderr
+    assert complete and any(parts.values()) and len(complete) + len(parts) < len(media)
+    size = {r: (synthetic_dataset / r).stat().st_size for r in media}
+    assert not complete & set(gets)  # complete files: a HEAD only
+    for relative, kept in parts.items():
+        assert gets[relative] == ((f"bytes={kept}-" if kept else None), size[relative] - kept), relative
+    for relative in set(media) - complete - set(parts):
+        assert gets[relative] == (None, size[relative]), relative
+    assert all_files(out / "dataset") == participant_files(synthetic_dataset, 17)
+    for relative in participant_files(synthetic_dataset, 17):
+        assert (out / "dataset" / relative).read_bytes() == (synthetic_dataset / relative).read_bytes(), relative
 
 
 def test_a_failed_file_never_stops_the_others_and_the_summary_says_how_to_resume(synthetic_dataset, tmp_path):
