@@ -251,9 +251,16 @@ def test_the_dry_run_prints_exact_sizes_per_participant_totals_and_the_free_spac
 
 def test_an_unknown_sequence_is_named_in_one_line(synthetic_dataset, tmp_path):
     with serve(synthetic_dataset) as server:
-        done = run(cli_command("fetch", tmp_path / "out", "dataset", "-p", "17-18", "-s", "NOSUCH"),
-                   clean_env(tmp_path, NERSEMBLE_DATA_URL=server.url))
+        env = clean_env(tmp_path, NERSEMBLE_DATA_URL=server.url)
+        done = run(cli_command("fetch", tmp_path / "out", "dataset", "-p", "17-18", "-s", "NOSUCH"), env)
         assert {r.path for r in server.requests} <= set(INDEX)
+        server.clear_log()
+        background = run(cli_command("fetch", tmp_path / "out", "dataset", "-p", "17", "-s", "EXP-1-head,BACKGROUND"),
+                         env)
+        assert server.requests == []  # refused before any request
+    assert background.returncode == 2 and background.stderr.strip().splitlines() == [
+        "Error: BACKGROUND is not a sequence of videos: its pictures are the asset 'backgrounds' (-a backgrounds), "
+        "which is fetched by default."]
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         "Error: Sequence 'NOSUCH' is not listed for any of the chosen participants in the server's "
