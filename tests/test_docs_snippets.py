@@ -14,8 +14,8 @@ empty folder holding only what a reader brings (``predictions.zarr`` and SVFR me
 ``nersemble-zarr synthetic-predictions``, ``renders/``, the FLAME model under ``~/.cache/FLAME`` and
 ``~/models/FLAME``), with a dask ``LocalCluster`` of two worker processes standing for the docs' cluster at
 ``tcp://HOST:8786`` (``$SCHEDULER``); each docs page then runs in a copy of the folder the README left. Bash blocks run with ``bash -e`` (``nersemble-zarr`` on the PATH), Python blocks as
-scripts (``__main__``); one test per snippet, in page order. The fetch commands read the server's URL from ``NERSEMBLE_BENCHMARK_URL``, and the small synthetic v2 dataset's
-(``tests/conftest.py``'s ``synthetic_dataset``) from ``NERSEMBLE_DATA_URL``.
+scripts (``__main__``); one test per snippet, in page order. The fetch commands read the server's URL from ``NERSEMBLE_BENCHMARK_URL``,
+and the small synthetic v2 dataset's (``tests/conftest.py``'s ``synthetic_dataset``) from ``NERSEMBLE_DATA_URL``.
 """
 
 from __future__ import annotations
