@@ -102,7 +102,8 @@ def resolve_url(override: str | None = None, access: Access = BENCHMARK_ACCESS) 
     elif os.environ.get(variable):
         url, source = os.environ[variable], f"in {variable}"
     else:
-        url, source = _read_env_file(settings, variable), f"in {settings}"
+        url, source = next(((found, f"in {path}") for path in access.env_files()
+                            if (found := _read_env_file(path, variable))), (None, ""))
     if not url:
         raise ConfigError(
             f"No access URL: set {variable} or add a line {variable} = \"<url>\" to {settings} "

@@ -19,9 +19,10 @@ SCRIPT = Path(sys.executable).with_name("nersemble-zarr")
 
 @pytest.fixture
 def no_configured_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No URL in the environment and an empty config folder; returns that folder."""
+    """No URL in the environment, an empty config folder and HOME (the kit's ~/.config); returns that folder."""
     monkeypatch.delenv("NERSEMBLE_BENCHMARK_URL", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the official kit's ~/.config/.../.env is read too
     return tmp_path / "config"
 
 

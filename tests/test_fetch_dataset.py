@@ -312,15 +312,21 @@ def test_the_url_comes_from_the_environment_or_the_kits_env_file_never_a_prompt(
         settings.chmod(0o600)
         from_file = run(command, env, timeout=30)
         settings.unlink()
+        kits = tmp_path / "home" / ".config" / "nersemble_data" / ".env"  # where the kit reads it, whatever XDG says
+        kits.parent.mkdir(parents=True)
+        kits.write_text(f'NERSEMBLE_DATA_URL = "{server.url}"\n')
+        from_kits_file = run([*command, "--overwrite"], env, timeout=30)
+        kits.unlink()
         from_env = run([*command, "--overwrite"], {**env, "NERSEMBLE_DATA_URL": server.url}, timeout=30)
         secret = server.token
     assert missing.returncode == 2 and "No access URL: set NERSEMBLE_DATA_URL" in missing.stderr
     assert str(tmp_path / "config" / "nersemble_data" / ".env") in missing.stderr
     assert from_file.returncode == 0, from_file.stderr
+    assert from_kits_file.returncode == 0 and "3 downloaded" in from_kits_file.stdout, from_kits_file.stderr
     assert from_env.returncode == 0 and "3 downloaded" in from_env.stdout, from_env.stderr
     assert (tmp_path / "out/dataset/017/calibration/camera_params.json").read_bytes() == (
         synthetic_dataset / "017/calibration/camera_params.json").read_bytes()
-    assert not any(secret in done.stdout + done.stderr for done in (missing, from_file, from_env))
+    assert not any(secret in done.stdout + done.stderr for done in (missing, from_file, from_kits_file, from_env))
 
 
 # ---------------------------------------------------------------- the disk

@@ -139,9 +139,10 @@ def test_the_loopback_server_ignores_a_range_it_cannot_parse(synthetic_root):
 # ---------------------------------------------------------------- 15: the URL kept out of argv
 @pytest.fixture
 def no_configured_url(tmp_path, monkeypatch) -> Path:
-    """No URL in the environment; XDG_CONFIG_HOME is a fresh folder (its .env path is returned)."""
+    """No URL in the environment; XDG_CONFIG_HOME and HOME are fresh folders (the first's .env path is returned)."""
     monkeypatch.delenv("NERSEMBLE_BENCHMARK_URL", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the official kit's ~/.config/.../.env is read too
     return tmp_path / "config" / "nersemble_benchmark" / ".env"
 
 

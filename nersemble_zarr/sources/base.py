@@ -40,9 +40,14 @@ class Access:
         return f"<{self.env_var}>"
 
     def env_file(self) -> Path:
-        """The official kit's settings file for this URL."""
+        """The settings file for this URL: ``$XDG_CONFIG_HOME/{config_folder}/.env``, else the official kit's."""
         config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
         return config_home / self.config_folder / ".env"
+
+    def env_files(self) -> tuple[Path, ...]:
+        """The settings files read for this URL, in order: ``env_file()``, then the official kit's
+        ``~/.config/{config_folder}/.env``, which the kit reads whatever XDG_CONFIG_HOME says."""
+        return tuple(dict.fromkeys((self.env_file(), Path.home() / ".config" / self.config_folder / ".env")))
 
 
 BENCHMARK_ACCESS = Access("NERSEMBLE_BENCHMARK_URL", "nersemble_benchmark")
