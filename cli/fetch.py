@@ -38,7 +38,7 @@ class FramesType(click.ParamType):
 
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("source", metavar="BENCHMARK", type=click.Choice(list(SOURCES)))
+@click.argument("source", metavar="SOURCE", type=click.Choice(list(SOURCES)))
 @participant_option
 @list_option("--sequence", "-s", "sequences",
              help="Sequence name(s), repeatable or comma-separated; default: every sequence the server lists for "
@@ -69,8 +69,8 @@ class FramesType(click.ParamType):
 def fetch(root: Path, source: str, participants: tuple[int, ...], sequences: tuple[str, ...],
           cameras: tuple[str, ...], assets: tuple[str, ...], pointcloud_frames, workers: int, dry_run: bool,
           url: str | None, url_file: str | None, overwrite: bool, verbose: int) -> None:
-    """Download BENCHMARK's files into ROOT/BENCHMARK (nvs, mono_flame_avatar, svfr, or the v2 dataset),
-    resuming partial files and skipping complete ones."""
+    """Download SOURCE's files into ROOT/SOURCE, resuming partial files and skipping complete ones. SOURCE is a
+    benchmark (nvs, mono_flame_avatar, svfr) or the NeRSemble v2 dataset (dataset)."""
     from nersemble_zarr import fetch as fetching
     from nersemble_zarr.credentials import read_url_file
 

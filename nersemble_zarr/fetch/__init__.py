@@ -29,6 +29,8 @@ from .partfile import plain_size
 from .plan import FetchRequest, PointcloudFrames, local_path, make_request, plan_paths
 from .summary import FetchIncomplete, FetchSummary, PlannedFile, ProgressEvent, human_bytes
 
+INSPECT_WORKERS = 16  # HEAD requests in flight while planning: small answers, so more than the downloads' workers
+
 __all__ = [
     "FetchIncomplete", "FetchRequest", "FetchSummary", "PlannedFile", "ProgressEvent", "RetryPolicy",
     "fetch", "human_bytes", "make_request",
@@ -79,7 +81,8 @@ def fetch(
     ) as downloader:
         try:
             listing = _index(described, downloader, Path(root), summary, overwrite, report)
-            planned = _inspect(downloader, Path(root), plan_paths(request, listing), overwrite, workers)
+            planned = _inspect(downloader, Path(root), plan_paths(request, listing), overwrite,
+                               max(workers, INSPECT_WORKERS))
             summary.files += planned
             summary.skipped += sum(f.action == "skip" for f in planned)
             summary.free_bytes = _free_bytes(Path(root))
