@@ -109,8 +109,11 @@ class FetchIncomplete(DownloadError):
             return
         listed = ", ".join(f"{summary.source}/{f.path} ({f.error})" for f in failed[:3])
         more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+        missing = all(f.status == 404 for f in failed)
+        advice = ("the server has no such file, which a rerun does not change (leave it out of the selection)"
+                  if missing else "rerun the same command to retry")
         super().__init__(
             f"Could not fetch {len(failed)} of {len(summary.files)} files: {listed}{more}; "
-            "the others are in place, rerun the same command to retry."
+            f"the others are in place, {advice}."
         )
         self.summary = summary
