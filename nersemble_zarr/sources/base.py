@@ -100,7 +100,7 @@ class Source(ABC):
         """Check every name that can be checked without the index; unknown names raise CatalogueError."""
         chosen = None if participants is None or participants == "all" else self.check_participants(
             _as_ids(participants))
-        names = None if sequences is None else tuple(catalogue.check_safe_name(s, "sequence") for s in sequences)
+        names = None if sequences is None else tuple(self.check_sequence(s) for s in sequences)
         serials = None if cameras is None else tuple(catalogue.check_serial(c) for c in cameras)
         return Selection(self.name, chosen, names or None, serials or None, self._check_assets(assets),
                          _check_frames(pointcloud_frames))
@@ -108,6 +108,10 @@ class Source(ABC):
     def check_participants(self, requested: tuple[int, ...]) -> tuple[int, ...]:
         """Participant ids as far as they can be checked before the index is read (by default: integers)."""
         return requested
+
+    def check_sequence(self, name: str) -> str:
+        """A sequence name as far as it can be checked before the index is read (by default: a safe name)."""
+        return catalogue.check_safe_name(name, "sequence")
 
     def _check_assets(self, assets: Iterable[str] | str | None) -> tuple[str, ...]:
         if assets is None:

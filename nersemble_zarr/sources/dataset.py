@@ -8,15 +8,14 @@ own list of sequence names disagrees with the server on at least one).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from .. import catalogue
 from ..errors import CatalogueError
 from ..inputs.dataset_index import BACKGROUND, PARTICIPANTS_CSV, SEQUENCES_CSV, parse_sequences_csv
 from ..inputs.origin import Origin
-from .base import DATASET_ACCESS, Listing, PointcloudFrames, Selection, Source
+from .base import DATASET_ACCESS, Listing, Selection, Source
 
 FPS = 73  # frames per second of every video
 WIDTH, HEIGHT = 2200, 3208  # full-resolution frame size, the size the shared intrinsics are for
@@ -60,21 +59,13 @@ class Dataset(Source):
     assets = default_assets = ("calibration", "color_calibration", "images", "backgrounds")
     index_files = (PARTICIPANTS_CSV, SEQUENCES_CSV)
 
-    def select(
-        self,
-        participants: Iterable[int] | Literal["all"] | None = None,
-        sequences: Iterable[str] | None = None,
-        cameras: Iterable[str] | None = None,
-        assets: Iterable[str] | str | None = None,
-        pointcloud_frames: PointcloudFrames | int = (0,),
-    ) -> Selection:
-        """As ``Source.select``; ``BACKGROUND`` (a column of the CSV, which the official kit lists as a sequence)
-        is refused as a sequence: its pictures are the ``backgrounds`` asset."""
-        names = None if sequences is None else tuple(sequences)
-        if names and BACKGROUND in names:
+    def check_sequence(self, name: str) -> str:
+        """A safe name, and not ``BACKGROUND`` (a column of the CSV, which the official kit lists as a sequence):
+        its pictures are the ``backgrounds`` asset."""
+        if name == BACKGROUND:
             raise CatalogueError(f"{BACKGROUND} is not a sequence of videos: its pictures are the asset 'backgrounds' "
                                  "(-a backgrounds), which is fetched by default.")
-        return super().select(participants, names, cameras, assets, pointcloud_frames)
+        return super().check_sequence(name)
 
     def listing(self, index: Mapping[str, bytes]) -> DatasetListing:
         index_name = f"the server's {SEQUENCES_CSV}"
