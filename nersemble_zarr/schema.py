@@ -27,6 +27,7 @@ VIDEO_SERIALS_ATTR = "video_serials"  # group attribute: the cameras that have v
 LEVEL_ATTR = "level"  # attribute of a resolution level group: its downsampling factor
 VERTICES_COMPLETE_ATTR = "vertices_complete"  # group attribute: every FLAME mesh of the sequence is stored
 VERTICES_MODEL_ATTR = "vertices_flame_model"  # group attribute: the model that made the stored meshes
+COLOUR_CORRECTED_ATTR = "colour_corrected"  # group attribute (bool): the stored frames are colour-corrected
 
 
 def converted_flag(variable: str) -> str:
@@ -52,6 +53,7 @@ FACE = "face"
 CORNER = "corner"
 POINTCLOUD_TIMESTEP = "pointcloud_timestep"
 POINT = "point"
+COLOUR_ROW, COLOUR_TERM = "colour_row", "colour_term"  # a colour correction matrix: 3 rows x terms
 IMAGE = "image"  # SVFR: one image key (sequence, timestep, serial)
 
 # ---------------------------------------------------------------- data variables
@@ -71,6 +73,7 @@ IMAGE_HEIGHT, IMAGE_WIDTH = "image_height", "image_width"  # (image,) int64: an 
 SPLIT = "split"              # (serial,) "train" | "test"
 WORLD_2_CAM = "world_2_cam"  # (serial, mat4_row, mat4_col) float64, OpenCV world-to-camera
 INTRINSICS = "intrinsics"    # (serial, mat3_row, mat3_col) float64
+COLOUR_CORRECTION = "colour_correction"  # (serial, colour_row, colour_term) float64: color_calibration.json
 
 # FLAME tracking (mono benchmark), name -> dims; keys equal the npz keys of the tracking file.
 FLAME_TIMESTEP_PARAMS: dict[str, tuple[str, ...]] = {
