@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nersemble_zarr import catalogue
+from nersemble_zarr.store_metadata import SOURCE_NAMES
 
 from .options import (
     CommaList, codec_option, handle_errors, list_option, participant_option, scheduler_option, workers_option,
@@ -14,12 +14,20 @@ from .options import (
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False, exists=True))
 @click.argument("store")
-@list_option("--benchmark", "-b", "benchmarks", type=CommaList(catalogue.ALL_BENCHMARKS),
-             help="Benchmark(s) to convert: repeatable or comma-separated; default: every benchmark fetched "
-                  "under ROOT.")
+@list_option("--benchmark", "-b", "benchmarks", type=CommaList(SOURCE_NAMES),
+             help="Benchmark(s), or the v2 dataset, to convert: repeatable or comma-separated; default: every one "
+                  "fetched under ROOT.")
 @participant_option
 @list_option("--sequence", "-s", "sequences",
              help="Sequence name(s): repeatable or comma-separated; default: all fetched.")
+@list_option("--cameras", "cameras", help="Dataset only: camera serial(s), repeatable or comma-separated; default: "
+                                            "every camera fetched.")
+@click.option("--level", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Dataset only: store the frames at resolution level N (N x N area average; N > 1 goes where "
+                   "`downsample` puts level N), without writing full resolution.")
+@click.option("--colour-correct/--no-colour-correct", default=False, show_default=True,
+              help="Dataset only: store colour-corrected frames and backgrounds (color_calibration.json; at a level "
+                   "after the area average, as the official load_image).")
 @codec_option
 @click.option("--frames-per-chunk", type=click.IntRange(min=1), default=1, show_default=True,
               help="Frames per zarr chunk (the unit of a random read).")
@@ -28,10 +36,10 @@ from .options import (
 @scheduler_option
 @workers_option
 @handle_errors
-def convert(root, store, benchmarks, participants, sequences, codec, frames_per_chunk, frames_per_shard,
-            scheduler, workers):
-    """Convert the fetched benchmark under ROOT into the zarr v3 STORE (resumable)."""
-    from nersemble_zarr.convert import Chunking, convert as run_convert
+def convert(root, store, benchmarks, participants, sequences, cameras, level, colour_correct, codec,
+            frames_per_chunk, frames_per_shard, scheduler, workers):
+    """Convert the fetched benchmark or dataset under ROOT into the zarr v3 STORE (resumable)."""
+    from nersemble_zarr.convert import Chunking, DatasetOptions, convert as run_convert
     from nersemble_zarr.parallel import connect
 
     from .progress import progress_bar
@@ -47,6 +55,7 @@ def convert(root, store, benchmarks, participants, sequences, codec, frames_per_
             workers=workers,
             client=client,
             progress=progress,
+            dataset=DatasetOptions(tuple(cameras) or None, level, colour_correct),
         )
     from nersemble_zarr.units import counted
 

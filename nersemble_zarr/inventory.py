@@ -54,7 +54,8 @@ def inventory(store: str | os.PathLike) -> StoreInventory:
     path = os.fspath(store)
     attrs = storage.read_root_attrs(path)
     root = storage.open_group(path)
-    keys = storage.sequence_keys(path, complete_only=False)  # half-converted ones too: they show as INCOMPLETE
+    # half-converted ones too (they show as INCOMPLETE), and dataset sequences converted straight to a level
+    keys = storage.sequence_keys(path, complete_only=False, level=None)
     levels = storage.level_numbers(root)
     sequences = [
         _sequence_info(path, group_path, root[group_path])
@@ -68,7 +69,7 @@ def inventory(store: str | os.PathLike) -> StoreInventory:
     converted = attrs.get(schema.BENCHMARKS_ATTR, [])
     missing = [
         schema.sequence_group(b, p, s)
-        for b in converted if b != catalogue.SVFR
+        for b in converted if b in catalogue.BENCHMARKS  # the dataset's listing is not the store's to know
         for p in catalogue.participants(b)
         for s in catalogue.sequences(b, p)
         if schema.sequence_group(b, p, s) not in present
@@ -90,7 +91,8 @@ def _sequence_info(store: str, path: str, group: zarr.Group) -> SequenceInfo:
         ]
         video_serials = set(serials)
     else:  # cameras per split and the original frame indices
-        splits = list(group[schema.SPLIT][:]) if schema.SPLIT in group else ["?"] * len(serials)
+        no_split = "all" if group.attrs.get(schema.BENCHMARK_ATTR) == schema.DATASET else "?"  # no hold-out
+        splits = list(group[schema.SPLIT][:]) if schema.SPLIT in group else [no_split] * len(serials)
         for serial, split in zip(serials, splits):
             info.cameras.setdefault(str(split), []).append(str(serial))
         info.video_serials = [str(s) for s in serials if s in video_serials]

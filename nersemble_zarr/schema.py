@@ -28,6 +28,9 @@ LEVEL_ATTR = "level"  # attribute of a resolution level group: its downsampling 
 VERTICES_COMPLETE_ATTR = "vertices_complete"  # group attribute: every FLAME mesh of the sequence is stored
 VERTICES_MODEL_ATTR = "vertices_flame_model"  # group attribute: the model that made the stored meshes
 COLOUR_CORRECTED_ATTR = "colour_corrected"  # group attribute (bool): the stored frames are colour-corrected
+# Group attributes of a dataset sequence: its participant's camera_params.json and color_calibration.json, verbatim
+# (key order included: exports write them back byte for byte).
+CALIBRATION_JSON_ATTR, COLOUR_CALIBRATION_JSON_ATTR = "calibration_json", "colour_calibration_json"
 
 
 def converted_flag(variable: str) -> str:
@@ -59,6 +62,7 @@ IMAGE = "image"  # SVFR: one image key (sequence, timestep, serial)
 # ---------------------------------------------------------------- data variables
 IMAGES = "images"            # (serial, timestep, y, x, channel) uint8, RGB
 ALPHA = "alpha"              # (serial, timestep, y, x) uint8
+BACKGROUND = "background"    # (serial, y, x, channel) uint8, RGB: the empty studio (the NeRSemble v2 dataset)
 VERTICES = "vertices"        # (timestep, vertex, xyz) float32, world space
 LANDMARKS = "landmarks"      # (timestep, landmark, xyz) float32, world space
 FACES = "faces"              # (face, corner) int32
@@ -91,6 +95,9 @@ FLAME_STATIC_PARAMS: dict[str, tuple[str, ...]] = {
 }
 FLAME_N_SHAPE = 300
 FLAME_N_EXPRESSION = 100
+
+
+DATASET = "dataset"  # the first part of a NeRSemble v2 dataset sequence's group path, as a benchmark's name is
 
 
 def sequence_group(benchmark: str, participant: int, sequence: str) -> str:

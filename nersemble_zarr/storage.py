@@ -240,28 +240,50 @@ def record_benchmarks(store: StoreLike, benchmarks: Iterable[str]) -> None:
 
 
 # ---------------------------------------------------------------- sequences and levels
-def sequence_keys(store: StoreLike, *, complete_only: bool = True) -> list[SequenceKey]:
-    """(benchmark, participant, sequence) of every full-resolution sequence group in a store, sorted.
+VIDEO_SOURCES = catalogue.BENCHMARKS + (schema.DATASET,)  # the sources whose sequences are groups {source}/{p}/{s}
+
+
+def sequence_keys(store: StoreLike, *, complete_only: bool = True, level: int | None = 1) -> list[SequenceKey]:
+    """(benchmark, participant, sequence) of every sequence group in a store, sorted: those with a full-resolution
+    group (``level`` 1, the default), those with a group at resolution ``level``, or (None) those with a group at
+    any level (a dataset sequence converted straight to a level has no full-resolution group).
 
     A group whose skeleton is not completely written (a convert still running, or killed) is left out, with a
-    warning naming it, unless ``complete_only`` is False: no reader or writer works on half a sequence.
+    warning naming it, unless ``complete_only`` is False: no reader or writer works on half a sequence. A level
+    group that ``downsample`` wrote counts as complete when its full-resolution group is.
     """
     root = open_group(store)
-    keys, incomplete = [], []
-    for benchmark in catalogue.BENCHMARKS:
-        if benchmark not in root:
-            continue
-        for participant, participant_group in root[benchmark].groups():
-            if not participant.isdigit():
-                continue
-            for name, group in participant_group.groups():
-                key = (benchmark, int(participant), name)
-                (keys if not complete_only or is_skeleton_complete(group) else incomplete).append(key)
-    if incomplete:
+    levels = [1] + level_numbers(root) if level is None else [int(level)]
+    found: dict[SequenceKey, bool] = {}
+    for number in levels:
+        for key, complete in _groups_under(root, "" if number == 1 else f"{schema.LEVEL_PREFIX}{number}"):
+            found[key] = found.get(key, False) or complete
+    if any(number > 1 for number in levels):  # a downsampled level is as complete as the sequence it mirrors
+        for key in [key for key, complete in found.items() if not complete]:
+            full = schema.sequence_group(*key)
+            found[key] = full in root and is_skeleton_complete(root[full])
+    keys = [key for key, complete in found.items() if complete or not complete_only]
+    incomplete = [key for key, complete in found.items() if not complete]
+    if incomplete and complete_only:
         logging.getLogger(__name__).warning(
             "Skipped %d sequence(s) of %s whose conversion is incomplete (first: %s); finish them with "
             "`nersemble-zarr convert`.", len(incomplete), store_path(store), schema.sequence_group(*incomplete[0]))
     return sorted(keys)
+
+
+def _groups_under(root: zarr.Group, prefix: str) -> Iterator[tuple[SequenceKey, bool]]:
+    """(key, skeleton complete) of the sequence groups ``{prefix}/{source}/{participant}/{sequence}``."""
+    base = root[prefix] if prefix else root
+    if prefix and prefix not in root:
+        return
+    for benchmark in VIDEO_SOURCES:
+        if benchmark not in base:
+            continue
+        for participant, participant_group in base[benchmark].groups():
+            if not participant.isdigit():
+                continue
+            for name, group in participant_group.groups():
+                yield (benchmark, int(participant), name), is_skeleton_complete(group)
 
 
 def select_sequences(
@@ -270,12 +292,14 @@ def select_sequences(
     benchmark: str | None = None,
     participants: Iterable[int] | None = None,
     sequences: Iterable[str] | None = None,
+    level: int | None = 1,
 ) -> list[SequenceKey]:
-    """The store's sequence keys, narrowed to a benchmark, participants and sequence names (None: any)."""
+    """The store's sequence keys (with a group at ``level``, see ``sequence_keys``), narrowed to a benchmark,
+    participants and sequence names (None: any)."""
     participants = None if participants is None else {int(p) for p in participants}
     sequences = None if sequences is None else set(sequences)
     return [
-        key for key in sequence_keys(store)
+        key for key in sequence_keys(store, level=level)
         if (benchmark is None or key[0] == benchmark) and (participants is None or key[1] in participants)
         and (sequences is None or key[2] in sequences)
     ]

@@ -35,18 +35,21 @@ def _texts(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
+SOURCE_NAMES = catalogue.ALL_BENCHMARKS + (schema.DATASET,)  # what a store's groups can come from
+
+
 def _benchmarks(value: Any) -> bool:
-    return _texts(value) and all(item in catalogue.ALL_BENCHMARKS for item in value)
+    return _texts(value) and all(item in SOURCE_NAMES for item in value)
 
 
 # attribute -> (test, what it must be); attributes absent are not checked (each reader says what it misses)
 ROOT_ATTRS: dict[str, tuple[Callable[[Any], bool], str]] = {
     schema.FORMAT_ATTR: (_positive_integer, "a positive integer"),
     schema.CREATED_BY_ATTR: (_text, "a text"),
-    schema.BENCHMARKS_ATTR: (_benchmarks, f"a list of benchmark names ({', '.join(catalogue.ALL_BENCHMARKS)})"),
+    schema.BENCHMARKS_ATTR: (_benchmarks, f"a list of benchmark names ({', '.join(SOURCE_NAMES)})"),
 }
 GROUP_ATTRS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    schema.BENCHMARK_ATTR: (lambda value: value in catalogue.ALL_BENCHMARKS, "a benchmark name"),
+    schema.BENCHMARK_ATTR: (lambda value: value in SOURCE_NAMES, "a benchmark name"),
     schema.PARTICIPANT_ATTR: (_integer, "an integer"),
     schema.SEQUENCE_ATTR: (_text, "a text"),
     schema.HEIGHT_ATTR: (_positive_integer, "a positive integer"),
@@ -57,6 +60,9 @@ GROUP_ATTRS: dict[str, tuple[Callable[[Any], bool], str]] = {
     schema.CONVERTED_ATTR: (_flag, "true or false"),
     schema.SKELETON_ATTR: (_flag, "true or false"),
     schema.VERTICES_COMPLETE_ATTR: (_flag, "true or false"),
+    schema.COLOUR_CORRECTED_ATTR: (_flag, "true or false"),
+    schema.CALIBRATION_JSON_ATTR: (_text, "the text of a camera_params.json"),
+    schema.COLOUR_CALIBRATION_JSON_ATTR: (_text, "the text of a color_calibration.json"),
 }
 
 

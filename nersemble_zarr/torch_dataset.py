@@ -79,9 +79,11 @@ class FrameDataset(Dataset):
         self.store = os.fspath(store)
         self.dtype = dtype
         tree = store_module.open(self.store)
-        self.sequences = _select_sequences(
-            tree, self.store, catalogue.check_benchmark(benchmark), participants, sequences, level
-        )
+        benchmark = catalogue.check_benchmark(benchmark, storage.VIDEO_SOURCES)
+        if benchmark == schema.DATASET and split == "test":
+            raise ConfigError("The dataset has no hold-out cameras: split 'test' is empty; use split=None or 'train' "
+                              "(every camera).")
+        self.sequences = _select_sequences(tree, self.store, benchmark, participants, sequences, level)
         rows = []
         for index, sequence in enumerate(self.sequences):
             camera_split = "train" if split == "validation" else split
@@ -188,7 +190,7 @@ def _select_sequences(
     wanted_participants = None if participants is None else {int(p) for p in participants}
     wanted_sequences = None if sequences is None else set(sequences)
     keys = storage.select_sequences(
-        store, benchmark=benchmark, participants=wanted_participants, sequences=wanted_sequences
+        store, benchmark=benchmark, participants=wanted_participants, sequences=wanted_sequences, level=None
     )
     for participant in sorted(wanted_participants or ()):
         if not any(key[1] == participant for key in keys):
@@ -202,13 +204,22 @@ def _select_sequences(
         try:
             dataset = tree[group].to_dataset()
         except KeyError as error:
-            raise StoreError(
-                f"{store} has no resolution level {level} of {schema.sequence_group(*key)}; "
-                f"write it with `nersemble-zarr downsample {store} --levels {level}`."
-            ) from error
+            raise StoreError(missing_level_sentence(tree, store, key, level)) from error
         if schema.IMAGES in dataset:
             found.append(_sequence_frames(dataset, group))
     return found
+
+
+def missing_level_sentence(tree, store: str, key: storage.SequenceKey, level: int) -> str:
+    """Why a sequence has no group at ``level``, and the command that writes one."""
+    full = schema.sequence_group(*key)
+    try:
+        tree[full]
+    except KeyError:
+        return (f"{store} holds {full} only at other resolution levels (it was converted straight to a level); "
+                f"convert it with `nersemble-zarr convert ... -b dataset --level {level}`.")
+    return (f"{store} has no resolution level {level} of {full}; write it with `nersemble-zarr downsample "
+            f"{store} --levels {level}`.")
 
 
 def _sequence_frames(dataset, group: str) -> SequenceFrames:
@@ -246,7 +257,7 @@ def _select_cameras(dataset, group: str, split: str | None, serials: tuple[str, 
     """Indices (into the serial coordinate) of the chosen cameras whose frames are all stored."""
     all_serials = [str(s) for s in dataset[schema.SERIAL].values]
     chosen = np.ones(len(all_serials), dtype=bool)
-    if split is not None:
+    if split is not None and schema.SPLIT in dataset.coords:  # the dataset has no split: every camera trains
         chosen &= np.array([str(s) == split for s in dataset[schema.SPLIT].values])
     if serials is not None:
         for serial in serials:

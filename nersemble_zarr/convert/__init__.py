@@ -1,4 +1,9 @@
-"""Convert fetched benchmark assets into one chunked zarr v3 store (resumable, camera-parallel)."""
+"""Convert fetched benchmark and dataset assets into one chunked zarr v3 store (resumable, camera-parallel).
+
+Each video source has its planner (``PLANNERS``, keyed by the source's name) that lists and checks its sequences
+as ``SequenceSource``s; from there every source is written the same way: a skeleton per sequence group, then one
+task per camera.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,44 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import catalogue, schema, storage
 from ..frame_codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
 from ..errors import ConfigError, ConversionError, CorruptVideo, InputDataError, StoreError, write_failure
 from ..parallel import run_tasks
 from ..progress import Progress, set_total
+from ..store_metadata import SOURCE_NAMES
+from .dataset import check_level, plan_dataset
 from .frames import VideoTask, run_video_task
 from .layout import Chunking, sequence_skeleton
 from .plan import SequenceSource, plan_conversion
 from .svfr import SvfrSource, plan_svfr, write_svfr
 
-__all__ = ["Chunking", "ConvertSummary", "convert", "plan_conversion"]
+__all__ = ["Chunking", "ConvertSummary", "DatasetOptions", "PLANNERS", "convert", "plan_conversion", "plan_dataset"]
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """How the dataset's frames are converted: cameras (None = all fetched), resolution level, colour correction."""
+
+    cameras: tuple[str, ...] | None = None
+    level: int = 1
+    colour_correct: bool = False
+
+    @property
+    def is_default(self) -> bool:
+        return self == DatasetOptions()
+
+
+Planner = Callable[[Path, "tuple[int, ...] | None", "tuple[str, ...] | None", DatasetOptions], list[SequenceSource]]
+PLANNERS: dict[str, Planner] = {
+    "nvs": lambda root, participants, sequences, _: plan_conversion(root, "nvs", participants, sequences),
+    "mono_flame_avatar": lambda root, participants, sequences, _: plan_conversion(
+        root, "mono_flame_avatar", participants, sequences),
+    schema.DATASET: lambda root, participants, sequences, options: plan_dataset(
+        root, participants, sequences, options.cameras, level=options.level, colour_correct=options.colour_correct),
+}
 
 
 @dataclass
@@ -44,8 +74,14 @@ def convert(
     workers: int = 4,
     client: Any = None,
     progress: Progress | None = None,
+    dataset: DatasetOptions = DatasetOptions(),
 ) -> ConvertSummary:
-    """Convert the fetched benchmark under ``root`` into the zarr v3 store ``store``.
+    """Convert the fetched benchmark (and dataset) under ``root`` into the zarr v3 store ``store``.
+
+    ``benchmarks`` names the sources (``nvs``, ``mono_flame_avatar``, ``svfr``, ``dataset``; default: every one
+    fetched under ``root``). ``dataset`` says how the dataset's frames are stored (``DatasetOptions``: cameras,
+    resolution level, colour correction); a level s > 1 is written at ``level_{s}/dataset/...`` straight from the
+    decoded frames. A group already holding the other colour correction setting is refused.
 
     Every input is validated before anything is written. Cameras are decoded and written in parallel
     (dask threads, or ``client``); a camera is marked converted only after all its frames are written, so
@@ -60,13 +96,15 @@ def convert(
         raise ConfigError(f"{root} is a zarr store, not a fetched folder; convert reads the folder that "
                           "`nersemble-zarr fetch` wrote (ROOT), and a store needs no converting.")
     frame_codec_ = frame_codec(codec)
-    benchmarks = benchmarks or tuple(b for b in catalogue.ALL_BENCHMARKS if (root / b).is_dir())
+    check_level(dataset.level)
+    benchmarks = benchmarks or tuple(b for b in SOURCE_NAMES if (root / b).is_dir())
     if not benchmarks:
-        raise ConversionError(f"No fetched benchmark folder (nvs/, mono_flame_avatar/ or svfr/) under {root}.")
-    selection = catalogue.split_selection(benchmarks, participants, sequences)
+        raise ConversionError(f"No fetched benchmark or dataset folder (nvs/, mono_flame_avatar/, svfr/ or dataset/) "
+                              f"under {root}.")
+    selection = _split_selection(benchmarks, participants, sequences, dataset)
     video_benchmarks = tuple(b for b in selection if b != catalogue.SVFR)
     try:
-        plans = [s for b in video_benchmarks for s in plan_conversion(root, b, *selection[b])]
+        plans = [s for b in video_benchmarks for s in PLANNERS[b](root, *selection[b], dataset)]
     except CorruptVideo as error:
         raise set_aside(error, root) from error
     svfr_plans = plan_svfr(root, selection[catalogue.SVFR][0]) if catalogue.SVFR in selection else []
@@ -96,6 +134,25 @@ def convert(
         finally:  # a failed first run leaves no store behind (its groups are gone); an interrupted one is resumed
             if new_store and not completed and not (interrupted and storage.group_exists(store_path, "")):
                 shutil.rmtree(store_path, ignore_errors=True)
+
+
+def _split_selection(benchmarks: tuple[str, ...], participants, sequences, dataset: DatasetOptions) -> dict:
+    """source -> (participants, sequences) to convert: the benchmarks' filters split by the catalogue, the dataset's
+    passed on whole (its index, read by its planner, checks them)."""
+    unknown = [b for b in benchmarks if b not in SOURCE_NAMES]
+    if unknown:
+        raise ConfigError(f"Unknown benchmark or dataset {unknown[0]!r}; expected one of {', '.join(SOURCE_NAMES)}.")
+    others = tuple(b for b in benchmarks if b != schema.DATASET)
+    if schema.DATASET not in benchmarks:
+        if not dataset.is_default:
+            raise ConfigError("--cameras, --level and --colour-correct apply to the dataset only (-b dataset); "
+                              "write the benchmarks' levels with `nersemble-zarr downsample`.")
+        return catalogue.split_selection(others, participants, sequences)
+    if others and not dataset.is_default or others and (participants or sequences):
+        raise ConfigError("Convert the dataset in a run of its own (-b dataset) when choosing participants, "
+                          "sequences, cameras, a level or colour correction.")
+    selection = catalogue.split_selection(others, None, None) if others else {}
+    return {**selection, schema.DATASET: (participants, sequences)}
 
 
 def set_aside(error: CorruptVideo, root: Path) -> InputDataError:
@@ -136,13 +193,13 @@ def _write(
     threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
     try:
         for source in plans:
-            group = schema.sequence_group(source.benchmark, source.participant, source.sequence)
+            group = schema.level_group(source.level, source.benchmark, source.participant, source.sequence)
             new_ancestor = _first_missing_ancestor(store_path, group)
             if _ensure_skeleton(store_path, group, source, frame_codec_, chunking):
                 created.append(new_ancestor)
             pending = _pending_tasks(store_path, group, source, threads)
             summary.videos_skipped += 2 * len(source.video_serials) if source.has_alpha else len(source.video_serials)
-            summary.videos_skipped -= len(pending)
+            summary.videos_skipped -= sum(task.variable != schema.BACKGROUND for task in pending)
             tasks.extend(pending)
             summary.sequences.append(group)
         set_total(progress, len(tasks))
@@ -152,9 +209,10 @@ def _write(
     except Exception:  # not an interrupt: its groups are resumed by the rerun (see ``convert``)
         _remove_groups(store_path, created)
         raise
-    summary.videos_written = len(tasks)
+    summary.videos_written = sum(task.variable != schema.BACKGROUND for task in tasks)
     for group in summary.sequences:
-        storage.mark_converted(store_path, group)
+        if _all_cameras_written(store_path, group):
+            storage.mark_converted(store_path, group)
     storage.record_benchmarks(store_path, benchmarks)
     storage.consolidate(store_path)
     return summary
@@ -184,6 +242,8 @@ def _ensure_skeleton(store: str, group: str, source: SequenceSource, codec: Fram
             _remove_groups(store, [group])
             return _ensure_skeleton(store, group, source, codec, chunking)
         found = existing.attrs.get(schema.FRAME_CODEC_ATTR)
+        if source.dataset is not None:
+            _check_dataset_group(store, group, existing, source)
         if found != codec.name:
             raise StoreError(
                 f"The store already holds {group} with codec {found!r}, not {codec.name!r}; "
@@ -198,20 +258,54 @@ def _ensure_skeleton(store: str, group: str, source: SequenceSource, codec: Fram
     return True
 
 
+def _check_dataset_group(store: str, group: str, existing, source: SequenceSource) -> None:
+    """Refuse to mix corrected and uncorrected frames in one group; add this run's cameras to its video_serials."""
+    corrected = bool(existing.attrs.get(schema.COLOUR_CORRECTED_ATTR, False))
+    if corrected != source.dataset.colour_correct:
+        held, asked = ("colour-corrected", "uncorrected") if corrected else ("uncorrected", "colour-corrected")
+        raise StoreError(f"The store's {group} holds {held} frames and this run would add {asked} ones; convert "
+                         f"{'with' if corrected else 'without'} --colour-correct, or into another store.")
+    known = list(existing.attrs.get(schema.VIDEO_SERIALS_ATTR, []))
+    added = [serial for serial in source.video_serials if serial not in known]
+    if added:
+        order = list(source.cameras.serials)
+        existing.attrs[schema.VIDEO_SERIALS_ATTR] = sorted(known + added, key=order.index)
+
+
 def _pending_tasks(store: str, group: str, source: SequenceSource, threads: int) -> list[VideoTask]:
     tasks: list[VideoTask] = []
     if not source.video_serials:
         return tasks
+    inputs = source.dataset
     kinds = [(schema.IMAGES, "images")] + ([(schema.ALPHA, "alpha_maps")] if source.has_alpha else [])
     for variable, kind in kinds:
         done = storage.camera_flag(store, group, variable)
         for serial in source.video_serials:
             index = source.cameras.serials.index(serial)
             if not done[index]:
-                tasks.append(
-                    VideoTask(store, group, variable, index, source.video_file(serial, kind), len(source.timesteps), threads)
-                )
+                tasks.append(VideoTask(
+                    store, group, variable, index, source.video_file(serial, kind), len(source.timesteps), threads,
+                    source.level, None if inputs is None else inputs.colour_matrix(serial),
+                ))
+    if inputs is not None and inputs.backgrounds and storage.array_exists(store, f"{group}/{schema.BACKGROUND}"):
+        done = storage.camera_flag(store, group, schema.BACKGROUND)
+        for serial, picture in inputs.backgrounds.items():
+            index = source.cameras.serials.index(serial)
+            if not done[index]:
+                tasks.append(VideoTask(store, group, schema.BACKGROUND, index, picture, 1, threads, source.level,
+                                       inputs.colour_matrix(serial)))
     return tasks
+
+
+def _all_cameras_written(store: str, group: str) -> bool:
+    """Every camera with video has its frames (and, where the group has them, alpha) written."""
+    node = storage.open_group(store, group)
+    serials = [str(serial) for serial in node[schema.SERIAL][:]]
+    wanted = [serials.index(serial) for serial in node.attrs.get(schema.VIDEO_SERIALS_ATTR, [])]
+    for variable in (schema.IMAGES, schema.ALPHA):
+        if variable in node and not storage.camera_flag(store, group, variable)[wanted].all():
+            return False
+    return True
 
 
 def _first_missing_ancestor(store: str, group: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from ..inputs.pointcloud import check_pointcloud
 from ..inputs.tracking import read_tracking
 from ..video import probe
 from . import sources
+
+if TYPE_CHECKING:
+    from .dataset import DatasetInputs
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,20 @@ class SequenceSource:
     tracking: dict[str, np.ndarray] | None = None
     tracking_file: str | None = None
     pointcloud_files: tuple[tuple[int, Path], ...] = field(default_factory=tuple)
+    dataset: "DatasetInputs | None" = None  # a NeRSemble v2 dataset sequence: level, colour correction, files
 
     @property
     def relative_prefix(self) -> str:
         return f"{self.benchmark}/{self.participant:03d}/sequences/{self.sequence}"
 
+    @property
+    def level(self) -> int:
+        """The resolution level the frames are stored at (1 = as decoded)."""
+        return 1 if self.dataset is None else self.dataset.level
+
     def video_file(self, serial: str, kind: str) -> Path:
+        if self.dataset is not None:
+            return self.dataset.videos[serial]
         return self.benchmark_root / catalogue.video_path(self.participant, self.sequence, serial, kind)
 
 
