@@ -8,6 +8,8 @@ import click
 
 from nersemble_zarr.outputs import claim_output_file
 
+from nersemble_zarr.store_metadata import SOURCE_NAMES
+
 from .options import ParticipantId, handle_errors, overwrite_file_option
 
 participant_option = click.option("--participant", "-p", type=ParticipantId(), required=True,
@@ -16,6 +18,14 @@ sequence_option = click.option(
     "--sequence", "-s", default=None,
     help="Sequence name (default: the participant's NVS sequence, or its first mono sequence with frames).",
 )
+source_option = click.option(
+    "--benchmark", "-b", type=click.Choice(SOURCE_NAMES), default=None,
+    help="Benchmark, or 'dataset' (default: the benchmark the participant belongs to; dataset ids overlap them).",
+)
+level_option = click.option("--level", type=click.IntRange(min=1), default=1, show_default=True,
+                            help="Resolution level (downsample's, or a dataset converted with --level).")
+
+
 def _png_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
     if value.suffix.lower() != ".png":
         raise click.BadParameter(f"{value} does not end in .png; the picture is written as PNG.")
@@ -32,6 +42,8 @@ output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, p
 @click.argument("store")
 @participant_option
 @sequence_option
+@source_option
+@level_option
 @click.option("--timestep", "-t", type=int, default=None,
               help="Original frame index (a value of the timestep coordinate); default: the first.")
 @click.option("--flame-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -47,7 +59,7 @@ output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, p
 @output_option
 @overwrite_file_option
 @handle_errors
-def preview(store: str, participant: int, sequence: str | None, timestep: int | None, flame_dir: Path | None,
+def preview(store: str, participant: int, sequence: str | None, benchmark: str | None, level: int, timestep: int | None, flame_dir: Path | None,
             tile_width: int, meshes: Path | None, task: str, dots: int, output: Path, overwrite: bool) -> None:
     """Contact sheet of every camera of STORE at one timestep: hold-out cameras framed in red, the FLAME
     mesh (stored vertices, or evaluated with --flame-dir) or the point cloud projected as green dots.
@@ -57,7 +69,7 @@ def preview(store: str, participant: int, sequence: str | None, timestep: int | 
     claim_output_file(output, overwrite=overwrite, inputs=(store, *([meshes] if meshes else [])))
 
     write_preview(store, output, participant, sequence=sequence, timestep=timestep, flame_dir=flame_dir,
-                  tile_width=tile_width, meshes=meshes, task=task, max_dots=dots)
+                  tile_width=tile_width, meshes=meshes, task=task, max_dots=dots, benchmark=benchmark, level=level)
     click.echo(f"Wrote {output}.")
 
 
@@ -65,14 +77,17 @@ def preview(store: str, participant: int, sequence: str | None, timestep: int | 
 @click.argument("store")
 @participant_option
 @sequence_option
+@source_option
+@level_option
 @output_option
 @overwrite_file_option
 @handle_errors
-def preview_rig(store: str, participant: int, sequence: str | None, output: Path, overwrite: bool) -> None:
+def preview_rig(store: str, participant: int, sequence: str | None, benchmark: str | None, level: int, output: Path,
+                overwrite: bool) -> None:
     """3D plot of the camera rig of a participant in STORE: frustums around the head, hold-out cameras in red."""
     from nersemble_zarr.preview import write_rig_preview
 
     claim_output_file(output, overwrite=overwrite, inputs=(store,))
 
-    write_rig_preview(store, output, participant, sequence)
+    write_rig_preview(store, output, participant, sequence, benchmark=benchmark, level=level)
     click.echo(f"Wrote {output}.")

@@ -38,8 +38,43 @@ def open(store: StoreLike, *, dask: bool = True) -> xr.DataTree:  # noqa: A001 -
     return tree
 
 
-def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name: str | None = None) -> xr.Dataset:
-    """The Dataset of one sequence; for NVS the sequence name may be left out."""
+def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name: str | None = None, *,
+             level: int = 1) -> xr.Dataset:
+    """The Dataset of one sequence; for NVS the sequence name may be left out. ``level`` s > 1 gives the sequence at
+    resolution level s (``downsample``, or a dataset converted with ``--level``)."""
+    if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+        raise StoreError(f"Resolution level {shown(level)} is invalid; expected 1 (full resolution) or a level >= 2.")
+    if benchmark == schema.DATASET:  # its names are its index's, not the catalogue's
+        if sequence_name is None:
+            raise StoreError("A dataset participant has many sequences; name one.")
+    else:
+        sequence_name = _catalogue_sequence(benchmark, participant, sequence_name)
+    path = schema.level_group(level, benchmark, participant, sequence_name)
+    try:
+        dataset = tree[path].to_dataset()
+    except KeyError as error:
+        levels = sorted(int(name[len(schema.LEVEL_PREFIX):]) for name in tree.children
+                        if name.startswith(schema.LEVEL_PREFIX) and name[len(schema.LEVEL_PREFIX):].isdigit())
+        found = [number for number in [1] + levels
+                 if _has_node(tree, schema.level_group(number, benchmark, participant, sequence_name))]
+        elsewhere = f" (it holds level(s) {', '.join(map(str, found))}; pass level=)" if found else ""
+        raise StoreError(f"The store has no sequence {path}{elsewhere}; convert it first.") from error
+    downsampled = level > 1 and benchmark != schema.DATASET  # downsample's level groups carry no flag of their own
+    if not (dataset.attrs.get(schema.SKELETON_ATTR) or dataset.attrs.get(schema.CONVERTED_ATTR) or downsampled):
+        raise StoreError(f"The conversion of {path} is incomplete (a convert still running, or stopped); "
+                         "finish it with `nersemble-zarr convert`.")
+    # Cameras and FLAME parameters are small: load them once so selections never touch the store again.
+    dataset = dataset.assign_coords({name: dataset[name].load() for name in dataset.coords})
+    source = tree.encoding.get("source")
+    if source is not None:  # where `frame` reads from directly
+        dataset.encoding.update({STORE_ENCODING: str(source), GROUP_ENCODING: path})
+        if schema.IMAGES in dataset and "://" not in str(source):  # local: read every shard index once now
+            stored_frames(str(source), path, schema.IMAGES)
+    return dataset
+
+
+def _catalogue_sequence(benchmark: str, participant: int, sequence_name: str | None) -> str:
+    """A benchmark sequence's name, checked against the catalogue (NVS: its one sequence when None)."""
     catalogue.check_participants(benchmark, [participant])
     if sequence_name is None:
         if benchmark != "nvs":
@@ -51,22 +86,15 @@ def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name:
             f"Participant {participant} of {benchmark} has no sequence {shown(sequence_name)}; its sequences: "
             f"{listed(known)}."
         )
-    path = schema.sequence_group(benchmark, participant, sequence_name)
+    return sequence_name
+
+
+def _has_node(tree: xr.DataTree, path: str) -> bool:
     try:
-        dataset = tree[path].to_dataset()
-    except KeyError as error:
-        raise StoreError(f"The store has no sequence {path}; convert it first.") from error
-    if not (dataset.attrs.get(schema.SKELETON_ATTR) or dataset.attrs.get(schema.CONVERTED_ATTR)):
-        raise StoreError(f"The conversion of {path} is incomplete (a convert still running, or stopped); "
-                         "finish it with `nersemble-zarr convert`.")
-    # Cameras and FLAME parameters are small: load them once so selections never touch the store again.
-    dataset = dataset.assign_coords({name: dataset[name].load() for name in dataset.coords})
-    source = tree.encoding.get("source")
-    if source is not None:  # where `frame` reads from directly
-        dataset.encoding.update({STORE_ENCODING: str(source), GROUP_ENCODING: path})
-        if schema.IMAGES in dataset and "://" not in str(source):  # local: read every shard index once now
-            stored_frames(str(source), path, schema.IMAGES)
-    return dataset
+        tree[path]
+    except KeyError:
+        return False
+    return True
 
 
 def train_cameras(dataset: xr.Dataset) -> xr.Dataset:

@@ -189,8 +189,11 @@ def _select_sequences(
     and names."""
     wanted_participants = None if participants is None else {int(p) for p in participants}
     wanted_sequences = None if sequences is None else set(sequences)
+    # A benchmark's sequences all have every level downsample wrote; a dataset sequence has the levels it was
+    # converted at, so the dataset's are those that have ``level``.
     keys = storage.select_sequences(
-        store, benchmark=benchmark, participants=wanted_participants, sequences=wanted_sequences, level=None
+        store, benchmark=benchmark, participants=wanted_participants, sequences=wanted_sequences,
+        level=level if benchmark == schema.DATASET else 1,
     )
     for participant in sorted(wanted_participants or ()):
         if not any(key[1] == participant for key in keys):

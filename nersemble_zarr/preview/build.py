@@ -27,19 +27,24 @@ def benchmark_of(participant: int) -> str:
     raise CatalogueError(f"Unknown participant {participant}; expected one of {known}.")
 
 
-def open_sequence(store: str | os.PathLike, participant: int, sequence: str | None = None) -> xr.Dataset:
-    """The sequence Dataset of ``participant``; without ``sequence``, its NVS sequence or its first mono
-    sequence with frames in the store (else its first one)."""
-    benchmark = benchmark_of(participant)
+def open_sequence(store: str | os.PathLike, participant: int, sequence: str | None = None, *,
+                  benchmark: str | None = None, level: int = 1) -> xr.Dataset:
+    """The sequence Dataset of ``participant`` of ``benchmark`` (default: the benchmark the id belongs to; the
+    dataset is named: its ids overlap the benchmarks') at resolution ``level``; without ``sequence``, its NVS
+    sequence or its first mono or dataset sequence with frames in the store (else its first one)."""
+    benchmark = benchmark or benchmark_of(participant)
     tree = store_module.open(store)
-    if sequence is None and benchmark == "mono_flame_avatar":
-        names = [key[2] for key in storage.select_sequences(store, benchmark=benchmark, participants=[participant])]
+    if sequence is None and benchmark in ("mono_flame_avatar", schema.DATASET):
+        names = [key[2] for key in storage.select_sequences(store, benchmark=benchmark, participants=[participant],
+                                                             level=level)]
         if not names:
-            raise StoreError(f"The store {store} has no sequence of participant {participant}; convert it first.")
-        groups = {name: tree[schema.sequence_group(benchmark, participant, name)] for name in names}
+            at = f" at resolution level {level}" if level > 1 else ""
+            raise StoreError(f"The store {store} has no {benchmark} sequence of participant {participant}{at}; "
+                             "convert it first.")
+        groups = {name: tree[schema.level_group(level, benchmark, participant, name)] for name in names}
         with_frames = [name for name in names if schema.IMAGES in groups[name].dataset]
         sequence = (with_frames or names)[0]
-    return store_module.sequence(tree, benchmark, participant, sequence)
+    return store_module.sequence(tree, benchmark, participant, sequence, level=level)
 
 
 def preview_picture(
@@ -53,14 +58,16 @@ def preview_picture(
     meshes: Any = None,
     task: str = "posed",
     max_dots: int = MAX_POINTS,
+    benchmark: str | None = None,
+    level: int = 1,
 ) -> np.ndarray:
     """The contact sheet (H, W, 3) uint8 of every camera at ``timestep`` (default: the first) with captions;
     at most ``max_dots`` overlay points are drawn (0: none).
 
     For an SVFR participant: every image of the participant, and with ``meshes`` (a submission zip, a
     predictions folder or mapping) the ``task``'s mesh drawn beside each; ``sequence`` and ``timestep`` do
-    not apply."""
-    if benchmark_of(participant) == catalogue.SVFR:
+    not apply. ``benchmark`` and ``level`` choose the sequence as ``open_sequence`` does."""
+    if (benchmark or benchmark_of(participant)) == catalogue.SVFR:
         if sequence is not None or timestep is not None:
             raise CatalogueError("SVFR images have no sequence or timestep to choose; leave out -s and -t.")
         from .svfr import load_meshes, svfr_sheet
@@ -70,7 +77,7 @@ def preview_picture(
         return with_labels(*svfr_sheet(dataset, found, tile_width=tile_width))
     if meshes is not None:
         raise CatalogueError(f"--meshes draws SVFR meshes; participant {participant} is not an SVFR participant.")
-    dataset = open_sequence(store, participant, sequence)
+    dataset = open_sequence(store, participant, sequence, benchmark=benchmark, level=level)
     if timestep is None:
         timestep = int(dataset[schema.TIMESTEP].values[0])
     check_timestep(dataset, timestep)
@@ -86,11 +93,12 @@ def write_preview(store: str | os.PathLike, output: str | os.PathLike, participa
 
 
 def write_rig_preview(
-    store: str | os.PathLike, output: str | os.PathLike, participant: int, sequence: str | None = None
+    store: str | os.PathLike, output: str | os.PathLike, participant: int, sequence: str | None = None, *,
+    benchmark: str | None = None, level: int = 1,
 ) -> None:
     """Write the camera rig plot of a participant's sequence as PNG to ``output``; the head is drawn from the
     first timestep's stored FLAME mesh or point cloud when there is one."""
     check_output_file(output)
-    dataset = open_sequence(store, participant, sequence)
+    dataset = open_sequence(store, participant, sequence, benchmark=benchmark, level=level)
     head = overlay_points(dataset, int(dataset[schema.TIMESTEP].values[0]))
     write_png(output, rig_picture(dataset, head))

@@ -9,6 +9,7 @@ from .. import schema
 from ..cameras import opencv_camera_to_world
 from .overlay import Overlay
 from .picture import DPI
+from .sheet import camera_splits
 
 HOLD_OUT_COLOUR = "#ff0000"
 TRAIN_COLOUR = "#1f5fbf"
@@ -38,7 +39,7 @@ def rig_figure(dataset: xr.Dataset, head: Overlay | None = None, *, size: tuple[
     world_2_cam = np.asarray(dataset[schema.WORLD_2_CAM].values, dtype=np.float64)
     intrinsics = np.asarray(dataset[schema.INTRINSICS].values, dtype=np.float64)
     serials = [str(s) for s in dataset[schema.SERIAL].values]
-    splits = [str(s) for s in dataset[schema.SPLIT].values]
+    splits = camera_splits(dataset)
     cam_2_world = opencv_camera_to_world(world_2_cam)
     centres = cam_2_world[:, :3, 3]
     target = _look_at_point(centres, cam_2_world[:, :3, 2])

@@ -67,7 +67,7 @@ def contact_sheet(
     """
     check_timestep(dataset, timestep)
     serials = [str(s) for s in dataset[schema.SERIAL].values]
-    splits = [str(s) for s in dataset[schema.SPLIT].values]
+    splits = camera_splits(dataset)
     height, width = int(dataset.attrs[schema.HEIGHT_ATTR]), int(dataset.attrs[schema.WIDTH_ATTR])
     factor = max(1, math.ceil(width / tile_width))
     zoom = math.ceil(MIN_TILE_WIDTH / width) if factor == 1 else 1
@@ -77,6 +77,8 @@ def contact_sheet(
     captions = [_caption(serial, split) for serial, split in zip(serials, splits)]
     widest_caption = max(_text_width(caption, CAPTION_FONT_SIZE) for caption in captions)
     group = schema.sequence_group_of(dataset.attrs)
+    if dataset.attrs.get(schema.LEVEL_ATTR):
+        group += f" (level {dataset.attrs[schema.LEVEL_ATTR]})"
     title = f"{group}  timestep {timestep}  dots: {overlay.description if overlay else 'none'}"
     # cells spread over the title's width, so no empty margin is left beside the grid
     cell_w = max(tile_w + 2 * BORDER + GAP, widest_caption + GAP,
@@ -125,8 +127,15 @@ def check_timestep(dataset: xr.Dataset, timestep: int) -> None:
         )
 
 
+def camera_splits(dataset) -> list[str]:
+    """Each camera's split ("train", "test"), or "" for every camera of a source without hold-out (the dataset)."""
+    if schema.SPLIT not in dataset.coords:
+        return [""] * dataset.sizes[schema.SERIAL]
+    return [str(s) for s in dataset[schema.SPLIT].values]
+
+
 def _caption(serial: str, split: str) -> str:
-    return f"{serial} {'hold-out' if split == 'test' else split}"
+    return f"{serial} {'hold-out' if split == 'test' else split}".rstrip()
 
 
 def _text_width(text: str, size: float) -> int:
