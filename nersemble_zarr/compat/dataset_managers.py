@@ -1,4 +1,5 @@
-"""The official dataset kit's data managers (``nersemble_data.data.nersemble_data``) over a NeRSemble v2 folder.
+"""The official dataset kit's data managers (``nersemble_data.data.nersemble_data``) over a NeRSemble v2 folder,
+or over a store converted from one (``convert -b dataset``; ``compat.dataset_store``).
 
 Same names, methods and arguments; change the import, keep the code. What differs, on purpose:
 
@@ -43,7 +44,16 @@ class CameraParams:
 
 
 class NeRSembleParticipantDataManager:
-    """Loads one participant's calibration, colour calibration and video frames from a dataset folder."""
+    """Loads one participant's calibration, colour calibration and video frames from a dataset folder (or, given a
+    converted store, from its dataset groups)."""
+
+    def __new__(cls, nersemble_folder: str | os.PathLike, participant_id: int):
+        if cls is NeRSembleParticipantDataManager:
+            from .dataset_store import StoreParticipantDataManager, is_store
+
+            if is_store(nersemble_folder):
+                return super().__new__(StoreParticipantDataManager)
+        return super().__new__(cls)
 
     def __init__(self, nersemble_folder: str | os.PathLike, participant_id: int) -> None:
         self._location = os.fspath(nersemble_folder)
@@ -137,7 +147,15 @@ class NeRSembleParticipantDataManager:
 
 
 class NeRSembleDataManager:
-    """The participants of a dataset folder."""
+    """The participants of a dataset folder (or of a converted store's dataset groups)."""
+
+    def __new__(cls, nersemble_folder: str | os.PathLike):
+        if cls is NeRSembleDataManager:
+            from .dataset_store import StoreDataManager, is_store
+
+            if is_store(nersemble_folder):
+                return super().__new__(StoreDataManager)
+        return super().__new__(cls)
 
     def __init__(self, nersemble_folder: str | os.PathLike) -> None:
         self._nersemble_folder = os.fspath(nersemble_folder)

@@ -23,7 +23,12 @@ def read_colour_calibration(path: Path) -> dict[str, np.ndarray]:
     """Camera serial -> float64 (3, terms) matrix of a ``color_calibration.json``, in the file's order (the order
     of the official ``load_color_calibration``)."""
     origin = Origin.local(path)
-    document = parse_json(read_limited(path, origin, MAX_JSON_BYTES), origin)
+    return parse_colour_calibration(read_limited(path, origin, MAX_JSON_BYTES), origin)
+
+
+def parse_colour_calibration(raw: bytes, origin: Origin) -> dict[str, np.ndarray]:
+    """``read_colour_calibration`` of a ``color_calibration.json``'s bytes (kept elsewhere, e.g. in a store)."""
+    document = parse_json(raw, origin)
     if not isinstance(document, dict):
         raise origin.error(f"should hold a JSON object of camera serials, found {kind_of(document)}")
     unknown = sorted(set(document) - set(catalogue.SERIALS))

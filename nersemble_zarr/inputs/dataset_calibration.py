@@ -13,7 +13,7 @@ from .. import catalogue
 from ..cameras import first_camera_problem
 from ..errors import shown
 from .calibration import calibration_document, json_matrix
-from .jsontext import kind_of
+from .jsontext import MAX_JSON_BYTES, kind_of, parse_json
 from .origin import Origin
 
 
@@ -21,7 +21,18 @@ def read_dataset_calibration(path: Path) -> tuple[dict[str, np.ndarray], np.ndar
     """(world_2_cam by serial in file order, the shared 3x3 intrinsics), float64, each camera passing the rule
     every reader and writer of cameras applies (``cameras.camera_problem``)."""
     origin = Origin.local(path, "camera calibration")
-    document = calibration_document(path, origin)
+    return _checked(calibration_document(path, origin), origin)
+
+
+def parse_dataset_calibration(text: str, origin: Origin) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``read_dataset_calibration`` of a ``camera_params.json``'s text (kept elsewhere, e.g. in a store)."""
+    document = parse_json(text.encode("utf-8"), origin, MAX_JSON_BYTES)
+    if not isinstance(document, dict) or not {"world_2_cam", "intrinsics"} <= set(document):
+        raise origin.error("is not a camera_params.json: it needs the entries world_2_cam and intrinsics")
+    return _checked(document, origin)
+
+
+def _checked(document: dict, origin: Origin) -> tuple[dict[str, np.ndarray], np.ndarray]:
     extrinsics = document["world_2_cam"]
     if not isinstance(extrinsics, dict):
         raise origin.error(f"is not in the expected layout: its world_2_cam is {kind_of(extrinsics)}, not an object "
