@@ -21,7 +21,7 @@ import zarr
 from . import schema
 from .errors import MissingChunk
 
-FRAME_VARIABLES = (schema.IMAGES, schema.ALPHA)
+FRAME_VARIABLES = (schema.IMAGES, schema.ALPHA, schema.BACKGROUND)  # flagged per camera (``*_converted``)
 MESH_VARIABLES = (schema.VERTICES, schema.LANDMARKS, schema.FACES)
 
 

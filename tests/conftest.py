@@ -9,7 +9,7 @@ import pytest
 
 from helpers import MESH_SEQUENCES
 from nersemble_zarr import schema
-from nersemble_zarr.convert import convert
+from nersemble_zarr.convert import DatasetOptions, convert
 from nersemble_zarr.flame.lbs import FlameModel
 from nersemble_zarr.flame.standin import write_standin_flame
 from nersemble_zarr.store import consolidate, prepare_store
@@ -38,6 +38,21 @@ def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from nersemble_zarr.synthetic.dataset import generate_dataset
 
     return generate_dataset(tmp_path_factory.mktemp("synthetic_dataset") / "dataset")
+
+
+@pytest.fixture(scope="session")
+def dataset_store(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic dataset converted into a store: EXP-1-head of participants 17 and 18 at full resolution,
+    uncorrected (``dataset/{p}/EXP-1-head``), and EXP-1-head and EMO-1-shout+laugh of both at level 4,
+    colour-corrected (``level_4/dataset/{p}/...``; EMO-1-shout+laugh has no full-resolution group). Read-only,
+    like converted."""
+    root = synthetic_dataset.parent  # the fetched folder ROOT: the dataset is ROOT/dataset
+    store = tmp_path_factory.mktemp("dataset_store") / "dataset.zarr"
+    convert(root, store, benchmarks=("dataset",), participants=(17, 18), sequences=("EXP-1-head",), workers=2)
+    convert(root, store, benchmarks=("dataset",), participants=(17, 18),
+            sequences=("EXP-1-head", "EMO-1-shout+laugh"), workers=2,
+            dataset=DatasetOptions(level=4, colour_correct=True))
+    return store
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,269 @@
+"""convert -b dataset: the NeRSemble v2 dataset into dataset/{p}/{s} (or level_{N}/dataset/{p}/{s}), each frame
+compared with the official nersemble-data kit's; resume, refusals, and every bad input one sentence."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import zarr
+from click.testing import CliRunner
+
+from nersemble_data.data import nersemble_data as official
+from nersemble_data.util.color_correction import correct_color as official_correct_color
+from nersemble_zarr import schema, storage
+from nersemble_zarr import store as store_module
+from nersemble_zarr.cli.main import main as cli
+from nersemble_zarr.convert import DatasetOptions, convert
+from nersemble_zarr.errors import CatalogueError, ConfigError, InputDataError, StoreError
+from nersemble_zarr.levels import scale_intrinsics
+from nersemble_zarr.levels.resample import block_mean
+from nersemble_zarr.synthetic.dataset_config import SyntheticDatasetConfig
+
+CONFIG = SyntheticDatasetConfig()  # what the synthetic_dataset fixture holds
+SEQUENCE = "EXP-1-head"
+LEVEL_ONLY = "EMO-1-shout+laugh"  # converted at level 4 only
+
+
+def kit(synthetic_dataset: Path, participant: int) -> official.NeRSembleParticipantDataManager:
+    return official.NeRSembleParticipantDataManager(str(synthetic_dataset), participant)
+
+
+def open_group(store: Path, participant: int, sequence: str, level: int = 1):
+    return store_module.sequence(store_module.open(store), "dataset", participant, sequence, level=level)
+
+
+def copy_dataset(synthetic_dataset: Path, tmp_path: Path) -> Path:
+    """A private ROOT holding a copy of the synthetic dataset as ROOT/dataset (to damage)."""
+    shutil.copytree(synthetic_dataset, tmp_path / "root" / "dataset")
+    return tmp_path / "root"
+
+
+# ---------------------------------------------------------------- layout and contents
+@pytest.mark.parametrize("level", [1, 4])
+def test_groups_hold_frames_cameras_and_colour_matrices_of_the_fetched_files(dataset_store, synthetic_dataset, level):
+    width, height = CONFIG.frame_size()
+    for participant in CONFIG.participants:
+        group = open_group(dataset_store, participant, SEQUENCE, level)
+        calibration_text = (synthetic_dataset / f"{participant:03d}/calibration/camera_params.json").read_text()
+        colour_text = (synthetic_dataset / f"{participant:03d}/calibration/color_calibration.json").read_text()
+        calibration = json.loads(calibration_text)
+        assert group[schema.IMAGES].dims == (schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL)
+        assert group[schema.IMAGES].shape == (3, 4, height // level, width // level, 3)
+        assert group[schema.IMAGES].dtype == np.uint8
+        assert list(group[schema.TIMESTEP].values) == [0, 1, 2, 3]
+        assert list(group[schema.SERIAL].values) == list(calibration["world_2_cam"])
+        assert schema.SPLIT not in group.coords
+        expected_k = scale_intrinsics(np.array(calibration["intrinsics"]), level)
+        for serial in group[schema.SERIAL].values:
+            np.testing.assert_array_equal(group[schema.WORLD_2_CAM].sel(serial=serial), calibration["world_2_cam"][serial])
+            np.testing.assert_array_equal(group[schema.INTRINSICS].sel(serial=serial), expected_k)
+            np.testing.assert_array_equal(group[schema.COLOUR_CORRECTION].sel(serial=serial),
+                                          json.loads(colour_text)[serial])
+        assert group[schema.COLOUR_CORRECTION].dims == (schema.SERIAL, schema.COLOUR_ROW, schema.COLOUR_TERM)
+        assert group[schema.BACKGROUND].dims == (schema.SERIAL, schema.Y, schema.X, schema.CHANNEL)
+        assert group[schema.BACKGROUND].shape == (3, height // level, width // level, 3)
+        attrs = group.attrs
+        assert attrs[schema.CALIBRATION_JSON_ATTR] == calibration_text  # verbatim, key order and spacing kept
+        assert attrs[schema.COLOUR_CALIBRATION_JSON_ATTR] == colour_text
+        assert attrs[schema.COLOUR_CORRECTED_ATTR] is (level == 4)
+        assert (attrs["benchmark"], attrs["participant"], attrs["sequence"]) == ("dataset", participant, SEQUENCE)
+        assert (attrs["height"], attrs["width"], attrs["fps"]) == (height // level, width // level, 73)
+        assert attrs["video_serials"] == list(CONFIG.serials)
+        assert attrs.get(schema.LEVEL_ATTR) == (4 if level == 4 else None)
+
+
+def test_a_level_is_written_without_full_resolution(dataset_store):
+    root = zarr.open_group(dataset_store, mode="r")
+    assert f"level_4/dataset/17/{LEVEL_ONLY}" in root and f"dataset/17/{LEVEL_ONLY}" not in root
+    assert ("dataset", 17, LEVEL_ONLY) not in storage.sequence_keys(dataset_store)
+    assert ("dataset", 17, LEVEL_ONLY) in storage.sequence_keys(dataset_store, level=4)
+    assert ("dataset", 17, LEVEL_ONLY) in storage.sequence_keys(dataset_store, level=None)
+
+
+def test_full_resolution_frames_equal_the_kits(dataset_store, synthetic_dataset):
+    for participant in CONFIG.participants:
+        group = open_group(dataset_store, participant, SEQUENCE)
+        for serial in CONFIG.serials:
+            for timestep in range(CONFIG.n_frames):
+                expected = kit(synthetic_dataset, participant).load_image(SEQUENCE, serial, timestep, as_uint8=True)
+                stored = store_module.frame(group, serial, timestep)
+                assert np.abs(stored.astype(int) - expected).max() <= 1
+
+
+@pytest.mark.parametrize("sequence", [SEQUENCE, LEVEL_ONLY])
+def test_level_4_corrected_frames_equal_the_official_correction_of_the_area_average(
+        dataset_store, synthetic_dataset, sequence):
+    """The documented order (area average, then correct), each step the official's or the levels': terms 3 (17)
+    and 10 (18), every pixel within one level."""
+    terms = set()
+    for participant in CONFIG.participants:
+        manager = kit(synthetic_dataset, participant)
+        matrices = manager.load_color_calibration()
+        group = open_group(dataset_store, participant, sequence, 4)
+        for serial in CONFIG.serials:
+            terms.add(matrices[serial].shape[1])
+            for timestep in range(CONFIG.n_frames):
+                decoded = manager.load_image(sequence, serial, timestep, as_uint8=True)
+                expected = official_correct_color(block_mean(decoded[None], 4)[0], matrices[serial])
+                stored = store_module.frame(group, serial, timestep)
+                assert stored.shape == expected.shape
+                assert np.abs(stored.astype(int) - expected).max() <= 1, (participant, serial, timestep)
+    assert terms == {3, 10}
+
+
+@pytest.mark.parametrize("level", [1, 4])
+def test_backgrounds_are_the_jpegs_at_the_level_and_correction_of_the_frames(dataset_store, synthetic_dataset, level):
+    for participant in CONFIG.participants:
+        matrices = kit(synthetic_dataset, participant).load_color_calibration()
+        group = open_group(dataset_store, participant, SEQUENCE, level)
+        assert group[schema.converted_flag(schema.BACKGROUND)].values.all()
+        for serial in CONFIG.serials:
+            picture = cv2.imread(str(synthetic_dataset / f"{participant:03d}/sequences/BACKGROUND/image_{serial}.jpg"))
+            expected = picture[..., ::-1]
+            if level > 1:
+                expected = official_correct_color(block_mean(expected[None], level)[0], matrices[serial])
+            stored = group[schema.BACKGROUND].sel(serial=serial).values
+            assert np.abs(stored.astype(int) - expected).max() <= 1
+
+
+# ---------------------------------------------------------------- resume, locking, refusals
+def test_rerun_skips_written_cameras_and_resumes_an_unflagged_one(dataset_store, synthetic_dataset, tmp_path):
+    store = tmp_path / "store.zarr"
+    shutil.copytree(dataset_store, store)
+    root = synthetic_dataset.parent
+    options = DatasetOptions(level=4, colour_correct=True)
+    again = convert(root, store, benchmarks=("dataset",), participants=(17,), sequences=(SEQUENCE,), dataset=options)
+    assert (again.videos_written, again.videos_skipped) == (0, 3)
+    group = f"level_4/dataset/17/{SEQUENCE}"
+    before = open_group(store, 17, SEQUENCE, 4)[schema.IMAGES].values
+    flag = zarr.open_array(store, path=f"{group}/images_converted", mode="r+")
+    flag[1] = False  # as a killed run leaves a camera it was writing
+    resumed = convert(root, store, benchmarks=("dataset",), participants=(17,), sequences=(SEQUENCE,), dataset=options)
+    assert (resumed.videos_written, resumed.videos_skipped) == (1, 2)
+    np.testing.assert_array_equal(open_group(store, 17, SEQUENCE, 4)[schema.IMAGES].values, before)
+
+
+def test_corrected_and_uncorrected_frames_never_share_a_group(dataset_store, synthetic_dataset, tmp_path):
+    store = tmp_path / "store.zarr"
+    shutil.copytree(dataset_store, store)
+    root = synthetic_dataset.parent
+    for options, held in ((DatasetOptions(level=4), "colour-corrected"), (DatasetOptions(colour_correct=True),
+                                                                           "uncorrected")):
+        result = CliRunner().invoke(cli, ["convert", str(root), str(store), "-b", "dataset", "-p", "17", "-s",
+                                          SEQUENCE, *(["--level", "4"] if options.level == 4 else []),
+                                          *(["--colour-correct"] if options.colour_correct else [])])
+        assert result.exit_code == 1, result.output
+        message = result.output.strip().splitlines()[-1]
+        assert f"holds {held} frames" in message and "--colour-correct" in message, message
+    assert open_group(store, 17, SEQUENCE, 4).attrs[schema.COLOUR_CORRECTED_ATTR] is True
+
+
+def test_cli_converts_a_camera_at_a_level_and_info_preview_and_the_loader_find_it(synthetic_dataset, tmp_path):
+    store = tmp_path / "one.zarr"
+    root = synthetic_dataset.parent
+    runner = CliRunner()
+    result = runner.invoke(cli, ["convert", str(root), str(store), "-b", "dataset", "-p", "18", "-s", SEQUENCE,
+                                 "--cameras", "222200038", "--level", "2", "--colour-correct"])
+    assert result.exit_code == 0, result.output
+    assert "1 video written" in result.output
+    group = open_group(store, 18, SEQUENCE, 2)
+    assert group.attrs["video_serials"] == ["222200038"]
+    assert list(group[schema.converted_flag(schema.IMAGES)].values) == [False, True, False]
+    info = runner.invoke(cli, ["info", str(store)])
+    assert info.exit_code == 0 and f"/level_2/dataset/18/{SEQUENCE}  [complete]" in info.output, info.output
+    png = tmp_path / "sheet.png"
+    shown = runner.invoke(cli, ["preview", str(store), "-p", "18", "-b", "dataset", "--level", "2", "-o", str(png)])
+    assert shown.exit_code == 0 and png.stat().st_size > 0, shown.output
+    from nersemble_zarr.torch_dataset import FrameDataset
+
+    frames = FrameDataset(store, "dataset", level=2)
+    assert len(frames) == CONFIG.n_frames and frames.item_key(0) == (f"level_2/dataset/18/{SEQUENCE}", "222200038", 0)
+    item = frames[0]
+    width, height = CONFIG.frame_size()
+    assert tuple(item["image"].shape) == (3, height // 2, width // 2)
+    np.testing.assert_allclose(item["intrinsics"].numpy(), group[schema.INTRINSICS].values[1], rtol=1e-6)
+    with pytest.raises(StoreError, match="converted straight to a level|no stored frames"):
+        FrameDataset(store, "dataset", level=1)
+
+
+# ---------------------------------------------------------------- bad input: one sentence, nothing left behind
+def _refused(root: Path, store: Path, *arguments: str, source: str = "dataset") -> str:
+    result = CliRunner().invoke(cli, ["convert", str(root), str(store), "-b", source, *arguments])
+    assert result.exit_code in (1, 2), result.output
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith("Error:") and message.count(". ") <= 1, message
+    assert not store.exists(), f"a refused run left {store}"
+    return message
+
+
+def test_unknown_names_are_refused_before_anything_is_written(synthetic_dataset, tmp_path):
+    root, store = synthetic_dataset.parent, tmp_path / "s.zarr"
+    assert "Participant 99 is not listed" in _refused(root, store, "-p", "99")
+    assert "SEN-99" in _refused(root, store, "-p", "17", "-s", "SEN-99")
+    assert "apply to the dataset only" in _refused(root, store, "--level", "2", source="nvs")
+    assert "invalid" in _refused(root, store, "--level", "0").lower()
+
+
+def test_bad_files_are_named_in_one_sentence(synthetic_dataset, tmp_path):
+    root = copy_dataset(synthetic_dataset, tmp_path)
+    store = tmp_path / "s.zarr"
+    folder = root / "dataset" / "017"
+    video = folder / "sequences" / SEQUENCE / "images" / "cam_222200038.mp4"
+    args = ("-p", "17", "-s", SEQUENCE)
+
+    video.rename(video.with_name("gone.mp4"))
+    assert "cam_222200038.mp4 was not fetched" in _refused(root, store, *args, "--cameras", "222200038")
+    video.with_name("gone.mp4").rename(video)
+
+    colour = folder / "calibration" / "color_calibration.json"
+    colour.rename(colour.with_name("gone.json"))
+    assert "color_calibration.json is missing" in _refused(root, store, *args, "--colour-correct")
+    colour.with_name("gone.json").rename(colour)
+
+    matrices = json.loads(colour.read_text())
+    del matrices["222200039"]
+    colour.write_text(json.dumps(matrices))
+    assert "has no matrix for camera 222200039" in _refused(root, store, *args, "--colour-correct")
+    colour.write_text("{")
+    assert "color_calibration.json" in _refused(root, store, *args)
+    shutil.copy(synthetic_dataset / "017/calibration/color_calibration.json", colour)
+
+    cameras = folder / "calibration" / "camera_params.json"
+    document = json.loads(cameras.read_text())
+    del document["world_2_cam"]["222200037"]
+    cameras.write_text(json.dumps(document))
+    assert "has no camera 222200037" in _refused(root, store, *args)
+    cameras.write_text("[1, 2")
+    assert "camera_params.json" in _refused(root, store, *args)
+    cameras.unlink()
+    assert "camera_params.json is missing" in _refused(root, store, *args)
+    shutil.copy(synthetic_dataset / "017/calibration/camera_params.json", cameras)
+
+    background = folder / "sequences" / "BACKGROUND" / "image_222200037.jpg"
+    background.write_bytes(background.read_bytes()[:200])
+    assert "image_222200037.jpg" in _refused(root, store, *args)
+    shutil.copy(synthetic_dataset / "017/sequences/BACKGROUND/image_222200037.jpg", background)
+
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
+    message = _refused(root, store, *args)
+    assert "cam_222200038.mp4" in message and ("corrupt" in message or "frames" in message), message
+
+
+def test_missing_fetches_are_named(synthetic_dataset, tmp_path):
+    with pytest.raises(InputDataError, match="No fetched dataset under"):
+        convert(tmp_path, tmp_path / "s.zarr", benchmarks=("dataset",))
+    root = copy_dataset(synthetic_dataset, tmp_path)
+    shutil.rmtree(root / "dataset" / "018")
+    with pytest.raises(InputDataError, match="Participant 18 was not fetched"):
+        convert(root, tmp_path / "s.zarr", benchmarks=("dataset",), participants=(18,))
+    with pytest.raises(CatalogueError, match="not listed"):
+        convert(root, tmp_path / "s.zarr", benchmarks=("dataset",), participants=(17,), sequences=("FREE",))
+    with pytest.raises(ConfigError, match="too coarse"):
+        convert(root, tmp_path / "s.zarr", benchmarks=("dataset",), participants=(17,), sequences=(SEQUENCE,),
+                dataset=DatasetOptions(level=200))
+    assert not (tmp_path / "s.zarr").exists()
