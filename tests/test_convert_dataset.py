@@ -267,3 +267,61 @@ def test_missing_fetches_are_named(synthetic_dataset, tmp_path):
         convert(root, tmp_path / "s.zarr", benchmarks=("dataset",), participants=(17,), sequences=(SEQUENCE,),
                 dataset=DatasetOptions(level=200))
     assert not (tmp_path / "s.zarr").exists()
+
+
+# ---------------------------------------------------------------- the drop-in data managers over the store
+def test_the_drop_in_over_the_store_agrees_with_the_kit_on_the_folder(dataset_store, synthetic_dataset):
+    from nersemble_zarr import compat
+
+    assert compat.NeRSembleDataManager(dataset_store).list_participants() == list(CONFIG.participants)
+    for participant in CONFIG.participants:
+        ours = compat.NeRSembleParticipantDataManager(dataset_store, participant)
+        theirs = kit(synthetic_dataset, participant)
+        assert ours.list_sequences() == sorted([SEQUENCE, LEVEL_ONLY])
+        mine, official_cameras = ours.load_camera_calibration(), theirs.load_camera_calibration()
+        assert list(mine.world_2_cam) == list(official_cameras.world_2_cam)
+        for serial, pose in official_cameras.world_2_cam.items():
+            np.testing.assert_array_equal(mine.world_2_cam[serial], np.asarray(pose))
+        np.testing.assert_array_equal(mine.intrinsics, np.asarray(official_cameras.intrinsics))
+        official_colour = theirs.load_color_calibration()
+        assert list(ours.load_color_calibration()) == list(official_colour)
+        for serial, matrix in official_colour.items():
+            np.testing.assert_array_equal(ours.load_color_calibration()[serial], matrix)
+        assert ours.list_cameras(SEQUENCE) == sorted(theirs.list_cameras(SEQUENCE))
+        assert ours.get_n_timesteps(SEQUENCE) == theirs.get_n_timesteps(SEQUENCE) == CONFIG.n_frames
+        serial = CONFIG.serials[1]
+        for options in ({"as_uint8": True}, {}, {"as_uint8": True, "apply_color_correction": True},
+                        {"apply_color_correction": True}, {"as_uint8": True, "downscale_factor": 2}):
+            image, expected = (manager.load_image(SEQUENCE, serial, 2, **options) for manager in (ours, theirs))
+            assert image.shape == expected.shape and image.dtype == expected.dtype, options
+            scale = 1 if image.dtype == np.uint8 else 255
+            assert np.abs(image.astype(np.float64) - expected).max() * scale <= 1 + 1e-9, options
+
+
+def test_the_drop_in_reads_a_level_4_corrected_group_for_downscale_factor_4(dataset_store, synthetic_dataset):
+    """The issue's call: load_image(..., downscale_factor=4, apply_color_correction=True) reads the stored level
+    (W // 4 x H // 4, area-averaged then corrected), equal within one level to the official correct_color of the
+    area average of the kit's frame; a level-only sequence is read too."""
+    from nersemble_zarr import compat
+
+    width, height = CONFIG.frame_size()
+    for participant in CONFIG.participants:
+        ours = compat.NeRSembleParticipantDataManager(dataset_store, participant)
+        theirs = kit(synthetic_dataset, participant)
+        for sequence in (SEQUENCE, LEVEL_ONLY):
+            for serial in CONFIG.serials:
+                image = ours.load_image(sequence, serial, 3, as_uint8=True, apply_color_correction=True,
+                                        downscale_factor=4)
+                decoded = theirs.load_image(sequence, serial, 3, as_uint8=True)
+                expected = official_correct_color(block_mean(decoded[None], 4)[0],
+                                                  theirs.load_color_calibration()[serial])
+                assert image.shape == (height // 4, width // 4, 3)
+                assert np.abs(image.astype(int) - expected).max() <= 1
+    with pytest.raises(InputDataError, match="holds colour-corrected frames of EMO-1-shout\\+laugh at level 4"):
+        ours.load_image(LEVEL_ONLY, CONFIG.serials[0], 0, as_uint8=True, downscale_factor=4)
+    with pytest.raises(InputDataError, match="not at downscale_factor 2"):
+        ours.load_image(LEVEL_ONLY, CONFIG.serials[0], 0, apply_color_correction=True, downscale_factor=2)
+    with pytest.raises(InputDataError, match="Timestep 4 is out of range"):
+        ours.load_image(SEQUENCE, CONFIG.serials[0], 4)
+    with pytest.raises(InputDataError, match="no sequence 'FREE'"):
+        ours.list_cameras("FREE")

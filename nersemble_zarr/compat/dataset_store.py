@@ -117,20 +117,22 @@ class StoreParticipantDataManager(NeRSembleParticipantDataManager):
         for ``downscale_factor`` and colour correction."""
         if isinstance(timestep, bool) or not isinstance(timestep, (int, np.integer)) or timestep < 0:
             raise InputDataError(f"Timestep {shown(timestep)} is invalid; expected a frame number from 0.")
-        levels = self._levels.get(sequence_name, [])
+        if sequence_name not in self._levels:
+            self._sequence(sequence_name)  # the sentence for an unknown sequence
+        levels = self._levels[sequence_name]
         stored_level = _as_level(downscale_factor)
         level = stored_level if stored_level in levels else 1
-        dataset = self._sequence(sequence_name, level if levels else None)
-        corrected = bool(dataset.attrs.get(schema.COLOUR_CORRECTED_ATTR, False))
+        resize = level != stored_level  # shrink full resolution as the kit does
+        dataset = self._sequence(sequence_name, level) if level in levels else None
+        corrected = dataset is not None and bool(dataset.attrs.get(schema.COLOUR_CORRECTED_ATTR, False))
+        if dataset is None or resize and corrected:
+            raise InputDataError(f"The store {self._location} holds {sequence_name} at level(s) "
+                                 f"{', '.join(map(str, levels))}, not at downscale_factor {downscale_factor} (nor "
+                                 "uncorrected at full resolution to shrink); convert it with that --level.")
         if corrected and not apply_color_correction:
             raise InputDataError(f"The store {self._location} holds colour-corrected frames of {sequence_name} at "
                                  f"level {level}; pass apply_color_correction=True, or convert without "
                                  "--colour-correct.")
-        resize = downscale_factor is not None and stored_level != level
-        if resize and (corrected or level != 1):
-            raise InputDataError(f"The store {self._location} holds {sequence_name} at level(s) "
-                                 f"{', '.join(map(str, levels))}, not at downscale_factor {downscale_factor} (nor "
-                                 "uncorrected at full resolution to shrink); convert it with that --level.")
         if timestep >= dataset.sizes[schema.TIMESTEP]:
             raise InputDataError(f"Timestep {timestep} is out of range: {sequence_name} has "
                                  f"{dataset.sizes[schema.TIMESTEP]} frames.")
