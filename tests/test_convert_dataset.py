@@ -325,3 +325,23 @@ def test_the_drop_in_reads_a_level_4_corrected_group_for_downscale_factor_4(data
         ours.load_image(SEQUENCE, CONFIG.serials[0], 4)
     with pytest.raises(InputDataError, match="no sequence 'FREE'"):
         ours.list_cameras("FREE")
+
+
+# ---------------------------------------------------------------- many participants: a dask.distributed cluster
+@pytest.mark.timeout(300)
+def test_convert_on_a_local_cluster_equals_the_local_run(dataset_store, synthetic_dataset, tmp_path):
+    from distributed import Client, LocalCluster
+
+    store = tmp_path / "cluster.zarr"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        result = CliRunner().invoke(cli, [
+            "convert", str(synthetic_dataset.parent), str(store), "-b", "dataset", "-p", "17,18", "-s", SEQUENCE,
+            "--level", "4", "--colour-correct", "--scheduler", cluster.scheduler_address])
+        assert result.exit_code == 0, result.output
+        with Client(cluster) as client:
+            assert len(client.run(lambda: None)) == 2
+    for participant in CONFIG.participants:
+        got, expected = (open_group(path, participant, SEQUENCE, 4) for path in (store, dataset_store))
+        np.testing.assert_array_equal(got[schema.IMAGES].values, expected[schema.IMAGES].values)
+        np.testing.assert_array_equal(got[schema.BACKGROUND].values, expected[schema.BACKGROUND].values)
+        assert got.attrs[schema.CALIBRATION_JSON_ATTR] == expected.attrs[schema.CALIBRATION_JSON_ATTR]
