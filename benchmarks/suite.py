@@ -27,7 +27,8 @@ from benchmarks.table import Row, markdown_table, read_rows
 from nersemble_zarr.atomic import write_atomic
 
 MODULES = ("bench_convert", "bench_fetch", "bench_fetch_dataset", "bench_flame", "bench_export", "bench_export_frames",
-           "bench_evaluate", "bench_svfr", "bench_compat", "bench_scaling", "bench_view", "bench_colour")
+           "bench_evaluate", "bench_svfr", "bench_compat", "bench_scaling", "bench_view", "bench_colour",
+           "bench_dataset_convert")
 START, END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
