@@ -273,9 +273,9 @@ def sequence_keys(store: StoreLike, *, complete_only: bool = True, level: int | 
 
 def _groups_under(root: zarr.Group, prefix: str) -> Iterator[tuple[SequenceKey, bool]]:
     """(key, skeleton complete) of the sequence groups ``{prefix}/{source}/{participant}/{sequence}``."""
-    base = root[prefix] if prefix else root
     if prefix and prefix not in root:
         return
+    base = root[prefix] if prefix else root
     for benchmark in VIDEO_SOURCES:
         if benchmark not in base:
             continue

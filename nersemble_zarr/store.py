@@ -59,8 +59,10 @@ def sequence(tree: xr.DataTree, benchmark: str, participant: int, sequence_name:
                  if _has_node(tree, schema.level_group(number, benchmark, participant, sequence_name))]
         elsewhere = f" (it holds level(s) {', '.join(map(str, found))}; pass level=)" if found else ""
         raise StoreError(f"The store has no sequence {path}{elsewhere}; convert it first.") from error
-    downsampled = level > 1 and benchmark != schema.DATASET  # downsample's level groups carry no flag of their own
-    if not (dataset.attrs.get(schema.SKELETON_ATTR) or dataset.attrs.get(schema.CONVERTED_ATTR) or downsampled):
+    full = schema.sequence_group(benchmark, participant, sequence_name)
+    # downsample's level groups carry no flag of their own: they are as complete as the sequence they mirror
+    flagged = dataset.attrs if level == 1 or not _has_node(tree, full) else {**tree[full].attrs, **dataset.attrs}
+    if not (flagged.get(schema.SKELETON_ATTR) or flagged.get(schema.CONVERTED_ATTR)):
         raise StoreError(f"The conversion of {path} is incomplete (a convert still running, or stopped); "
                          "finish it with `nersemble-zarr convert`.")
     # Cameras and FLAME parameters are small: load them once so selections never touch the store again.

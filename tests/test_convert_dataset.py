@@ -345,3 +345,17 @@ def test_convert_on_a_local_cluster_equals_the_local_run(dataset_store, syntheti
         np.testing.assert_array_equal(got[schema.IMAGES].values, expected[schema.IMAGES].values)
         np.testing.assert_array_equal(got[schema.BACKGROUND].values, expected[schema.BACKGROUND].values)
         assert got.attrs[schema.CALIBRATION_JSON_ATTR] == expected.attrs[schema.CALIBRATION_JSON_ATTR]
+
+
+def test_downsample_writes_levels_of_a_full_resolution_dataset_group(dataset_store, tmp_path):
+    from nersemble_zarr.levels import downsample
+
+    store = tmp_path / "store.zarr"
+    shutil.copytree(dataset_store, store)
+    summary = downsample(store, [2], participants=[17])
+    assert summary.sequences == [f"dataset/17/{SEQUENCE}"]  # the level-only sequence has no level 1 to average
+    full, level_2 = open_group(store, 17, SEQUENCE), open_group(store, 17, SEQUENCE, 2)
+    np.testing.assert_array_equal(level_2[schema.IMAGES].values[1], block_mean(full[schema.IMAGES].values[1], 2))
+    np.testing.assert_array_equal(level_2[schema.COLOUR_CORRECTION].values, full[schema.COLOUR_CORRECTION].values)
+    np.testing.assert_allclose(level_2[schema.INTRINSICS].values, scale_intrinsics(full[schema.INTRINSICS].values, 2))
+    assert level_2.attrs[schema.CALIBRATION_JSON_ATTR] == full.attrs[schema.CALIBRATION_JSON_ATTR]

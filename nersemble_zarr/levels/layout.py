@@ -21,7 +21,7 @@ RESAMPLING = (
     "RGB black where alpha is 0; rows/columns that do not fill a box are cropped at the bottom/right"
 )
 INTRINSICS_RULE = "fx' = fx/s, fy' = fy/s, skew' = skew/s, cx' = (cx + 0.5)/s - 0.5, cy' = (cy + 0.5)/s - 0.5"
-_COPIED_COORDS = (schema.SERIAL, schema.TIMESTEP, schema.SPLIT, schema.WORLD_2_CAM) + tuple(
+_COPIED_COORDS = (schema.SERIAL, schema.TIMESTEP, schema.SPLIT, schema.WORLD_2_CAM, schema.COLOUR_CORRECTION) + tuple(
     schema.FLAME_TIMESTEP_PARAMS
 ) + tuple(schema.FLAME_STATIC_PARAMS)
 
@@ -68,6 +68,9 @@ def level_skeleton(source: xr.Dataset, level: int) -> tuple[xr.Dataset, dict]:
         "resampling": RESAMPLING,
         "intrinsics_rule": INTRINSICS_RULE,
     })
+    if attrs.get(schema.COLOUR_CORRECTED_ATTR):  # a corrected dataset sequence: here the order is the other one
+        attrs["colour_correction_order"] = ("colour-corrected at full resolution, then area-averaged by downsample "
+                                            "(`convert -b dataset --level N --colour-correct` averages first)")
     return xr.Dataset(data_vars, coords=coords, attrs=attrs), encoding
 
 
