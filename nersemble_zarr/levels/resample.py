@@ -31,18 +31,27 @@ def scale_intrinsics(intrinsics: np.ndarray, factor: float) -> np.ndarray:
 
 
 def _box_sum(frames: np.ndarray, factor: int) -> np.ndarray:
-    """Sum of each factor x factor box of frames (T, H, W[, C]) after cropping H, W to multiples of factor."""
+    """Sum of each factor x factor box of frames (T, H, W[, C]) after cropping H, W to multiples of factor:
+    the rows of each box first (whole rows, contiguous), then the columns of those row sums."""
     height, width = level_size(frames.shape[1], frames.shape[2], factor)
     dtype = np.uint16 if factor * factor * 255 <= np.iinfo(np.uint16).max else np.uint32
-    total = np.zeros((frames.shape[0], height, width) + frames.shape[3:], dtype=dtype)
-    for row in range(factor):
-        for column in range(factor):
-            total += frames[:, row : height * factor : factor, column : width * factor : factor]
+    rows = frames[:, 0 : height * factor : factor, : width * factor].astype(dtype)
+    for row in range(1, factor):
+        rows += frames[:, row : height * factor : factor, : width * factor]
+    total = rows[:, :, 0::factor].copy()
+    for column in range(1, factor):
+        total += rows[:, :, column::factor]
     return total
 
 
 def _rounded_mean(total: np.ndarray, count: int) -> np.ndarray:
-    return ((total + count // 2) // count).astype(np.uint8)
+    """``total / count`` rounded to the nearest integer (halves up), as uint8; in place on ``total``."""
+    total += count // 2
+    if count & (count - 1) == 0:  # a power of two: a shift, far cheaper than an integer division
+        total >>= count.bit_length() - 1
+    else:
+        total //= count
+    return total.astype(np.uint8)
 
 
 def block_mean(frames: np.ndarray, factor: int) -> np.ndarray:
