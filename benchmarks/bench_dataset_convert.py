@@ -182,7 +182,7 @@ def main() -> None:
                 f"workers (load {load:.1f})", f"{n / ours['seconds']:.1f} frames/s",
                 f"{n / vhap['seconds']:.1f} frames/s (decode, bicubic resize, official correct_color, JPEG)",
                 vhap["seconds"] / ours["seconds"], "target 2x", peak_pair(ours, vhap)),
-            Row("dataset convert", f"the same convert against decode only (PyAV, 1 process)",
+            Row("dataset convert", "the same convert against decode only (PyAV, 1 process)",
                 f"{n / ours['seconds']:.1f} frames/s", f"{n / decode['seconds']:.1f} frames/s (decode only)",
                 decode["seconds"] / ours["seconds"], "decode bounds it", peak_pair(ours, decode)),
             Row("dataset convert", f"peak memory: convert of 1 sequence against {len(SEQUENCES)} sequences "

@@ -10,7 +10,7 @@ frames are never written.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,7 @@ from ..inputs.origin import Origin
 from ..levels.resample import level_size, scale_intrinsics
 from ..sources import get_source
 from ..sources.base import Listing
-from ..sources.dataset import (
-    FPS, background_path, calibration_path, colour_calibration_path, video_path,
-)
+from ..sources.dataset import background_path, calibration_path, colour_calibration_path, video_path
 from ..video import probe
 from .plan import SequenceSource
 
@@ -50,7 +48,6 @@ class DatasetInputs:
     colour_calibration_json: str | None
     calibration_source: str
     colour_calibration_source: str
-    serials_with_frames: tuple[str, ...] = field(default_factory=tuple)
 
     def colour_matrix(self, serial: str) -> np.ndarray | None:
         """The matrix the frames of ``serial`` are corrected with (None when not correcting)."""
@@ -211,7 +208,6 @@ def _plan_sequence(
         calibration_json=calibration.text, colour_calibration_json=calibration.colour_text,
         calibration_source=f"{schema.DATASET}/{calibration_path(participant)}",
         colour_calibration_source=f"{schema.DATASET}/{colour_calibration_path(participant)}",
-        serials_with_frames=ordered,
     )
     return SequenceSource(
         benchmark=schema.DATASET, participant=participant, sequence=sequence, benchmark_root=dataset_root,
