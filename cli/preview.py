@@ -59,8 +59,9 @@ output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, p
 @output_option
 @overwrite_file_option
 @handle_errors
-def preview(store: str, participant: int, sequence: str | None, benchmark: str | None, level: int, timestep: int | None, flame_dir: Path | None,
-            tile_width: int, meshes: Path | None, task: str, dots: int, output: Path, overwrite: bool) -> None:
+def preview(store: str, participant: int, sequence: str | None, benchmark: str | None, level: int,
+            timestep: int | None, flame_dir: Path | None, tile_width: int, meshes: Path | None, task: str, dots: int,
+            output: Path, overwrite: bool) -> None:
     """Contact sheet of every camera of STORE at one timestep: hold-out cameras framed in red, the FLAME
     mesh (stored vertices, or evaluated with --flame-dir) or the point cloud projected as green dots.
     For an SVFR participant: all its images, with --meshes each one's mesh drawn beside it."""

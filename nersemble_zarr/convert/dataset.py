@@ -166,7 +166,8 @@ def _plan_sequence(
     has_backgrounds: bool, level: int, colour_correct: bool,
 ) -> SequenceSource:
     serials = tuple(calibration.world_2_cam)
-    videos = {s: dataset_root / video_path(participant, sequence, s) for s in _fetched_serials(dataset_root, participant, sequence)}
+    videos = {s: dataset_root / video_path(participant, sequence, s)
+              for s in _fetched_serials(dataset_root, participant, sequence)}
     for serial, video in videos.items():
         if serial not in calibration.world_2_cam:
             raise InputDataError(f"The calibration {calibration.path} has no camera {serial}, whose video {video} "
