@@ -15,6 +15,9 @@ colour matrices. Then, each in a fresh process (so its peak resident memory is i
     when the work is one camera's stream at a time;
 (c) bytes on disk per frame of the stored images for each frame codec at levels 1, 2 and 4 (uncorrected), against
     the mp4's bytes per frame.
+
+Every phase imports its libraries before its clock starts (convert: torch, which the colour correction uses; VHAP:
+colour-science); convert's clock includes checking the inputs, probing the videos and writing the store's metadata.
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ def videos_of(root: Path, sequences: tuple[str, ...]) -> list[Path]:
 
 # ---------------------------------------------------------------- phases (each in its own process)
 def phase_convert(args) -> dict:
+    import torch  # noqa: F401 - imported before the clock as the VHAP phase imports colour-science: once per process
+
     from nersemble_zarr.convert import DatasetOptions, convert
 
     sequences = tuple(args.sequences.split(","))
