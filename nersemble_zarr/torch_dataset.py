@@ -47,7 +47,9 @@ class FrameDataset(Dataset):
     frames are stored take part. With a ``validation`` split (a ``ValidationSplit``, or a JSON file or store
     holding one) "train" leaves out its validation frames and "validation" gives exactly those. ``participants`` / ``sequences`` narrow the sequences (default: every
     sequence of ``benchmark`` in the store that has frames). ``level`` s > 1 reads the frames and
-    intrinsics of resolution level s (written by ``nersemble-zarr downsample``). Items are dicts of tensors:
+    intrinsics of resolution level s (written by ``nersemble-zarr downsample``, or for ``benchmark`` "dataset" by
+    ``convert --level``: the dataset's sequences that have that level). The dataset has no hold-out cameras: its
+    "train" split (and None) is every camera. Items are dicts of tensors:
     ``image`` (3, H, W) and ``alpha`` (1, H, W) as float32 in [0, 1] (or uint8 with ``dtype=torch.uint8``),
     ``world_2_cam`` (4, 4) and ``intrinsics`` (3, 3) float32 (OpenCV world-to-camera), ``timestep`` (the
     original frame index), ``serial_index`` (position in the sequence's ``serial`` coordinate),
