@@ -60,7 +60,8 @@ def test_groups_hold_frames_cameras_and_colour_matrices_of_the_fetched_files(dat
         assert schema.SPLIT not in group.coords
         expected_k = scale_intrinsics(np.array(calibration["intrinsics"]), level)
         for serial in group[schema.SERIAL].values:
-            np.testing.assert_array_equal(group[schema.WORLD_2_CAM].sel(serial=serial), calibration["world_2_cam"][serial])
+            np.testing.assert_array_equal(group[schema.WORLD_2_CAM].sel(serial=serial),
+                                          calibration["world_2_cam"][serial])
             np.testing.assert_array_equal(group[schema.INTRINSICS].sel(serial=serial), expected_k)
             np.testing.assert_array_equal(group[schema.COLOUR_CORRECTION].sel(serial=serial),
                                           json.loads(colour_text)[serial])
@@ -317,10 +318,14 @@ def test_the_drop_in_reads_a_level_4_corrected_group_for_downscale_factor_4(data
                                                   theirs.load_color_calibration()[serial])
                 assert image.shape == (height // 4, width // 4, 3)
                 assert np.abs(image.astype(int) - expected).max() <= 1
-    with pytest.raises(InputDataError, match="holds colour-corrected frames of EMO-1-shout\\+laugh at level 4"):
+    with pytest.raises(InputDataError, match="holds only colour-corrected frames of EMO-1-shout\\+laugh at level 4"):
         ours.load_image(LEVEL_ONLY, CONFIG.serials[0], 0, as_uint8=True, downscale_factor=4)
-    with pytest.raises(InputDataError, match="not at downscale_factor 2"):
+    with pytest.raises(InputDataError, match="not at downscale_factor 2 nor at full resolution"):
         ours.load_image(LEVEL_ONLY, CONFIG.serials[0], 0, apply_color_correction=True, downscale_factor=2)
+    # uncorrected frames at factor 4 come from the uncorrected full resolution, shrunk as the kit does
+    shrunk = ours.load_image(SEQUENCE, CONFIG.serials[0], 1, as_uint8=True, downscale_factor=4)
+    expected = theirs.load_image(SEQUENCE, CONFIG.serials[0], 1, as_uint8=True, downscale_factor=4)
+    assert shrunk.shape == expected.shape and np.abs(shrunk.astype(int) - expected).max() <= 1
     with pytest.raises(InputDataError, match="Timestep 4 is out of range"):
         ours.load_image(SEQUENCE, CONFIG.serials[0], 4)
     with pytest.raises(InputDataError, match="no sequence 'FREE'"):

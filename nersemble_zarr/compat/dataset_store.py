@@ -4,8 +4,9 @@
 given a store: the same methods, read from the store's ``dataset/...`` groups (at any resolution level).
 ``load_image(..., downscale_factor=s)`` reads the group of level s when the store has it (an area average of
 ``W // s`` x ``H // s``; the kit's bilinear resize gives ``round(W / s)`` x ``round(H / s)``), else shrinks the
-full-resolution frame as the kit does. Colour correction is read from a corrected group, or applied on the way
-out of an uncorrected one; a corrected group cannot give uncorrected frames, which is refused in one sentence.
+uncorrected full-resolution frame as the kit does. Colour correction is read from a corrected group, or applied on
+the way out of an uncorrected one; a corrected group cannot give uncorrected frames (asking only it for them is
+refused in one sentence).
 Calibrations are parsed from the JSON texts the group keeps, so they equal the kit's exactly.
 """
 
@@ -104,6 +105,30 @@ class StoreParticipantDataManager(NeRSembleParticipantDataManager):
         """Number of frames of the sequence."""
         return int(self._sequence(sequence_name).sizes[schema.TIMESTEP])
 
+    def _group_for(self, sequence_name: str, downscale_factor: Optional[float], correct: bool
+                   ) -> tuple[xr.Dataset, bool]:
+        """(the group a frame is read from, whether it is then shrunk as the kit does): the group of level
+        ``downscale_factor`` when the store has it with frames usable for ``correct`` (a corrected group gives only
+        corrected frames), else the uncorrected full-resolution group, shrunk; else one sentence saying why not."""
+        if sequence_name not in self._levels:
+            self._sequence(sequence_name)  # the sentence for an unknown sequence
+        levels = self._levels[sequence_name]
+        wanted = _as_level(downscale_factor)
+        groups = {level: self._sequence(sequence_name, level) for level in {wanted, 1} & set(levels)}
+        corrected = {level: bool(group.attrs.get(schema.COLOUR_CORRECTED_ATTR, False))
+                     for level, group in groups.items()}
+        if wanted in groups and (correct or not corrected[wanted]):
+            return groups[wanted], False
+        if wanted != 1 and 1 in groups and not corrected[1]:
+            return groups[1], True
+        if wanted in groups or 1 in groups:
+            raise InputDataError(f"The store {self._location} holds only colour-corrected frames of {sequence_name} at "
+                                 f"level {wanted if wanted in groups else 1}; pass apply_color_correction=True, or "
+                                 "convert without --colour-correct.")
+        raise InputDataError(f"The store {self._location} holds {sequence_name} at level(s) "
+                             f"{', '.join(map(str, levels))}, not at downscale_factor {downscale_factor} nor at full "
+                             "resolution to shrink; convert it with that --level.")
+
     def load_image(
         self,
         sequence_name: str,
@@ -117,22 +142,8 @@ class StoreParticipantDataManager(NeRSembleParticipantDataManager):
         for ``downscale_factor`` and colour correction."""
         if isinstance(timestep, bool) or not isinstance(timestep, (int, np.integer)) or timestep < 0:
             raise InputDataError(f"Timestep {shown(timestep)} is invalid; expected a frame number from 0.")
-        if sequence_name not in self._levels:
-            self._sequence(sequence_name)  # the sentence for an unknown sequence
-        levels = self._levels[sequence_name]
-        stored_level = _as_level(downscale_factor)
-        level = stored_level if stored_level in levels else 1
-        resize = level != stored_level  # shrink full resolution as the kit does
-        dataset = self._sequence(sequence_name, level) if level in levels else None
-        corrected = dataset is not None and bool(dataset.attrs.get(schema.COLOUR_CORRECTED_ATTR, False))
-        if dataset is None or resize and corrected:
-            raise InputDataError(f"The store {self._location} holds {sequence_name} at level(s) "
-                                 f"{', '.join(map(str, levels))}, not at downscale_factor {downscale_factor} (nor "
-                                 "uncorrected at full resolution to shrink); convert it with that --level.")
-        if corrected and not apply_color_correction:
-            raise InputDataError(f"The store {self._location} holds colour-corrected frames of {sequence_name} at "
-                                 f"level {level}; pass apply_color_correction=True, or convert without "
-                                 "--colour-correct.")
+        dataset, resize = self._group_for(sequence_name, downscale_factor, apply_color_correction)
+        corrected = bool(dataset.attrs.get(schema.COLOUR_CORRECTED_ATTR, False))
         if timestep >= dataset.sizes[schema.TIMESTEP]:
             raise InputDataError(f"Timestep {timestep} is out of range: {sequence_name} has "
                                  f"{dataset.sizes[schema.TIMESTEP]} frames.")
