@@ -110,3 +110,14 @@ def test_converting_into_a_memory_filesystem(synthetic_root):
     convert(synthetic_root, url, benchmarks=("mono_flame_avatar",), sequences=("EXP-1-head",), workers=2)
     dataset = store_module.sequence(store_module.open(url), "mono_flame_avatar", 393, "EXP-1-head")
     assert dataset.images.shape[0] == 4 and bool(dataset.images_converted.sel(serial="222200037"))
+
+
+def test_the_dataset_converted_at_a_level_into_s3_equals_the_local_one(s3_endpoint, synthetic_dataset, dataset_store):
+    from nersemble_zarr.convert import DatasetOptions
+
+    url = f"s3://{BUCKET}/dataset.zarr"
+    convert(synthetic_dataset.parent, url, benchmarks=("dataset",), participants=(17, 18), sequences=("EXP-1-head",),
+            workers=2, dataset=DatasetOptions(level=4, colour_correct=True))
+    for participant in (17, 18):
+        group = f"level_4/dataset/{participant}/EXP-1-head"
+        assert store_digests(url, group) == store_digests(dataset_store, group)
