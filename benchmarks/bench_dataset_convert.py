@@ -12,7 +12,8 @@ colour matrices. Then, each in a fresh process (so its peak resident memory is i
     -> the official ``correct_color`` (colour-science, as VHAP's loader) -> JPEG file (OpenCV, quality 95);
     and against decode only (PyAV, the same videos);
 (b) peak memory of a convert of one sequence against one of all four (same level, correction and workers): flat
-    when the work is one camera's stream at a time;
+    when the work is one camera's stream at a time; and the same on a dask.distributed LocalCluster of
+    ``--workers`` processes (``convert --scheduler``): each worker process's own peak;
 (c) bytes on disk per frame of the stored images for each frame codec at levels 1, 2 and 4 (uncorrected), against
     the mp4's bytes per frame.
 
@@ -106,6 +107,27 @@ def phase_convert(args) -> dict:
     return {"seconds": seconds, "videos": summary.videos_written}
 
 
+def phase_cluster(args) -> dict:
+    """The same convert with ``--scheduler``: a dask.distributed LocalCluster of ``--workers`` worker processes
+    (one thread each); reports each worker's own peak resident memory."""
+    from distributed import Client, LocalCluster
+
+    from benchmarks.phases import peak_rss_mib
+    from nersemble_zarr.convert import DatasetOptions, convert
+
+    sequences = tuple(args.sequences.split(","))
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, Client(cluster) as client:
+        client.run(lambda: __import__("torch"))  # imported before the clock, as in the local phase
+        start = time.perf_counter()
+        convert(args.root, args.store, benchmarks=("dataset",), participants=(PARTICIPANT,), sequences=sequences,
+                codec=args.codec, client=client,
+                dataset=DatasetOptions(level=args.level, colour_correct=args.colour_correct))
+        seconds = time.perf_counter() - start
+        workers = client.run(peak_rss_mib)
+    return {"seconds": seconds, "worker_peak_mib": max(workers.values())}
+
+
 def phase_vhap(args) -> dict:
     """VHAP's preprocessing and loading, one frame at a time: decode, bicubic resize, official correction, JPEG."""
     import cv2
@@ -182,6 +204,8 @@ def main() -> None:
         vhap = measure("vhap", args, Path(folder) / "vhap", one)
         decode = measure("decode", args, store, one)
         every = measure("convert", args, store, SEQUENCES)
+        cluster_one = measure("cluster", args, store, one)
+        cluster_every = measure("cluster", args, store, SEQUENCES)
         rows = [
             Row("dataset convert", f"convert --level 4 --colour-correct, {n} full-size frames, {args.workers} "
                 f"workers (load {load:.1f})", f"{n / ours['seconds']:.1f} frames/s",
@@ -194,6 +218,13 @@ def main() -> None:
                 f"({len(SEQUENCES) * n} frames)", f"{ours['peak_rss_mib']:.0f} MiB (1 sequence)",
                 f"{every['peak_rss_mib']:.0f} MiB ({len(SEQUENCES)} sequences)",
                 ours["peak_rss_mib"] / every["peak_rss_mib"], "flat: ratio near 1", peak_pair(ours, every)),
+            Row("dataset convert", f"--scheduler on a LocalCluster of {args.workers} worker processes: peak of a "
+                f"worker, 1 against {len(SEQUENCES)} sequences", f"{cluster_one['worker_peak_mib']:.0f} MiB, "
+                f"{n / cluster_one['seconds']:.1f} frames/s (1 sequence)",
+                f"{cluster_every['worker_peak_mib']:.0f} MiB, {len(SEQUENCES) * n / cluster_every['seconds']:.1f} "
+                f"frames/s ({len(SEQUENCES)} sequences)",
+                cluster_one["worker_peak_mib"] / cluster_every["worker_peak_mib"], "flat: ratio near 1",
+                f"{cluster_one['worker_peak_mib']:.0f} / {cluster_every['worker_peak_mib']:.0f} MiB (a worker)"),
         ]
         for row in rows:
             print(f"  {row.what}: {row.ours} against {row.baseline}: {row.ratio:.2f}; peak {row.peak_mib}")
