@@ -136,7 +136,8 @@ def convert(
                 shutil.rmtree(store_path, ignore_errors=True)
 
 
-def _split_selection(benchmarks: tuple[str, ...], participants, sequences, dataset: DatasetOptions) -> dict:
+def _split_selection(benchmarks: tuple[str, ...], participants: tuple[int, ...] | None,
+                     sequences: tuple[str, ...] | None, dataset: DatasetOptions) -> dict:
     """source -> (participants, sequences) to convert: the benchmarks' filters split by the catalogue, the dataset's
     passed on whole (its index, read by its planner, checks them)."""
     unknown = [b for b in benchmarks if b not in SOURCE_NAMES]
