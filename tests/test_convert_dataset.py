@@ -352,7 +352,7 @@ def test_convert_on_a_local_cluster_equals_the_local_run(dataset_store, syntheti
         assert got.attrs[schema.CALIBRATION_JSON_ATTR] == expected.attrs[schema.CALIBRATION_JSON_ATTR]
 
 
-def test_downsample_writes_levels_of_a_full_resolution_dataset_group(dataset_store, tmp_path):
+def test_downsample_writes_levels_of_a_full_resolution_dataset_group(dataset_store, synthetic_dataset, tmp_path):
     from nersemble_zarr.levels import downsample
 
     store = tmp_path / "store.zarr"
@@ -364,3 +364,8 @@ def test_downsample_writes_levels_of_a_full_resolution_dataset_group(dataset_sto
     np.testing.assert_array_equal(level_2[schema.COLOUR_CORRECTION].values, full[schema.COLOUR_CORRECTION].values)
     np.testing.assert_allclose(level_2[schema.INTRINSICS].values, scale_intrinsics(full[schema.INTRINSICS].values, 2))
     assert level_2.attrs[schema.CALIBRATION_JSON_ATTR] == full.attrs[schema.CALIBRATION_JSON_ATTR]
+    before = level_2[schema.IMAGES].values
+    with pytest.raises(StoreError, match="was written by `downsample` from dataset/17/EXP-1-head; it is left as it is"):
+        convert(synthetic_dataset.parent, store, benchmarks=("dataset",), participants=(17,), sequences=(SEQUENCE,),
+                dataset=DatasetOptions(level=2))
+    np.testing.assert_array_equal(open_group(store, 17, SEQUENCE, 2)[schema.IMAGES].values, before)

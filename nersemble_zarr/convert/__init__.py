@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from .. import catalogue, schema, storage
 from ..frame_codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
+from ..levels.layout import FULL_RESOLUTION_GROUP_ATTR
 from ..errors import ConfigError, ConversionError, CorruptVideo, InputDataError, StoreError, write_failure
 from ..parallel import run_tasks
 from ..progress import Progress, set_total
@@ -239,6 +240,10 @@ def _ensure_skeleton(store: str, group: str, source: SequenceSource, codec: Fram
     """
     if storage.group_exists(store, group):
         existing = storage.open_group(store, group)
+        if FULL_RESOLUTION_GROUP_ATTR in existing.attrs:  # downsample's level: complete without a marker of its own
+            raise StoreError(f"The store's {group} was written by `downsample` from "
+                             f"{existing.attrs[FULL_RESOLUTION_GROUP_ATTR]}; it is left as it is: convert at another "
+                             "level, or into another store.")
         if not storage.is_skeleton_complete(existing):
             _remove_groups(store, [group])
             return _ensure_skeleton(store, group, source, codec, chunking)

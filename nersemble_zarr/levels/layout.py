@@ -20,6 +20,7 @@ RESAMPLING = (
     "area average of level-1 pixels (box of level x level), premultiplied RGB and alpha averaged alike, "
     "RGB black where alpha is 0; rows/columns that do not fill a box are cropped at the bottom/right"
 )
+FULL_RESOLUTION_GROUP_ATTR = "full_resolution_group"  # attribute of a level group downsample wrote: its source group
 INTRINSICS_RULE = "fx' = fx/s, fy' = fy/s, skew' = skew/s, cx' = (cx + 0.5)/s - 0.5, cy' = (cy + 0.5)/s - 0.5"
 _COPIED_COORDS = (schema.SERIAL, schema.TIMESTEP, schema.SPLIT, schema.WORLD_2_CAM, schema.COLOUR_CORRECTION) + tuple(
     schema.FLAME_TIMESTEP_PARAMS
@@ -63,7 +64,7 @@ def level_skeleton(source: xr.Dataset, level: int) -> tuple[xr.Dataset, dict]:
         schema.WIDTH_ATTR: width,
         "cropped_rows_bottom": int(full_height - height * level),
         "cropped_columns_right": int(full_width - width * level),
-        "full_resolution_group": schema.sequence_group_of(attrs),
+        FULL_RESOLUTION_GROUP_ATTR: schema.sequence_group_of(attrs),
         "pixel_centres": PIXEL_CENTRES,
         "resampling": RESAMPLING,
         "intrinsics_rule": INTRINSICS_RULE,
