@@ -180,12 +180,17 @@ def test_cli_converts_a_camera_at_a_level_and_info_preview_and_the_loader_find_i
     png = tmp_path / "sheet.png"
     shown = runner.invoke(cli, ["preview", str(store), "-p", "18", "-b", "dataset", "--level", "2", "-o", str(png)])
     assert shown.exit_code == 0 and png.stat().st_size > 0, shown.output
-    from nersemble_zarr.torch_dataset import FrameDataset
+    rig = tmp_path / "rig.png"
+    drawn = runner.invoke(cli, ["preview-rig", str(store), "-p", "18", "-b", "dataset", "--level", "2", "-o", str(rig)])
+    assert drawn.exit_code == 0 and rig.stat().st_size > 0, drawn.output
+    from nersemble_zarr.torch_dataset import FrameDataset, make_dataloader
 
+    batch = next(iter(make_dataloader(store, "dataset", level=2, batch_size=2, shuffle=False)))
+    width, height = CONFIG.frame_size()
+    assert tuple(batch["image"].shape) == (2, 3, height // 2, width // 2) and list(batch["timestep"]) == [0, 1]
     frames = FrameDataset(store, "dataset", level=2)
     assert len(frames) == CONFIG.n_frames and frames.item_key(0) == (f"level_2/dataset/18/{SEQUENCE}", "222200038", 0)
     item = frames[0]
-    width, height = CONFIG.frame_size()
     assert tuple(item["image"].shape) == (3, height // 2, width // 2)
     np.testing.assert_allclose(item["intrinsics"].numpy(), group[schema.INTRINSICS].values[1], rtol=1e-6)
     with pytest.raises(StoreError, match="converted straight to a level|no stored frames"):
