@@ -251,8 +251,11 @@ def test_bad_files_are_named_in_one_sentence(synthetic_dataset, tmp_path):
     shutil.copy(synthetic_dataset / "017/calibration/camera_params.json", cameras)
 
     background = folder / "sequences" / "BACKGROUND" / "image_222200037.jpg"
-    background.write_bytes(background.read_bytes()[:200])
-    assert "image_222200037.jpg" in _refused(root, store, *args)
+    whole = background.read_bytes()
+    background.write_bytes(whole[:200])  # the header cut: refused while planning
+    assert "image_222200037.jpg is not a readable JPEG" in _refused(root, store, *args)
+    background.write_bytes(whole[: len(whole) // 2])  # the pixels cut: refused when decoded, the new store removed
+    assert "image_222200037.jpg cannot be decoded" in _refused(root, store, *args)
     shutil.copy(synthetic_dataset / "017/sequences/BACKGROUND/image_222200037.jpg", background)
 
     video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
