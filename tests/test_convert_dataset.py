@@ -267,6 +267,10 @@ def test_missing_fetches_are_named(synthetic_dataset, tmp_path):
     with pytest.raises(InputDataError, match="No fetched dataset under"):
         convert(tmp_path, tmp_path / "s.zarr", benchmarks=("dataset",))
     root = copy_dataset(synthetic_dataset, tmp_path)
+    shutil.rmtree(root / "dataset" / "018" / "sequences")
+    shutil.rmtree(root / "dataset" / "018" / "calibration")  # a folder with nothing to convert is passed over
+    summary = convert(root, tmp_path / "all.zarr", benchmarks=("dataset",), workers=2)
+    assert summary.sequences == [f"dataset/17/{name}" for name in CONFIG.sequences_of(17)]
     shutil.rmtree(root / "dataset" / "018")
     with pytest.raises(InputDataError, match="Participant 18 was not fetched"):
         convert(root, tmp_path / "s.zarr", benchmarks=("dataset",), participants=(18,))

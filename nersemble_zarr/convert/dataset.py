@@ -113,6 +113,8 @@ def plan_dataset(
             missing = next(s for s in names if s not in fetched_names)
             raise InputDataError(f"Sequence {missing} of participant {participant} was not fetched (no folder "
                                  f"{_videos_folder(dataset_root, participant, missing)}).")
+        if not fetched_names:  # only its calibrations or pictures were fetched: nothing of it to convert
+            continue
         calibration = _Calibration.read(dataset_root, participant, colour_correct)
         has_backgrounds = participant in backgrounds
         plans += [
