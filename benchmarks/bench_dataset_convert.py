@@ -14,7 +14,9 @@ colour matrices. Then, each in a fresh process (so its peak resident memory is i
 (b) peak memory of a convert of one sequence against one of all four (same level, correction and workers): flat
     when the work is one camera's stream at a time; and the same on a dask.distributed LocalCluster of
     ``--workers`` processes (``convert --scheduler``): each worker process's own peak;
-(c) bytes on disk per frame of the stored images for each frame codec at levels 1, 2 and 4 (uncorrected), against
+(c) ``--reads`` random level-4 colour-corrected frames of the converted sequence: the drop-in data manager over the
+    store against the official kit over the folder, the same ``load_image`` call, each in a fresh process;
+(d) bytes on disk per frame of the stored images for each frame codec at levels 1, 2 and 4 (uncorrected), against
     the mp4's bytes per frame.
 
 Every phase imports its libraries before its clock starts (convert: torch, which the colour correction uses; VHAP:
@@ -151,6 +153,33 @@ def phase_vhap(args) -> dict:
     return {"seconds": time.perf_counter() - start, "frames": count}
 
 
+def phase_read(args) -> dict:
+    """Random level-4 colour-corrected frames: the drop-in over the store, or the official kit over the folder
+    (``--reader``), each ``load_image(..., as_uint8=True, apply_color_correction=True, downscale_factor=4)``."""
+    import random
+
+    from nersemble_zarr.sources.dataset import FPS  # noqa: F401 - the package imported before the clock
+
+    if args.reader == "official":
+        from nersemble_data.data.nersemble_data import NeRSembleParticipantDataManager
+
+        manager = NeRSembleParticipantDataManager(str(Path(args.root) / "dataset"), PARTICIPANT)
+    else:
+        from nersemble_zarr.compat import NeRSembleParticipantDataManager
+
+        manager = NeRSembleParticipantDataManager(args.store, PARTICIPANT)
+    videos = videos_of(Path(args.root), (SEQUENCES[0],))
+    picks = random.Random(0)
+    keys = [(picks.choice(videos).stem[len("cam_"):], picks.randrange(args.frames)) for _ in range(args.reads)]
+    times = []
+    for serial, timestep in keys:
+        start = time.perf_counter()
+        manager.load_image(SEQUENCES[0], serial, timestep, as_uint8=True, apply_color_correction=True,
+                           downscale_factor=4)
+        times.append(time.perf_counter() - start)
+    return {"first": times[0], "median": float(np.median(times[1:] or times))}
+
+
 def phase_decode(args) -> dict:
     from nersemble_zarr.video import iter_frames
 
@@ -184,6 +213,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48, help="frames per video")
     parser.add_argument("--workers", type=int, default=2, help="convert's threads")
     parser.add_argument("--codecs", nargs="+", default=["zstd", "lz4", "jpegxl-lossless", "jpegxl"])
+    parser.add_argument("--reads", type=int, default=10, help="random frames read by the drop-in and the kit")
+    parser.add_argument("--reader", choices=["ours", "official"], help=argparse.SUPPRESS)
     for name in ("phase", "root", "store", "sequences", "codec"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     parser.add_argument("--level", type=int, default=4, help=argparse.SUPPRESS)
@@ -201,6 +232,10 @@ def main() -> None:
         print(f"{args.cameras} cameras x {args.frames} frames of {WIDTH}x{HEIGHT} per sequence; {os.cpu_count()} "
               f"CPUs, load average {load:.1f}")
         ours = measure("convert", args, store, one)
+        reads = ["--root", str(args.root), "--store", str(store), "--reads", str(args.reads), "--frames",
+                 str(args.frames)]
+        drop_in = run_phase(MODULE, "read", [*reads, "--reader", "ours"])
+        kit = run_phase(MODULE, "read", [*reads, "--reader", "official"])
         vhap = measure("vhap", args, Path(folder) / "vhap", one)
         decode = measure("decode", args, store, one)
         every = measure("convert", args, store, SEQUENCES)
@@ -211,6 +246,12 @@ def main() -> None:
                 f"workers (load {load:.1f})", f"{n / ours['seconds']:.1f} frames/s",
                 f"{n / vhap['seconds']:.1f} frames/s (decode, bicubic resize, official correct_color, JPEG)",
                 vhap["seconds"] / ours["seconds"], "target 2x", peak_pair(ours, vhap)),
+            Row("dataset convert", f"a random level-4 corrected frame, load_image(downscale_factor=4, "
+                f"apply_color_correction=True), median of {args.reads - 1} after the first",
+                f"{drop_in['median'] * 1000:.1f} ms (the drop-in over the store; first "
+                f"{drop_in['first'] * 1000:.0f} ms)",
+                f"{kit['median'] * 1000:.0f} ms (the official kit over the folder; first {kit['first'] * 1000:.0f} ms)",
+                kit["median"] / drop_in["median"], "target 100x", peak_pair(drop_in, kit)),
             Row("dataset convert", "the same convert against decode only (PyAV, 1 process)",
                 f"{n / ours['seconds']:.1f} frames/s", f"{n / decode['seconds']:.1f} frames/s (decode only)",
                 decode["seconds"] / ours["seconds"], "decode bounds it", peak_pair(ours, decode)),
