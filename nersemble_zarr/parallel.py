@@ -25,6 +25,7 @@ def run_tasks(
     ``workers`` threads. ``progress(1)`` is called in the calling process as each task finishes.
     """
     import dask
+    import dask.threaded
 
     if not items:
         return []
@@ -50,7 +51,7 @@ def run_tasks(
                 advance(progress, 1)
 
     with _Progress():
-        return list(dask.compute(*tasks, scheduler="threads", num_workers=workers))
+        return list(dask.compute(*tasks, scheduler=dask.threaded.get, num_workers=workers))
 
 
 @contextmanager

@@ -1,11 +1,12 @@
 """Per-frame image metrics on torch tensors (CPU or GPU): PSNR, SSIM and compositing on white, in one pass.
 
-``score_frames`` takes a batch of frames as they were read (uint8, or float in [0, 1]), converts them once
-to float tensors (k, 3, H, W) and walks them in strips of rows: each strip gives the squared errors of PSNR
-and the five Gaussian-blurred moments of SSIM for every frame, variant (full frame, masked on white) and
-channel in one batched tensor. The Gaussian is separable and applied as sums of shifted slices, elementwise
-torch operations over all planes at once that run on every intra-op thread (and on the GPU), several times
-faster on the CPU than scikit-image's scipy filter or a depthwise ``conv2d``.
+``frame_tensors`` wraps a batch of frames as they were read (uint8, or float in [0, 1]) without copying them;
+``score_frames`` walks each frame in strips of rows, and each strip converts its own rows to float once and
+gives the five Gaussian-blurred moments of SSIM for every variant (full frame, masked on white) and channel in
+one small tensor that stays in a core's cache: no full-frame float copy is made. The Gaussian is separable
+and applied as sums of shifted slices, elementwise torch operations several times faster on the CPU than
+scikit-image's scipy filter or a depthwise ``conv2d``. PSNR's squared errors are summed exactly in integers
+(:func:`squared_errors`), a block of rows at a time.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 DATA_RANGE = 1.0
-STRIP_ROWS = 32  # output rows of SSIM per strip: a strip's moments stay in the CPU's cache
+ALPHA_RANGE = 255.0  # alpha maps are uint8
+STRIP_ROWS = 16  # output rows of SSIM per strip of a frame on the CPU: a strip's moments stay in a core's cache
+GPU_STRIP_ROWS = 256  # on a GPU: fewer, larger kernels
+ERROR_ROWS = 64  # rows of a frame per block of squared errors and error maps
 
 
 def _gaussian_window(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -65,43 +69,53 @@ def _ssim_map_mean(mu_x, mu_y, xx, yy, xy) -> torch.Tensor:
     return _ssim_map(mu_x, mu_y, xx, yy, xy).mean(dim=(-2, -1))
 
 
-def _strips(height: int):
+def _strips(height: int, strip_rows: int = STRIP_ROWS):
     """(first input row, output rows) of each strip of a frame ``height`` rows high; a strip reads 10 more rows."""
     valid = height - SSIM_WINDOW + 1
-    return [(start, min(STRIP_ROWS, valid - start)) for start in range(0, valid, STRIP_ROWS)]
+    return [(start, min(strip_rows, valid - start)) for start in range(0, valid, strip_rows)]
 
 
-def _ssim_sums(x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
-    """(k, variants, c) float64 sums of the SSIM map of predictions ``x`` and truths ``y`` (k, c, H, W): the
-    full frames, then (with ``alpha`` (k, 1, H, W)) both composited on white, each strip composited once.
+def _ssim_sums(x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor | None = None,
+               divisors: tuple[float, float] = (1.0, 1.0), dtype: torch.dtype | None = None) -> torch.Tensor:
+    """(k, variants, c) float64 sums of the SSIM map of predictions ``x`` and truths ``y`` (k, c, H, W, any
+    dtype and strides, divided by ``divisors`` into [0, 1]) computed in ``dtype`` (default: ``x``'s): the full
+    frames, then (with ``alpha`` (k, 1, H, W) uint8) both composited on white, each strip converted and
+    composited once.
 
-    On the CPU the strips run side by side on one thread per core (:func:`_strip_pool`); on a GPU in turn."""
-    strips = _strips(x.shape[-2])
+    The work is cut into one strip of one frame at a time, small enough that its moments stay in a core's
+    cache; on the CPU the strips run side by side on one thread per core (:func:`_strip_pool`), on a GPU
+    each frame's strips run in turn."""
+    strips = _strips(x.shape[-2], STRIP_ROWS if x.device.type == "cpu" else GPU_STRIP_ROWS)
+    frames = [(x[i], y[i], None if alpha is None else alpha[i], divisors, dtype or x.dtype) for i in range(len(x))]
     if x.device.type != "cpu":
-        return sum(_strip_ssim_sums(x, y, alpha, start, rows) for start, rows in strips)
-    futures = [_strip_pool().submit(_strip_ssim_sums, x, y, alpha, start, rows) for start, rows in strips]
-    return sum(future.result() for future in futures)
+        return torch.stack([sum(_strip_ssim_sums(*frame, start, rows) for start, rows in strips) for frame in frames])
+    pool = _strip_pool()
+    futures = [[pool.submit(_strip_ssim_sums, *frame, start, rows) for start, rows in strips] for frame in frames]
+    return torch.stack([sum(future.result() for future in row) for row in futures])
 
 
-def _strip_ssim_sums(x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor | None, start: int,
-                     rows: int) -> torch.Tensor:
-    """The SSIM map sums of one strip: ``rows`` output rows from input rows ``start`` on."""
-    k, channels, _, width = x.shape
+def _strip_ssim_sums(x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor | None, divisors: tuple[float, float],
+                     dtype: torch.dtype, start: int, rows: int) -> torch.Tensor:
+    """The SSIM map sums (variants, c) of one frame's strip: ``rows`` output rows from input rows ``start`` on."""
+    channels, _, width = x.shape
     n_variants = 1 if alpha is None else 2
     span = slice(start, start + rows + SSIM_WINDOW - 1)
-    moments = torch.empty(k, n_variants, 5, channels, rows + SSIM_WINDOW - 1, width, dtype=x.dtype, device=x.device)
-    moments[:, 0, 0], moments[:, 0, 1] = x[..., span, :], y[..., span, :]
+    moments = torch.empty(n_variants, 5, channels, rows + SSIM_WINDOW - 1, width, dtype=dtype, device=x.device)
+    for target, source, divisor in ((moments[0, 0], x, divisors[0]), (moments[0, 1], y, divisors[1])):
+        target.copy_(source[:, span])
+        if divisor != 1:
+            target.div_(divisor)
     if alpha is not None:
-        opacity = alpha[..., span, :]
+        opacity = alpha[:, span].to(dtype).div_(ALPHA_RANGE)
         white = 1 - opacity
-        torch.addcmul(white, moments[:, 0, 0], opacity, out=moments[:, 1, 0])
-        torch.addcmul(white, moments[:, 0, 1], opacity, out=moments[:, 1, 1])
-    first, second = moments[:, :, 0], moments[:, :, 1]
-    torch.mul(first, first, out=moments[:, :, 2])
-    torch.mul(second, second, out=moments[:, :, 3])
-    torch.mul(first, second, out=moments[:, :, 4])
-    window = _gaussian_window(x.device, x.dtype)
-    return _ssim_map(*_blur(moments, window).unbind(2)).sum(dim=(-2, -1), dtype=torch.float64)
+        torch.addcmul(white, moments[0, 0], opacity, out=moments[1, 0])
+        torch.addcmul(white, moments[0, 1], opacity, out=moments[1, 1])
+    first, second = moments[:, 0], moments[:, 1]
+    torch.mul(first, first, out=moments[:, 2])
+    torch.mul(second, second, out=moments[:, 3])
+    torch.mul(first, second, out=moments[:, 4])
+    window = _gaussian_window(x.device, dtype)
+    return _ssim_map(*_blur(moments, window).unbind(1)).sum(dim=(-2, -1), dtype=torch.float64)
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -156,52 +170,77 @@ def psnr(squared_error_sum: torch.Tensor, values: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class FrameTensors:
-    """A batch of frames converted once: predictions and truths (k, 3, H, W), alpha (k, 1, H, W) or None,
-    float in [0, 1] on the metrics' device."""
+    """A batch of frames as read, on the metrics' device, not copied into floats: predictions and truths
+    (k, 3, H, W) views of the (k, H, W, 3) frames (uint8, or float predictions), alpha (k, 1, H, W) uint8 or
+    None; predictions are divided by ``scale`` and truths by 255 into [0, 1], in ``dtype``."""
 
     prediction: torch.Tensor
     truth: torch.Tensor
     alpha: torch.Tensor | None
+    scale: float
+    dtype: torch.dtype
+
+    def floats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predictions and truths as (k, 3, H, W) tensors in [0, 1] (a full copy of the batch: LPIPS needs it)."""
+        return self._float(self.prediction, self.scale), self._float(self.truth, 255.0)
 
     def masked(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Prediction and truth composited on white with the alpha (only with alpha)."""
-        return on_white(self.prediction, self.alpha), on_white(self.truth, self.alpha)
+        opacity = self._float(self.alpha, ALPHA_RANGE)
+        return tuple(on_white(frames, opacity) for frames in self.floats())
+
+    def error_map(self, index: int) -> torch.Tensor:
+        """(H, W) mean absolute error over the channels of frame ``index``, a block of rows at a time."""
+        prediction, truth = self.prediction[index], self.truth[index]
+        error = torch.empty(prediction.shape[1:], dtype=self.dtype, device=prediction.device)
+        for start in range(0, len(error), ERROR_ROWS):
+            rows = slice(start, start + ERROR_ROWS)
+            difference = self._float(prediction[:, rows], self.scale) - self._float(truth[:, rows], 255.0)
+            torch.mean(difference.abs_(), dim=0, out=error[rows])
+        return error
+
+    def _float(self, frames: torch.Tensor, divisor: float) -> torch.Tensor:
+        return torch.empty(frames.shape, dtype=self.dtype, device=frames.device).copy_(frames).div_(divisor)
 
 
 def frame_tensors(prediction: np.ndarray, truth: np.ndarray, alpha: np.ndarray | None, scale: float,
                   device: str, dtype: torch.dtype = torch.float32) -> FrameTensors:
-    """(k, H, W, 3) predictions (divided by ``scale``), uint8 truths and (k, H, W) uint8 alphas as tensors."""
+    """(k, H, W, 3) predictions (divided by ``scale``), uint8 truths and (k, H, W) uint8 alphas as tensors on
+    ``device`` (no copy on the CPU)."""
 
-    def planes(frames: np.ndarray, divisor: float) -> torch.Tensor:
+    def planes(frames: np.ndarray) -> torch.Tensor:
         source = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
-        source = source.permute(0, 3, 1, 2) if source.ndim == 4 else source[:, None]
-        return torch.empty(source.shape, dtype=dtype, device=device).copy_(source).div_(divisor)
+        return source.permute(0, 3, 1, 2) if source.ndim == 4 else source[:, None]
 
-    return FrameTensors(planes(prediction, scale), planes(truth, 255.0),
-                        None if alpha is None else planes(alpha, 255.0))
+    return FrameTensors(planes(prediction), planes(truth), None if alpha is None else planes(alpha), scale, dtype)
 
 
 def squared_errors(prediction: np.ndarray, truth: np.ndarray, alpha: np.ndarray | None,
                    scale: float) -> tuple[np.ndarray, np.ndarray | None]:
     """(k,) float64 sums of squared errors of the full frames and of the frames on white (None without alpha),
-    from the frames as read: uint8 exactly in integers, floats in float64 (on white, the difference of two
-    frames is their difference times the alpha)."""
+    from the frames as read, a block of rows at a time: uint8 exactly in integers, floats in float64 (on white,
+    the difference of two frames is their difference times the alpha)."""
     exact = prediction.dtype == np.uint8
-    if exact:
-        difference, unit = prediction.astype(np.int32) - truth, 255.0**2
-    else:
-        difference, unit = prediction.astype(np.float64) / scale - truth / 255.0, 1.0
-    full = _sums_of_squares(difference) / unit
-    if alpha is None:
-        return full, None
-    difference *= alpha[..., None] if exact else alpha[..., None] / 255.0
-    return full, _sums_of_squares(difference) / (unit * 255.0**2 if exact else unit)
+    full = np.zeros(len(prediction), dtype=np.int64 if exact else np.float64)  # int64: exact below 2**31 values
+    masked = None if alpha is None else np.zeros_like(full)
+    for start in range(0, prediction.shape[1], ERROR_ROWS):
+        rows = slice(start, start + ERROR_ROWS)
+        if exact:
+            difference = prediction[:, rows].astype(np.int64) - truth[:, rows]
+        else:
+            difference = prediction[:, rows].astype(np.float64) / scale - truth[:, rows] / 255.0
+        full += _sums_of_squares(difference)
+        if alpha is not None:
+            difference *= alpha[:, rows, :, None] if exact else alpha[:, rows, :, None] / 255.0
+            masked += _sums_of_squares(difference)
+    unit = 255.0**2 if exact else 1.0
+    return full / unit, None if masked is None else masked / (unit * 255.0**2 if exact else unit)
 
 
 def _sums_of_squares(values: np.ndarray) -> np.ndarray:
     """(k,) sums of squares of each frame (int64 for integers: exact)."""
     flat = values.reshape(len(values), -1)
-    return np.einsum("ij,ij->i", flat, flat, dtype=np.int64 if values.dtype.kind == "i" else np.float64)
+    return np.einsum("ij,ij->i", flat, flat)
 
 
 def score_frames(tensors: FrameTensors, errors: tuple[np.ndarray, np.ndarray | None]) -> dict[str, torch.Tensor]:
@@ -210,7 +249,8 @@ def score_frames(tensors: FrameTensors, errors: tuple[np.ndarray, np.ndarray | N
     x, y, alpha = tensors.prediction, tensors.truth, tensors.alpha
     _check_size(x)
     pixels = (x.shape[-2] - SSIM_WINDOW + 1) * (x.shape[-1] - SSIM_WINDOW + 1)
-    ssims = (_ssim_sums(x, y, alpha) / pixels).mean(dim=2).cpu()
+    sums = _ssim_sums(x, y, alpha, (tensors.scale, 255.0), tensors.dtype)
+    ssims = (sums / pixels).mean(dim=2).cpu()
     values = x[0].numel()
     scores = {"psnr": psnr(torch.from_numpy(np.asarray(errors[0], dtype=np.float64)), values), "ssim": ssims[:, 0]}
     if alpha is not None:

@@ -22,7 +22,7 @@ from .plan import VideoTask, plan_evaluation
 from .report import FRAME_METRICS, EvaluationResult, FrameScores, VideoScores
 from .splits import ValidationSplit, read_split
 
-BATCH_BYTES = 32 * 2**20  # bytes of float32 predicted frames per batch (at least one frame)
+BATCH_BYTES = 16 * 2**20  # bytes of float32 predicted frames per batch (at least one frame: one at full resolution)
 TENSOR_BYTES = 4          # float32
 ERROR_MAPS = 2             # worst frames per video whose error maps are kept for the plot
 
@@ -155,13 +155,13 @@ def _score_batch(task: VideoTask, batch: list, network, device: str, worst: list
     tensors = frame_tensors(prediction, truth, alpha, scale, device)
     scores = score_frames(tensors, squared_errors(prediction, truth, alpha, scale))
     if network is not None:
-        scores["lpips"] = network(tensors.prediction, tensors.truth)
+        scores["lpips"] = network(*tensors.floats())
         if task.has_alpha:
             scores["lpips_masked"] = network(*tensors.masked())
     values = {name: scores[name].double().cpu().numpy() for name in scores}
     for i, item in enumerate(batch):
         if len(worst) < ERROR_MAPS or values["psnr"][i] < worst[-1][0]:
-            error = (tensors.prediction[i] - tensors.truth[i]).abs_().mean(dim=0).cpu().numpy()
+            error = tensors.error_map(i).cpu().numpy()
             worst.append((float(values["psnr"][i]), item[0], error))
             worst.sort(key=lambda entry: entry[0])
             del worst[ERROR_MAPS:]
