@@ -8,9 +8,10 @@ peak resident set size), on the same frames, full frame and masked:
 
 (a) PSNR + SSIM: ``evaluate(lpips=False, jod=False)`` vs a loop over frames that reads each frame pair and
     calls numpy PSNR and scikit-image ``structural_similarity`` (the settings of docs/evaluation.md);
-(b) PSNR + SSIM + LPIPS: ``evaluate(jod=False)`` vs a loop calling torchmetrics' PSNR and SSIM and the
-    same LPIPS network one frame at a time (torchmetrics' own LPIPS needs torchvision, which does not
-    install beside this torch). LPIPS uses random AlexNet weights in a temporary hub cache: the speed is
+(b) PSNR + SSIM + LPIPS: ``evaluate(jod=False)`` vs a loop calling torchmetrics' PSNR and SSIM and LPIPS
+    one frame at a time, LPIPS being the ``lpips`` package's forward written out (:func:`reference_lpips`;
+    torchmetrics' own LPIPS calls that package and needs torchvision, which does not install beside this
+    torch) on the same weights. LPIPS uses random AlexNet weights in a temporary hub cache: the speed is
     that of the real weights.
 """
 
@@ -115,13 +116,46 @@ def phase_loop_skimage(args) -> dict:
     return _timed_loop(args, scores)
 
 
+def reference_lpips():
+    """LPIPS as torchmetrics computes it, i.e. the ``lpips`` package's ``LPIPS(net='alex')`` forward written out
+    (ScalingLayer, torchvision's AlexNet slices, ``normalize_tensor``, ``NetLinLayer`` 1x1 convolutions,
+    ``spatial_average``), on the same weights as evaluate's network: the usual way, not this package's."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from nersemble_zarr.evaluation.lpips import LINEAR_WEIGHTS, alexnet_features, alexnet_path
+
+    features = alexnet_features()
+    features.load_state_dict({key.removeprefix("features."): value for key, value in
+                              torch.load(alexnet_path(), map_location="cpu", weights_only=True).items()})
+    features.eval()
+    with np.load(LINEAR_WEIGHTS) as lin:
+        linear = [torch.from_numpy(lin[f"lin{i}"]) for i in range(5)]
+    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+    slices = [features[0:2], features[2:5], features[5:8], features[8:10], features[10:12]]
+
+    def taps(x):
+        x = ((2 * x - 1) - shift) / scale  # lpips.LPIPS.forward(normalize=True), then its ScalingLayer
+        out = []
+        for layers in slices:
+            x = layers(x)
+            out.append(x / (torch.sqrt(torch.sum(x**2, dim=1, keepdim=True)) + 1e-10))
+        return out
+
+    @torch.no_grad()
+    def lpips(a, b):
+        return sum(F.conv2d((p - t) ** 2, w).mean(dim=(2, 3), keepdim=True) for p, t, w in zip(taps(a), taps(b), linear))
+
+    return lpips
+
+
 def phase_loop_torchmetrics(args) -> dict:
     import torch
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-    from nersemble_zarr.evaluation.lpips import load_lpips
-
-    network = load_lpips("cpu")
+    network = reference_lpips()
 
     def scores(a, b):
         a, b = (torch.from_numpy(x).permute(2, 0, 1)[None].float() for x in (a, b))

@@ -55,31 +55,41 @@ def alexnet_features() -> nn.Sequential:
 
 
 class Lpips(nn.Module):
-    """LPIPS distance per frame between image batches (k, 3, H, W) in [0, 1]."""
+    """LPIPS distance per frame between image batches (k, 3, H, W) in [0, 1].
+
+    The same arithmetic as the ``lpips`` package's ``LPIPS(net='alex')`` on inputs scaled to [-1, 1], with
+    fewer passes over the large feature maps: the scaling to [-1, 1] and the package's shift and scale are one
+    multiply-add, each tap is unit-normalised in place, and each linear layer (a 1x1 convolution to one channel
+    followed by the mean over pixels) is the mean over pixels of each channel followed by a weighted sum.
+    """
 
     def __init__(self, features: nn.Sequential, linear: list[torch.Tensor]) -> None:
         super().__init__()
         self.features = features
         self.linear = nn.ParameterList([nn.Parameter(weight, requires_grad=False) for weight in linear])
-        self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1))
+        shift, scale = torch.tensor(_SHIFT).view(1, 3, 1, 1), torch.tensor(_SCALE).view(1, 3, 1, 1)
+        # ((2 x - 1) - shift) / scale  =  x * (2 / scale) + (-1 - shift) / scale
+        self.register_buffer("gain", 2 / scale)
+        self.register_buffer("offset", (-1 - shift) / scale)
 
     def _taps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        x = ((2 * images - 1) - self.shift) / self.scale
+        x = torch.addcmul(self.offset, images, self.gain)
         taps = []
         for index, layer in enumerate(self.features[: _TAPS[-1] + 1]):
             x = layer(x)
             if index in _TAPS:
-                taps.append(x / (torch.sqrt((x * x).sum(dim=1, keepdim=True)) + 1e-10))
+                norm = torch.linalg.vector_norm(x, dim=1, keepdim=True).add_(1e-10)
+                taps.append(x / norm)  # not in place: x feeds the next layer
         return taps
 
-    @torch.no_grad()
     def forward(self, prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-        total = torch.zeros(len(prediction), device=prediction.device, dtype=torch.float32)
-        pairs = zip(self._taps(prediction.float()), self._taps(truth.float()), self.linear)
-        for tap_p, tap_t, weight in pairs:
-            total += nn.functional.conv2d((tap_p - tap_t) ** 2, weight).mean(dim=(1, 2, 3))
-        return total
+        with torch.inference_mode():
+            total = torch.zeros(len(prediction), device=prediction.device, dtype=torch.float32)
+            pairs = zip(self._taps(prediction.float()), self._taps(truth.float()), self.linear)
+            for tap_p, tap_t, weight in pairs:
+                per_channel = tap_p.sub_(tap_t).square_().mean(dim=(2, 3))  # (k, C)
+                total += per_channel @ weight.view(-1)
+            return total
 
 
 _lock = threading.Lock()

@@ -37,35 +37,39 @@ def _gaussian_window(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return (weights / weights.sum()).to(dtype)
 
 
-_TAPS = _gaussian_window(torch.device("cpu"), torch.float64).tolist()
-
-
-def _blur(images: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+def _blur(images: torch.Tensor, window: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor] | None = None
+          ) -> torch.Tensor:
     """Separable Gaussian filter of (..., H, W) over the valid region (no padding): (..., H - 10, W - 10).
 
-    Rows then columns, each a sum of the 11 shifted slices weighted by ``window``.
+    Rows then columns, each a sum of the 11 shifted slices weighted by ``window``; ``out`` may give the
+    buffers of the two passes, (..., H - 10, W) and (..., H - 10, W - 10).
     """
     taps = window.tolist()
     rows, cols = images.shape[-2] - len(taps) + 1, images.shape[-1] - len(taps) + 1
-    vertical = images[..., 0:rows, :] * taps[0]
+    vertical = torch.mul(images[..., 0:rows, :], taps[0], out=None if out is None else out[0])
     for offset, tap in enumerate(taps[1:], 1):
         vertical.add_(images[..., offset:offset + rows, :], alpha=tap)
-    horizontal = vertical[..., 0:cols] * taps[0]
+    horizontal = torch.mul(vertical[..., 0:cols], taps[0], out=None if out is None else out[1])
     for offset, tap in enumerate(taps[1:], 1):
         horizontal.add_(vertical[..., offset:offset + cols], alpha=tap)
     return horizontal
 
 
 def _ssim_map(mu_x, mu_y, xx, yy, xy) -> torch.Tensor:
-    """The SSIM map from the blurred moments."""
+    """The SSIM map from the blurred moments, computed in place: it overwrites its arguments (no temporaries
+    beyond one plane) and returns a view of one of them."""
     c1, c2 = (SSIM_K1 * DATA_RANGE) ** 2, (SSIM_K2 * DATA_RANGE) ** 2
-    mu_xy, mu_xx, mu_yy = mu_x * mu_y, mu_x * mu_x, mu_y * mu_y
-    numerator = (2 * mu_xy + c1) * (2 * (xy - mu_xy) + c2)
-    return numerator / ((mu_xx + mu_yy + c1) * ((xx - mu_xx) + (yy - mu_yy) + c2))
+    mu_xy = mu_x * mu_y
+    covariance = xy.sub_(mu_xy)
+    mu_xx, mu_yy = mu_x.square_(), mu_y.square_()
+    variance_x, variance_y = xx.sub_(mu_xx), yy.sub_(mu_yy)
+    numerator = mu_xy.mul_(2).add_(c1).mul_(covariance.mul_(2).add_(c2))
+    denominator = mu_xx.add_(mu_yy).add_(c1).mul_(variance_x.add_(variance_y).add_(c2))
+    return numerator.div_(denominator)
 
 
 def _ssim_map_mean(mu_x, mu_y, xx, yy, xy) -> torch.Tensor:
-    """Mean of the SSIM map over the last two axes (one strip's or a whole frame's)."""
+    """Mean of the SSIM map over the last two axes (one strip's or a whole frame's); overwrites its arguments."""
     return _ssim_map(mu_x, mu_y, xx, yy, xy).mean(dim=(-2, -1))
 
 
@@ -100,7 +104,8 @@ def _strip_ssim_sums(x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor | Non
     channels, _, width = x.shape
     n_variants = 1 if alpha is None else 2
     span = slice(start, start + rows + SSIM_WINDOW - 1)
-    moments = torch.empty(n_variants, 5, channels, rows + SSIM_WINDOW - 1, width, dtype=dtype, device=x.device)
+    moments, vertical, horizontal = _strip_buffers((n_variants, 5, channels, rows + SSIM_WINDOW - 1, width), dtype,
+                                                   x.device)
     for target, source, divisor in ((moments[0, 0], x, divisors[0]), (moments[0, 1], y, divisors[1])):
         target.copy_(source[:, span])
         if divisor != 1:
@@ -115,7 +120,27 @@ def _strip_ssim_sums(x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor | Non
     torch.mul(second, second, out=moments[:, 3])
     torch.mul(first, second, out=moments[:, 4])
     window = _gaussian_window(x.device, dtype)
-    return _ssim_map(*_blur(moments, window).unbind(1)).sum(dim=(-2, -1), dtype=torch.float64)
+    blurred = _blur(moments, window, out=(vertical, horizontal))
+    return _ssim_map(*blurred.unbind(1)).sum(dim=(-2, -1), dtype=torch.float64)
+
+
+_buffers = threading.local()
+
+
+def _strip_buffers(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The moments of a strip ``shape`` (..., rows, width) and the two blur passes' outputs, in buffers this
+    thread reuses from strip to strip and frame to frame (grown when a strip needs more): no strip allocates
+    or touches fresh memory."""
+    *planes, rows, width = shape
+    shapes = (shape, (*planes, rows - SSIM_WINDOW + 1, width), (*planes, rows - SSIM_WINDOW + 1, width - SSIM_WINDOW + 1))
+    key = (dtype, torch.device(device))
+    held = getattr(_buffers, "held", {})
+    flats = held.get(key)
+    if flats is None or any(flat.numel() < math.prod(wanted) for flat, wanted in zip(flats, shapes)):
+        flats = held[key] = tuple(torch.empty(math.prod(wanted), dtype=dtype, device=device) for wanted in shapes)
+        _buffers.held = held
+    return tuple(flat[:math.prod(wanted)].view(wanted) for flat, wanted in zip(flats, shapes))
 
 
 _pool: ThreadPoolExecutor | None = None

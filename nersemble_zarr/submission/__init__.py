@@ -6,13 +6,27 @@
     validate_svfr_submission("svfr.zip").raise_if_invalid()
 """
 
-from .expected import ExpectedVideo, SubmissionSpec, expected_submission
-from .predictions import FOLDER_LAYOUT, collect_predictions
-from .validator import ValidationReport, validate_submission
-from .svfr_predictions import SvfrFlamePredictions, collect_svfr_predictions
-from .svfr_validator import validate_svfr_submission
-from .svfr_writer import export_svfr_submission
-from .writer import export_submission
+import importlib
+
+# Each name is imported from its module on first use (PEP 562): evaluating or reading predictions needs none of
+# the writers and validators, which pull in PyAV, scipy and the FLAME code.
+_MODULE_OF = {
+    "ExpectedVideo": "expected", "SubmissionSpec": "expected", "expected_submission": "expected",
+    "FOLDER_LAYOUT": "predictions", "collect_predictions": "predictions",
+    "ValidationReport": "validator", "validate_submission": "validator",
+    "SvfrFlamePredictions": "svfr_predictions", "collect_svfr_predictions": "svfr_predictions",
+    "validate_svfr_submission": "svfr_validator", "export_svfr_submission": "svfr_writer",
+    "export_submission": "writer",
+}
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FOLDER_LAYOUT",
