@@ -209,10 +209,9 @@ class FrameTensors:
         """Predictions and truths as (k, 3, H, W) tensors in [0, 1] (a full copy of the batch: LPIPS needs it)."""
         return self._float(self.prediction, self.scale), self._float(self.truth, 255.0)
 
-    def masked(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prediction and truth composited on white with the alpha (only with alpha)."""
-        opacity = self._float(self.alpha, ALPHA_RANGE)
-        return tuple(on_white(frames, opacity) for frames in self.floats())
+    def opacity(self) -> torch.Tensor:
+        """The alpha as (k, 1, H, W) in [0, 1] (only with alpha)."""
+        return self._float(self.alpha, ALPHA_RANGE)
 
     def error_map(self, index: int) -> torch.Tensor:
         """(H, W) mean absolute error over the channels of frame ``index``, a block of rows at a time."""

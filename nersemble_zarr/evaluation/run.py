@@ -17,7 +17,7 @@ from ..progress import Progress, set_total
 from ..submission.frames import check_range
 from . import jod as jod_module
 from . import lpips as lpips_module
-from .metrics import frame_tensors, score_frames, squared_errors
+from .metrics import frame_tensors, on_white, score_frames, squared_errors
 from .plan import VideoTask, plan_evaluation
 from .report import FRAME_METRICS, EvaluationResult, FrameScores, VideoScores
 from .splits import ValidationSplit, read_split
@@ -155,9 +155,11 @@ def _score_batch(task: VideoTask, batch: list, network, device: str, worst: list
     tensors = frame_tensors(prediction, truth, alpha, scale, device)
     scores = score_frames(tensors, squared_errors(prediction, truth, alpha, scale))
     if network is not None:
-        scores["lpips"] = network(*tensors.floats())
+        prediction_floats, truth_floats = tensors.floats()
+        scores["lpips"] = network(prediction_floats, truth_floats)
         if task.has_alpha:
-            scores["lpips_masked"] = network(*tensors.masked())
+            opacity = tensors.opacity()
+            scores["lpips_masked"] = network(on_white(prediction_floats, opacity), on_white(truth_floats, opacity))
     values = {name: scores[name].double().cpu().numpy() for name in scores}
     for i, item in enumerate(batch):
         if len(worst) < ERROR_MAPS or values["psnr"][i] < worst[-1][0]:
