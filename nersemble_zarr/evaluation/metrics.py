@@ -91,11 +91,19 @@ def _ssim_sums(x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor | None = No
     each frame's strips run in turn."""
     strips = _strips(x.shape[-2], STRIP_ROWS if x.device.type == "cpu" else GPU_STRIP_ROWS)
     frames = [(x[i], y[i], None if alpha is None else alpha[i], divisors, dtype or x.dtype) for i in range(len(x))]
-    if x.device.type != "cpu":
-        return torch.stack([sum(_strip_ssim_sums(*frame, start, rows) for start, rows in strips) for frame in frames])
+    sums = _on_cores(_strip_ssim_sums, [(*frame, start, rows) for frame in frames for start, rows in strips],
+                     x.device)
+    return torch.stack([sum(sums[i * len(strips):(i + 1) * len(strips)]) for i in range(len(frames))])
+
+
+def _on_cores(function, arguments: list[tuple], device: torch.device) -> list:
+    """``function(*a)`` for each tuple of ``arguments``, in order: on the CPU side by side on the strip pool's
+    threads (torch single-threaded in each), on a GPU in turn. Every CPU tensor operation of the PSNR + SSIM
+    pass runs there, so no idle OpenMP team of another thread spins on the cores the strips need."""
+    if device.type != "cpu":
+        return [function(*item) for item in arguments]
     pool = _strip_pool()
-    futures = [[pool.submit(_strip_ssim_sums, *frame, start, rows) for start, rows in strips] for frame in frames]
-    return torch.stack([sum(future.result() for future in row) for row in futures])
+    return [future.result() for future in [pool.submit(function, *item) for item in arguments]]
 
 
 def _strip_ssim_sums(x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor | None, divisors: tuple[float, float],
@@ -217,10 +225,13 @@ class FrameTensors:
         """(H, W) mean absolute error over the channels of frame ``index``, a block of rows at a time."""
         prediction, truth = self.prediction[index], self.truth[index]
         error = torch.empty(prediction.shape[1:], dtype=self.dtype, device=prediction.device)
-        for start in range(0, len(error), ERROR_ROWS):
+
+        def block(start: int) -> None:
             rows = slice(start, start + ERROR_ROWS)
             difference = self._float(prediction[:, rows], self.scale) - self._float(truth[:, rows], 255.0)
             torch.mean(difference.abs_(), dim=0, out=error[rows])
+
+        _on_cores(block, [(start,) for start in range(0, len(error), ERROR_ROWS)], error.device)
         return error
 
     def _float(self, frames: torch.Tensor, divisor: float) -> torch.Tensor:
