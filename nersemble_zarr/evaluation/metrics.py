@@ -55,11 +55,11 @@ def _blur(images: torch.Tensor, window: torch.Tensor, out: tuple[torch.Tensor, t
     return horizontal
 
 
-def _ssim_map(mu_x, mu_y, xx, yy, xy) -> torch.Tensor:
-    """The SSIM map from the blurred moments, computed in place: it overwrites its arguments (no temporaries
-    beyond one plane) and returns a view of one of them."""
+def _ssim_map(mu_x, mu_y, xx, yy, xy, scratch: torch.Tensor | None = None) -> torch.Tensor:
+    """The SSIM map from the blurred moments, computed in place: it overwrites its arguments and returns
+    ``scratch`` (a tensor of their shape; a new one when None) holding the map."""
     c1, c2 = (SSIM_K1 * DATA_RANGE) ** 2, (SSIM_K2 * DATA_RANGE) ** 2
-    mu_xy = mu_x * mu_y
+    mu_xy = torch.mul(mu_x, mu_y, out=scratch)
     covariance = xy.sub_(mu_xy)
     mu_xx, mu_yy = mu_x.square_(), mu_y.square_()
     variance_x, variance_y = xx.sub_(mu_xx), yy.sub_(mu_yy)
@@ -112,15 +112,16 @@ def _strip_ssim_sums(x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor | Non
     channels, _, width = x.shape
     n_variants = 1 if alpha is None else 2
     span = slice(start, start + rows + SSIM_WINDOW - 1)
-    moments, vertical, horizontal = _strip_buffers((n_variants, 5, channels, rows + SSIM_WINDOW - 1, width), dtype,
-                                                   x.device)
+    planes, inputs = (n_variants, 5, channels), rows + SSIM_WINDOW - 1
+    moments = _thread_buffer("moments", (*planes, inputs, width), dtype, x.device)
     for target, source, divisor in ((moments[0, 0], x, divisors[0]), (moments[0, 1], y, divisors[1])):
         target.copy_(source[:, span])
         if divisor != 1:
             target.div_(divisor)
     if alpha is not None:
-        opacity = alpha[:, span].to(dtype).div_(ALPHA_RANGE)
-        white = 1 - opacity
+        opacity = _thread_buffer("opacity", (1, inputs, width), dtype, x.device).copy_(alpha[:, span])
+        opacity.div_(ALPHA_RANGE)
+        white = _thread_buffer("white", opacity.shape, dtype, x.device).fill_(1).sub_(opacity)
         torch.addcmul(white, moments[0, 0], opacity, out=moments[1, 0])
         torch.addcmul(white, moments[0, 1], opacity, out=moments[1, 1])
     first, second = moments[:, 0], moments[:, 1]
@@ -128,27 +129,28 @@ def _strip_ssim_sums(x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor | Non
     torch.mul(second, second, out=moments[:, 3])
     torch.mul(first, second, out=moments[:, 4])
     window = _gaussian_window(x.device, dtype)
-    blurred = _blur(moments, window, out=(vertical, horizontal))
-    return _ssim_map(*blurred.unbind(1)).sum(dim=(-2, -1), dtype=torch.float64)
+    blurred = _blur(moments, window, out=(_thread_buffer("vertical", (*planes, rows, width), dtype, x.device),
+                                          _thread_buffer("horizontal", (*planes, rows, width - SSIM_WINDOW + 1),
+                                                         dtype, x.device)))
+    scratch = _thread_buffer("scratch", blurred[:, 0].shape, dtype, x.device)
+    return _ssim_map(*blurred.unbind(1), scratch=scratch).sum(dim=(-2, -1), dtype=torch.float64)
 
 
 _buffers = threading.local()
 
 
-def _strip_buffers(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The moments of a strip ``shape`` (..., rows, width) and the two blur passes' outputs, in buffers this
-    thread reuses from strip to strip and frame to frame (grown when a strip needs more): no strip allocates
-    or touches fresh memory."""
-    *planes, rows, width = shape
-    shapes = (shape, (*planes, rows - SSIM_WINDOW + 1, width), (*planes, rows - SSIM_WINDOW + 1, width - SSIM_WINDOW + 1))
-    key = (dtype, torch.device(device))
-    held = getattr(_buffers, "held", {})
-    flats = held.get(key)
-    if flats is None or any(flat.numel() < math.prod(wanted) for flat, wanted in zip(flats, shapes)):
-        flats = held[key] = tuple(torch.empty(math.prod(wanted), dtype=dtype, device=device) for wanted in shapes)
-        _buffers.held = held
-    return tuple(flat[:math.prod(wanted)].view(wanted) for flat, wanted in zip(flats, shapes))
+def _thread_buffer(name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A tensor of ``shape`` in this thread's buffer ``name``, reused from strip to strip and frame to frame
+    (grown when a call needs more): the pool's threads allocate nothing per strip, so memory neither grows
+    with the frames (freed blocks scattered over one malloc arena per thread) nor is touched fresh."""
+    held = getattr(_buffers, "held", None)
+    if held is None:
+        held = _buffers.held = {}
+    key, size = (name, dtype, torch.device(device)), math.prod(shape)
+    flat = held.get(key)
+    if flat is None or flat.numel() < size:
+        flat = held[key] = torch.empty(size, dtype=dtype, device=device)
+    return flat[:size].view(shape)
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -228,7 +230,10 @@ class FrameTensors:
 
         def block(start: int) -> None:
             rows = slice(start, start + ERROR_ROWS)
-            difference = self._float(prediction[:, rows], self.scale) - self._float(truth[:, rows], 255.0)
+            shape = prediction[:, rows].shape
+            difference = _thread_buffer("error_x", shape, self.dtype, error.device).copy_(prediction[:, rows])
+            truth_rows = _thread_buffer("error_y", shape, self.dtype, error.device).copy_(truth[:, rows])
+            difference.div_(self.scale).sub_(truth_rows.div_(255.0))
             torch.mean(difference.abs_(), dim=0, out=error[rows])
 
         _on_cores(block, [(start,) for start in range(0, len(error), ERROR_ROWS)], error.device)
