@@ -7,7 +7,8 @@ last dimension), multiplies by the matrix, encodes sRGB and stores ``clip(V * 25
 uint8. Here the same steps run without per-pixel Python and without colour-science: the decode is a 256-entry
 table, the polynomial and the matrix product run in float32 with torch on its CPU threads (on the GPU when
 one is present), chunk by chunk so memory stays bounded, and the encode, clip and truncation together are
-two look-ups in tables of level starts (:func:`srgb_encoding_tables`). The result equals the official one
+one look-up in a table over float32 bit patterns and two integer operations (:func:`srgb_encoding_table`).
+The result equals the official one
 within one level per channel (float32 against float64 near a level boundary). With ``as_float`` the same
 arithmetic ends in the sRGB encoding instead, unclipped: the official result for the float input ``frames / 255``
 (what its ``load_image`` returns without ``as_uint8``).
@@ -19,6 +20,8 @@ the order of the official ``load_image(..., downscale_factor=...)``; ``docs/colo
 from __future__ import annotations
 
 import re
+import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -58,7 +61,8 @@ GPU_CHUNK_PIXELS = 1 << 22
 
 ENCODING_SHIFT = 15  # float32 bit pattern >> 15: 8 mantissa bits left
 ENCODING_BINS = 1 << 15  # every positive float32 below 2.0
-_SMALLEST, _LARGEST = 1e-30, 1.99  # clamp bounds: positive (-0.0 would be a negative bit pattern), below 2.0
+_LARGEST_BITS = (2 << 29) - 1  # the bit pattern of the largest float32 below 2.0 (level 255)
+_LEVEL_BYTE = 2 if sys.byteorder == "little" else 1  # the byte of an int32 that holds bits 16..23
 _FACTOR = re.compile(r"([RGB])([0-9]?)")
 Exponents = tuple[int, int, int]
 _UNIT: tuple[Exponents, ...] = ((1, 0, 0), (0, 1, 0), (0, 0, 1))  # R, G, B
@@ -70,20 +74,22 @@ def srgb_decoding_table() -> np.ndarray:
     return np.where(value <= 0.04045, value / 12.92, ((value + 0.055) / 1.055) ** 2.4)
 
 
-def srgb_encoding_tables() -> tuple[np.ndarray, np.ndarray]:
-    """Tables that turn linear light into the official uint8 level, trunc(clip(255 * sRGB(L), 0, 255)).
+def srgb_encoding_table() -> np.ndarray:
+    """The int32 table that turns linear light into the official uint8 level, trunc(clip(255 * sRGB(L), 0, 255)).
 
-    Level k starts where linear light reaches ``srgb_decoding_table()[k]``. A positive float32's bit pattern
-    shifted right by ``ENCODING_SHIFT`` numbers bins 2**-8 wide relative to their values, narrower than the
-    relative gap between two level starts (over 0.8 %), so each bin holds at most one start: a value's level is
-    its bin's ``start_level`` (uint8, the level at the bin's lowest value), plus one where it reaches the bin's
-    ``next_start`` (float32, where the following level starts).
+    Level k starts where linear light reaches ``srgb_decoding_table()[k]`` (as float32). A positive float32's bit
+    pattern ``b`` shifted right by ``ENCODING_SHIFT`` numbers bins 2**-8 wide relative to their values, narrower
+    than the relative gap between two level starts (over 0.8 %), so each bin holds at most one start. For the
+    bin's level ``L`` (at its lowest value) and the offset ``t`` of the next start inside it (2**15 when none is),
+    the entry is ``((L + 1) << 16) - t - (bin << 15)``: then ``(entry + b) >> 16`` is ``L + 1`` where ``b``'s offset
+    in the bin reaches ``t`` and ``L`` below it, the level of ``b`` (:func:`_srgb_encode_uint8`).
     """
     starts = srgb_decoding_table()[1:].astype(np.float32)  # levels 1..255
-    lowest = (np.arange(ENCODING_BINS, dtype=np.uint32) << ENCODING_SHIFT).view(np.float32)
-    start_level = np.searchsorted(starts, lowest, side="right")
-    next_start = np.append(starts, np.float32(np.inf))[start_level]
-    return start_level.astype(np.uint8), next_start
+    first_bits = np.arange(ENCODING_BINS, dtype=np.int64) << ENCODING_SHIFT
+    start_level = np.searchsorted(starts, first_bits.astype(np.uint32).view(np.float32), side="right")
+    next_start = np.append(starts, np.float32(np.inf))[start_level].view(np.int32)
+    offset = np.minimum(next_start - first_bits, 1 << ENCODING_SHIFT)
+    return (((start_level + 1) << 16) - offset - first_bits).astype(np.int32)
 
 
 def matrix_problem(matrix: object) -> str | None:
@@ -172,25 +178,35 @@ def _exponents(term: str) -> Exponents:
 
 
 def _correct_frame(frame: np.ndarray, out: np.ndarray, correction: "_Correction", pool: ThreadPoolExecutor) -> None:
-    """Correct one (H, W, 3) frame into ``out``, chunk by chunk on ``pool``'s threads; numpy turns each chunk's
-    pixels into channel planes (torch's strided uint8 copy is several times slower)."""
+    """Correct one (H, W, 3) frame into ``out``, chunk by chunk on ``pool``'s threads."""
     import torch
 
-    pixels, corrected = frame.reshape(-1, 3), out.reshape(-1, 3)
+    pixels, corrected = _tensor(frame.reshape(-1, 3)), torch.from_numpy(out.reshape(-1, 3))
     chunk = GPU_CHUNK_PIXELS if correction.device.type == "cuda" else CPU_CHUNK_PIXELS
 
     @torch.inference_mode()
     def correct_chunk(start: int) -> None:
-        planes = torch.from_numpy(np.ascontiguousarray(pixels[start:start + chunk].T))
-        corrected[start:start + chunk] = correction(planes.to(correction.device)).cpu().numpy()
+        rows = pixels[start:start + chunk].to(correction.device)
+        # channel planes (3, n) of int32 indices into the decoding table, in one pass
+        planes = rows.t().to(torch.int32, memory_format=torch.contiguous_format)
+        correction(planes, out=corrected[start:start + chunk])
 
     for _ in pool.map(correct_chunk, range(0, len(pixels), chunk)):
         pass
 
 
+def _tensor(array: np.ndarray) -> "torch.Tensor":
+    """A CPU tensor sharing ``array``'s memory (read only here), without torch's warning about read-only arrays."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
+
+
 class _Correction:
-    """One matrix on one device: uint8 sRGB channel planes (3, n) in, corrected pixels (n, 3) out: uint8 levels,
-    or float32 sRGB values (unclipped) when ``as_float``."""
+    """One matrix on one device: int32 uint8-level channel planes (3, n) in, corrected pixels (n, 3) written to
+    ``out``: uint8 levels, or sRGB values (unclipped) when ``as_float``."""
 
     def __init__(self, ccm: np.ndarray, device: "torch.device", as_float: bool = False) -> None:
         import torch
@@ -204,21 +220,25 @@ class _Correction:
         self.matrix = as_tensor(ccm[:, varying])  # (3, monomials)
         self.offset = as_tensor(ccm[:, constant].sum(axis=1)[:, None])  # (3, 1): the constant term's column
         self.decode = as_tensor(srgb_decoding_table())
-        self.encoding = tuple(torch.as_tensor(table, device=device) for table in srgb_encoding_tables())
+        self.encoding = torch.as_tensor(srgb_encoding_table(), device=device)
 
-    def __call__(self, levels: "torch.Tensor") -> "torch.Tensor":
+    def __call__(self, planes: "torch.Tensor", out: "torch.Tensor") -> None:
         import torch
 
-        n = levels.shape[1]
-        expanded = torch.empty((len(self.monomials), n), dtype=torch.float32, device=levels.device)
+        n = planes.shape[1]
+        expanded = torch.empty((len(self.monomials), n), dtype=torch.float32, device=planes.device)
         # Rows 0..2 are the terms R, G, B: linear light, one table look-up per value.
-        torch.index_select(self.decode, 0, levels.reshape(-1).int(), out=expanded[:3].view(-1))
+        torch.index_select(self.decode, 0, planes.view(-1), out=expanded[:3].view(-1))
         known: dict[Exponents, torch.Tensor] = {unit: expanded[axis] for axis, unit in enumerate(_UNIT)}
         for row in range(3, len(self.monomials)):
             _monomial(self.monomials[row], known, out=expanded[row])
         linear = torch.addmm(self.offset, self.matrix, expanded)
         corrected = _srgb_encode_float(linear) if self.as_float else _srgb_encode_uint8(linear, self.encoding)
-        return torch.stack(corrected.unbind(0), dim=1)  # interleaved: far faster than a transposed copy
+        rows = corrected.unbind(0)  # interleaved by torch.stack: far faster than a transposed copy
+        if out.device == corrected.device and out.dtype == corrected.dtype:
+            torch.stack(rows, dim=1, out=out)
+        else:
+            out.copy_(torch.stack(rows, dim=1))
 
 
 def _monomial(exponents: Exponents, known: dict, out: "torch.Tensor | None" = None) -> "torch.Tensor":
@@ -241,12 +261,13 @@ def _srgb_encode_float(linear: "torch.Tensor") -> "torch.Tensor":
     return torch.where(linear <= 0.0031308, linear * 12.92, curve)
 
 
-def _srgb_encode_uint8(linear: "torch.Tensor", encoding: tuple["torch.Tensor", "torch.Tensor"]) -> "torch.Tensor":
-    """uint8 of clip(255 * sRGB(linear), 0, 255) truncated, by :func:`srgb_encoding_tables`; ``linear`` is
-    overwritten."""
+def _srgb_encode_uint8(linear: "torch.Tensor", table: "torch.Tensor") -> "torch.Tensor":
+    """uint8 of clip(255 * sRGB(linear), 0, 255) truncated, by :func:`srgb_encoding_table`: a view into an int32
+    tensor the shape of ``linear``, whose memory is overwritten. Negative values (and -0.0) clamp to the smallest
+    positive float32 (level 0), values from 2.0 (and positive NaN) to the largest below 2.0 (level 255)."""
     import torch
 
-    start_level, next_start = encoding
-    bins = (linear.clamp_(_SMALLEST, _LARGEST).view(torch.int32) >> ENCODING_SHIFT).view(-1)  # not in place
-    levels = start_level.index_select(0, bins).view(linear.shape)
-    return levels.add_(linear >= next_start.index_select(0, bins).view(linear.shape))
+    bits = linear.view(torch.int32).clamp_(1, _LARGEST_BITS)  # float32 order is int32 order for positive values
+    packed = table.index_select(0, (bits >> ENCODING_SHIFT).view(-1)).view(bits.shape)
+    packed += bits  # the level in bits 16..23
+    return packed.view(torch.uint8).unflatten(-1, (-1, 4))[..., _LEVEL_BYTE]
