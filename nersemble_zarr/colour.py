@@ -19,6 +19,7 @@ the order of the official ``load_image(..., downscale_factor=...)``; ``docs/colo
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import warnings
@@ -27,11 +28,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import InputDataError
+from . import schema
+from .errors import ConfigError, InputDataError, StoreError
 from .real_values import non_real
 
 if TYPE_CHECKING:
     import torch
+    import xarray as xr
 
 # The terms of matrix_augmented_Cheung2004 (colour-science 0.4), in its order: "R2G" is R**2 * G, "1" the constant.
 CHEUNG2004_TERMS: dict[int, tuple[str, ...]] = {
@@ -161,6 +164,32 @@ def correct_colour_at_level(frames: np.ndarray, matrix: np.ndarray, level: int,
     return correct_colour(frames, ccm, device)
 
 
+def stored_colour_correction(dataset: "xr.Dataset", group: str) -> np.ndarray:
+    """The float64 (serial, 3, terms) colour correction matrices of a store group's Dataset (its
+    ``colour_correction`` coordinate), for correcting its frames when they are read; ``group`` names it in
+    messages (e.g. "store group dataset/17/EXP-1-head").
+
+    A ConfigError in one sentence naming the group when its frames are colour-corrected already (attribute
+    ``colour_corrected``) or it holds no matrices; a StoreError when the stored matrices are unusable.
+    """
+    if dataset.attrs.get(schema.COLOUR_CORRECTED_ATTR):
+        raise ConfigError(f"The frames of {group} are colour-corrected already; read them without colour_correct.")
+    if schema.COLOUR_CORRECTION not in dataset.variables:
+        raise ConfigError(f"{group[0].upper()}{group[1:]} holds no colour correction matrices (no "
+                          f"{schema.COLOUR_CORRECTION} coordinate), so its frames cannot be colour-corrected.")
+    stored = dataset[schema.COLOUR_CORRECTION]
+    dims = (schema.SERIAL, schema.COLOUR_ROW, schema.COLOUR_TERM)
+    if stored.dims != dims:
+        raise StoreError(f"The {schema.COLOUR_CORRECTION} coordinate of {group} has dimensions {stored.dims}; "
+                         f"expected {dims}.")
+    matrices = np.asarray(stored.values)
+    for serial, matrix in zip(dataset[schema.SERIAL].values, matrices):
+        problem = matrix_problem(matrix)
+        if problem is not None:
+            raise StoreError(f"The colour correction matrix of camera {serial} in {group} {problem}.")
+    return matrices.astype(np.float64)
+
+
 def _check_frames(frames: object) -> None:
     if not isinstance(frames, np.ndarray):
         raise InputDataError(f"The frames to colour-correct are a {type(frames).__name__}, not a numpy array.")
@@ -219,8 +248,7 @@ class _Correction:
         as_tensor = lambda array: torch.as_tensor(array, dtype=torch.float32, device=device)
         self.matrix = as_tensor(ccm[:, varying])  # (3, monomials)
         self.offset = as_tensor(ccm[:, constant].sum(axis=1)[:, None])  # (3, 1): the constant term's column
-        self.decode = as_tensor(srgb_decoding_table())
-        self.encoding = torch.as_tensor(srgb_encoding_table(), device=device)
+        self.decode, self.encoding = _device_tables(device)
 
     def __call__(self, planes: "torch.Tensor", out: "torch.Tensor") -> None:
         import torch
@@ -239,6 +267,15 @@ class _Correction:
             torch.stack(rows, dim=1, out=out)
         else:
             out.copy_(torch.stack(rows, dim=1))
+
+
+@functools.lru_cache(maxsize=4)
+def _device_tables(device: "torch.device") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """The float32 decoding table and the int32 encoding table on ``device``, made once per device."""
+    import torch
+
+    return (torch.as_tensor(srgb_decoding_table(), dtype=torch.float32, device=device),
+            torch.as_tensor(srgb_encoding_table(), device=device))
 
 
 def _monomial(exponents: Exponents, known: dict, out: "torch.Tensor | None" = None) -> "torch.Tensor":

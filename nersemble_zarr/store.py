@@ -10,6 +10,7 @@ import xarray as xr
 
 from . import catalogue, schema, storage
 from .chunk_reader import stored_frames
+from .colour import correct_colour, stored_colour_correction
 from .errors import CatalogueError, StoreError, shown
 from .units import listed
 from .storage import StoreLike, consolidate, prepare_store, read_root_attrs, sequence_keys
@@ -109,22 +110,40 @@ def hold_out_cameras(dataset: xr.Dataset) -> xr.Dataset:
     return dataset.sel({schema.SERIAL: dataset[schema.SPLIT] == "test"})
 
 
-def frame(dataset: xr.Dataset, serial: str, timestep: int) -> np.ndarray:
+def frame(dataset: xr.Dataset, serial: str, timestep: int, *, colour_correct: bool = False) -> np.ndarray:
     """One RGB frame as an (H, W, 3) uint8 array; ``timestep`` is the original frame index.
 
     On a Dataset from :func:`sequence` the frame's chunk is read straight from the store into the array
     (``nersemble_zarr.chunk_reader``), several times faster than xarray's indexing, with or without dask.
+    ``colour_correct``: corrected with the camera's matrix of the group's ``colour_correction`` coordinate
+    (:func:`nersemble_zarr.colour.correct_colour`, as the official kit corrects); at a resolution level the stored
+    frame is already area-averaged, so it is corrected after averaging (``docs/colour.md``).
     """
     if serial not in dataset.indexes[schema.SERIAL] or timestep not in dataset.indexes[schema.TIMESTEP]:
         raise StoreError(f"No frame for camera {shown(serial)} at timestep {timestep} in this sequence.")
+    matrices = stored_colour_correction(dataset, _group_name(dataset)) if colour_correct else None
     source, group = dataset.encoding.get(STORE_ENCODING), dataset.encoding.get(GROUP_ENCODING)
     if source is None or group is None:
         _refuse_unwritten(dataset, serial, timestep)
-        return dataset[schema.IMAGES].sel({schema.SERIAL: serial, schema.TIMESTEP: timestep}).values
-    frames = stored_frames(source, group, schema.IMAGES)
-    if not frames.was_written(serial):  # the reader's flags are as old as the reader: the Dataset's decide
-        _refuse_unwritten(dataset, serial, timestep)
-    return frames.read(serial, timestep)
+        image = dataset[schema.IMAGES].sel({schema.SERIAL: serial, schema.TIMESTEP: timestep}).values
+    else:
+        frames = stored_frames(source, group, schema.IMAGES)
+        if not frames.was_written(serial):  # the reader's flags are as old as the reader: the Dataset's decide
+            _refuse_unwritten(dataset, serial, timestep)
+        image = frames.read(serial, timestep)
+    if matrices is None:
+        return image
+    return correct_colour(image, matrices[list(dataset.indexes[schema.SERIAL]).index(serial)])
+
+
+def _group_name(dataset: xr.Dataset) -> str:
+    """Which store group a Dataset was read from, for messages: e.g. ``store group level_2/nvs/388/GLASSES``."""
+    group = dataset.encoding.get(GROUP_ENCODING)
+    if group is None and all(key in dataset.attrs for key in (schema.BENCHMARK_ATTR, schema.PARTICIPANT_ATTR,
+                                                               schema.SEQUENCE_ATTR)):
+        group = schema.level_group(int(dataset.attrs.get(schema.LEVEL_ATTR, 1)), dataset.attrs[schema.BENCHMARK_ATTR],
+                                   dataset.attrs[schema.PARTICIPANT_ATTR], dataset.attrs[schema.SEQUENCE_ATTR])
+    return "this Dataset" if group is None else f"store group {group}"
 
 
 def _refuse_unwritten(dataset: xr.Dataset, serial: str, timestep: int) -> None:

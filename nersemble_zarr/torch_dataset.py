@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import catalogue, schema, storage
 from . import store as store_module
 from .chunk_reader import frame_reader
+from .colour import correct_colour, stored_colour_correction
 from .errors import ConfigError, StoreError, shown
 
 SPLITS = ("train", "test", "validation")
@@ -38,6 +39,7 @@ class SequenceFrames:
     timesteps: np.ndarray           # (timestep,) int64, original frame indices
     has_alpha: bool
     flame: dict[str, np.ndarray] | None  # name -> float32 array, per-timestep ones with timestep first
+    colour_correction: np.ndarray | None = None  # (serial, 3, terms) float64 when frames are corrected on reading
 
 
 class FrameDataset(Dataset):
@@ -55,6 +57,9 @@ class FrameDataset(Dataset):
     original frame index), ``serial_index`` (position in the sequence's ``serial`` coordinate),
     ``sequence_index`` (position in ``self.sequences``), and ``flame``: a dict of float32 FLAME parameters
     of that timestep (expression, rotation, ..., shape, scale) when the sequences have tracking.
+    ``colour_correct`` corrects each image with its camera's matrix of the group's ``colour_correction``
+    coordinate as it is read (on the CPU, as ``nersemble_zarr.colour.correct_colour``; at a level after the
+    stored area-averaging); a group whose frames are corrected already, or without matrices, is a ConfigError.
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class FrameDataset(Dataset):
         level: int = 1,
         dtype: torch.dtype = torch.float32,
         validation: Any = None,
+        colour_correct: bool = False,
     ) -> None:
         if isinstance(level, bool) or not isinstance(level, int) or level < 1:
             raise ConfigError(f"Resolution level {shown(level)} is invalid; expected 1 (full resolution) or a level >= 2.")
@@ -85,7 +91,7 @@ class FrameDataset(Dataset):
         if benchmark == schema.DATASET and split == "test":
             raise ConfigError("The dataset has no hold-out cameras: split 'test' is empty; use split=None or 'train' "
                               "(every camera).")
-        self.sequences = _select_sequences(tree, self.store, benchmark, participants, sequences, level)
+        self.sequences = _select_sequences(tree, self.store, benchmark, participants, sequences, level, colour_correct)
         rows = []
         for index, sequence in enumerate(self.sequences):
             camera_split = "train" if split == "validation" else split
@@ -114,7 +120,8 @@ class FrameDataset(Dataset):
         sequence_index, serial_index, timestep_index = (int(v) for v in self.index[item])
         sequence = self.sequences[sequence_index]
         result: dict[str, Any] = {
-            "image": self._frame(sequence_index, schema.IMAGES, serial_index, timestep_index).permute(2, 0, 1),
+            "image": self._frame(sequence_index, schema.IMAGES, serial_index, timestep_index,
+                                 sequence.colour_correction).permute(2, 0, 1),
             "world_2_cam": torch.from_numpy(sequence.world_2_cam[serial_index]),
             "intrinsics": torch.from_numpy(sequence.intrinsics[serial_index]),
             "timestep": torch.tensor(sequence.timesteps[timestep_index]),
@@ -141,8 +148,11 @@ class FrameDataset(Dataset):
         state["_readers"] = {}  # never pickle open zarr arrays; each process opens its own
         return state
 
-    def _frame(self, sequence_index: int, variable: str, serial_index: int, timestep_index: int) -> torch.Tensor:
+    def _frame(self, sequence_index: int, variable: str, serial_index: int, timestep_index: int,
+               colour_correction: np.ndarray | None = None) -> torch.Tensor:
         frame = self._reader(sequence_index, variable)((serial_index, timestep_index))
+        if colour_correction is not None:
+            frame = correct_colour(frame, colour_correction[serial_index], device="cpu")
         if self.dtype == torch.float32:  # in numpy: torch's thread pool costs more than the division on one frame
             frame = np.divide(frame, np.float32(255), dtype=np.float32)
         return torch.from_numpy(np.ascontiguousarray(frame))
@@ -172,7 +182,8 @@ def make_dataloader(
 ) -> DataLoader:
     """A ``DataLoader`` over a ``FrameDataset`` of ``store`` (random frames per epoch with ``shuffle``).
 
-    ``selection`` goes to ``FrameDataset`` (participants, sequences, split, serials, level). ``seed`` fixes the
+    ``selection`` goes to ``FrameDataset`` (participants, sequences, split, serials, level, validation,
+    colour_correct). ``seed`` fixes the
     shuffling order; ``num_workers`` worker processes read frames in parallel, each opening the store itself.
     """
     dataset = FrameDataset(store, benchmark, dtype=dtype, **selection)
@@ -185,10 +196,11 @@ def make_dataloader(
 
 
 def _select_sequences(
-    tree, store: str, benchmark: str, participants: Iterable[int] | None, sequences: Iterable[str] | None, level: int
+    tree, store: str, benchmark: str, participants: Iterable[int] | None, sequences: Iterable[str] | None, level: int,
+    colour_correct: bool = False,
 ) -> list[SequenceFrames]:
     """The sequences of ``benchmark`` in the store that have frames (at ``level``), narrowed by participants
-    and names."""
+    and names; with ``colour_correct`` each with its colour correction matrices."""
     wanted_participants = None if participants is None else {int(p) for p in participants}
     wanted_sequences = None if sequences is None else set(sequences)
     # A benchmark's sequences all have every level downsample wrote; a dataset sequence has the levels it was
@@ -211,7 +223,7 @@ def _select_sequences(
         except KeyError as error:
             raise StoreError(missing_level_sentence(tree, store, key, level)) from error
         if schema.IMAGES in dataset:
-            found.append(_sequence_frames(dataset, group))
+            found.append(_sequence_frames(dataset, group, colour_correct))
     return found
 
 
@@ -227,7 +239,7 @@ def missing_level_sentence(tree, store: str, key: storage.SequenceKey, level: in
             f"{store} --levels {level}`.")
 
 
-def _sequence_frames(dataset, group: str) -> SequenceFrames:
+def _sequence_frames(dataset, group: str, colour_correct: bool = False) -> SequenceFrames:
     flame = None
     if all(name in dataset.coords for name in FLAME_PARAMS):
         flame = {name: np.asarray(dataset[name].values, dtype=np.float32) for name in FLAME_PARAMS}
@@ -239,6 +251,7 @@ def _sequence_frames(dataset, group: str) -> SequenceFrames:
         timesteps=np.asarray(dataset[schema.TIMESTEP].values, dtype=np.int64),
         has_alpha=schema.ALPHA in dataset,
         flame=flame,
+        colour_correction=stored_colour_correction(dataset, f"store group {group}") if colour_correct else None,
     )
 
 
