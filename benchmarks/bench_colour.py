@@ -1,10 +1,11 @@
 """Colour correction of one full-size v2 frame (2200 x 3208): ``nersemble_zarr.colour`` against the official kit.
 
-    python -m benchmarks.bench_colour [--terms 3 10 35] [--repeats 3] [--device cpu|cuda|auto] [--threads N]
+    python -m benchmarks.bench_colour [--terms 3 4 ...] [--repeats 3] [--device cpu|cuda|auto] [--threads N]
                                       [--quick] [--rows FILE]
 
-One camera-like frame (``synthetic.colour.camera_like_frame``, every level of every channel) and, per ``terms``,
-a near-identity 3 x terms matrix, both handed over as .npy files. Two fresh processes per ``terms`` (so each
+One camera-like frame (``synthetic.colour.camera_like_frame``, every level of every channel) and, per ``terms``
+(default: every value the official code accepts; ``--quick``: 3 and 10), a near-identity 3 x terms matrix, both
+handed over as .npy files. Two fresh processes per ``terms`` (so each
 peak resident memory is its own):
 
 - ``official``: ``nersemble_data.util.color_correction.correct_color`` (``nersemble-data`` 0.0.6, colour-science,
@@ -35,6 +36,7 @@ import numpy as np
 from benchmarks.options import parse_benchmark_args
 from benchmarks.phases import peak_rss_mib
 from benchmarks.table import Row, append_rows, peak_pair
+from nersemble_zarr.colour import SUPPORTED_TERMS
 
 HEIGHT, WIDTH = 3208, 2200
 
@@ -82,7 +84,8 @@ def measure(phase: str, args: argparse.Namespace, frame: Path, matrix: Path, out
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--terms", type=int, nargs="+", default=[3, 10, 35], help="Cheung 2004 terms of the matrices")
+    parser.add_argument("--terms", type=int, nargs="+", default=list(SUPPORTED_TERMS),
+                        help="Cheung 2004 terms of the matrices (default: all)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per phase; the fastest counts")
     parser.add_argument("--device", default="cpu", help="where ours runs: cpu, cuda or auto")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of ours (default: torch's)")
@@ -94,7 +97,6 @@ def main() -> None:
     if args.phase:
         child(args)
         return
-    from nersemble_zarr.colour import SUPPORTED_TERMS
     from nersemble_zarr.synthetic.colour import camera_like_frame, near_identity_matrix
 
     unsupported = [terms for terms in args.terms if terms not in SUPPORTED_TERMS]
