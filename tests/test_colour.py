@@ -5,6 +5,7 @@ every Cheung 2004 ``terms``, every pixel of a full-size 2200 x 3208 frame, batch
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import colour as colour_science
@@ -130,6 +131,11 @@ def test_a_batch_is_corrected_frame_by_frame() -> None:
     np.testing.assert_array_equal(correct_colour(view, matrix), correct_colour(np.ascontiguousarray(view), matrix))
     fortran = np.asfortranarray(frames)
     np.testing.assert_array_equal(correct_colour(fortran, matrix), batch)
+    read_only = frames.copy()
+    read_only.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns about tensors over read-only arrays: none is made visible
+        np.testing.assert_array_equal(correct_colour(read_only, matrix), batch)
 
 
 @pytest.mark.parametrize("terms", SUPPORTED_TERMS)
