@@ -8,8 +8,8 @@ uint8. Here the same steps run without per-pixel Python and without colour-scien
 table, the polynomial and the matrix product run in float32 with torch on its CPU threads (on the GPU when
 one is present), chunk by chunk so memory stays bounded, and the encode, clip and truncation together are
 one look-up in a table over float32 bit patterns and two integer operations (:func:`srgb_encoding_table`).
-The result equals the official one
-within one level per channel (float32 against float64 near a level boundary). With ``as_float`` the same
+The result equals the official one within one level per channel (float32 against float64 near a level
+boundary). With ``as_float`` the same
 arithmetic ends in the sRGB encoding instead, unclipped: the official result for the float input ``frames / 255``
 (what its ``load_image`` returns without ``as_uint8``).
 
@@ -210,7 +210,7 @@ def _correct_frame(frame: np.ndarray, out: np.ndarray, correction: "_Correction"
     """Correct one (H, W, 3) frame into ``out``, chunk by chunk on ``pool``'s threads."""
     import torch
 
-    pixels, corrected = _tensor(frame.reshape(-1, 3)), torch.from_numpy(out.reshape(-1, 3))
+    pixels, corrected = _tensor(np.ascontiguousarray(frame).reshape(-1, 3)), torch.from_numpy(out.reshape(-1, 3))
     chunk = GPU_CHUNK_PIXELS if correction.device.type == "cuda" else CPU_CHUNK_PIXELS
 
     @torch.inference_mode()
