@@ -129,7 +129,8 @@ def test_a_batch_is_corrected_frame_by_frame() -> None:
     assert frames.flags.writeable and not np.shares_memory(batch, frames)
     view = frames[:, ::2, ::3]  # a strided view is read as its values
     np.testing.assert_array_equal(correct_colour(view, matrix), correct_colour(np.ascontiguousarray(view), matrix))
-    np.testing.assert_array_equal(correct_colour(frames[:, ::-1, ::-1], matrix), batch[:, ::-1, ::-1])  # negative strides
+    flipped = frames[:, ::-1, ::-1]  # negative strides
+    np.testing.assert_array_equal(correct_colour(flipped, matrix), batch[:, ::-1, ::-1])
     fortran = np.asfortranarray(frames)
     np.testing.assert_array_equal(correct_colour(fortran, matrix), batch)
     read_only = frames.copy()
