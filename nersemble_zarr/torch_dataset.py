@@ -183,8 +183,8 @@ def make_dataloader(
     """A ``DataLoader`` over a ``FrameDataset`` of ``store`` (random frames per epoch with ``shuffle``).
 
     ``selection`` goes to ``FrameDataset`` (participants, sequences, split, serials, level, validation,
-    colour_correct). ``seed`` fixes the
-    shuffling order; ``num_workers`` worker processes read frames in parallel, each opening the store itself.
+    colour_correct). ``seed`` fixes the shuffling order; ``num_workers`` worker processes read frames in
+    parallel, each opening the store itself.
     """
     dataset = FrameDataset(store, benchmark, dtype=dtype, **selection)
     generator = None if seed is None else torch.Generator().manual_seed(seed)
