@@ -153,3 +153,30 @@ def test_an_unusable_stored_matrix_is_named(store: Path, matrices: np.ndarray, t
         nz.frame(dataset, serial, int(dataset[schema.TIMESTEP].values[0]), colour_correct=True)
     assert str(caught.value) == (f"The colour correction matrix of camera {serial} in store group {GROUPS[0]} holds "
                                  "NaN or infinite values.")
+
+
+def test_a_converted_dataset_group_is_corrected_on_reading_as_the_official(dataset_store: Path,
+                                                                            synthetic_dataset: Path) -> None:
+    """``convert -b dataset`` without --colour-correct: the stored matrices are the kit's, and the frame read with
+    colour_correct=True is the official ``correct_color`` of the stored frame; its corrected level-4 group refuses."""
+    from nersemble_data.data.nersemble_data import NeRSembleParticipantDataManager
+
+    tree = nz.open(dataset_store, dask=False)
+    dataset = tree["dataset/17/EXP-1-head"].to_dataset()
+    official = NeRSembleParticipantDataManager(str(synthetic_dataset), 17).load_color_calibration()
+    serials = [str(serial) for serial in dataset[schema.SERIAL].values]
+    timestep = int(dataset[schema.TIMESTEP].values[-1])
+    for index, serial in enumerate(serials):
+        np.testing.assert_array_equal(dataset[schema.COLOUR_CORRECTION].values[index], official[serial])
+        stored = nz.frame(dataset, serial, timestep)
+        corrected = nz.frame(dataset, serial, timestep, colour_correct=True)
+        assert np.abs(corrected.astype(int) - correct_color(stored, official[serial])).max() <= 1
+    items = FrameDataset(dataset_store, "dataset", participants=[17], sequences=["EXP-1-head"], dtype=torch.uint8,
+                         colour_correct=True)
+    group, serial, timestep = items.item_key(0)
+    expected = nz.frame(tree[group].to_dataset(), serial, timestep, colour_correct=True)
+    np.testing.assert_array_equal(items[0]["image"].permute(1, 2, 0).numpy(), expected)
+    level_4 = tree["level_4/dataset/17/EXP-1-head"].to_dataset()
+    with pytest.raises(ConfigError, match="The frames of store group level_4/dataset/17/EXP-1-head are "
+                                          "colour-corrected already"):
+        nz.frame(level_4, serials[0], int(level_4[schema.TIMESTEP].values[0]), colour_correct=True)
