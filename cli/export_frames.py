@@ -12,15 +12,20 @@ from .options import handle_errors, list_option, scheduler_option, workers_optio
 @click.command("export-frames")
 @click.argument("store")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--format", "format_", type=click.Choice(["vhap", "nerfstudio", "nerf"]), default="vhap",
+@click.option("--format", "format_", type=click.Choice(["vhap", "nerfstudio", "vhap-v2", "nerf"]), default="vhap",
               show_default=True,
               help="Output layout: vhap = VHAP's NeRF dataset (what GaussianAvatars trains on, FLAME converted into "
-                   "its convention); nerfstudio = nerfstudio's transforms.json; nerf = deprecated alias of vhap.")
+                   "its convention); nerfstudio = nerfstudio's transforms.json; vhap-v2 = VHAP's preprocessed "
+                   "NeRSemble v2 input (OUT is its --data.root_folder) from a dataset group; nerf = deprecated "
+                   "alias of vhap.")
 @click.option("--participant", "-p", type=int, default=None,
               help="Participant id (needed when the store holds several sequences).")
 @click.option("--sequence", "-s", default=None, help="Sequence name (needed when the participant has several).")
 @click.option("--level", "-l", type=click.IntRange(min=1), default=1, show_default=True,
               help="Resolution level: 1 = full resolution, s = written by `nersemble-zarr downsample --levels s`.")
+@click.option("--fps", type=click.IntRange(min=1), default=None,
+              help="With --format vhap-v2: frames per second to resample the 73 fps frames to, as VHAP's "
+                   "preprocessing does (default 25).")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
               help="Keep every N-th stored frame; files and timestep_index keep the original frame indices.")
 @list_option("--serials", help="Camera serial(s): repeatable or comma-separated; default: every camera.")
@@ -41,7 +46,7 @@ from .options import handle_errors, list_option, scheduler_option, workers_optio
 @scheduler_option
 @workers_option
 @handle_errors
-def export_frames(store, out, format_, participant, sequence, level, stride, serials, background, split_source,
+def export_frames(store, out, format_, participant, sequence, level, fps, stride, serials, background, split_source,
                   flame_dir, centre_principal_point, render_target, scheduler, workers):
     """Export one sequence of STORE into OUT as PNG frames, masks, FLAME parameters and transforms*.json.
 
@@ -53,6 +58,17 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
 
     from .progress import progress_bar
 
+    if format_ == "vhap-v2":
+        others = {"--stride": stride != 1, "--serials": bool(serials), "--background": background != "black",
+                  "--split": split_source is not None, "--flame-dir": flame_dir is not None,
+                  "--centre-principal-point": centre_principal_point, "--render-target": render_target}
+        _export_vhap_v2(store, out, participant, sequence, level, fps, [name for name, on in others.items() if on],
+                        scheduler, workers)
+        return
+    if fps is not None:
+        from nersemble_zarr.errors import ConfigError
+
+        raise ConfigError("--fps applies to --format vhap-v2 only.")
     format_, note = resolve_format(format_)
     if note is not None:
         click.echo(f"Warning: {note}", err=True)
@@ -72,6 +88,27 @@ def export_frames(store, out, format_, participant, sequence, level, stride, ser
     if summary.principal_point_residual is not None:
         residual = summary.principal_point_residual
         click.echo(f"Principal points moved to the image centre, largest residual {residual:.3f} px.")
+
+
+def _export_vhap_v2(store, out, participant, sequence, level, fps, inapplicable, scheduler, workers):
+    """export-frames --format vhap-v2: VHAP's preprocessed input, then what VHAP still has to do."""
+    from nersemble_zarr.errors import ConfigError
+    from nersemble_zarr.export_frames.vhap_v2 import DEFAULT_FPS, export_vhap_v2
+    from nersemble_zarr.parallel import connect
+
+    from .progress import progress_bar
+
+    if inapplicable:
+        raise ConfigError(f"{inapplicable[0]} does not apply to --format vhap-v2, which writes every camera and "
+                               "frame as VHAP's preprocessing does.")
+    with connect(scheduler) as client, progress_bar("export-frames", "camera") as progress:
+        summary = export_vhap_v2(store, out, participant=participant, sequence=sequence, level=level,
+                                 fps=DEFAULT_FPS if fps is None else fps, workers=workers, client=client,
+                                 progress=progress)
+    click.echo(f"Exported {summary.group} for VHAP into {out}: {summary.frames_written} frame(s) and "
+               f"{summary.backgrounds_written} background(s) written, {summary.frames_skipped} frame(s) already there.")
+    for note in summary.notes:
+        click.echo(note)
 
 
 @click.command("combine-vhap",
