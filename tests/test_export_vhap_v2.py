@@ -51,7 +51,7 @@ def vhap_camera_params(calibration: Path, image_size_during_calibration: tuple[i
     """NeRSembleDataset.load_camera_params with VHAP's defaults (align_cameras_to_axes, 'opencv->opengl', w2c)."""
     param = json.loads(calibration.read_text())
     K = np.array(param["intrinsics"], dtype=np.float32)  # torch.Tensor: float32, one K shared by every camera
-    height, width = (param["height"], param["width"]) if "height" in param else image_size_during_calibration
+    height = param["height"] if "height" in param else image_size_during_calibration[0]
     camera_ids = list(param["world_2_cam"].keys())
     w2c = np.array([param["world_2_cam"][k] for k in camera_ids], dtype=np.float32)
     R, T = w2c[:, :3, :3], w2c[:, :3, 3]
@@ -63,7 +63,6 @@ def vhap_camera_params(calibration: Path, image_size_during_calibration: tuple[i
     orientation[:, :3, [1, 2]] *= -1  # opencv -> opengl
     K[1, 2] = height - K[1, 2]
     extrinsic = np.concatenate([orientation.transpose(0, 2, 1), orientation.transpose(0, 2, 1) @ -location], -1)
-    _ = width
     return {camera_id: {"intrinsic": K, "extrinsic": extrinsic[i]} for i, camera_id in enumerate(camera_ids)}
 
 
@@ -90,7 +89,7 @@ def vhap_v2_dataset(root: Path, subject: str, sequence: str, n_downsample_rgb: i
             path = sequence_path / folder / f"cam_{camera_id}_{timestep_id}.jpg"
             rgb = np.array(Image.open(path))
             if colour is not None:  # the v2 loader computes a corrected image and keeps the clipped input
-                _ = colour[camera_id]
+                assert colour[camera_id].shape[0] == 3  # a camera without a matrix fails there (KeyError)
                 rgb = (np.clip(rgb / 255, 0, 1) * 255).astype(np.uint8)
             intrinsic = cameras[camera_id]["intrinsic"].copy()
             if scale < 1.0:
@@ -153,7 +152,7 @@ def write_dataset_group(store: Path, level: int, corrected: bool, *, serials=tup
         studio = np.stack([np.full((height, width, 3), 90 + 20 * i, np.uint8) for i in indices])
         variables["background"] = ((schema.SERIAL, schema.Y, schema.X, schema.CHANNEL), studio)
     coords = {
-        schema.SERIAL: list(serials), schema.TIMESTEP: np.arange(n_source, dtype=np.int64),
+        schema.SERIAL: np.array(serials, dtype=object), schema.TIMESTEP: np.arange(n_source, dtype=np.int64),
         schema.WORLD_2_CAM: ((schema.SERIAL, schema.MAT4_ROW, schema.MAT4_COL), np.stack([world_2_cam(i)
                                                                                          for i in indices])),
         schema.INTRINSICS: ((schema.SERIAL, schema.MAT3_ROW, schema.MAT3_COL),
@@ -267,7 +266,7 @@ def test_vhap_finds_every_camera_and_timestep_with_exact_sizes_and_pixels(v2_sto
 def test_intrinsics_vhap_derives_are_the_stores_at_that_level(v2_store, tmp_path, level):
     """VHAP's K / n against the store's level intrinsics: focal lengths equal; the principal point is the store's
     moved by (1 - 1/n) / 2 pixel, because VHAP scales the principal point by 1/n while the frames (area
-    averages, as ffmpeg's scaling too) keep pixel centres: cx' = (cx + 0.5) / n - 0.5."""
+    averages) keep pixel centres: cx' = (cx + 0.5) / n - 0.5."""
     out = tmp_path / "nersemble_v2"
     export_vhap_v2(v2_store, out, participant=PARTICIPANT, sequence=SEQUENCE, level=level, workers=1)
     vhap = vhap_v2_dataset(out, f"{PARTICIPANT:03d}", SEQUENCE, None if level == 1 else level,
@@ -339,7 +338,7 @@ def test_command_says_what_vhap_still_has_to_do(v2_store, corrected_store, tmp_p
                    "-s", SEQUENCE, "--fps", 10, exit_code=0)
     assert "n_downsample_rgb" not in full.output  # level 1 is VHAP's images/, read without the option
     assert sorted(os.listdir(tmp_path / "f/017/sequences" / SEQUENCE / "images"))[0] == "cam_220700191_000000.jpg"
-    assert len(list((tmp_path / "f/017/sequences" / SEQUENCE / "images").glob("*.jpg"))) == 3 * 3  # 12 * 10/73
+    assert len(list((tmp_path / "f/017/sequences" / SEQUENCE / "images").glob("*.jpg"))) == 2 * 3  # round(12 * 10 / 73)
 
 
 def test_rerun_resumes_and_refuses_files_it_would_replace(v2_store, tmp_path):
@@ -404,3 +403,49 @@ def test_a_group_that_is_not_a_dataset_group_is_refused(tmp_path):
     with pytest.raises(StoreError, match="is not a NeRSemble v2 dataset group"):
         export_vhap_v2(other, tmp_path / "out", participant=PARTICIPANT, sequence=SEQUENCE, level=1)
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------ from a real convert of the synthetic dataset
+
+@pytest.fixture(scope="module")
+def converted_dataset(synthetic_dataset, tmp_path_factory) -> tuple[Path, str]:
+    """Participant 17's first sequence of the synthetic dataset (3 cameras, 4 frames of 110x160) converted at
+    level 2 with colour correction, as `convert ROOT STORE -b dataset --level 2 --colour-correct` writes it."""
+    from nersemble_zarr.convert import DatasetOptions, convert
+    from nersemble_zarr.synthetic.dataset_config import SyntheticDatasetConfig
+
+    sequence = SyntheticDatasetConfig().sequences_of(PARTICIPANT)[0]
+    store = tmp_path_factory.mktemp("v2real") / "dataset.zarr"
+    convert(synthetic_dataset.parent, store, benchmarks=("dataset",), participants=(PARTICIPANT,),
+            sequences=(sequence,), dataset=DatasetOptions(level=2, colour_correct=True), workers=2)
+    return store, sequence
+
+
+def test_vhap_reads_the_export_of_a_converted_dataset(converted_dataset, synthetic_dataset, tmp_path):
+    store, sequence = converted_dataset
+    out = tmp_path / "nersemble_v2"
+    result = run_cli("export-frames", store, out, "--format", "vhap-v2", "-p", PARTICIPANT, "-s", sequence,
+                     "--level", 2, "--fps", 73, "--workers", 1, exit_code=0)
+    assert "images_2 is 55x80" in result.output and "--data.no_use_color_correction" in result.output
+    for name in ("camera_params.json", "color_calibration.json"):  # byte for byte the downloaded files
+        downloaded = synthetic_dataset / f"{PARTICIPANT:03d}/calibration/{name}"
+        assert (out / f"{PARTICIPANT:03d}/calibration/{name}").read_bytes() == downloaded.read_bytes()
+    calibration = json.loads((synthetic_dataset / f"{PARTICIPANT:03d}/calibration/camera_params.json").read_text())
+    stored = storage.open_dataset(store, schema.level_group(2, "dataset", PARTICIPANT, sequence)).load()
+    height, width = stored.attrs["full_height"], stored.attrs["full_width"]
+    vhap = vhap_v2_dataset(out, f"{PARTICIPANT:03d}", sequence, 2, (height, width))
+    assert vhap["camera_ids"] == list(calibration["world_2_cam"])
+    assert vhap["timestep_ids"] == [f"{n:06d}" for n in range(stored.sizes[schema.TIMESTEP])]  # 73 fps: all
+    serials = [str(s) for s in stored[schema.SERIAL].values]
+    for item in vhap["items"]:
+        camera = serials.index(item["camera_id"])
+        expected = stored[schema.IMAGES].values[camera, int(item["timestep_id"])]
+        assert item["rgb"].shape == expected.shape == (height // 2, width // 2, 3)
+        assert np.abs(item["rgb"].astype(np.float64) - expected).mean() < 2.0
+        theirs = item["intrinsic"].astype(np.float64)
+        theirs[1, 2] = height // 2 - theirs[1, 2]
+        ours = stored[schema.INTRINSICS].values[camera]
+        np.testing.assert_allclose(theirs[:2, :2], ours[:2, :2], rtol=1e-6)
+        np.testing.assert_allclose(theirs[:2, 2], ours[:2, 2] + 0.25, atol=1e-4)  # (1 - 1/2) / 2 pixel
+    background = out / f"{PARTICIPANT:03d}/sequences/BACKGROUND"
+    assert sorted(p.name for p in background.iterdir()) == [f"image_{s}.jpg" for s in sorted(serials)]

@@ -39,11 +39,7 @@ from ..progress import Progress, set_total
 from ..sources.dataset import FPS as SOURCE_FPS
 from ..sources.dataset import background_path, calibration_path, colour_calibration_path
 
-BENCHMARK = "dataset"
-BACKGROUND = "background"                   # (serial, y, x, channel) uint8, the studio at the group's level
-COLOUR_CORRECTED_ATTR = "colour_corrected"  # group attribute: the frames are colour-corrected already
-CALIBRATION_TEXT_ATTR = "calibration_json"  # group attribute: camera_params.json as downloaded
-COLOUR_TEXT_ATTR = "colour_calibration_json"  # group attribute: color_calibration.json as downloaded
+BENCHMARK = schema.DATASET
 DEFAULT_FPS = 25                            # VHAP's preprocess_video.py target_fps
 JPEG_QUALITY = 95
 SETTINGS_FILE = "nersemble_export.json"
@@ -189,10 +185,10 @@ def plan_vhap_v2(store: str, participant: int | None, sequence: str | None, leve
     return V2Plan(
         store, group, int(participant), sequence, level, fps, tuple(serials), width, height,
         tuple((n, positions[frame]) for n, frame in enumerate(picked)),
-        bool(attrs.get(COLOUR_CORRECTED_ATTR, False)),
-        camera_params_text(_text_attr(store, group, attrs, CALIBRATION_TEXT_ATTR), serials, f"{store} {group}"),
-        _text_attr(store, group, attrs, COLOUR_TEXT_ATTR),
-        BACKGROUND in dataset,
+        bool(attrs.get(schema.COLOUR_CORRECTED_ATTR, False)),
+        camera_params_text(_text_attr(store, group, attrs, schema.CALIBRATION_JSON_ATTR), serials, f"{store} {group}"),
+        _text_attr(store, group, attrs, schema.COLOUR_CALIBRATION_JSON_ATTR),
+        schema.BACKGROUND in dataset,
     )
 
 
@@ -219,8 +215,8 @@ def handover_notes(plan: V2Plan, out: Path) -> tuple[str, ...]:
     """The lines telling what VHAP still has to do with the export (printed by the CLI)."""
     folder = images_folder(plan.level)
     notes = [
-        "VHAP still has to detect landmarks (track_nersemble_v2.py does it when they are absent) and, for a "
-        f"matted background, matte the frames into {plan.sequence}/alpha_maps (BackgroundMattingV2 with the "
+        "VHAP still has to detect landmarks (track_nersemble_v2.py does it when they are absent) and, for options "
+        f"that read alpha maps, matte the frames into {plan.sequence}/alpha_maps (BackgroundMattingV2 with the "
         "BACKGROUND pictures, or RVM); both download network weights and need a CUDA GPU."
     ]
     if plan.width % MATTING_MULTIPLE or plan.height % MATTING_MULTIPLE:
@@ -245,7 +241,7 @@ def write_camera(task: CameraTask) -> tuple[int, int]:
         _write_jpeg(path, images((task.camera_index, position)))
     if task.background is None:
         return len(task.frames), 0
-    background = storage.open_array(task.store, f"{task.group}/{BACKGROUND}")
+    background = storage.open_array(task.store, f"{task.group}/{schema.BACKGROUND}")
     _write_jpeg(task.background, np.asarray(background[task.camera_index]))
     return len(task.frames), 1
 
@@ -281,7 +277,7 @@ def _check_images(store: str, group: str, dataset) -> tuple[int, int]:
         raise StoreError(f"The group {group} of {store} holds no RGB frames (serial, timestep, y, x, channel) "
                          f"uint8 (found {found}); convert the sequence again.")
     height, width = images.shape[2:4]
-    background = dataset.get(BACKGROUND)
+    background = dataset.get(schema.BACKGROUND)
     if background is not None and (background.shape != (images.shape[0], height, width, 3)
                                    or background.dtype != np.uint8):
         raise StoreError(f"The background of {group} in {store} is {background.dtype} {tuple(background.shape)}, "
