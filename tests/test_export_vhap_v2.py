@@ -22,7 +22,7 @@ import pytest
 import xarray as xr
 from PIL import Image
 
-from helpers import run_cli
+from helpers import ProgressRecorder, run_cli
 from nersemble_zarr import schema, storage
 from nersemble_zarr.errors import ConfigError, StoreError
 from nersemble_zarr.export_frames.vhap_v2 import export_vhap_v2, source_frames
@@ -349,8 +349,11 @@ def test_rerun_resumes_and_refuses_files_it_would_replace(v2_store, tmp_path):
     before = kept.read_bytes()
     (images / "cam_222200049_000001.jpg").unlink()
     (images / ".cam_222200049_000001.jpg.0123.part.jpg").write_bytes(b"half")  # a killed run's leftover
-    again = export_vhap_v2(v2_store, out, participant=PARTICIPANT, sequence=SEQUENCE, level=2, workers=1)
+    progress = ProgressRecorder()
+    again = export_vhap_v2(v2_store, out, participant=PARTICIPANT, sequence=SEQUENCE, level=2, workers=1,
+                           progress=progress)
     assert (again.frames_written, again.frames_skipped, again.backgrounds_written) == (1, 11, 0)
+    assert progress.totals == [1] and progress.done == 1  # one camera had work left
     assert kept.read_bytes() == before and not list(images.glob(".*part*"))
     with pytest.raises(ConfigError, match="already holds an export with"):
         export_vhap_v2(v2_store, out, participant=PARTICIPANT, sequence=SEQUENCE, level=2, fps=30, workers=1)
@@ -390,6 +393,16 @@ def test_bad_input_is_one_sentence(v2_store, tmp_path, args, sentence):
     assert result.exit_code != 0 and sentence in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_serial_that_is_not_a_plain_name_never_names_a_file(tmp_path):
+    store = tmp_path / "hostile.zarr"
+    group = write_dataset_group(store, 1, False)
+    serials = storage.open_array(store, f"{group}/{schema.SERIAL}", mode="r+")
+    serials[0] = "../../x"
+    with pytest.raises(StoreError, match="not a plain name"):
+        export_vhap_v2(store, tmp_path / "out", participant=PARTICIPANT, sequence=SEQUENCE, level=1)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "x").exists()
 
 
 def test_a_group_that_is_not_a_dataset_group_is_refused(tmp_path):
