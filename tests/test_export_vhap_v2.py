@@ -25,7 +25,8 @@ from PIL import Image
 from helpers import ProgressRecorder, run_cli
 from nersemble_zarr import schema, storage
 from nersemble_zarr.errors import ConfigError, StoreError
-from nersemble_zarr.export_frames.vhap_v2 import export_vhap_v2, source_frames
+from nersemble_zarr.export_frames import export_vhap_v2
+from nersemble_zarr.export_frames.vhap_v2 import source_frames
 from nersemble_zarr.levels import scale_intrinsics
 
 PARTICIPANT, SEQUENCE = 17, "EXP-2-eyes"

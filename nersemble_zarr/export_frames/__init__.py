@@ -3,6 +3,8 @@
 Two layouts: ``vhap`` (the default), VHAP's NeRF-dataset layout that GaussianAvatars trains on, with FLAME
 converted into its convention (:mod:`.vhap`), and ``nerfstudio``, nerfstudio's ``transforms.json``
 (:mod:`.nerfstudio`). ``nerf``, the name of this project's first layout, is a deprecated alias of ``vhap``.
+A third layout, ``vhap-v2`` (:func:`export_vhap_v2`, :mod:`.vhap_v2`), is VHAP's input for tracking a NeRSemble v2
+dataset sequence, what its ``preprocess_video.py`` would extract.
 A validation split moves its held-out frames out of the training files (see :func:`export_frames`). Frames are
 written in parallel (one task per camera and shard of frames), each file atomically; a rerun skips files
 already there, and the transforms files are written last.
@@ -32,8 +34,10 @@ from .pixels import BACKGROUNDS, composite, write_png
 from .plan import ExportPlan, Frame, check_validation_frames, frame_folders, pending_frames, plan_export
 from . import nerfstudio, vhap
 from .centring import centred_plan, principal_point_residual, principal_point_shifts, shift_picture
+from .vhap_v2 import export_vhap_v2
 
-__all__ = ["BACKGROUNDS", "FORMATS", "ExportSummary", "export_frames", "plan_export", "resolve_format"]
+__all__ = ["BACKGROUNDS", "FORMATS", "ExportSummary", "export_frames", "export_vhap_v2", "plan_export",
+           "resolve_format"]
 
 FORMATS = ("vhap", "nerfstudio")
 FORMAT_ALIASES = {"nerf": "vhap"}  # deprecated names -> the format they write
@@ -153,7 +157,8 @@ def resolve_format(format: str) -> tuple[str, str | None]:
         return replacement, (f"--format {format} is deprecated and writes --format {replacement} (VHAP's layout, "
                              f"which GaussianAvatars reads); the old {format} layout is no longer written.")
     if format not in FORMATS:
-        raise ConfigError(f"Export format {format!r} is invalid; expected one of {', '.join(FORMATS)}.")
+        extra = " (vhap-v2 is written by export_vhap_v2)" if format == "vhap-v2" else ""
+        raise ConfigError(f"Export format {format!r} is invalid; expected one of {', '.join(FORMATS)}{extra}.")
     return format, None
 
 
