@@ -51,7 +51,8 @@ def export_frames(store, out, format_, participant, sequence, level, fps, stride
     """Export one sequence of STORE into OUT as PNG frames, masks, FLAME parameters and transforms*.json.
 
     Resumable: files already in OUT are kept. transform_matrix is OpenGL/NeRF camera-to-world; cy is h - cy
-    in --format vhap, as VHAP writes it; see docs/conventions.md.
+    in --format vhap, as VHAP writes it; see docs/conventions.md. --format vhap-v2 instead writes a dataset
+    sequence as VHAP's tracking reads it (calibration files, JPEG frames, BACKGROUND; see docs/dataset.md).
     """
     from nersemble_zarr.export_frames import export_frames as run_export, resolve_format
     from nersemble_zarr.parallel import connect
