@@ -421,45 +421,40 @@ def test_a_group_that_is_not_a_dataset_group_is_refused(tmp_path):
 
 # ------------------------------------------------------------ from a real convert of the synthetic dataset
 
-@pytest.fixture(scope="module")
-def converted_dataset(synthetic_dataset, tmp_path_factory) -> tuple[Path, str]:
-    """Participant 17's first sequence of the synthetic dataset (3 cameras, 4 frames of 110x160) converted at
-    level 2 with colour correction, as `convert ROOT STORE -b dataset --level 2 --colour-correct` writes it."""
-    from nersemble_zarr.convert import DatasetOptions, convert
-    from nersemble_zarr.synthetic.dataset_config import SyntheticDatasetConfig
-
-    sequence = SyntheticDatasetConfig().sequences_of(PARTICIPANT)[0]
-    store = tmp_path_factory.mktemp("v2real") / "dataset.zarr"
-    convert(synthetic_dataset.parent, store, benchmarks=("dataset",), participants=(PARTICIPANT,),
-            sequences=(sequence,), dataset=DatasetOptions(level=2, colour_correct=True), workers=2)
-    return store, sequence
-
-
-def test_vhap_reads_the_export_of_a_converted_dataset(converted_dataset, synthetic_dataset, tmp_path):
-    store, sequence = converted_dataset
+@pytest.mark.parametrize("participant, level, corrected", [(17, 4, True), (18, 4, True), (18, 1, False)])
+def test_vhap_reads_the_export_of_a_converted_dataset(dataset_store, synthetic_dataset, tmp_path, participant,
+                                                      level, corrected):
+    """The shared converted store (convert -b dataset, level 1 uncorrected and level 4 colour-corrected), exported
+    at 73 fps (every stored frame) and read by VHAP's loader."""
+    sequence = "EXP-1-head"
     out = tmp_path / "nersemble_v2"
-    result = run_cli("export-frames", store, out, "--format", "vhap-v2", "-p", PARTICIPANT, "-s", sequence,
-                     "--level", 2, "--fps", 73, "--workers", 1, exit_code=0)
-    assert "images_2 is 55x80" in result.output and "--data.no_use_color_correction" in result.output
+    result = run_cli("export-frames", dataset_store, out, "--format", "vhap-v2", "-p", participant, "-s", sequence,
+                     "--level", level, "--fps", 73, "--workers", 1, exit_code=0)
+    assert ("--data.no_use_color_correction" in result.output) == corrected
     for name in ("camera_params.json", "color_calibration.json"):  # byte for byte the downloaded files
-        downloaded = synthetic_dataset / f"{PARTICIPANT:03d}/calibration/{name}"
-        assert (out / f"{PARTICIPANT:03d}/calibration/{name}").read_bytes() == downloaded.read_bytes()
-    calibration = json.loads((synthetic_dataset / f"{PARTICIPANT:03d}/calibration/camera_params.json").read_text())
-    stored = storage.open_dataset(store, schema.level_group(2, "dataset", PARTICIPANT, sequence)).load()
-    height, width = stored.attrs["full_height"], stored.attrs["full_width"]
-    vhap = vhap_v2_dataset(out, f"{PARTICIPANT:03d}", sequence, 2, (height, width))
+        downloaded = synthetic_dataset / f"{participant:03d}/calibration/{name}"
+        assert (out / f"{participant:03d}/calibration/{name}").read_bytes() == downloaded.read_bytes()
+    calibration = json.loads((synthetic_dataset / f"{participant:03d}/calibration/camera_params.json").read_text())
+    stored = storage.open_dataset(dataset_store, schema.level_group(level, "dataset", participant, sequence)).load()
+    height, width = stored.attrs["full_height"], stored.attrs["full_width"]  # the calibration's image size
+    h, w = height // level, width // level
+    assert (f"images_4 is {w}x{h}" in result.output) == (level == 4 and (w % 4 or h % 4) != 0)
+    vhap = vhap_v2_dataset(out, f"{participant:03d}", sequence, None if level == 1 else level, (height, width),
+                           use_color_correction=not corrected)
     assert vhap["camera_ids"] == list(calibration["world_2_cam"])
     assert vhap["timestep_ids"] == [f"{n:06d}" for n in range(stored.sizes[schema.TIMESTEP])]  # 73 fps: all
     serials = [str(s) for s in stored[schema.SERIAL].values]
+    assert len(vhap["items"]) == len(serials) * stored.sizes[schema.TIMESTEP]
+    shift = (1 - 1 / level) / 2
     for item in vhap["items"]:
         camera = serials.index(item["camera_id"])
         expected = stored[schema.IMAGES].values[camera, int(item["timestep_id"])]
-        assert item["rgb"].shape == expected.shape == (height // 2, width // 2, 3)
+        assert item["rgb"].shape == expected.shape == (h, w, 3)
         assert np.abs(item["rgb"].astype(np.float64) - expected).mean() < 2.0
         theirs = item["intrinsic"].astype(np.float64)
-        theirs[1, 2] = height // 2 - theirs[1, 2]
+        theirs[1, 2] = h - theirs[1, 2]
         ours = stored[schema.INTRINSICS].values[camera]
         np.testing.assert_allclose(theirs[:2, :2], ours[:2, :2], rtol=1e-6)
-        np.testing.assert_allclose(theirs[:2, 2], ours[:2, 2] + 0.25, atol=1e-4)  # (1 - 1/2) / 2 pixel
-    background = out / f"{PARTICIPANT:03d}/sequences/BACKGROUND"
+        np.testing.assert_allclose(theirs[:2, 2], ours[:2, 2] + shift, atol=1e-4)
+    background = out / f"{participant:03d}/sequences/BACKGROUND"
     assert sorted(p.name for p in background.iterdir()) == [f"image_{s}.jpg" for s in sorted(serials)]
