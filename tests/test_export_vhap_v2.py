@@ -396,6 +396,19 @@ def test_bad_input_is_one_sentence(v2_store, tmp_path, args, sentence):
     assert not (tmp_path / "out").exists()
 
 
+def test_too_few_or_missing_frames_are_one_sentence(tmp_path):
+    short = tmp_path / "short.zarr"
+    write_dataset_group(short, 1, False, n_source=1)
+    with pytest.raises(ConfigError, match="1 frame\\(s\\) of dataset/17/EXP-2-eyes .* make no frame at 25 fps"):
+        export_vhap_v2(short, tmp_path / "out", participant=PARTICIPANT, sequence=SEQUENCE)
+    gaps = tmp_path / "gaps.zarr"
+    group = write_dataset_group(gaps, 1, False, n_source=2)
+    storage.open_array(gaps, f"{group}/{schema.TIMESTEP}", mode="r+")[1] = 5  # frames 0 and 5 of a 6-frame video
+    with pytest.raises(StoreError, match="lacks frame 1 of the 73 fps video"):
+        export_vhap_v2(gaps, tmp_path / "out", participant=PARTICIPANT, sequence=SEQUENCE)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_serial_that_is_not_a_plain_name_never_names_a_file(tmp_path):
     store = tmp_path / "hostile.zarr"
     group = write_dataset_group(store, 1, False)

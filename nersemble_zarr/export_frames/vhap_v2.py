@@ -179,10 +179,13 @@ def plan_vhap_v2(store: str, participant: int | None, sequence: str | None, leve
     positions = {int(t): i for i, t in enumerate(timesteps)}
     n_source = int(timesteps.max()) + 1 if timesteps.size else 0
     picked = source_frames(n_source, fps)
+    if not picked:
+        raise ConfigError(f"The {n_source} frame(s) of {group} in {store} make no frame at {fps} fps; choose a "
+                          "higher --fps.")
     missing = [frame for frame in picked if frame not in positions]
-    if missing or not picked:
-        raise StoreError(f"The group {group} of {store} lacks frame {missing[0] if missing else 0} of the 73 fps "
-                         f"video that resampling to {fps} fps picks; convert the whole sequence.")
+    if missing:
+        raise StoreError(f"The group {group} of {store} lacks frame {missing[0]} of the 73 fps video that "
+                         f"resampling to {fps} fps picks; convert the whole sequence.")
     return V2Plan(
         store, group, int(participant), sequence, level, fps, tuple(serials), width, height,
         tuple((n, positions[frame]) for n, frame in enumerate(picked)),
