@@ -471,3 +471,19 @@ def test_vhap_reads_the_export_of_a_converted_dataset(dataset_store, synthetic_d
         np.testing.assert_allclose(theirs[:2, 2], ours[:2, 2] + shift, atol=1e-4)
     background = out / f"{participant:03d}/sequences/BACKGROUND"
     assert sorted(p.name for p in background.iterdir()) == [f"image_{s}.jpg" for s in sorted(serials)]
+
+
+def test_a_dask_cluster_writes_the_same_export(v2_store, tmp_path):
+    from dask.distributed import Client, LocalCluster
+
+    threads = tmp_path / "threads"
+    export_vhap_v2(v2_store, threads, participant=PARTICIPANT, sequence=SEQUENCE, level=2, workers=2)
+    cluster_out = tmp_path / "cluster"
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        summary = export_vhap_v2(v2_store, cluster_out, participant=PARTICIPANT, sequence=SEQUENCE, level=2,
+                                 client=client)
+    assert (summary.frames_written, summary.backgrounds_written) == (12, 3)
+    files = sorted(p.relative_to(threads) for p in threads.rglob("*.jpg"))
+    assert files == sorted(p.relative_to(cluster_out) for p in cluster_out.rglob("*.jpg")) and len(files) == 15
+    assert all((threads / f).read_bytes() == (cluster_out / f).read_bytes() for f in files)
