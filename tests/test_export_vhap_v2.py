@@ -237,6 +237,30 @@ def test_frames_are_those_ffmpegs_fps_filter_picks(fps):
     assert len(source_frames(N_SOURCE, 25)) == round(N_SOURCE * 25 / 73) == 4
 
 
+def test_ffmpegs_scaling_keeps_pixel_centres_like_the_stores_levels():
+    """VHAP's preprocessing scales with ffmpeg (``scale=W/n:H/n``, bicubic): on a linear ramp its output pixel j
+    holds the ramp at source position (j + 0.5) * n - 0.5, the pixel-centre rule of the store's levels, so the
+    exported frames sit where VHAP's own would and the principal point offset below is VHAP's, not the export's."""
+    import av
+    from av.filter import Graph
+
+    width, height, factor = 64, 16, 4
+    ramp = np.tile((np.arange(width) * 3 + 20).astype(np.uint8), (height, 1))
+    graph = Graph()
+    source = graph.add_buffer(width=width, height=height, format="gray", time_base=Fraction(1, 73))
+    scale = graph.add("scale", f"width={width // factor}:height={height // factor}:flags=bicubic")
+    sink = graph.add("buffersink")
+    source.link_to(scale)
+    scale.link_to(sink)
+    graph.configure()
+    picture = av.VideoFrame.from_ndarray(ramp, format="gray")
+    picture.pts = 0
+    graph.push(picture)
+    row = graph.pull().to_ndarray()[height // factor // 2, 1:-1].astype(np.float64)  # away from the borders
+    centres = (np.arange(1, width // factor - 1) + 0.5) * factor - 0.5
+    np.testing.assert_allclose(row, centres * 3 + 20, atol=1.0)
+
+
 # ------------------------------------------------------------ VHAP reads the export
 
 @pytest.mark.parametrize("level", [1, 2])
