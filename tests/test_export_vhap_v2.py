@@ -433,6 +433,16 @@ def test_too_few_or_missing_frames_are_one_sentence(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_file_in_the_way_is_one_sentence(v2_store, tmp_path):
+    out = tmp_path / "out"
+    (out / f"{PARTICIPANT:03d}").parent.mkdir()
+    (out / f"{PARTICIPANT:03d}").write_text("mine")
+    result = run_cli("export-frames", v2_store, out, "--format", "vhap-v2", "-p", PARTICIPANT, "-s", SEQUENCE,
+                     "--level", 2, exit_code=1)
+    assert "Writing the vhap-v2 export into" in result.output and "Not a directory" in result.output
+    assert (out / f"{PARTICIPANT:03d}").read_text() == "mine"
+
+
 def test_a_serial_that_is_not_a_plain_name_never_names_a_file(tmp_path):
     store = tmp_path / "hostile.zarr"
     group = write_dataset_group(store, 1, False)

@@ -30,7 +30,7 @@ import numpy as np
 from .. import __version__, catalogue, schema, storage
 from ..atomic import remove_partial_files, write_atomic
 from ..chunk_reader import frame_reader
-from ..errors import CatalogueError, ConfigError, StoreError
+from ..errors import CatalogueError, ConfigError, OutputError, StoreError
 from ..inputs.jsontext import read_json_file
 from ..inputs.origin import Origin
 from ..outputs import check_output_folder
@@ -140,15 +140,19 @@ def export_vhap_v2(
     (resumable); ``progress`` is told the number of cameras (``set_total``) and called as each finishes."""
     plan = plan_vhap_v2(os.fspath(store), participant, sequence, level, fps)
     out = Path(out)
-    _claim(out, plan)
-    _write_if_absent(out / calibration_path(plan.participant), plan.camera_params.encode())
-    _write_if_absent(out / colour_calibration_path(plan.participant), plan.colour_calibration.encode())
-    tasks, skipped = _tasks(out, plan)
-    set_total(progress, len(tasks))
-    written = run_tasks(write_camera, tasks, workers=workers, client=client, progress=progress)
-    for folder in (plan.images_dir(out), plan.background_dir(out)):
-        if folder.is_dir():
-            remove_partial_files(folder)
+    try:
+        _claim(out, plan)
+        _write_if_absent(out / calibration_path(plan.participant), plan.camera_params.encode())
+        _write_if_absent(out / colour_calibration_path(plan.participant), plan.colour_calibration.encode())
+        tasks, skipped = _tasks(out, plan)
+        set_total(progress, len(tasks))
+        written = run_tasks(write_camera, tasks, workers=workers, client=client, progress=progress)
+        for folder in (plan.images_dir(out), plan.background_dir(out)):
+            if folder.is_dir():
+                remove_partial_files(folder)
+    except OSError as error:  # a folder in the way, no space, no permission: files written so far are complete
+        raise OutputError(f"Writing the vhap-v2 export into {out} failed at {error.filename or out}: "
+                          f"{error.strerror or type(error).__name__}; fix that and rerun to resume.") from None
     return V2Summary(plan.group, sum(n for n, _ in written), skipped, sum(b for _, b in written),
                      handover_notes(plan, out))
 
