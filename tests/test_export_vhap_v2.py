@@ -6,8 +6,13 @@ VHAP does not install here, so this module re-implements, in its own words, what
 ``opencv->opengl`` conversion (principal point y flipped at the calibration size), the cameras rotated onto the axes,
 the timesteps listed from the ``images_{n}`` file names, each frame opened by PIL, K's first two rows scaled by
 ``1 / n_downsample_rgb``, ``color_calibration.json`` read per camera; and the ``ImageFolderDataset`` that its
-BackgroundMattingV2 step reads (frames paired with ``../../BACKGROUND/image_{serial}.jpg``). The frame rate
-resampling is checked against ffmpeg's own ``fps`` filter (libavfilter, through PyAV).
+BackgroundMattingV2 step reads (frames paired with ``../../BACKGROUND/image_{serial}.jpg``). The frame choice is
+checked against ffmpeg's own ``fps`` filter and the pixel geometry against its ``scale`` filter (libavfilter through
+PyAV), the two steps of VHAP's preprocessing that the export replaces.
+
+Most tests read a small store written here as ``convert -b dataset`` writes dataset groups (12 frames, so that
+resampling to 25 fps drops some; two levels; three cameras listed out of order); one reads the shared
+``dataset_store`` that the real convert made from the synthetic dataset.
 """
 
 from __future__ import annotations
