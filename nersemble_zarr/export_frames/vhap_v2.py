@@ -3,18 +3,19 @@
 
 Layout of OUT (VHAP's ``--data.root_folder``), as VHAP's preprocessing leaves it:
 
-* ``{p:03d}/calibration/camera_params.json``: the converted file, verbatim (VHAP lists the cameras in its key
+* ``{p:03d}/calibration/camera_params.json``: the downloaded file as the store keeps it, verbatim (VHAP lists the cameras in its key
   order and takes the one at position 8 for validation); narrowed to the stored cameras, keys in the same order,
   when the store holds only some of them (VHAP opens a frame of every listed camera);
-* ``{p:03d}/calibration/color_calibration.json``: the converted file, verbatim;
+* ``{p:03d}/calibration/color_calibration.json``: the downloaded file, verbatim;
 * ``{p:03d}/sequences/{SEQ}/images_{N}/cam_{serial}_{n:06d}.jpg`` (``images/`` at level 1): frame ``n`` at
   ``fps`` is the 73 fps frame that ffmpeg's ``fps`` filter picks (:func:`source_frames`), at the level's size;
 * ``{p:03d}/sequences/BACKGROUND/image_{serial}.jpg``: the empty studio at the level's size (BackgroundMattingV2
   needs it at the size of the frames it mattes).
 
 The images folder holds ``nersemble_export.json`` (the export's settings): a rerun with the same settings skips the
-files already written (each is written atomically), other settings are refused. Calibration and background files
-already there are kept when they are what this export would write, else refused: they are the user's.
+files already written (each is written atomically), other settings are refused. Calibration files already there
+are kept when they are byte for byte what this export writes, background pictures when they have the level's
+size; anything else there is refused, never replaced.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ from ..sources.dataset import FPS as SOURCE_FPS
 from ..sources.dataset import background_path, calibration_path, colour_calibration_path
 
 BENCHMARK = schema.DATASET
-DEFAULT_FPS = 25                            # VHAP's preprocess_video.py target_fps
+DEFAULT_FPS = 25  # VHAP's preprocess_video.py target_fps
 JPEG_QUALITY = 97  # with full-resolution chroma: ~1 level mean error on the synthetic frames (~1.5 at 95, 4:2:0)
 JPEG_SUBSAMPLING = "444"
 SETTINGS_FILE = "nersemble_export.json"
-MATTING_MULTIPLE = 4                        # BackgroundMattingV2 takes frame sizes divisible by 4
+MATTING_MULTIPLE = 4  # BackgroundMattingV2 takes frame sizes divisible by 4
 
 
 def source_frames(n_source: int, fps: int) -> list[int]:
