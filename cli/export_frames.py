@@ -101,7 +101,7 @@ def _export_vhap_v2(store, out, participant, sequence, level, fps, inapplicable,
 
     if inapplicable:
         raise ConfigError(f"{inapplicable[0]} does not apply to --format vhap-v2, which writes every camera and "
-                               "frame as VHAP's preprocessing does.")
+                          "frame as VHAP's preprocessing does.")
     with connect(scheduler) as client, progress_bar("export-frames", "camera") as progress:
         summary = export_vhap_v2(store, out, participant=participant, sequence=sequence, level=level,
                                  fps=DEFAULT_FPS if fps is None else fps, workers=workers, client=client,

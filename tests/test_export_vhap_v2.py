@@ -458,6 +458,11 @@ def test_a_serial_that_is_not_a_plain_name_never_names_a_file(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "x").exists()
 
 
+def test_fps_with_another_format_is_one_sentence(v2_store, tmp_path):
+    result = run_cli("export-frames", v2_store, tmp_path / "out", "--format", "nerfstudio", "--fps", 25, exit_code=2)
+    assert "--fps applies to --format vhap-v2 only." in result.output and not (tmp_path / "out").exists()
+
+
 def test_a_group_that_is_not_a_dataset_group_is_refused(tmp_path):
     store = tmp_path / "bench.zarr"
     storage.prepare_store(store)
