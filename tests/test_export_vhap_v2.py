@@ -28,7 +28,7 @@ import xarray as xr
 from PIL import Image
 
 from helpers import ProgressRecorder, run_cli
-from nersemble_zarr import schema, storage
+from nersemble_zarr import catalogue, schema, storage
 from nersemble_zarr.errors import ConfigError, StoreError
 from nersemble_zarr.export_frames import export_vhap_v2
 from nersemble_zarr.export_frames.vhap_v2 import source_frames
@@ -72,8 +72,25 @@ def vhap_camera_params(calibration: Path, image_size_during_calibration: tuple[i
     return {camera_id: {"intrinsic": K, "extrinsic": extrinsic[i]} for i, camera_id in enumerate(camera_ids)}
 
 
+VHAP_TRAIN_CAMERAS = [8, 7, 9, 4, 10, 5, 13, 2, 12, 1, 14, 0]  # NeRSembleDataset.filter_division's positions
+
+
+def vhap_division(camera_ids: list[str], division: str | None) -> list[str]:
+    """NeRSembleDataset.filter_division: cameras chosen by their position in camera_params.json."""
+    if division is None:
+        return camera_ids
+    if division == "train":
+        return [c for i, c in enumerate(camera_ids) if i in VHAP_TRAIN_CAMERAS]
+    if division == "val":
+        return [c for i, c in enumerate(camera_ids) if i not in VHAP_TRAIN_CAMERAS]
+    if division == "front-view":
+        return camera_ids[8:9]
+    raise NotImplementedError(division)
+
+
 def vhap_v2_dataset(root: Path, subject: str, sequence: str, n_downsample_rgb: int | None,
-                    image_size_during_calibration: tuple[int, int], use_color_correction: bool = False) -> dict:
+                    image_size_during_calibration: tuple[int, int], use_color_correction: bool = False,
+                    division: str | None = None) -> dict:
     """NeRSembleV2Dataset(cfg) and every item it yields (no landmarks, alpha or background colour, scale 1)."""
     matches = [p for p in (root / subject / "sequences").glob(f"{sequence}*") if p.is_dir()]
     if len(matches) != 1:
@@ -81,7 +98,7 @@ def vhap_v2_dataset(root: Path, subject: str, sequence: str, n_downsample_rgb: i
     sequence_path = matches[0]
     folder = f"images_{n_downsample_rgb}" if n_downsample_rgb else "images"
     cameras = vhap_camera_params(root / subject / "calibration" / "camera_params.json", image_size_during_calibration)
-    camera_ids = list(cameras)
+    camera_ids = vhap_division(list(cameras), division)
     timestep_ids = sorted({f.split(".")[0].split("_")[-1] for f in os.listdir(sequence_path / folder)
                            if f.endswith("jpg")})
     colour = None
@@ -121,7 +138,7 @@ def matting_items(images_dir: Path) -> list[dict]:
 def frame(serial_index: int, timestep: int, height: int, width: int) -> np.ndarray:
     """A smooth frame whose brightness tells its timestep (15 levels apart) and camera."""
     y, x = np.mgrid[0:height, 0:width]
-    base = 30 + 15 * timestep + 4 * serial_index
+    base = 30 + 15 * timestep + serial_index
     picture = base + 10 * np.sin(x / width * 3 + serial_index)[..., None] + 8 * np.cos(y / height * 2)[..., None]
     picture = picture + np.array([0, 6, 12])
     return np.clip(np.round(picture), 0, 255).astype(np.uint8)
@@ -135,44 +152,47 @@ def world_2_cam(index: int) -> np.ndarray:
     return matrix
 
 
-def calibration_text(serials=JSON_ORDER) -> str:
-    document = {"world_2_cam": {s: world_2_cam(JSON_ORDER.index(s)).tolist() for s in serials},
-                "intrinsics": FULL_K.tolist()}
+def calibration_text(order: tuple[str, ...] = JSON_ORDER) -> str:
+    """camera_params.json listing the cameras in ``order``."""
+    document = {"world_2_cam": {s: world_2_cam(i).tolist() for i, s in enumerate(order)}, "intrinsics": FULL_K.tolist()}
     return json.dumps(document, indent=4)
 
 
-def colour_text() -> str:
-    return json.dumps({s: (np.eye(3) * (1 + 0.01 * i)).tolist() for i, s in enumerate(JSON_ORDER)})
+def colour_text(order: tuple[str, ...] = JSON_ORDER) -> str:
+    return json.dumps({s: (np.eye(3) * (1 + 0.01 * i)).tolist() for i, s in enumerate(order)})
 
 
-def write_dataset_group(store: Path, level: int, corrected: bool, *, serials=tuple(sorted(JSON_ORDER)),
-                        sequence: str = SEQUENCE, benchmark: str = "dataset", n_source: int = N_SOURCE,
-                        calibration: str | None = None, background: bool = True) -> str:
-    """A converted dataset group as `convert ROOT STORE -b dataset [--level N]` writes it."""
+def write_dataset_group(store: Path, level: int, corrected: bool, *, order: tuple[str, ...] = JSON_ORDER,
+                        serials: tuple[str, ...] | None = None, sequence: str = SEQUENCE, benchmark: str = "dataset",
+                        n_source: int = N_SOURCE, background: bool = True) -> str:
+    """A converted dataset group as `convert ROOT STORE -b dataset [--level N]` writes it: the cameras of the
+    calibration listed in ``order``, the store holding ``serials`` (default: all of them) in sorted order."""
     storage.prepare_store(store)
     height, width = FULL_HEIGHT // level, FULL_WIDTH // level
-    indices = [JSON_ORDER.index(s) for s in serials]
+    serials = tuple(sorted(order)) if serials is None else serials
+    indices = [order.index(s) for s in serials]
     images = np.stack([np.stack([frame(i, t, height, width) for t in range(n_source)]) for i in indices])
     variables = {schema.IMAGES: ((schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL), images)}
     if background:
-        studio = np.stack([np.full((height, width, 3), 90 + 20 * i, np.uint8) for i in indices])
-        variables["background"] = ((schema.SERIAL, schema.Y, schema.X, schema.CHANNEL), studio)
+        studio = np.stack([np.full((height, width, 3), 90 + 8 * i, np.uint8) for i in indices])
+        variables[schema.BACKGROUND] = ((schema.SERIAL, schema.Y, schema.X, schema.CHANNEL), studio)
     coords = {
         schema.SERIAL: np.array(serials, dtype=object), schema.TIMESTEP: np.arange(n_source, dtype=np.int64),
         schema.WORLD_2_CAM: ((schema.SERIAL, schema.MAT4_ROW, schema.MAT4_COL), np.stack([world_2_cam(i)
                                                                                          for i in indices])),
         schema.INTRINSICS: ((schema.SERIAL, schema.MAT3_ROW, schema.MAT3_COL),
                             np.stack([scale_intrinsics(FULL_K, level)] * len(serials))),
-        "colour_correction": ((schema.SERIAL, "colour_row", "colour_term"), np.stack([np.eye(3)] * len(serials))),
+        schema.COLOUR_CORRECTION: ((schema.SERIAL, schema.COLOUR_ROW, schema.COLOUR_TERM),
+                                   np.stack([np.eye(3)] * len(serials))),
     }
     group = schema.level_group(level, benchmark, PARTICIPANT, sequence)
     xr.Dataset(variables, coords=coords).to_zarr(
         storage.store_path(store), group=group, mode="w-", zarr_format=3, consolidated=False,
         encoding={schema.IMAGES: {"chunks": (1, 1, height, width, 3)}}, write_empty_chunks=True)
     attrs = {schema.BENCHMARK_ATTR: benchmark, schema.PARTICIPANT_ATTR: PARTICIPANT, schema.SEQUENCE_ATTR: sequence,
-             schema.HEIGHT_ATTR: height, schema.WIDTH_ATTR: width, "colour_corrected": corrected,
-             "calibration_json": calibration_text() if calibration is None else calibration,
-             "colour_calibration_json": colour_text(), schema.CONVERTED_ATTR: True}
+             schema.HEIGHT_ATTR: height, schema.WIDTH_ATTR: width, schema.COLOUR_CORRECTED_ATTR: corrected,
+             schema.CALIBRATION_JSON_ATTR: calibration_text(order),
+             schema.COLOUR_CALIBRATION_JSON_ATTR: colour_text(order), schema.CONVERTED_ATTR: True}
     if level > 1:
         attrs[schema.LEVEL_ATTR] = level
     storage.open_group(store, group, mode="r+").attrs.update(attrs)
@@ -292,6 +312,28 @@ def test_vhap_finds_every_camera_and_timestep_with_exact_sizes_and_pixels(v2_sto
     assert (out / f"{PARTICIPANT:03d}/calibration/color_calibration.json").read_text() == colour_text()
 
 
+def test_vhaps_validation_camera_is_the_ninth_of_the_calibration_file(tmp_path):
+    """With NeRSemble's 16 cameras listed in the calibration's order (the store's serial axis is sorted), VHAP's
+    position 8 (its front view and validation camera) is the ninth key of camera_params.json, with its frames."""
+    order = tuple(catalogue.SERIALS)
+    store = tmp_path / "sixteen.zarr"
+    write_dataset_group(store, 4, False, order=order)
+    out = tmp_path / "nersemble_v2"
+    export_vhap_v2(store, out, participant=PARTICIPANT, sequence=SEQUENCE, level=4, workers=2)
+    everything = vhap_v2_dataset(out, "017", SEQUENCE, 4, (FULL_HEIGHT, FULL_WIDTH))
+    assert everything["camera_ids"] == list(order) and len(everything["items"]) == 16 * 4
+    front = vhap_v2_dataset(out, "017", SEQUENCE, 4, (FULL_HEIGHT, FULL_WIDTH), division="front-view")
+    assert front["camera_ids"] == [order[8]] == ["222200037"]
+    train = vhap_v2_dataset(out, "017", SEQUENCE, 4, (FULL_HEIGHT, FULL_WIDTH), division="train")["camera_ids"]
+    assert len(train) == 12 and set(train) | {order[i] for i in (3, 6, 11, 15)} == set(order)
+    stored = store_frames(store, 4)
+    position = [str(s) for s in stored[schema.SERIAL].values].index("222200037")
+    picked = source_frames(N_SOURCE, 25)
+    for item in front["items"]:
+        expected = stored[schema.IMAGES].values[position, picked[int(item["timestep_id"])]]
+        assert np.abs(item["rgb"].astype(np.float64) - expected).mean() < 2.0
+
+
 @pytest.mark.parametrize("level", [1, 2])
 def test_intrinsics_vhap_derives_are_the_stores_at_that_level(v2_store, tmp_path, level):
     """VHAP's K / n against the store's level intrinsics: focal lengths equal; the principal point is the store's
@@ -343,7 +385,7 @@ def test_background_matting_pairs_each_frame_with_its_cameras_studio(v2_store, t
         assert item["background"].shape == item["rgb"].shape == (FULL_HEIGHT // 2, FULL_WIDTH // 2, 3)
         assert all(n % 4 == 0 for n in item["rgb"].shape[:2])  # BackgroundMattingV2's requirement
         serial = item["path"].name.split("_")[1]
-        expected = stored["background"].values[serials.index(serial)].astype(np.float64)
+        expected = stored[schema.BACKGROUND].values[serials.index(serial)].astype(np.float64)
         assert np.abs(item["background"] - expected).max() <= 2
 
 
