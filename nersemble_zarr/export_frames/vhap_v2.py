@@ -32,7 +32,7 @@ from .. import __version__, catalogue, schema, storage
 from ..atomic import remove_partial_files, write_atomic
 from ..chunk_reader import frame_reader
 from ..errors import CatalogueError, ConfigError, OutputError, StoreError
-from ..inputs.jsontext import read_json_file
+from ..inputs.jsontext import parse_json, read_json_file
 from ..inputs.origin import Origin
 from ..outputs import check_output_folder
 from ..parallel import run_tasks
@@ -204,12 +204,11 @@ def plan_vhap_v2(store: str, participant: int | None, sequence: str | None, leve
 def camera_params_text(text: str, serials: list[str], where: str) -> str:
     """camera_params.json for the stored cameras: ``text`` verbatim when it lists exactly them, else the same
     document with ``world_2_cam`` narrowed to them (key order kept); a stored camera it lacks is refused."""
-    try:
-        document = json.loads(text)
-        listed = list(document["world_2_cam"])
-    except (ValueError, TypeError, KeyError) as error:
-        raise StoreError(f"The calibration stored in {where} is not a camera_params.json with world_2_cam "
-                         f"({error}); convert the sequence again.") from None
+    document = parse_json(text.encode(), Origin(f"The calibration stored in {where}", "convert the sequence again"))
+    if not isinstance(document, dict) or not isinstance(document.get("world_2_cam"), dict):
+        raise StoreError(f"The calibration stored in {where} is not a camera_params.json with world_2_cam; "
+                         "convert the sequence again.")
+    listed = list(document["world_2_cam"])
     unlisted = [serial for serial in serials if serial not in listed]
     if unlisted:
         raise StoreError(f"The calibration stored in {where} has no camera {unlisted[0]}, which the store holds; "
