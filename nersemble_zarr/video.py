@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import av
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from .errors import CorruptVideo, InputDataError
 
 SUBMISSION_CRF = 14
+MAX_PROBE_THREADS = 8  # videos opened at a time by probe_many
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,18 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         raise CorruptVideo(path, f"({error})") from error
     finally:
         container.close()
+
+
+def probe_many(paths: Sequence[str | os.PathLike]) -> list[VideoInfo]:
+    """``probe`` of every path, in order, several at a time: opening a video decodes a few frames to learn its
+    stream (0.2 s for a 2200x3208 H.264 mp4) and FFmpeg does so without the GIL. The first failure in path
+    order is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(paths) < 2:
+        return [probe(path) for path in paths]
+    with ThreadPoolExecutor(min(len(paths), MAX_PROBE_THREADS, os.cpu_count() or 1)) as pool:
+        return list(pool.map(probe, paths))
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from ..levels.resample import level_size, scale_intrinsics
 from ..sources import get_source
 from ..sources.base import Listing
 from ..sources.dataset import background_path, calibration_path, colour_calibration_path, video_path
-from ..video import probe
+from ..video import probe_many
 from .plan import SequenceSource
 
 
@@ -236,8 +236,7 @@ def _fetched_serials(dataset_root: Path, participant: int, sequence: str) -> lis
 def _probe_all(paths: list[Path]) -> tuple[int, tuple[int, int]]:
     """(frame count, (height, width)) shared by every video, else an InputDataError naming the odd one."""
     first = None
-    for path in paths:
-        info = probe(path)
+    for path, info in zip(paths, probe_many(paths)):
         found = (info.n_frames, (info.height, info.width))
         if first is None:
             first = (path, found)

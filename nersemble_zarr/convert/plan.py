@@ -15,7 +15,7 @@ from ..inputs.files import distinct_files, regular_file
 from ..inputs.origin import Origin
 from ..inputs.pointcloud import check_pointcloud
 from ..inputs.tracking import read_tracking
-from ..video import probe
+from ..video import probe, probe_many
 from . import sources
 
 if TYPE_CHECKING:
@@ -185,8 +185,7 @@ def _with_videos(benchmark_root, benchmark, participant, sequence, timesteps, ca
     for path in videos:
         regular_file(path, Origin.local(path, "video"))
     distinct_files(videos, "video")
-    for path in videos:
-        info = probe(path)
+    for path, info in zip(videos, probe_many(videos)):
         if info.n_frames != len(timesteps):
             raise InputDataError(f"The video {path} has {info.n_frames} frames; metadata.json says {len(timesteps)}.")
         if size is not None and (info.height, info.width) != size:
