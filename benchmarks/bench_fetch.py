@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, Iterable
 
 from benchmarks.options import parse_benchmark_args
 from benchmarks.phases import peak_rss_mib
@@ -102,27 +103,27 @@ def run_client(variant: str, out: Path) -> dict:
 
 
 # ---------------------------------------------------------------- driver
-def measure(served: Path, scratch: Path, throttle_mib_s: float | None, repeats: int, expected: int) -> dict:
-    """Best run of each variant against one server process."""
+def best_runs(served: Path, scratch: Path, throttle_mib_s: float | None, repeats: int, *, client_module: str,
+              env_var: str, variants: Iterable[str], check: Callable[[str, Path, dict], None]) -> dict:
+    """Best run of each variant against one server process serving ``served`` (its URL in ``env_var``): each run is
+    ``python -m {client_module} --client VARIANT OUT`` in a fresh process, and counts only after ``check(variant,
+    OUT, result)`` found its download complete and exact."""
     server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bench_fetch", "--serve", str(served), str(throttle_mib_s or 0)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
-        env = dict(os.environ, NERSEMBLE_BENCHMARK_URL=server.stdout.readline().strip())
+        env = dict(os.environ, **{env_var: server.stdout.readline().strip()})
         best: dict[str, dict] = {}
         for _ in range(repeats):
-            for variant in VARIANTS:
+            for variant in variants:
                 out = scratch / variant.replace(" ", "")
                 done = subprocess.run(
-                    [sys.executable, "-m", "benchmarks.bench_fetch", "--client", variant, str(out)],
+                    [sys.executable, "-m", client_module, "--client", variant, str(out)],
                     env=env, capture_output=True, text=True, check=True,
                 )
                 result = json.loads(done.stdout.strip().splitlines()[-1])
-                for relative in relative_paths():  # the download must be complete and byte-identical
-                    got = (out / BENCHMARK / relative).read_bytes()
-                    assert got == (served / BENCHMARK / relative).read_bytes(), (variant, relative)
-                assert result["bytes"] == expected, (variant, result["bytes"], expected)
+                check(variant, out, result)
                 shutil.rmtree(out)
                 if variant not in best or result["seconds"] < best[variant]["seconds"]:
                     best[variant] = result
@@ -130,6 +131,19 @@ def measure(served: Path, scratch: Path, throttle_mib_s: float | None, repeats: 
     finally:
         server.stdin.close()
         server.wait(timeout=30)
+
+
+def measure(served: Path, scratch: Path, throttle_mib_s: float | None, repeats: int, expected: int) -> dict:
+    """Best run of each variant: every file byte-identical to the served one, ``expected`` bytes received."""
+
+    def check(variant: str, out: Path, result: dict) -> None:
+        for relative in relative_paths():
+            got = (out / BENCHMARK / relative).read_bytes()
+            assert got == (served / BENCHMARK / relative).read_bytes(), (variant, relative)
+        assert result["bytes"] == expected, (variant, result["bytes"], expected)
+
+    return best_runs(served, scratch, throttle_mib_s, repeats, client_module="benchmarks.bench_fetch",
+                     env_var="NERSEMBLE_BENCHMARK_URL", variants=VARIANTS, check=check)
 
 
 def report(title: str, best: dict, total: int, throttle_mib_s: float | None = None) -> list[Row]:

@@ -25,14 +25,12 @@ import contextlib
 import io
 import json
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
+from benchmarks.bench_fetch import best_runs
 from benchmarks.options import parse_benchmark_args
 from benchmarks.phases import peak_rss_mib
 from benchmarks.table import Row, append_rows
@@ -87,9 +85,9 @@ def make_tree(root: Path, total_mib: int) -> int:
 
 
 # ---------------------------------------------------------------- child processes
-def run_client(variant: str, out: Path) -> dict:
-    """Download every file once with ``variant``; returns seconds (its imports excluded: each variant imports only
-    what it uses, before the clock starts), bytes and peak RSS of this process."""
+def run_client(variant: str, root: Path) -> dict:
+    """Download every file once with ``variant`` into ``root/dataset``; returns seconds (its imports excluded: each
+    variant imports only what it uses, before the clock starts), bytes and peak RSS of this process."""
     if variant == "requests stream":
         import requests
     elif variant.startswith("kit"):
@@ -97,6 +95,7 @@ def run_client(variant: str, out: Path) -> dict:
     else:
         from nersemble_zarr.fetch import fetch
     url = os.environ["NERSEMBLE_DATA_URL"]
+    out = root / "dataset"
     workers = VARIANTS[variant]
     start = time.perf_counter()
     if variant == "requests stream":
@@ -112,7 +111,7 @@ def run_client(variant: str, out: Path) -> dict:
     elif variant.startswith("kit"):
         kit_download(download_file, url, out, workers)
     else:
-        fetch(out.parent, "dataset", url=url, participants=[PARTICIPANT], workers=workers)
+        fetch(root, "dataset", url=url, participants=[PARTICIPANT], workers=workers)
     seconds = time.perf_counter() - start
     received = sum((out / relative).stat().st_size for relative in relative_paths())
     return {"seconds": seconds, "bytes": received, "peak_mib": peak_rss_mib()}
@@ -135,32 +134,15 @@ def kit_download(download_file, url: str, out: Path, n_workers: int) -> None:
 
 # ---------------------------------------------------------------- driver
 def measure(served: Path, scratch: Path, throttle_mib_s: float | None, repeats: int, expected: int) -> dict:
-    """Best run of each variant against one server process."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.bench_fetch", "--serve", str(served), str(throttle_mib_s or 0)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        env = dict(os.environ, NERSEMBLE_DATA_URL=server.stdout.readline().strip())
-        best: dict[str, dict] = {}
-        for _ in range(repeats):
-            for variant in VARIANTS:
-                out = scratch / variant.replace(" ", "") / "dataset"
-                done = subprocess.run(
-                    [sys.executable, "-m", "benchmarks.bench_fetch_dataset", "--client", variant, str(out)],
-                    env=env, capture_output=True, text=True, check=True,
-                )
-                result = json.loads(done.stdout.strip().splitlines()[-1])
-                for relative in relative_paths():  # the download must be complete and byte-identical
-                    assert (out / relative).read_bytes() == (served / relative).read_bytes(), (variant, relative)
-                assert result["bytes"] == expected, (variant, result["bytes"], expected)
-                shutil.rmtree(out.parent)
-                if variant not in best or result["seconds"] < best[variant]["seconds"]:
-                    best[variant] = result
-        return best
-    finally:
-        server.stdin.close()
-        server.wait(timeout=30)
+    """Best run of each variant: every file byte-identical to the served one, ``expected`` bytes received."""
+
+    def check(variant: str, out: Path, result: dict) -> None:
+        for relative in relative_paths():
+            assert (out / "dataset" / relative).read_bytes() == (served / relative).read_bytes(), (variant, relative)
+        assert result["bytes"] == expected, (variant, result["bytes"], expected)
+
+    return best_runs(served, scratch, throttle_mib_s, repeats, client_module="benchmarks.bench_fetch_dataset",
+                     env_var="NERSEMBLE_DATA_URL", variants=VARIANTS, check=check)
 
 
 def report(title: str, best: dict, total: int, throttle_mib_s: float | None = None) -> list[Row]:
