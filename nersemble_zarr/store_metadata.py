@@ -11,8 +11,9 @@ import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import catalogue, schema
+from . import schema
 from .errors import StoreError, shown
+from .sources import SOURCES
 
 
 def _integer(value: Any) -> bool:
@@ -35,7 +36,7 @@ def _texts(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
-SOURCE_NAMES = catalogue.ALL_BENCHMARKS + (schema.DATASET,)  # what a store's groups can come from
+SOURCE_NAMES = tuple(SOURCES)  # what a store's groups can come from
 
 
 def _benchmarks(value: Any) -> bool:

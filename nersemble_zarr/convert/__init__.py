@@ -19,6 +19,7 @@ from ..levels.layout import FULL_RESOLUTION_GROUP_ATTR
 from ..errors import ConfigError, ConversionError, CorruptVideo, InputDataError, StoreError, write_failure
 from ..parallel import run_tasks
 from ..progress import Progress, set_total
+from ..sources import get_source
 from ..store_metadata import SOURCE_NAMES
 from .dataset import check_level, plan_dataset
 from .frames import VideoTask, run_video_task
@@ -141,9 +142,8 @@ def _split_selection(benchmarks: tuple[str, ...], participants: tuple[int, ...] 
                      sequences: tuple[str, ...] | None, dataset: DatasetOptions) -> dict:
     """source -> (participants, sequences) to convert: the benchmarks' filters split by the catalogue, the dataset's
     passed on whole (its index, read by its planner, checks them)."""
-    unknown = [b for b in benchmarks if b not in SOURCE_NAMES]
-    if unknown:
-        raise ConfigError(f"Unknown benchmark or dataset {unknown[0]!r}; expected one of {', '.join(SOURCE_NAMES)}.")
+    for name in benchmarks:
+        get_source(name)  # an unknown name: one sentence naming it and the choices
     others = tuple(b for b in benchmarks if b != schema.DATASET)
     if schema.DATASET not in benchmarks:
         if not dataset.is_default:
