@@ -113,21 +113,20 @@ class NeRSembleParticipantDataManager:
         camera's colour matrix. Frames before ``timestep`` are decoded too (H.264 has no cheap exact seek).
         """
         path = self.get_images_path(sequence_name, serial)
-        if isinstance(timestep, bool) or not isinstance(timestep, (int, np.integer)) or timestep < 0:
-            raise InputDataError(f"Timestep {shown(timestep)} is invalid; expected a frame number from 0.")
+        check_timestep(timestep)
         image = next(iter_frames(path, start=int(timestep), stop=int(timestep) + 1), None)
         if image is None:
             raise InputDataError(f"Timestep {timestep} is out of range: {path} has {probe(path).n_frames} frames.")
         if downscale_factor is not None:
             image = _downscale(image, downscale_factor)
+        matrix = None
         if apply_color_correction:
             matrices = self.load_color_calibration()
             if serial not in matrices:
                 raise InputDataError(f"The colour calibration {self.get_color_calibration_path()} has no matrix for "
                                      f"camera {shown(serial)}.")
-            # float: as the kit's correct_color of image / 255 (sRGB values, unclipped)
-            return correct_colour(image, matrices[serial], as_float=not as_uint8)
-        return image if as_uint8 else image / 255.0
+            matrix = matrices[serial]
+        return as_kit_image(image, matrix, as_uint8)
 
     # ---------------------------------------------------------------- paths
     def get_camera_calibration_path(self) -> str:
@@ -166,6 +165,21 @@ class NeRSembleDataManager:
         if not folder.is_dir():
             raise InputDataError(f"The dataset folder {folder} does not exist.")
         return sorted(int(e.name) for e in folder.iterdir() if e.is_dir() and _PARTICIPANT_FOLDER.match(e.name))
+
+
+def check_timestep(timestep: object) -> None:
+    """Refuse a timestep that is not a whole frame number from 0 (the range is the caller's to check)."""
+    if isinstance(timestep, bool) or not isinstance(timestep, (int, np.integer)) or timestep < 0:
+        raise InputDataError(f"Timestep {shown(timestep)} is invalid; expected a frame number from 0.")
+
+
+def as_kit_image(image: np.ndarray, matrix: np.ndarray | None, as_uint8: bool) -> np.ndarray:
+    """A uint8 frame as the kit's ``load_image`` returns it: corrected with the camera's colour ``matrix`` when
+    one is given (float: as the kit's ``correct_color`` of image / 255, sRGB values unclipped), uint8 or float in
+    [0, 1]."""
+    if matrix is not None:
+        return correct_colour(image, matrix, as_float=not as_uint8)
+    return image if as_uint8 else image / 255.0
 
 
 def _downscale(image: np.ndarray, factor: float) -> np.ndarray:

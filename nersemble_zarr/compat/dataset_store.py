@@ -21,12 +21,13 @@ import xarray as xr
 
 from .. import schema, storage
 from .. import store as store_module
-from ..colour import correct_colour
 from ..errors import InputDataError, StoreError, shown
 from ..inputs.colour_calibration import parse_colour_calibration
 from ..inputs.dataset_calibration import parse_dataset_calibration
 from ..inputs.origin import Origin
-from .dataset_managers import CameraParams, NeRSembleDataManager, NeRSembleParticipantDataManager, _downscale
+from .dataset_managers import (
+    CameraParams, NeRSembleDataManager, NeRSembleParticipantDataManager, _downscale, as_kit_image, check_timestep,
+)
 
 
 def is_store(path: str | os.PathLike) -> bool:
@@ -140,8 +141,7 @@ class StoreParticipantDataManager(NeRSembleParticipantDataManager):
     ) -> np.ndarray:
         """Frame ``timestep`` of a camera as (H, W, 3) RGB, uint8 or float in [0, 1]; see the module docstring
         for ``downscale_factor`` and colour correction."""
-        if isinstance(timestep, bool) or not isinstance(timestep, (int, np.integer)) or timestep < 0:
-            raise InputDataError(f"Timestep {shown(timestep)} is invalid; expected a frame number from 0.")
+        check_timestep(timestep)
         dataset, resize = self._group_for(sequence_name, downscale_factor, apply_color_correction)
         corrected = bool(dataset.attrs.get(schema.COLOUR_CORRECTED_ATTR, False))
         if timestep >= dataset.sizes[schema.TIMESTEP]:
@@ -153,13 +153,14 @@ class StoreParticipantDataManager(NeRSembleParticipantDataManager):
             raise InputDataError(str(error)) from None
         if resize:
             image = _downscale(image, downscale_factor)
+        matrix = None
         if apply_color_correction and not corrected:
             index = list(dataset.indexes[schema.SERIAL]).index(str(serial))
             if schema.COLOUR_CORRECTION not in dataset.coords:
                 raise InputDataError(f"The store {self._location} holds no colour calibration of participant "
                                      f"{self._participant_id}.")
-            return correct_colour(image, dataset[schema.COLOUR_CORRECTION].values[index], as_float=not as_uint8)
-        return image if as_uint8 else image / 255.0
+            matrix = dataset[schema.COLOUR_CORRECTION].values[index]
+        return as_kit_image(image, matrix, as_uint8)
 
 
 def _as_level(factor: Optional[float]) -> Optional[int]:
