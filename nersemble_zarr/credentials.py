@@ -25,7 +25,6 @@ from .atomic import write_atomic
 from .errors import ConfigError
 from .sources.base import BENCHMARK_ACCESS, Access
 
-URL_ENV_VAR = BENCHMARK_ACCESS.env_var
 REDACTED = "<access URL>"
 MAX_URL_FILE_BYTES = 64 << 10
 
@@ -33,11 +32,6 @@ MAX_URL_FILE_BYTES = 64 << 10
 def _setting(env_var: str) -> re.Pattern:
     """A ``NAME = "value"`` line of a .env file (``export`` allowed)."""
     return re.compile(rf"^\s*(?:export\s+)?{env_var}\s*=\s*(.*?)\s*$")
-
-
-def env_file(access: Access = BENCHMARK_ACCESS) -> Path:
-    """The official kit's settings file of ``access`` (the benchmarks' by default)."""
-    return access.env_file()
 
 
 def check_private_file(path: Path) -> None:
