@@ -110,7 +110,8 @@ class FetchIncomplete(DownloadError):
         listed = ", ".join(f"{summary.source}/{f.path} ({f.error})" for f in failed[:3])
         more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
         missing = all(f.status == 404 for f in failed)
-        advice = ("the server has no such file, which a rerun does not change (leave it out of the selection)"
+        them = "it" if len(failed) == 1 else "them"
+        advice = (f"the server does not have {them}, which a rerun does not change (leave {them} out of the selection)"
                   if missing else "rerun the same command to retry")
         super().__init__(
             f"Could not fetch {len(failed)} of {len(summary.files)} files: {listed}{more}; "
