@@ -336,24 +336,38 @@ def test_vhaps_validation_camera_is_the_ninth_of_the_calibration_file(tmp_path):
 
 @pytest.mark.parametrize("level", [1, 2])
 def test_intrinsics_vhap_derives_are_the_stores_at_that_level(v2_store, tmp_path, level):
-    """VHAP's K / n against the store's level intrinsics: focal lengths equal; the principal point is the store's
-    moved by (1 - 1/n) / 2 pixel, because VHAP scales the principal point by 1/n while the frames (area
-    averages) keep pixel centres: cx' = (cx + 0.5) / n - 0.5."""
+    """VHAP's K / n is the store's level rule (``scale_intrinsics``), read in VHAP's pixel convention."""
     out = tmp_path / "nersemble_v2"
     export_vhap_v2(v2_store, out, participant=PARTICIPANT, sequence=SEQUENCE, level=level, workers=1)
     vhap = vhap_v2_dataset(out, f"{PARTICIPANT:03d}", SEQUENCE, None if level == 1 else level,
                            (FULL_HEIGHT, FULL_WIDTH))
     stored = store_frames(v2_store, level)
     serials = [str(s) for s in stored[schema.SERIAL].values]
-    height = FULL_HEIGHT // level
-    shift = (1 - 1 / level) / 2
     for item in vhap["items"]:
         ours = stored[schema.INTRINSICS].values[serials.index(item["camera_id"])]
-        theirs = item["intrinsic"].astype(np.float64)
-        theirs[1, 2] = height - theirs[1, 2]  # back from VHAP's opengl principal point
-        np.testing.assert_allclose(theirs[:2, :2], ours[:2, :2], rtol=1e-6)
-        np.testing.assert_allclose(theirs[:2, 2], ours[:2, 2] + shift, atol=1e-4)
-        np.testing.assert_array_equal(theirs[2], [0, 0, 1])
+        assert_vhap_intrinsics_are_the_stores(item["intrinsic"], ours, FULL_K, level, FULL_HEIGHT // level)
+
+
+def vhap_pixel_centre_intrinsics(vhap_intrinsic: np.ndarray, height: int) -> np.ndarray:
+    """VHAP's K as OpenCV pixel-centre intrinsics: back from its OpenGL principal point (cy' = H - cy), then
+    half a pixel up and left, because its renderer (``projection_from_intrinsics``: the principal ray at NDC
+    ``2 cx / w - 1``, nvdiffrast's pixel i centred at NDC ``(2 i + 1) / w - 1``) puts pixel edges at integers."""
+    K = vhap_intrinsic.astype(np.float64).copy()
+    K[1, 2] = height - K[1, 2]
+    K[:2, 2] -= 0.5
+    return K
+
+
+def assert_vhap_intrinsics_are_the_stores(vhap_intrinsic: np.ndarray, stored: np.ndarray, full_k: np.ndarray,
+                                          level: int, height: int) -> None:
+    """The store's level intrinsics are the level rule applied to the downloaded K read with pixel centres at
+    integers; VHAP's are the same rule applied to the same K read as its renderer reads it (pixel edges at
+    integers, so the principal point half a full-resolution pixel up and left)."""
+    as_vhap_reads_it = full_k.copy()
+    as_vhap_reads_it[:2, 2] -= 0.5
+    np.testing.assert_allclose(stored, scale_intrinsics(full_k, level), atol=1e-9)
+    np.testing.assert_allclose(vhap_pixel_centre_intrinsics(vhap_intrinsic, height),
+                               scale_intrinsics(as_vhap_reads_it, level), rtol=1e-6, atol=1e-4)
 
 
 def test_vhaps_cameras_are_the_stores_rigidly_rotated(v2_store, tmp_path):
@@ -544,17 +558,14 @@ def test_vhap_reads_the_export_of_a_converted_dataset(dataset_store, synthetic_d
     assert vhap["timestep_ids"] == [f"{n:06d}" for n in range(stored.sizes[schema.TIMESTEP])]  # 73 fps: all
     serials = [str(s) for s in stored[schema.SERIAL].values]
     assert len(vhap["items"]) == len(serials) * stored.sizes[schema.TIMESTEP]
-    shift = (1 - 1 / level) / 2
     for item in vhap["items"]:
         camera = serials.index(item["camera_id"])
         expected = stored[schema.IMAGES].values[camera, int(item["timestep_id"])]
         assert item["rgb"].shape == expected.shape == (h, w, 3)
         assert np.abs(item["rgb"].astype(np.float64) - expected).mean() < 2.0
-        theirs = item["intrinsic"].astype(np.float64)
-        theirs[1, 2] = h - theirs[1, 2]
-        ours = stored[schema.INTRINSICS].values[camera]
-        np.testing.assert_allclose(theirs[:2, :2], ours[:2, :2], rtol=1e-6)
-        np.testing.assert_allclose(theirs[:2, 2], ours[:2, 2] + shift, atol=1e-4)
+        full_k = np.array(calibration["intrinsics"], dtype=np.float64)
+        assert_vhap_intrinsics_are_the_stores(item["intrinsic"], stored[schema.INTRINSICS].values[camera], full_k,
+                                              level, h)
     background = out / f"{participant:03d}/sequences/BACKGROUND"
     assert sorted(p.name for p in background.iterdir()) == [f"image_{s}.jpg" for s in sorted(serials)]
 
