@@ -179,6 +179,18 @@ def write_skeleton(dataset: xr.Dataset, store: StoreLike, group: str, encoding: 
     )
 
 
+def add_variables(dataset: xr.Dataset, store: StoreLike, group: str, encoding: dict) -> None:
+    """Add new variables (lazy data left as fill values, coordinates written) to an existing group; its
+    attributes are kept as they are (xarray rewrites a group's attributes, its list of coordinates included)."""
+    path = store_path(store)
+    dataset = dataset.copy()
+    dataset.attrs = dict(_open_group(path, group, "r").attrs)
+    dataset.to_zarr(
+        path, group=group, mode="a", compute=False, encoding=encoding, zarr_format=3, consolidated=False,
+        write_empty_chunks=True,
+    )
+
+
 def open_tree(store: StoreLike, *, dask: bool = True, zarr_format: int | None = 3) -> xr.DataTree:
     """The whole store as a lazy DataTree, read through its consolidated metadata when it has any."""
     with _mapped_errors(store), warnings.catch_warnings():

@@ -20,7 +20,7 @@ from nersemble_zarr import store as store_module
 from nersemble_zarr.cli.main import main as cli
 from nersemble_zarr.convert import DatasetOptions, convert
 from nersemble_zarr.errors import CatalogueError, ConfigError, InputDataError, StoreError
-from nersemble_zarr.levels import scale_intrinsics
+from nersemble_zarr.levels import downsample, scale_intrinsics
 from nersemble_zarr.levels.resample import block_mean
 from nersemble_zarr.synthetic.dataset_config import SyntheticDatasetConfig
 
@@ -365,7 +365,6 @@ def test_convert_on_a_local_cluster_equals_the_local_run(dataset_store, syntheti
 
 
 def test_downsample_writes_levels_of_a_full_resolution_dataset_group(dataset_store, synthetic_dataset, tmp_path):
-    from nersemble_zarr.levels import downsample
 
     store = tmp_path / "store.zarr"
     shutil.copytree(dataset_store, store)
@@ -381,3 +380,77 @@ def test_downsample_writes_levels_of_a_full_resolution_dataset_group(dataset_sto
         convert(synthetic_dataset.parent, store, benchmarks=("dataset",), participants=(17,), sequences=(SEQUENCE,),
                 dataset=DatasetOptions(level=2))
     np.testing.assert_array_equal(open_group(store, 17, SEQUENCE, 2)[schema.IMAGES].values, before)
+
+
+# ---------------------------------------------------------------- downsample: a level equal to convert --level
+PROVENANCE_ATTRS = {schema.CONVERTED_ATTR, "full_resolution_group", "resampling"}  # who wrote the level, and how
+
+
+@pytest.fixture(scope="module")
+def downsampled_and_converted(synthetic_dataset, tmp_path_factory) -> tuple[Path, Path]:
+    """Participant 17's EXP-1-head converted at level 1 and downsampled to levels 2 and 4, and the same sequence
+    converted straight to levels 2 and 4 (all uncorrected), in two stores."""
+    root, folder = synthetic_dataset.parent, tmp_path_factory.mktemp("downsampled")
+    downsampled, converted_levels = folder / "downsampled.zarr", folder / "converted.zarr"
+    choice = {"benchmarks": ("dataset",), "participants": (17,), "sequences": (SEQUENCE,), "workers": 1}
+    convert(root, downsampled, **choice)
+    downsample(downsampled, [2, 4], workers=1)
+    for level in (2, 4):
+        convert(root, converted_levels, **choice, dataset=DatasetOptions(level=level))
+    return downsampled, converted_levels
+
+
+@pytest.mark.parametrize("level", [2, 4])
+def test_downsample_of_a_dataset_group_equals_convert_at_that_level(downsampled_and_converted, level):
+    """Same variables, coordinates, attributes (but who wrote it), chunking and codec, and identical pixels: the
+    background too, and level 4 averaged from level 1 (a mean of level 2's rounded means differs by 1)."""
+    downsampled, converted_levels = downsampled_and_converted
+    ours, theirs = (open_group(store, 17, SEQUENCE, level) for store in downsampled_and_converted)
+    assert sorted(ours.data_vars) == sorted(theirs.data_vars) == [schema.BACKGROUND, schema.IMAGES]
+    assert sorted(ours.coords) == sorted(theirs.coords)
+    for name in ours.coords:
+        np.testing.assert_array_equal(ours[name].values, theirs[name].values, err_msg=name)
+    assert ours[schema.converted_flag(schema.BACKGROUND)].values.all()
+    assert {k: v for k, v in ours.attrs.items() if k not in PROVENANCE_ATTRS} == {
+        k: v for k, v in theirs.attrs.items() if k not in PROVENANCE_ATTRS}
+    assert ours.attrs["full_resolution_group"] == f"dataset/17/{SEQUENCE}"
+    for name in ours.data_vars:
+        assert {k: v for k, v in ours[name].attrs.items() if k != "resampling"} == theirs[name].attrs
+        np.testing.assert_array_equal(ours[name].values, theirs[name].values, err_msg=name)
+        arrays = [zarr.open_array(store, path=f"level_{level}/dataset/17/{SEQUENCE}/{name}", mode="r")
+                  for store in (downsampled, converted_levels)]
+        assert len({(a.shape, a.chunks, a.shards, str(a.metadata.codecs)) for a in arrays}) == 1, name
+
+
+def test_downsample_resumes_a_background_and_adds_one_an_older_run_left_out(downsampled_and_converted, tmp_path):
+    from nersemble_zarr.errors import LockError
+
+    store = tmp_path / "store.zarr"
+    shutil.copytree(downsampled_and_converted[0], store)
+    expected = {level: open_group(store, 17, SEQUENCE, level) for level in (2, 4)}
+    expected = {level: (group[schema.IMAGES].values, group[schema.BACKGROUND].values)
+                for level, group in expected.items()}
+    level_2 = f"level_2/dataset/17/{SEQUENCE}"
+    zarr.open_array(store, path=f"{level_2}/background", mode="r+")[1] = 7  # a run killed mid-camera
+    zarr.open_array(store, path=f"{level_2}/background_converted", mode="r+")[1] = False
+    with storage.writer_lock(store), pytest.raises(LockError, match="Another run writing the store"):
+        downsample(store, [2, 4])
+    assert not zarr.open_array(store, path=f"{level_2}/background_converted", mode="r")[1]
+    resumed = downsample(store, [2, 4])
+    assert (resumed.cameras_written, resumed.cameras_skipped) == (1, 2)
+    # a level 4 written before downsample carried backgrounds: the variable is added and written for every camera
+    level_4 = zarr.open_group(store, path=f"level_4/dataset/17/{SEQUENCE}", mode="r+")
+    layout = (dict(level_4.attrs), sorted(open_group(store, 17, SEQUENCE, 4).coords))
+    del level_4["background"], level_4["background_converted"]
+    storage.consolidate(store)
+    assert schema.BACKGROUND not in open_group(store, 17, SEQUENCE, 4)
+    added = downsample(store, [4])
+    assert (added.cameras_written, added.cameras_skipped) == (3, 0)
+    attrs = dict(zarr.open_group(store, path=f"level_4/dataset/17/{SEQUENCE}", mode="r").attrs)
+    assert (attrs, sorted(open_group(store, 17, SEQUENCE, 4).coords)) == layout  # its coordinates kept
+    for level, (images, background) in expected.items():
+        group = open_group(store, 17, SEQUENCE, level)
+        np.testing.assert_array_equal(group[schema.IMAGES].values, images)
+        np.testing.assert_array_equal(group[schema.BACKGROUND].values, background)
+        assert group[schema.converted_flag(schema.BACKGROUND)].values.all()
+    assert downsample(store, [2, 4]).cameras_written == 0

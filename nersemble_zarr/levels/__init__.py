@@ -1,11 +1,13 @@
-"""Resolution levels: downsampled images and alpha of every sequence, with exactly rescaled intrinsics.
+"""Resolution levels: downsampled images, alpha and background pictures of every sequence, with exactly rescaled
+intrinsics.
 
 Level s of sequence ``nvs/388/GLASSES`` is the Dataset at ``level_s/nvs/388/GLASSES`` (a tree mirroring the
 full-resolution one; ``xr.open_datatree`` opens it like any other group). Frames are area averages of s x s
-pixels (see ``resample``), each level computed from the coarsest level it is a multiple of (level 4 from
-level 2), one camera per task, frame by frame (each level written a whole shard at a time), so no video
-is ever held in memory. A camera is flagged complete at a level only after all its frames are written;
-running again resumes.
+pixels (see ``resample``), one camera per task, frame by frame (each level written a whole shard at a time), so
+no video is ever held in memory. Frames with alpha (the benchmarks) compute each level from the coarsest level
+it is a multiple of (level 4 from level 2); frames without alpha and background pictures (the v2 dataset) every
+level from level 1, so that they equal what ``convert -b dataset --level s`` stores. A camera's variable is
+flagged complete at a level only after all of it is written; running again resumes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .. import schema, storage
 from ..errors import ConfigError, StoreError, shown
 from ..parallel import run_tasks
 from ..progress import Progress, set_total
-from .layout import level_skeleton
+from .layout import FULL_RESOLUTION_GROUP_ATTR, level_skeleton
 from .resample import downsample_frames, level_size, scale_intrinsics
 from .write import CameraLevelsTask, plan_steps, write_camera_levels
 
@@ -70,6 +72,7 @@ def downsample(
 ) -> DownsampleSummary:
     """Write resolution ``levels`` of the store's sequences (all, or those of ``participants``/``sequences``).
 
+    A dataset sequence's background pictures, colour matrices and calibration texts are carried to its levels.
     Sequences without video (mono test sequences) get level groups with cameras and tracking only; cameras
     not yet converted are left for a later run and listed in the summary. Consolidated metadata is
     rewritten at the end. ``progress`` is told the number of cameras (``set_total``) and called as each is done.
@@ -132,24 +135,31 @@ def _plan_sequence(
     if schema.IMAGES not in source:
         return []
     has_alpha = schema.ALPHA in source
-    source_done = storage.camera_flags(store, schema.sequence_group(*key), has_alpha)
-    done = {
-        level: storage.camera_flags(store, schema.level_group(level, *key), has_alpha)
-        for level in storage.existing_levels(store, *key)
-    }
+    has_background = schema.BACKGROUND in source
+    group = schema.sequence_group(*key)
+    source_done = storage.camera_flags(store, group, has_alpha)
+    existing = storage.existing_levels(store, *key)
+    done = {level: storage.camera_flags(store, schema.level_group(level, *key), has_alpha) for level in existing}
+    if has_background:  # a camera whose picture was not fetched has none at any level
+        source_background = storage.camera_flag(store, group, schema.BACKGROUND)
+        background_done = {level: storage.camera_flag(store, schema.level_group(level, *key), schema.BACKGROUND)
+                           for level in levels}
     serials = [str(serial) for serial in source[schema.SERIAL].values]
     tasks = []
     for serial in source.attrs.get(schema.VIDEO_SERIALS_ATTR, []):
         index = serials.index(serial)
         if not source_done[index]:
-            summary.cameras_not_converted.append(f"{schema.sequence_group(*key)}/{serial}")
+            summary.cameras_not_converted.append(f"{group}/{serial}")
             continue
         pending = [level for level in levels if not done[level][index]]
-        if not pending:
+        background = tuple(level for level in levels if has_background and source_background[index]
+                           and not background_done[level][index])
+        if not pending and not background:
             summary.cameras_skipped += 1
             continue
         complete = {level for level, flags in done.items() if flags[index]}
-        tasks.append(CameraLevelsTask(store, *key, index, plan_steps(pending, complete), has_alpha))
+        steps = plan_steps(pending, complete, chained=has_alpha)
+        tasks.append(CameraLevelsTask(store, *key, index, steps, has_alpha, background))
     return tasks
 
 
@@ -165,6 +175,21 @@ def _ensure_level_group(store: str, key: tuple, source: xr.Dataset, level: int) 
                 f"The store's {group} ({found[1]}x{found[0]}) does not match {schema.sequence_group(*key)} "
                 f"downsampled by {level}; delete that group and run downsample again."
             )
+        if existing.attrs.get(FULL_RESOLUTION_GROUP_ATTR):  # ours: add what an older downsample left out
+            _add_missing_variables(store, group, source, existing, level)
         return
     dataset, encoding = level_skeleton(source, level)
     storage.write_skeleton(dataset, store, group, encoding)
+
+
+def _add_missing_variables(store: str, group: str, source: xr.Dataset, existing: xr.Dataset, level: int) -> None:
+    """Add to a level group the pixel variables (and their flags, all False) that its source has and it lacks,
+    e.g. the background pictures of a dataset sequence downsampled before levels carried them."""
+    dataset, encoding = level_skeleton(source, level)
+    missing = [name for name in dataset.data_vars if name not in existing]
+    if not missing:
+        return
+    flags = [schema.converted_flag(name) for name in missing]
+    added = dataset[missing + flags]
+    added = added.drop_vars([name for name in added.coords if name not in flags])
+    storage.add_variables(added, store, group, {name: encoding[name] for name in missing + flags})
