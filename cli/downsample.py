@@ -20,9 +20,9 @@ def _parse_levels(ctx: click.Context, param: click.Parameter, value) -> tuple[in
 @click.argument("store")
 @click.option("--levels", "-l", multiple=True, type=CommaList(), default=("2,4",), show_default=True,
               callback=_parse_levels,
-              help="Downsampling factor(s): repeatable or comma-separated; each level is computed from the coarsest "
-                   "level it is a "
-                   "multiple of (4 from 2).")
+              help="Downsampling factor(s): repeatable or comma-separated; frames with alpha are averaged from the "
+                   "coarsest level the level is a multiple of (4 from 2), the dataset's frames and background "
+                   "pictures from level 1.")
 @participant_option
 @list_option("--sequence", "-s", "sequences", help="Sequence name(s): repeatable or comma-separated; default: all.")
 @scheduler_option

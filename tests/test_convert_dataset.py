@@ -454,3 +454,19 @@ def test_downsample_resumes_a_background_and_adds_one_an_older_run_left_out(down
         np.testing.assert_array_equal(group[schema.BACKGROUND].values, background)
         assert group[schema.converted_flag(schema.BACKGROUND)].values.all()
     assert downsample(store, [2, 4]).cameras_written == 0
+
+
+def test_downsample_never_mixes_uncorrected_frames_into_a_corrected_level(dataset_store, tmp_path):
+    """dataset_store's level 4 of EXP-1-head was converted colour-corrected, its level 1 is not: downsampling it to
+    level 4 is refused in one sentence before anything is written (level 2 included)."""
+    store = tmp_path / "store.zarr"
+    shutil.copytree(dataset_store, store)
+    result = CliRunner().invoke(cli, ["downsample", str(store), "--levels", "2,4", "-p", "17", "-j", "1"])
+    assert result.exit_code == 1, result.output
+    message = result.output.strip().splitlines()[-1]
+    assert message == (f"Error: The store's level_4/dataset/17/{SEQUENCE} holds colour-corrected frames and "
+                       f"dataset/17/{SEQUENCE} uncorrected ones, which one group never mixes; leave level 4 out of "
+                       "--levels or downsample into another store."), message
+    assert "level_2" not in zarr.open_group(store, mode="r", use_consolidated=False)
+    flags = zarr.open_array(store, path=f"level_4/dataset/17/{SEQUENCE}/images_converted", mode="r")[:]
+    assert flags.all()  # the corrected level as convert left it

@@ -93,7 +93,7 @@ def _downsample(path: str, levels: tuple[int, ...], participants: Iterable[int] 
     tasks: list[CameraLevelsTask] = []
     sources = {key: storage.open_dataset(path, schema.sequence_group(*key)) for key in keys}
     for key, source in sources.items():
-        _check_sizes(key, source, levels)
+        _check_sequence(path, key, source, levels)
     for key, source in sources.items():
         summary.sequences.append(schema.sequence_group(*key))
         tasks.extend(_plan_sequence(path, key, source, levels, summary))
@@ -116,14 +116,29 @@ def _select(store: str, participants: Iterable[int] | None, sequences: Iterable[
     return keys
 
 
-def _check_sizes(key: tuple, source: xr.Dataset, levels: tuple[int, ...]) -> None:
-    """Refuse levels that leave less than one pixel (before anything is written)."""
+def _check_sequence(store: str, key: tuple, source: xr.Dataset, levels: tuple[int, ...]) -> None:
+    """Refuse, before anything is written, levels that leave less than one pixel, and levels whose group (a dataset
+    sequence converted straight to that level) holds frames colour-corrected where the sequence's are not, or the
+    other way round: a group never mixes the two."""
     height, width = source.attrs[schema.HEIGHT_ATTR], source.attrs[schema.WIDTH_ATTR]
+    corrected = bool(source.attrs.get(schema.COLOUR_CORRECTED_ATTR, False))
     for level in levels:
         if min(level_size(height, width, level)) < 1:
             raise ConfigError(
                 f"Resolution level {level} is too coarse for {schema.sequence_group(*key)} ({width}x{height} pixels)."
             )
+        group = schema.level_group(level, *key)
+        if storage.group_exists(store, group) and bool(
+                storage.open_group(store, group).attrs.get(schema.COLOUR_CORRECTED_ATTR, False)) != corrected:
+            raise StoreError(
+                f"The store's {group} holds {_correction(not corrected)} frames and {schema.sequence_group(*key)} "
+                f"{_correction(corrected)} ones, which one group never mixes; leave level {level} out of --levels or "
+                "downsample into another store."
+            )
+
+
+def _correction(corrected: bool) -> str:
+    return "colour-corrected" if corrected else "uncorrected"
 
 
 def _plan_sequence(
