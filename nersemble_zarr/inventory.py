@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 import zarr
 
 from . import catalogue, integrity, schema, storage, store_metadata
+from .levels.layout import FULL_RESOLUTION_GROUP_ATTR
 from .units import counted, human_bytes, listed
 
 _FRAME_VARIABLES = (schema.IMAGES, schema.ALPHA)
@@ -35,6 +36,12 @@ class SequenceInfo:
     video_serials: list[str] = field(default_factory=list)  # the cameras with frames
     timesteps: list[int] = field(default_factory=list)  # original frame indices
     lost_chunk: str | None = None  # the first chunk flagged as written whose file is missing (integrity)
+    level: int = 1  # resolution level (1: full resolution)
+    frame_size: list[int] = field(default_factory=list)  # [height, width] of a frame at the level
+    full_size: list[int] = field(default_factory=list)  # [height, width] at full resolution
+    colour_corrected: bool | None = None  # a dataset group's frames: colour-corrected or as decoded (else None)
+    colour_terms: int | None = None  # a dataset group's colour_correction: terms per 3 x terms matrix (None: none)
+    background_serials: list[str] | None = None  # a dataset group's cameras with a background picture (None: none)
 
 
 @dataclass
@@ -58,13 +65,14 @@ def inventory(store: str | os.PathLike) -> StoreInventory:
     keys = storage.sequence_keys(path, complete_only=False, level=None)
     levels = storage.level_numbers(root)
     sequences = [
-        _sequence_info(path, group_path, root[group_path])
+        _sequence_info(path, group_path, root[group_path], root)
         for level in [1] + levels
         for key in keys
         if (group_path := schema.level_group(level, *key)) in root
     ]
     svfr_groups = [schema.svfr_group(p) for p in catalogue.SVFR_PARTICIPANTS]
-    sequences += [_sequence_info(path, group_path, root[group_path]) for group_path in svfr_groups if group_path in root]
+    sequences += [_sequence_info(path, group_path, root[group_path], root) for group_path in svfr_groups
+                  if group_path in root]
     present = {schema.sequence_group(*key) for key in keys}
     converted = attrs.get(schema.BENCHMARKS_ATTR, [])
     missing = [
@@ -77,7 +85,7 @@ def inventory(store: str | os.PathLike) -> StoreInventory:
     return StoreInventory(path, attrs, sequences, missing, sum(a.stored_bytes for s in sequences for a in s.arrays))
 
 
-def _sequence_info(store: str, path: str, group: zarr.Group) -> SequenceInfo:
+def _sequence_info(store: str, path: str, group: zarr.Group, root: zarr.Group) -> SequenceInfo:
     store_metadata.check_group_attrs(store, path, group.attrs)
     info = SequenceInfo(path, bool(group.attrs.get(schema.CONVERTED_ATTR, False)))
     lost = integrity.lost_chunk(store, group)  # one stat per flagged shard file
@@ -97,6 +105,7 @@ def _sequence_info(store: str, path: str, group: zarr.Group) -> SequenceInfo:
             info.cameras.setdefault(str(split), []).append(str(serial))
         info.video_serials = [str(s) for s in serials if s in video_serials]
         info.timesteps = [int(t) for t in group[schema.TIMESTEP][:]] if schema.TIMESTEP in group else []
+    _describe_level_and_dataset(info, group)
     for name, array in sorted(group.arrays()):
         info.arrays.append(
             ArrayInfo(
@@ -113,10 +122,33 @@ def _sequence_info(store: str, path: str, group: zarr.Group) -> SequenceInfo:
         if name in _FRAME_VARIABLES:
             done = group[schema.converted_flag(name)][:]
             info.cameras_missing[name] = [str(s) for s, ok in zip(serials, done) if not ok and s in video_serials]
-    if schema.LEVEL_ATTR in group.attrs:  # a resolution level is complete when every camera's flags are set
+    downsampled_from = group.attrs.get(FULL_RESOLUTION_GROUP_ATTR)
+    if schema.BACKGROUND in group:
+        done = group[schema.converted_flag(schema.BACKGROUND)][:]
+        info.background_serials = [str(s) for s, ok in zip(serials, done) if ok]
+        if downsampled_from and downsampled_from in root:  # the level lacks a picture its sequence has
+            expected = root[f"{downsampled_from}/{schema.converted_flag(schema.BACKGROUND)}"][:]
+            info.cameras_missing[schema.BACKGROUND] = [
+                str(s) for s, ok, wanted in zip(serials, done, expected) if wanted and not ok]
+    if downsampled_from:  # a level `downsample` wrote is complete when every camera's flags are set
         info.converted = not any(info.cameras_missing.values())
     info.converted = info.converted and info.lost_chunk is None
     return info
+
+
+def _describe_level_and_dataset(info: SequenceInfo, group: zarr.Group) -> None:
+    """A group's level and frame size; for a dataset group also its colour correction and background pictures."""
+    attrs = group.attrs
+    info.level = int(attrs.get(schema.LEVEL_ATTR, 1))
+    if schema.HEIGHT_ATTR in attrs and schema.WIDTH_ATTR in attrs:
+        info.frame_size = [int(attrs[schema.HEIGHT_ATTR]), int(attrs[schema.WIDTH_ATTR])]
+        full = (attrs.get("full_height"), attrs.get("full_width"))
+        info.full_size = [int(full[0]), int(full[1])] if None not in full else []
+    if attrs.get(schema.BENCHMARK_ATTR) != schema.DATASET:
+        return
+    info.colour_corrected = bool(attrs.get(schema.COLOUR_CORRECTED_ATTR, False))
+    if schema.COLOUR_CORRECTION in group:
+        info.colour_terms = int(group[schema.COLOUR_CORRECTION].shape[-1])
 
 
 def _codec_name(array: zarr.Array) -> str:
@@ -143,7 +175,9 @@ def format_inventory(inv: StoreInventory) -> str:
             lines.append("    " + "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)) +
                          f"  {human_bytes(a.stored_bytes)}")
         for name, serials in seq.cameras_missing.items():
-            if serials:
+            if serials and name == schema.BACKGROUND:
+                lines.append(f"    ! {name}: the picture of camera(s) {', '.join(serials)} not written yet")
+            elif serials:
                 what = "images" if seq.path.startswith(f"{catalogue.SVFR}/") else "cameras"
                 lines.append(f"    ! {name}: {what} not converted yet: {', '.join(serials)}")
         if seq.lost_chunk:
@@ -161,15 +195,47 @@ def _array_columns(a) -> tuple[str, str, str, str, str, str]:
 
 
 def _contents(seq: SequenceInfo) -> list[str]:
-    """Which cameras (per split, and those with frames) and which timesteps a sequence holds."""
+    """Which cameras (per split, and those with frames) and which timesteps a sequence holds; a level's frame size;
+    a dataset group's colour correction and background pictures."""
     lines = []
+    if seq.level > 1 and seq.frame_size:
+        full = f" (full resolution {_size(seq.full_size)})" if seq.full_size else ""
+        lines.append(f"resolution level {seq.level}: frames of {_size(seq.frame_size)}{full}, area-averaged")
+    elif seq.colour_corrected is not None and seq.frame_size:
+        lines.append(f"full resolution: frames of {_size(seq.frame_size)}")
     if seq.timesteps:
         t = seq.timesteps
         lines.append(f"timesteps: {counted(len(t), 'timestep')}, original frames {t[0]}..{t[-1]}")
     for split, serials in sorted(seq.cameras.items(), reverse=True):  # train first
         with_frames = [s for s in serials if s in seq.video_serials]
         frames = f"{len(with_frames)} with frames" if with_frames else "no frames"
-        lines.append(f"{split} cameras ({len(serials)}, {frames}): {listed(serials, 16)}")
+        if seq.colour_corrected is not None:  # the dataset: no hold-out, so no split to name
+            lines.append(f"cameras ({len(serials)}, {frames}, no hold-out): {listed(serials, 16)}")
+        else:
+            lines.append(f"{split} cameras ({len(serials)}, {frames}): {listed(serials, 16)}")
+    if seq.colour_corrected is not None:
+        lines.extend(_dataset_lines(seq))
+    return lines
+
+
+def _size(size: list[int]) -> str:
+    """[height, width] as ``WxH pixels``."""
+    return f"{size[1]}x{size[0]} pixels"
+
+
+def _dataset_lines(seq: SequenceInfo) -> list[str]:
+    """A dataset group's colour correction and background pictures, in words."""
+    matrices = f"3x{seq.colour_terms} colour_correction matrices" if seq.colour_terms else "no colour calibration"
+    if seq.colour_corrected:
+        lines = [f"frames colour-corrected with the cameras' {matrices}"]
+    else:
+        lines = [f"frames as decoded, not colour-corrected ({matrices} stored)"]
+    serials = seq.background_serials
+    if not serials:
+        lines.append("background pictures: none")
+    else:
+        lines.append(f"background pictures ({counted(len(serials), 'camera')}, one picture each, no timestep): "
+                     f"{listed(serials, 16)}")
     return lines
 
 

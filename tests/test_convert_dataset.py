@@ -470,3 +470,49 @@ def test_downsample_never_mixes_uncorrected_frames_into_a_corrected_level(datase
     assert "level_2" not in zarr.open_group(store, mode="r", use_consolidated=False)
     flags = zarr.open_array(store, path=f"level_4/dataset/17/{SEQUENCE}/images_converted", mode="r")[:]
     assert flags.all()  # the corrected level as convert left it
+
+
+# ---------------------------------------------------------------- info on dataset groups
+def info_blocks(store: Path) -> dict[str, list[str]]:
+    """``nersemble-zarr info``'s text: the description lines (not the array rows) under each group's path."""
+    result = CliRunner().invoke(cli, ["info", str(store)])
+    assert result.exit_code == 0, result.output
+    blocks: dict[str, list[str]] = {}
+    for line in result.output.splitlines()[1:]:
+        if line.startswith("  /"):
+            current = blocks.setdefault(line.strip(), [])
+        elif line.startswith("    ") and "('" not in line:  # an array row shows its dims as a tuple of names
+            current.append(line.strip())
+    return blocks
+
+
+def test_info_describes_frames_background_pictures_correction_and_level(dataset_store, downsampled_and_converted,
+                                                                        tmp_path):
+    width, height = CONFIG.frame_size()
+    serials = ", ".join(CONFIG.serials)
+    blocks = info_blocks(dataset_store)
+    assert blocks[f"/dataset/17/{SEQUENCE}  [complete]"] == [
+        f"full resolution: frames of {width}x{height} pixels",
+        f"timesteps: {CONFIG.n_frames} timesteps, original frames 0..{CONFIG.n_frames - 1}",
+        f"cameras (3, 3 with frames, no hold-out): {serials}",
+        "frames as decoded, not colour-corrected (3x3 colour_correction matrices stored)",
+        f"background pictures (3 cameras, one picture each, no timestep): {serials}",
+    ]
+    assert blocks[f"/level_4/dataset/18/{LEVEL_ONLY}  [complete]"][0] == (
+        f"resolution level 4: frames of {width // 4}x{height // 4} pixels (full resolution {width}x{height} pixels), "
+        "area-averaged")
+    assert "frames colour-corrected with the cameras' 3x10 colour_correction matrices" in blocks[
+        f"/level_4/dataset/18/{LEVEL_ONLY}  [complete]"]
+    assert not any("video" in line for lines in blocks.values() for line in lines)
+    report = json.loads(CliRunner().invoke(cli, ["info", str(dataset_store), "--json"]).output)
+    level_only = next(s for s in report["sequences"] if s["path"] == f"level_4/dataset/17/{LEVEL_ONLY}")
+    assert (level_only["level"], level_only["frame_size"], level_only["full_size"]) == (
+        4, [height // 4, width // 4], [height, width])
+    assert (level_only["colour_corrected"], level_only["colour_terms"]) == (True, 3)
+    assert level_only["background_serials"] == list(CONFIG.serials)
+    # a downsample killed before a camera's background picture was flagged: the level is incomplete and says why
+    store = tmp_path / "store.zarr"
+    shutil.copytree(downsampled_and_converted[0], store)
+    zarr.open_array(store, path=f"level_2/dataset/17/{SEQUENCE}/background_converted", mode="r+")[1] = False
+    lines = info_blocks(store)[f"/level_2/dataset/17/{SEQUENCE}  [INCOMPLETE]"]
+    assert lines[-1] == f"! background: the picture of camera(s) {CONFIG.serials[1]} not written yet", lines
