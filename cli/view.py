@@ -6,7 +6,10 @@ from pathlib import Path
 
 import click
 
-from .options import ParticipantId, benchmark_choice, handle_errors, overwrite_file_option
+from nersemble_zarr import schema
+from nersemble_zarr.store_metadata import SOURCE_NAMES
+
+from .options import ParticipantId, handle_errors, overwrite_file_option
 from .progress import progress_bar
 
 
@@ -18,9 +21,11 @@ def _rrd_path(ctx: click.Context, param: click.Parameter, value: Path | None) ->
 
 @click.command()
 @click.argument("store")
-@click.option("--benchmark", "-b", type=benchmark_choice, required=True, help="Benchmark of the participant.")
+@click.option("--benchmark", "-b", type=click.Choice(SOURCE_NAMES), required=True,
+              help="Benchmark of the participant, or `dataset` (the NeRSemble v2 dataset).")
 @click.option("--participant", "-p", type=ParticipantId(), required=True, help="Participant id.")
-@click.option("--sequence", "-s", default=None, help="Sequence name (NVS: default the participant's sequence).")
+@click.option("--sequence", "-s", default=None,
+              help="Sequence name (NVS: default the participant's sequence; the dataset: required).")
 @click.option("--level", type=click.IntRange(min=1), default=1, show_default=True,
               help="Resolution level of the frames (levels above 1 are written by `downsample`).")
 @click.option("--timesteps", "-t", default=None, metavar="A:B:STEP",
@@ -43,10 +48,13 @@ def view(store: str, benchmark: str, participant: int, sequence: str | None, lev
          output: Path | None, serve: bool, spawn: bool, overwrite: bool) -> None:
     """Browse a sequence of STORE in 3D over time with Rerun: every camera as a pinhole at its pose (hold-out
     cameras red), its frames and alpha on the `timestep` timeline, the FLAME mesh and landmarks, point
-    clouds. For an SVFR participant: its images, each under its key. Needs the `view` extra
+    clouds; a dataset sequence (-b dataset): cameras and frames. For an SVFR participant: its images, each under
+    its key. Needs the `view` extra
     (pip install 'nersemble_zarr[view]')."""
     if sum([output is not None, serve, spawn]) > 1:
         raise click.UsageError("Choose one of --save, --serve and --spawn.")
+    if benchmark == schema.DATASET and sequence is None:
+        raise click.UsageError("A dataset participant has many sequences; name one with -s.")
     from nersemble_zarr.outputs import claim_output_file
     from nersemble_zarr.view import default_output, view as run_view
     from nersemble_zarr.view.selection import parse_timesteps

@@ -186,6 +186,37 @@ def test_svfr_images_are_logged_under_their_keys(svfr_store, tmp_path):
     np.testing.assert_array_equal(decoded(row), nz.svfr_image(dataset, str(sequence), int(timestep), str(serial)))
 
 
+@pytest.mark.parametrize("sequence, level", [("EMO-1-shout+laugh", 4), ("EXP-1-head", 1)])
+def test_a_dataset_sequence_shows_its_cameras_and_frames_at_its_level(dataset_store, tmp_path, sequence, level):
+    """A dataset group (the level-4-only corrected sequence, and a full-resolution one): every camera at the store's
+    pose and intrinsics, no split (the dataset has no hold-out), every frame as stored (PNG: lossless)."""
+    output = tmp_path / "dataset.rrd"
+    run_cli("view", dataset_store, "-b", "dataset", "-p", "18", "-s", sequence, "--level", level,
+            "--image-format", "png", "--save", output, exit_code=0)
+    static, temporal = read_recording(output)
+    stored = nz.sequence(nz.open(dataset_store), "dataset", 18, sequence, level=level)
+    height, width = stored.attrs[schema.HEIGHT_ATTR], stored.attrs[schema.WIDTH_ATTR]
+    serials = [str(serial) for serial in stored[schema.SERIAL].values]
+    colours = set()
+    for serial in serials:
+        camera = static[f"/world/cameras/{serial}"]
+        np.testing.assert_allclose(column_major(camera["Pinhole:image_from_camera"][0], 3),
+                                   stored[schema.INTRINSICS].sel(serial=serial).values, rtol=1e-6)
+        assert camera["Pinhole:resolution"][0] == [width, height]
+        pose = np.linalg.inv(stored[schema.WORLD_2_CAM].sel(serial=serial).values)
+        np.testing.assert_allclose(column_major(camera["Transform3D:mat3x3"][0], 3), pose[:3, :3], atol=1e-6)
+        np.testing.assert_allclose(camera["Transform3D:translation"][0], pose[:3, 3], atol=1e-6)
+        assert "split" not in camera
+        colours.add(camera["Pinhole:color"][0])
+    assert len(colours) == 1  # no hold-out camera
+    assert {path for path in temporal if path.startswith("/world/")} == {f"/world/cameras/{s}/image" for s in serials}
+    for serial in serials:
+        frames = temporal[f"/world/cameras/{serial}/image"]
+        assert sorted(frames) == [int(t) for t in stored[schema.TIMESTEP].values]
+        for timestep, row in frames.items():
+            np.testing.assert_array_equal(decoded(row), nz.frame(stored, serial, timestep))
+
+
 @pytest.mark.parametrize("args, code, message", [
     (["-b", "nvs", "-p", "388", "--level", "8"], 1, "has no resolution level 8"),
     (["-b", "nvs", "-p", "388", "-t", "x:y"], 2, "is not of the form a:b:step"),
@@ -195,6 +226,8 @@ def test_svfr_images_are_logged_under_their_keys(svfr_store, tmp_path):
     (["-b", "nvs", "-p", "388", "--serve", "--spawn"], 2, "Choose one of --save, --serve and --spawn"),
     (["-b", "nvs", "-p", "17"], 2, "Unknown participant"),
     (["-b", "svfr", "-p", "17", "--level", "2"], 2, "SVFR images have no sequence"),
+    (["-b", "dataset", "-p", "17"], 2, "A dataset participant has many sequences; name one with -s."),
+    (["-b", "dataset", "-p", "17", "-s", "EXP-1-head"], 1, "The store has no sequence dataset/17/EXP-1-head"),
 ])
 def test_bad_requests_are_one_sentence_and_leave_nothing(converted, svfr_store, tmp_path, monkeypatch, args, code,
                                                         message):

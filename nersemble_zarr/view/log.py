@@ -3,7 +3,8 @@
 Entity paths (``SERIAL`` is the camera's serial, ``KEY`` an SVFR image key):
 
 * ``world/cameras/SERIAL``: static pose (camera to world, the inverse of ``world_2_cam``) and pinhole (the
-  store's intrinsics at the level shown, OpenCV axes declared as RDF); train cameras blue, hold-out red;
+  store's intrinsics at the level shown, OpenCV axes declared as RDF); train cameras blue, hold-out red (the
+  v2 dataset has no hold-out: every camera blue, no ``split`` value);
 * ``world/cameras/SERIAL/image``: the frames, JPEG (or PNG) encoded, at each timestep;
 * ``world/cameras/SERIAL/alpha``: the alpha map as a segmentation (class 1 where alpha >= 128);
 * ``world/flame/mesh`` (faces static, vertices per timestep) and ``world/flame/landmarks``;
@@ -61,7 +62,8 @@ def log_sequence(
     """Log a sequence Dataset (from ``nersemble_zarr.store.sequence``) to a Rerun ``recording`` (default:
     Rerun's global one).
 
-    ``level`` shows the frames and intrinsics of a resolution level written by ``downsample``; ``timesteps``
+    ``level`` shows the frames and intrinsics of a resolution level written by ``downsample`` (or by ``convert
+    -b dataset --level``; a dataset sequence opened at that level is shown as it is); ``timesteps``
     (a slice of original frame indices, or a list of them) and ``cameras`` (serials) narrow what is shown.
     FLAME meshes are the stored ones, or with ``flame_dir`` evaluated with that model when none are stored.
     ``layout`` sends a blueprint: the 3D scene beside one 2D view per camera with frames.
@@ -139,13 +141,13 @@ def _log_cameras(rr, log, dataset: xr.Dataset, serials: list[str]) -> None:
     for serial in serials:
         camera = dataset.sel({schema.SERIAL: serial})
         cam_2_world = np.linalg.inv(np.asarray(camera[schema.WORLD_2_CAM].values, dtype=np.float64))
-        hold_out = str(camera[schema.SPLIT].values) == "test"
+        split = str(camera[schema.SPLIT].values) if schema.SPLIT in camera.coords else None  # the dataset: none
         log(camera_path(serial),
             rr.Transform3D(translation=cam_2_world[:3, 3], mat3x3=cam_2_world[:3, :3]),
             rr.Pinhole(image_from_camera=np.asarray(camera[schema.INTRINSICS].values, dtype=np.float64),
                        resolution=[width, height], camera_xyz=rr.ViewCoordinates.RDF,
-                       color=HOLD_OUT_COLOUR if hold_out else TRAIN_COLOUR, image_plane_distance=0.1),
-            rr.AnyValues(split=str(camera[schema.SPLIT].values)),
+                       color=HOLD_OUT_COLOUR if split == "test" else TRAIN_COLOUR, image_plane_distance=0.1),
+            *([rr.AnyValues(split=split)] if split is not None else []),
             static=True)
 
 
@@ -166,7 +168,7 @@ def _frames_at_level(dataset: xr.Dataset, level: int) -> tuple[xr.Dataset, dict[
     if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or level < 1:
         raise ConfigError(f"Resolution level {level!r} is invalid; expected 1 (full resolution) or a level >= 2.")
     source, group = dataset.encoding.get(STORE_ENCODING), dataset.encoding.get(GROUP_ENCODING)
-    if level == 1:
+    if level == int(dataset.attrs.get(schema.LEVEL_ATTR, 1)):  # the sequence as opened (a dataset's: at a level)
         shown = dataset
     else:
         if source is None:

@@ -48,7 +48,8 @@ def view(
     save it to ``output`` (``mode="save"``, default ``default_output``), serve it in Rerun's web viewer on
     127.0.0.1 until interrupted (``"serve"``; ``announce`` is given its address) or stream it to a native
     viewer (``"spawn"``). Returns the file saved, if any."""
-    catalogue.check_participants(benchmark, [participant])
+    if benchmark != schema.DATASET:  # the dataset's ids are its index's, checked against the store's groups
+        catalogue.check_participants(benchmark, [participant])
     tree = store_module.open(store)
     if benchmark == catalogue.SVFR:
         if sequence is not None or level != 1 or timesteps is not None or cameras:
@@ -60,8 +61,11 @@ def view(
         def log(recording) -> None:
             log_svfr(dataset, recording, image_format=image_format, jpeg_quality=jpeg_quality, progress=progress)
     else:
-        dataset = store_module.sequence(tree, benchmark, participant, sequence)
-        name = schema.sequence_group_of(dataset.attrs)
+        # a dataset sequence may be stored at a level only (converted with --level): open it there
+        opened_at = level if benchmark == schema.DATASET else 1
+        dataset = store_module.sequence(tree, benchmark, participant, sequence, level=opened_at)
+        name = schema.level_group(opened_at, *(dataset.attrs[key] for key in (
+            schema.BENCHMARK_ATTR, schema.PARTICIPANT_ATTR, schema.SEQUENCE_ATTR)))
 
         def log(recording) -> None:
             log_sequence(dataset, recording, level=level, timesteps=timesteps, cameras=cameras,
