@@ -124,6 +124,9 @@ def test_each_level_is_computed_from_the_coarsest_level_it_divides():
     assert plan_steps([3, 4], set()) == ((3, 1), (4, 1))
     assert plan_steps([8], {2}) == ((8, 2),)
     assert plan_steps([6], {2, 3}) == ((6, 3),)
+    # frames without alpha (the v2 dataset): every level from level 1, as convert --level stores it
+    assert plan_steps([2, 4, 8], set(), chained=False) == ((2, 1), (4, 1), (8, 1))
+    assert plan_steps([8], {2, 4}, chained=False) == ((8, 1),)
 
 
 def test_levels_are_checked():
