@@ -19,12 +19,13 @@ PARTICIPANT, SEQUENCE = 388, "GLASSES"
 GROUP = f"nvs/{PARTICIPANT}/{SEQUENCE}"
 
 
-def open_xarray(store: Path, chunks, engine: str = "zarr") -> Read:
+def open_xarray(store: Path, chunks, engine: str = "zarr", **options) -> Read:
     """The README's example: ``xr.open_datatree(STORE, engine=..., chunks=...)``: ``"zarr"`` without this
-    package, ``"nersemble"`` with its backend (found through its entry point, not imported here)."""
+    package, ``"nersemble"`` with its backend (found through its entry point, not imported here); ``options``
+    go to ``open_datatree`` too (``inline_array=True``)."""
     import xarray as xr
 
-    dataset = xr.open_datatree(store, engine=engine, chunks=chunks)[GROUP].to_dataset()
+    dataset = xr.open_datatree(store, engine=engine, chunks=chunks, **options)[GROUP].to_dataset()
     return lambda serial, position: dataset.images.sel(serial=serial).isel(timestep=position).values
 
 

@@ -157,3 +157,23 @@ def test_every_read_path_returns_the_stored_frame(converted: Path, synthetic_roo
                 assert np.abs(frame.astype(int) - expected).mean() < 3, name
             else:
                 np.testing.assert_array_equal(frame, expected, err_msg=name)
+
+
+def test_the_backend_floor_benchmark_reads_the_raw_frame_on_every_path_and_from_a_longer_copy(
+        converted: Path, tmp_path: Path) -> None:
+    import xarray as xr
+
+    from benchmarks.backend_floor import PATHS, long_copy, measure, written_frames
+
+    serials, timesteps = written_frames(converted)
+    longer = long_copy(converted, tmp_path / "long.zarr", timesteps + 40)
+    for store in (converted, longer):  # measure raises when a path reads another frame than the raw read
+        times = measure(store, reads=2, timesteps=timesteps)
+        assert list(times) == list(PATHS) and all(len(values) == 2 for values in times.values())
+    images = xr.open_datatree(longer, engine="nersemble", chunks={})[GROUP].to_dataset().images
+    assert images.shape[1] == timesteps + 40 and images.data.numblocks[1] == timesteps + 40
+    original = zarr.open_array(converted, path=f"{GROUP}/{schema.IMAGES}", mode="r")
+    assert original.shape[1] == timesteps  # the copy's metadata is its own: the store it links to is unchanged
+    index = [str(s) for s in zarr.open_array(converted, path=f"{GROUP}/{schema.SERIAL}", mode="r")[:]].index(serials[-1])
+    np.testing.assert_array_equal(images.isel(serial=index, timestep=timesteps - 1).values,
+                                  original[index, timesteps - 1])
