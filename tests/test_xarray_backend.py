@@ -161,3 +161,16 @@ def test_a_store_on_object_storage_reads_through_zarr_with_the_same_values(synth
             np.testing.assert_array_equal(remote[name].values, local[name].values)
         for selection in SELECTIONS[:5]:
             np.testing.assert_array_equal(remote.images.isel(selection).values, local.images.isel(selection).values)
+
+
+def test_inline_array_as_the_docs_advise_for_single_frames_reads_the_zarr_engines_values(converted):
+    """docs/store.md advises ``inline_array=True`` and one ``.sel`` call for single frames with dask: same values."""
+    group = GROUPS[0]
+    mine = xr.open_datatree(converted, engine="nersemble", chunks={}, inline_array=True)[group].to_dataset()
+    reference = xr.open_dataset(converted, engine="zarr", group=group, chunks={})
+    assert not any(name.startswith("original-") for name in mine.images.data.dask.layers)  # the array is inlined
+    for selection in SELECTIONS[:5]:
+        np.testing.assert_array_equal(mine.images.isel(selection).values, reference.images.isel(selection).values)
+    serial, timestep = str(mine.serial[1].item()), int(mine.timestep[2])
+    np.testing.assert_array_equal(mine.images.sel(serial=serial, timestep=timestep).values,
+                                  reference.images.sel(serial=serial, timestep=timestep).values)
