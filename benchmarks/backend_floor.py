@@ -1,7 +1,7 @@
 """Where a warm ``engine="nersemble"``, ``chunks={}`` frame read spends its time, against the raw read and the
 floor of xarray + dask over data already in memory, all measured in one process.
 
-    python -m benchmarks.backend_floor [--store STORE ...] [--reads 200] [--long-timesteps 1118] [--quick]
+    python -m benchmarks.backend_floor [--store STORE ...] [--reads 200] [--long-timesteps 1118] [--quick] [--rows FILE]
 
 Each round picks a random (written camera, timestep) and reads that frame through every path below, in an order
 that reverses from one round to the next; every path must return the raw read's frame. Per path: the best and
@@ -28,7 +28,8 @@ the median over the rounds (ms), after one read of each path that is left out.
 Without ``--store``, a full-resolution synthetic sequence (2 cameras x ``--frames``) is generated and converted
 with zstd and lz4. Each store is measured as it is and as a copy whose metadata says the sequence has
 ``--long-timesteps`` timesteps (participant 388's real length; the chunks beyond the written frames are absent
-and never read): dask's work per read grows with the number of chunks of the array.
+and never read): dask's work per read grows with the number of chunks of the array. ``--rows`` appends, per
+store, the rows of ``ROWS`` (best times against the raw read) in the benchmark table's format.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import numpy as np
 
 from benchmarks.options import parse_benchmark_args
 from benchmarks.read_paths import GROUP, PARTICIPANT, Read, open_raw, open_xarray
+from benchmarks.table import Row, append_rows
 from nersemble_zarr import catalogue, schema
 
 QUICK = {"reads": 60}
@@ -205,6 +207,26 @@ def report(label: str, times: dict[str, list[float]]) -> list[str]:
     return lines
 
 
+# The rows for ``--rows``: each path against the raw read, with the floor it is held against.
+ROWS = {"nersemble {}": "floor", "nersemble {} inline one call": "floor inline one call", "nersemble None": None}
+
+
+def rows(label: str, times: dict[str, list[float]]) -> list[Row]:
+    """Rows of the benchmark table for one store: the paths of ``ROWS`` against the raw read (best times)."""
+    import resource
+
+    best = {name: min(values) for name, values in times.items()}
+    raw, peak = best["raw"], f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    table = []
+    for name, floor in ROWS.items():
+        limit = (f"floor {best[floor]:.2f} ms; raw + floor = {(raw + best[floor]) / raw:.2f}x raw; ours = "
+                 f"{best[name] / raw:.2f}x raw (target <= {TARGET:g}x)" if floor else
+                 f"ours = {best[name] / raw:.2f}x raw (target <= {TARGET:g}x)")
+        table.append(Row("backend_floor", f"warm read, best of the rounds: {name}, {label}", f"{best[name]:.2f} ms",
+                         f"{raw:.2f} ms (raw read)", raw / best[name], limit, peak))
+    return table
+
+
 def _synthetic_stores(work: Path, frames: int) -> list[Path]:
     """A full-resolution synthetic sequence of 2 cameras x ``frames``, converted with zstd and with lz4."""
     from nersemble_zarr.convert import convert
@@ -252,6 +274,7 @@ def main(argv: list[str] | None = None) -> None:
                 label = (f"{store.name}, {what}: images {shape} ({shape[0] * shape[1]} dask chunks), {args.reads} "
                          f"rounds, {start}, load {before} -> {_load()}")
                 print("\n".join(report(label, times)), flush=True)
+                append_rows(args.rows, rows(f"{store.stem}, {shape[0] * shape[1]} chunks", times))
 
 
 if __name__ == "__main__":

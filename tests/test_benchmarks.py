@@ -163,13 +163,16 @@ def test_the_backend_floor_benchmark_reads_the_raw_frame_on_every_path_and_from_
         converted: Path, tmp_path: Path) -> None:
     import xarray as xr
 
-    from benchmarks.backend_floor import PATHS, long_copy, measure, written_frames
+    from benchmarks.backend_floor import PATHS, ROWS, long_copy, measure, rows, written_frames
 
     serials, timesteps = written_frames(converted)
     longer = long_copy(converted, tmp_path / "long.zarr", timesteps + 40)
     for store in (converted, longer):  # measure raises when a path reads another frame than the raw read
         times = measure(store, reads=2, timesteps=timesteps)
         assert list(times) == list(PATHS) and all(len(values) == 2 for values in times.values())
+        table = rows(store.stem, times)
+        assert [row.what.split(": ")[1].split(",")[0] for row in table] == list(ROWS)
+        assert table[0].ours == f"{min(times['nersemble {}']):.2f} ms"
     images = xr.open_datatree(longer, engine="nersemble", chunks={})[GROUP].to_dataset().images
     assert images.shape[1] == timesteps + 40 and images.data.numblocks[1] == timesteps + 40
     original = zarr.open_array(converted, path=f"{GROUP}/{schema.IMAGES}", mode="r")
