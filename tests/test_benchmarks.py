@@ -177,6 +177,7 @@ def test_the_backend_floor_benchmark_reads_the_raw_frame_on_every_path_and_from_
     assert images.shape[1] == timesteps + 40 and images.data.numblocks[1] == timesteps + 40
     original = zarr.open_array(converted, path=f"{GROUP}/{schema.IMAGES}", mode="r")
     assert original.shape[1] == timesteps  # the copy's metadata is its own: the store it links to is unchanged
-    index = [str(s) for s in zarr.open_array(converted, path=f"{GROUP}/{schema.SERIAL}", mode="r")[:]].index(serials[-1])
+    all_serials = zarr.open_array(converted, path=f"{GROUP}/{schema.SERIAL}", mode="r")[:]
+    index = [str(serial) for serial in all_serials].index(serials[-1])
     np.testing.assert_array_equal(images.isel(serial=index, timestep=timesteps - 1).values,
                                   original[index, timesteps - 1])
