@@ -28,7 +28,7 @@ from nersemble_zarr.atomic import write_atomic
 
 MODULES = ("bench_convert", "bench_fetch", "bench_fetch_dataset", "bench_flame", "bench_export", "bench_export_frames",
            "bench_evaluate", "bench_svfr", "bench_compat", "bench_scaling", "bench_view", "bench_colour",
-           "bench_dataset_convert")
+           "bench_dataset_convert", "backend_floor")
 START, END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
