@@ -16,11 +16,12 @@ from colour.characterisation import matrix_augmented_Cheung2004
 from nersemble_data.data.nersemble_data import NeRSembleParticipantDataManager
 from nersemble_data.util.color_correction import correct_color
 
-from nersemble_zarr import catalogue, colour
+from nersemble_zarr import catalogue, colour, colour_kernel
 from nersemble_zarr.colour import (
     CHEUNG2004_TERMS, SUPPORTED_TERMS, correct_colour, correct_colour_at_level, srgb_decoding_table,
     srgb_encoding_table,
 )
+from nersemble_zarr.colour_gpu import srgb_encode_uint8
 from nersemble_zarr.errors import InputDataError
 from nersemble_zarr.inputs.colour_calibration import read_colour_calibration
 from nersemble_zarr.levels.resample import block_mean
@@ -86,15 +87,28 @@ def test_every_encoding_bin_holds_at_most_one_level_start() -> None:
     assert first_levels[0] == 0 and first_levels[-1] == 255 and np.all(np.diff(first_levels) >= 0)
 
 
-def test_the_encoding_gives_the_official_level_of_any_linear_value() -> None:
+def _encode_on_cpu(samples: np.ndarray) -> np.ndarray:
+    """The CPU kernel's levels of float32 linear values, taken as the three channels of a row."""
+    channels = np.resize(samples, (3, -(-len(samples) // 3)))  # padded with the first values
+    out = np.empty(channels.shape[::-1], np.uint8)
+    colour_kernel.encode_levels(channels.view(np.int32), srgb_encoding_table(), colour.ENCODING_SHIFT, out)
+    return out.T.ravel()[:len(samples)]
+
+
+def _encode_with_torch(samples: np.ndarray) -> np.ndarray:
+    """The torch (GPU path) levels of float32 linear values, computed here on the CPU."""
+    return srgb_encode_uint8(torch.from_numpy(samples.copy()), torch.from_numpy(srgb_encoding_table())).numpy()
+
+
+@pytest.mark.parametrize("encode", [_encode_on_cpu, _encode_with_torch])
+def test_the_encoding_gives_the_official_level_of_any_linear_value(encode) -> None:
     rng = np.random.default_rng(1)
     starts = srgb_decoding_table()[1:].astype(np.float32)
     near_starts = (starts.view(np.int32)[:, None] + np.arange(-3, 4)[None]).astype(np.int32).view(np.float32)
     samples = np.concatenate([rng.uniform(-0.2, 1.3, 2_000_000).astype(np.float32), near_starts.ravel(),
                               np.float32([0.0, -0.0, 1.0, 1e-30, -1e30, 1e30, 0.0031308, 1.99, 2.0, np.inf, -np.inf])])
     official = np.clip(colour_science.cctf_encoding(samples.astype(np.float64)) * 255, 0, 255).astype(np.uint8)
-    ours = colour._srgb_encode_uint8(torch.from_numpy(samples.copy()), torch.from_numpy(srgb_encoding_table()))
-    ours = ours.numpy()
+    ours = encode(samples)
     assert np.abs(ours.astype(int) - official).max() <= 1
     different = samples[ours != official]  # only where the float32 of a level start rounded it: one ulp away
     ulps_away = np.abs(different.view(np.int32)[:, None] - starts.view(np.int32)[None]).min(axis=1)
