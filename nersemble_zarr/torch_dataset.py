@@ -152,7 +152,8 @@ class FrameDataset(Dataset):
                colour_correction: np.ndarray | None = None) -> torch.Tensor:
         frame = self._reader(sequence_index, variable)((serial_index, timestep_index))
         if colour_correction is not None:
-            frame = correct_colour(frame, colour_correction[serial_index], device="cpu")
+            # torch's thread count: 1 in a DataLoader worker, so workers do not oversubscribe the cores
+            frame = correct_colour(frame, colour_correction[serial_index], threads=torch.get_num_threads())
         if self.dtype == torch.float32:  # in numpy: torch's thread pool costs more than the division on one frame
             frame = np.divide(frame, np.float32(255), dtype=np.float32)
         return torch.from_numpy(np.ascontiguousarray(frame))
