@@ -10,7 +10,7 @@ Same names, methods and arguments; change the import, keep the code. What differ
   InputDataError sentence naming it;
 * matrices are plain float32 numpy arrays (the kit's are dreifus ``Pose``/``Intrinsics``, float32 numpy subclasses
   with the same values); colour matrices are float64, as the kit's;
-* the colour correction is ``nersemble_zarr.colour.correct_colour`` (torch, float32, no colour-science):
+* the colour correction is ``nersemble_zarr.colour.correct_colour`` (numba, float32, no colour-science):
   uint8 images within one level of the kit's, float images within 1e-5.
 """
 
