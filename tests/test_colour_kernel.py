@@ -148,3 +148,23 @@ def test_importing_the_colour_module_imports_neither_numba_nor_torch() -> None:
                            "print('numba' in sys.modules, 'torch' in sys.modules)"],
                           capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("terms", [3, 5, 17, 35])
+def test_the_torch_code_of_the_gpu_path_equals_the_official(terms: int) -> None:
+    """``colour_gpu`` (run where ``device`` names a GPU) checked here on torch's CPU device, so that it is tested
+    on machines without a GPU too."""
+    import torch
+
+    from nersemble_zarr.colour import _monomial_plan
+    from nersemble_zarr.colour_gpu import DeviceCorrection
+
+    rng = np.random.default_rng(terms)
+    matrix = random_matrix(terms, rng)
+    frame = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)[::-1]
+    correction = DeviceCorrection(_monomial_plan(matrix), torch.device("cpu"))
+    levels, values = np.empty(frame.shape, np.uint8), np.empty(frame.shape, np.float64)
+    correction(frame, levels, as_float=False)
+    correction(frame, values, as_float=True)
+    assert np.abs(levels.astype(np.int16) - correct_color(frame, matrix)).max() <= 1
+    np.testing.assert_allclose(values, correct_color(frame / 255.0, matrix), rtol=0, atol=1e-5)
