@@ -6,8 +6,8 @@ The kernels are compiled without numba's own threading (``parallel=True``): its 
 GNU OpenMP, aborts any forked child of a process that used it (a torch DataLoader's workers), and its fallback
 layer aborts when two threads launch at once (dask tasks). Instead they release the GIL (``nogil``) and a
 thread pool runs blocks of rows in parallel, pulled by whichever thread is free. Compiled code is cached on disk
-(``cache=True``): in the package's ``__pycache__``, else numba's user cache folder (``NUMBA_CACHE_DIR`` or
-``$XDG_CACHE_HOME/numba``, by default ``~/.cache/numba``), else nowhere (compiled once per process).
+(``cache=True``): in ``NUMBA_CACHE_DIR`` when set, else the package's ``__pycache__``, else numba's user cache
+folder (``$XDG_CACHE_HOME/numba``, by default ``~/.cache/numba``), else nowhere (compiled once per process).
 """
 
 from __future__ import annotations
