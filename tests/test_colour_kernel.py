@@ -3,6 +3,7 @@ random matrices and awkward frames, its threads (counts, dask tasks, a forked ch
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -101,7 +102,7 @@ def test_a_forked_child_corrects_after_its_parent_did() -> None:
 
 
 CHILD = """
-import json, sys
+import json
 import numpy as np
 from nersemble_zarr import colour, colour_kernel
 frame = np.arange(300 * 257 * 3, dtype=np.int64).reshape(300, 257, 3).astype(np.uint8)
@@ -112,8 +113,6 @@ print(json.dumps({"module": colour.__file__, "sum": int(corrected.astype(np.int6
 
 
 def _run_child(package_parent: Path, cache_home: Path, home: Path) -> dict:
-    import json
-
     environment = {key: value for key, value in os.environ.items() if not key.startswith("NUMBA_CACHE")}
     environment.update(PYTHONPATH=str(package_parent), XDG_CACHE_HOME=str(cache_home), HOME=str(home))
     done = subprocess.run([sys.executable, "-c", CHILD], env=environment, capture_output=True, text=True,
