@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
-import xarray as xr
 
-from .. import catalogue, schema, storage
-from .. import store as store_module
+from .. import catalogue, schema
 from ..errors import EvaluationError, SubmissionError
 from ..submission.expected import ExpectedVideo, SubmissionSpec
 from ..submission.predictions import check_source, find_videos
 from ..submission.sources import FrameSource
+from .ground_truth import StoredSequence, stored_sequences
 from .splits import ValidationSplit
 
 
@@ -58,9 +57,8 @@ def plan_evaluation(
     if validation is not None and validation.benchmark != benchmark:
         raise EvaluationError(f"The validation split is for {validation.benchmark}, not {benchmark}.")
     store = os.fspath(store)
-    tree = store_module.open(store, dask=False)
-    datasets = _sequences(tree, store, benchmark)
-    spec = _spec(benchmark, datasets, store)
+    sequences = stored_sequences(store, benchmark)
+    spec = _spec(benchmark, sequences, store)
     try:
         found = find_videos(predictions, spec)
     except SubmissionError as error:
@@ -73,12 +71,12 @@ def plan_evaluation(
             continue
         if validation is not None and not validation.holds_out_any(video.sequence, video.serial):
             continue
-        dataset = _ground_truth(datasets, benchmark, video, store)
+        stored_sequence = _ground_truth(sequences, benchmark, video, store)
         try:
             check_source(found[video.key], video, spec)
         except SubmissionError as error:
             raise EvaluationError(str(error)) from error
-        stored = dataset[schema.TIMESTEP].values.astype(np.int64)
+        stored = stored_sequence.timesteps
         chosen = np.zeros(len(stored), dtype=bool)
         chosen[::every] = True
         if wanted_timesteps is not None:
@@ -91,7 +89,7 @@ def plan_evaluation(
             tasks.append(VideoTask(
                 store, benchmark, video.participant, video.sequence, video.serial, found[video.key],
                 tuple(int(p) for p in positions), tuple(int(t) for t in stored[positions]),
-                schema.ALPHA in dataset, catalogue.SPECS[benchmark].fps / every,
+                stored_sequence.has_alpha, catalogue.SPECS[benchmark].fps / every,
             ))
     if unmatched_timesteps:
         raise EvaluationError(
@@ -104,25 +102,14 @@ def plan_evaluation(
     return tasks
 
 
-def _sequences(tree: xr.DataTree, store: str, benchmark: str) -> dict[tuple[int, str], xr.Dataset]:
-    """The store's sequences of ``benchmark`` that hold frames, coordinates in memory."""
-    found = {}
-    for key_benchmark, participant, name in store_module.sequence_keys(store):
-        if key_benchmark == benchmark:
-            dataset = store_module.sequence(tree, benchmark, participant, name)
-            if schema.IMAGES in dataset:
-                found[participant, name] = dataset
-    return found
-
-
-def _spec(benchmark: str, datasets: dict[tuple[int, str], xr.Dataset], store: str) -> SubmissionSpec:
+def _spec(benchmark: str, sequences: dict[tuple[int, str], StoredSequence], store: str) -> SubmissionSpec:
     """Every video the predictions may hold (every sequence and camera of the benchmark), with the store's
     frame counts, original frame indices and frame size."""
-    if not datasets:
+    if not sequences:
         raise EvaluationError(f"The store {store} holds no {benchmark} frames to compare predictions with.")
-    first = next(iter(datasets.values()))
-    height, width = first.sizes[schema.Y], first.sizes[schema.X]
-    timesteps = {key: tuple(int(t) for t in dataset[schema.TIMESTEP].values) for key, dataset in datasets.items()}
+    first = next(iter(sequences.values()))
+    height, width = first.height, first.width
+    timesteps = {key: tuple(int(t) for t in sequence.timesteps) for key, sequence in sequences.items()}
     videos = tuple(
         ExpectedVideo(p, s, serial, len(timesteps[p, s]) if (p, s) in timesteps else None, timesteps.get((p, s)))
         for p in catalogue.participants(benchmark)
@@ -133,25 +120,23 @@ def _spec(benchmark: str, datasets: dict[tuple[int, str], xr.Dataset], store: st
 
 
 def _ground_truth(
-    datasets: dict[tuple[int, str], xr.Dataset], benchmark: str, video: ExpectedVideo, store: str
-) -> xr.Dataset:
+    sequences: dict[tuple[int, str], StoredSequence], benchmark: str, video: ExpectedVideo, store: str
+) -> StoredSequence:
     """The stored sequence of a predicted video, after checking the store has that camera's frames."""
     group = schema.sequence_group(benchmark, video.participant, video.sequence)
-    dataset = datasets.get((video.participant, video.sequence))
-    if dataset is None and catalogue.is_test_sequence(benchmark, video.sequence):
+    sequence = sequences.get((video.participant, video.sequence))
+    if sequence is None and catalogue.is_test_sequence(benchmark, video.sequence):
         raise EvaluationError(
             f"The prediction {video.entry} has no ground truth: {video.sequence} is one of the benchmark's hidden "
             "test sequences, whose frames only the server has; hold out a train sequence with a validation split."
         )
-    if dataset is None:
+    if sequence is None:
         raise EvaluationError(
             f"The prediction {video.entry} has no ground truth: the store {store} holds no frames of {group}."
         )
-    serials = [str(serial) for serial in dataset[schema.SERIAL].values]
-    stored = video.serial in serials and bool(storage.written_cameras(dataset)[serials.index(video.serial)])
-    if not stored:
-        hidden = dataset[schema.SPLIT].values[serials.index(video.serial)] == "test" if video.serial in serials else False
+    if not sequence.is_written(video.serial):
+        hidden = sequence.is_hidden(video.serial)
         reason = ("it is one of the benchmark's hidden hold-out views, whose frames only the server has; "
                   "evaluate on a validation split of train cameras instead") if hidden else "its frames are not stored"
         raise EvaluationError(f"The prediction {video.entry} has no ground truth in {store}: {reason}.")
-    return dataset
+    return sequence

@@ -31,7 +31,7 @@ from ..units import listed
 from .expected import ExpectedVideo, SubmissionSpec, VideoKey
 from .folders import visible_entries
 from .frames import check_dtype
-from .sources import ArrayVideo, FrameSource, ImageFolderVideo, ZipVideo, read_image
+from .sources import ArrayVideo, FrameSource, ImageFolderVideo, StoredVideo, ZipVideo, read_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _FRAME_NAME = re.compile(r"^(\d+)\.(png|jpe?g)$", re.IGNORECASE)
@@ -62,9 +62,7 @@ def collect_predictions(predictions: Any, spec: SubmissionSpec, *, partial: bool
 
 def find_videos(predictions: Any, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
     """Every video of ``spec`` found in ``predictions``, unchecked (``check_source`` checks one)."""
-    import xarray as xr
-
-    if isinstance(predictions, xr.DataTree):  # before Mapping: a DataTree is one too
+    if _is_data_tree(predictions):  # before Mapping: a DataTree is one too
         return _from_tree(predictions, spec)
     if isinstance(predictions, Mapping):
         return _from_mapping(predictions, spec)
@@ -77,12 +75,21 @@ def find_videos(predictions: Any, spec: SubmissionSpec) -> dict[VideoKey, FrameS
                 f"Predictions {path} should be a zarr store, a folder of images or a submission zip; it is none."
             )
         if (path / "zarr.json").is_file():
-            return _from_tree(_open_store(path), spec)
+            direct = _from_frame_arrays(path, spec)
+            return direct if direct is not None else _from_tree(_open_store(path), spec)
         return _from_image_folder(path, spec)
     raise SubmissionError(
         f"Predictions of type {type(predictions).__name__} are not supported; pass a zarr store path, an xarray "
         "DataTree, a mapping (participant, sequence, serial) -> frames, or a folder of images."
     )
+
+
+def _is_data_tree(value: Any) -> bool:
+    """Whether ``value`` is an xarray DataTree (without importing xarray when the caller never did)."""
+    import sys
+
+    xarray = sys.modules.get("xarray")
+    return xarray is not None and isinstance(value, xarray.DataTree)
 
 
 def _open_store(path: Path):
@@ -118,6 +125,62 @@ def _from_tree(tree, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
         if video.serial in _serials(images):
             found[video.key] = _array_video(images, video)
     return found
+
+
+# Attributes by which xarray would decode stored values into others (CF conventions): such arrays go through it.
+_DECODED_ATTRS = ("_FillValue", "missing_value", "scale_factor", "add_offset", "units", "calendar", "dtype")
+_FRAME_DIMS = (schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL)
+
+
+def _from_frame_arrays(path: Path, spec: SubmissionSpec) -> dict[VideoKey, FrameSource] | None:
+    """The videos of a local zarr v3 predictions store read straight from its arrays (no xarray), when every
+    predicted group holds ``images`` as uint8 (serial, timestep, y, x, channel) with a ``serial`` array and no
+    attribute xarray would decode by; ``None`` otherwise (then the store is read through xarray, whose
+    messages name what is wrong)."""
+    import zarr
+
+    try:
+        root = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
+    except Exception:  # not zarr v3, or unreadable: xarray's path says which
+        return None
+    found: dict[VideoKey, FrameSource] = {}
+    groups: dict[str, list[str] | None] = {}
+    for video in spec.videos:
+        group_path = schema.sequence_group(spec.benchmark, video.participant, video.sequence)
+        if group_path not in groups:
+            groups[group_path] = _camera_serials(root, group_path)
+            if groups[group_path] is False:
+                return None
+        serials = groups[group_path]
+        if serials is None or video.serial not in serials:
+            continue
+        images = root[f"{group_path}/{schema.IMAGES}"]
+        found[video.key] = StoredVideo(video.entry, str(path), images.path, serials.index(video.serial),
+                                       int(images.shape[1]), tuple(int(n) for n in images.shape[2:]),
+                                       np.dtype(images.dtype))
+    return found
+
+
+def _camera_serials(root, group_path: str) -> list[str] | None | bool:
+    """The camera serials of a predicted group whose frames can be read directly, None when the store has no
+    such group, False when the group is there but not of the plain layout (``_from_frame_arrays``)."""
+    try:
+        group = root[group_path]
+    except KeyError:
+        return None
+    try:
+        images, serial = group[schema.IMAGES], group[schema.SERIAL]
+    except KeyError:
+        return False
+    plain = (
+        all(hasattr(node, "dtype") for node in (images, serial))  # arrays, not groups
+        and tuple(images.metadata.dimension_names or ()) == _FRAME_DIMS
+        and np.dtype(images.dtype) == np.uint8
+        and not any(name in images.attrs for name in _DECODED_ATTRS)
+        and tuple(serial.metadata.dimension_names or ()) == (schema.SERIAL,)
+        and serial.shape[0] == images.shape[0]
+    )
+    return [str(s) for s in serial[...]] if plain else False
 
 
 def refuse_cameras_without_frames(path: Path, spec: SubmissionSpec, found: Mapping[VideoKey, FrameSource]) -> None:
@@ -340,6 +403,8 @@ def check_source(source: FrameSource, video: ExpectedVideo, spec: SubmissionSpec
         check_dtype(source.data.dtype, video.entry)
     else:
         shape = source.shape
+        if isinstance(source, StoredVideo):
+            check_dtype(source.dtype, video.entry)
     if isinstance(source, ImageFolderVideo):
         check_numbering(source, video)
     if shape != (spec.height, spec.width, 3):

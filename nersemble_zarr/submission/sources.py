@@ -6,9 +6,11 @@ worker can read the frames itself.
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -78,6 +80,44 @@ class ArrayVideo:
                 # Synchronous: this already runs inside one task per video (threads or a distributed worker).
                 block = block.compute(scheduler="synchronous")
             yield np.asarray(block)
+
+
+@dataclass(frozen=True)
+class StoredVideo:
+    """One camera's frames of a local zarr v3 predictions store: the ``images`` array (serial, timestep, y, x,
+    channel) at ``array_path``, camera ``serial_index``. Read one frame at a time, straight from its chunk
+    (:mod:`nersemble_zarr.chunk_reader`; through zarr where that does not apply), so a video holds one frame of
+    memory at a time."""
+
+    video: str
+    store: str
+    array_path: str
+    serial_index: int
+    n_frames: int
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        read = _frame_reader(self.store, self.array_path, _stamp(self.store, self.array_path))
+        for position in range(self.n_frames):
+            yield read((self.serial_index, position))[None]
+
+
+@functools.lru_cache(maxsize=16)
+def _frame_reader(store: str, array_path: str, stamp: int | None) -> Callable[[tuple[int, ...]], np.ndarray]:
+    """The frame reader of an array, kept for the process (``stamp``: a rewritten array is opened again)."""
+    import zarr
+
+    from ..chunk_reader import frame_reader
+
+    return frame_reader(zarr.open_array(store, path=array_path, mode="r", zarr_format=3))
+
+
+def _stamp(store: str, array_path: str) -> int | None:
+    try:
+        return os.stat(os.path.join(store, array_path, "zarr.json")).st_mtime_ns
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
