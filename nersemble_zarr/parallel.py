@@ -1,7 +1,8 @@
-"""Run independent tasks on dask: the local threaded scheduler or a dask.distributed Client."""
+"""Run independent tasks in parallel: on a pool of local threads, or on a dask.distributed Client."""
 
 from __future__ import annotations
 
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
@@ -21,37 +22,41 @@ def run_tasks(
 ) -> list[Any]:
     """Apply ``function`` to every item in parallel and return the results in order.
 
-    Uses ``client`` (a ``dask.distributed.Client``) when given, else dask's threaded scheduler with
-    ``workers`` threads. ``progress(1)`` is called in the calling process as each task finishes.
+    Uses ``client`` (a ``dask.distributed.Client``) when given, else ``workers`` local threads (a plain thread
+    pool: a fresh process does not import dask for it). ``progress(1)`` is called in the calling process as
+    each task finishes. The first task to fail raises its error; tasks not yet started are not run.
     """
-    import dask
-    import dask.threaded
-
     if not items:
         return []
+    if client is None:
+        return _run_on_threads(function, items, workers, progress)
+    import dask
+    from distributed import as_completed
+
     tasks = [dask.delayed(function, pure=False)(item) for item in items]
-    if client is not None:
-        from distributed import as_completed
+    futures = client.compute(tasks)
+    index_of = {future.key: index for index, future in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    for future in as_completed(futures):
+        results[index_of[future.key]] = future.result()
+        advance(progress, 1)
+    return results
 
-        futures = client.compute(tasks)
-        index_of = {future.key: index for index, future in enumerate(futures)}
-        results: list[Any] = [None] * len(futures)
-        for future in as_completed(futures):
-            results[index_of[future.key]] = future.result()
-            advance(progress, 1)
-        return results
 
-    from dask.callbacks import Callback
-
-    keys = {task.key for task in tasks}
-
-    class _Progress(Callback):
-        def _posttask(self, key, result, dsk, state, worker_id):
-            if key in keys:
+def _run_on_threads(function: Callable[[Any], Any], items: Sequence[Any], workers: int,
+                    progress: Progress | None) -> list[Any]:
+    results: list[Any] = [None] * len(items)
+    pool = ThreadPoolExecutor(max(1, min(workers, len(items))), thread_name_prefix="nersemble-task")
+    try:
+        pending = {pool.submit(function, item): index for index, item in enumerate(items)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                results[pending.pop(future)] = future.result()  # a failed task raises here
                 advance(progress, 1)
-
-    with _Progress():
-        return list(dask.compute(*tasks, scheduler=dask.threaded.get, num_workers=workers))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
 
 
 @contextmanager

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from helpers import ProgressRecorder
 from nersemble_zarr.parallel import run_tasks
 from nersemble_zarr.progress import LockedProgress, Progress, advance, describe, set_total
@@ -43,3 +45,18 @@ def test_run_tasks_reports_one_unit_per_finished_task():
     seen: list[int] = []
     assert run_tasks(lambda x: x * x, list(range(12)), workers=3, progress=seen.append) == [x * x for x in range(12)]
     assert seen == [1] * 12
+
+
+def test_run_tasks_raises_a_failed_task_s_own_error_and_runs_no_more_tasks():
+    started: list[int] = []
+
+    def task(x: int) -> int:
+        started.append(x)
+        if x == 0:
+            raise KeyError("task 0 failed")
+        threading.Event().wait(0.2)
+        return x
+
+    with pytest.raises(KeyError, match="task 0 failed"):
+        run_tasks(task, list(range(20)), workers=1)
+    assert started[0] == 0 and len(started) < 5  # the one worker may have begun the next task meanwhile

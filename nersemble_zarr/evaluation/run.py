@@ -1,4 +1,4 @@
-"""Evaluate predicted videos against the store: one dask task per video, frames streamed in small batches."""
+"""Evaluate predicted videos against the store: one task per video, frames streamed in small batches."""
 
 from __future__ import annotations
 
