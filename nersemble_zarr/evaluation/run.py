@@ -145,12 +145,17 @@ def _frame_triples(task: VideoTask) -> Iterator[tuple[int, np.ndarray, np.ndarra
             return
 
 
+def _stacked(frames: list[np.ndarray]) -> np.ndarray:
+    """The frames as one (k, ...) array: a view of a lone frame (a full-size batch holds one), else a copy."""
+    return frames[0][None] if len(frames) == 1 else np.stack(frames)
+
+
 def _score_batch(task: VideoTask, batch: list, network, device: str, worst: list) -> list[FrameScores]:
     """Scores of a batch of frames, each read and converted once; ``worst`` keeps the error maps of the
     lowest-PSNR frames seen."""
-    prediction = np.stack([item[1] for item in batch])
-    truth = np.stack([item[2] for item in batch])
-    alpha = np.stack([item[3] for item in batch]) if task.has_alpha else None
+    prediction = _stacked([item[1] for item in batch])
+    truth = _stacked([item[2] for item in batch])
+    alpha = _stacked([item[3] for item in batch]) if task.has_alpha else None
     scale = batch[0][4]
     tensors = frame_tensors(prediction, truth, alpha, scale, device)
     scores = score_frames(tensors, squared_errors(prediction, truth, alpha, scale))

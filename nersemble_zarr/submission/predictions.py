@@ -134,8 +134,8 @@ _FRAME_DIMS = (schema.SERIAL, schema.TIMESTEP, schema.Y, schema.X, schema.CHANNE
 
 def _from_frame_arrays(path: Path, spec: SubmissionSpec) -> dict[VideoKey, FrameSource] | None:
     """The videos of a local zarr v3 predictions store read straight from its arrays (no xarray), when every
-    predicted group holds ``images`` as uint8 (serial, timestep, y, x, channel) with a ``serial`` array and no
-    attribute xarray would decode by; ``None`` otherwise (then the store is read through xarray, whose
+    predicted group holds ``images`` as uint8 (serial, timestep, y, x, channel) in chunks of one frame, with a
+    ``serial`` array and no attribute xarray would decode by; ``None`` otherwise (then the store is read through xarray, whose
     messages name what is wrong)."""
     import zarr
 
@@ -176,6 +176,7 @@ def _camera_serials(root, group_path: str) -> list[str] | None | bool:
         all(hasattr(node, "dtype") for node in (images, serial))  # arrays, not groups
         and tuple(images.metadata.dimension_names or ()) == _FRAME_DIMS
         and np.dtype(images.dtype) == np.uint8
+        and tuple(images.chunks[:2]) == (1, 1)  # one frame per chunk: a frame read decodes no other frame
         and not any(name in images.attrs for name in _DECODED_ATTRS)
         and tuple(serial.metadata.dimension_names or ()) == (schema.SERIAL,)
         and serial.shape[0] == images.shape[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
@@ -70,16 +71,20 @@ class ArrayVideo:
         return int(self.data.shape[0])
 
     def blocks(self) -> Iterator[np.ndarray]:
-        from dask.base import is_dask_collection
-
         frame_bytes = int(np.prod(self.data.shape[1:])) * np.dtype(self.data.dtype).itemsize
         max_frames = max(1, BLOCK_BYTES // max(frame_bytes, 1))
         for start, stop in plan_blocks(self.time_chunks or (1,) * self.n_frames, max_frames):
             block = self.data[start:stop]
-            if is_dask_collection(block):
+            if _is_dask_collection(block):
                 # Synchronous: this already runs inside one task per video (threads or a distributed worker).
                 block = block.compute(scheduler="synchronous")
             yield np.asarray(block)
+
+
+def _is_dask_collection(value: Any) -> bool:
+    """Whether ``value`` is a dask collection (without importing dask when nothing made one)."""
+    dask_base = sys.modules.get("dask.base")
+    return dask_base is not None and dask_base.is_dask_collection(value)
 
 
 @dataclass(frozen=True)
