@@ -16,16 +16,18 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 import zarr
 
 from . import __version__, catalogue, integrity, schema, store_metadata
 from .errors import CodecConfigError, MissingStore, StoreError
 from .locking import folder_lock
 from .outputs import kind_of
+
+if TYPE_CHECKING:  # xarray is imported where a view is opened: reading frames or metadata does not need it
+    import xarray as xr
 
 StoreLike = str | os.PathLike
 SequenceKey = tuple[str, int, str]  # (benchmark, participant, sequence)
@@ -163,6 +165,8 @@ def _remote_store_exists(path: str) -> bool:
 # ---------------------------------------------------------------- xarray views
 def open_dataset(store: StoreLike, group: str, *, dask: bool = True) -> xr.Dataset:
     """The lazy Dataset of ``group`` (dask arrays chunked like the store, or xarray's own lazy arrays)."""
+    import xarray as xr
+
     options: dict[str, Any] = {} if dask else {"chunks": None}
     with _mapped_errors(store, group):
         dataset = xr.open_zarr(store_path(store), group=group, consolidated=False, zarr_format=3, **options)
@@ -193,6 +197,8 @@ def add_variables(dataset: xr.Dataset, store: StoreLike, group: str, encoding: d
 
 def open_tree(store: StoreLike, *, dask: bool = True, zarr_format: int | None = 3) -> xr.DataTree:
     """The whole store as a lazy DataTree, read through its consolidated metadata when it has any."""
+    import xarray as xr
+
     with _mapped_errors(store), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         return xr.open_datatree(store_path(store), engine="zarr", chunks={} if dask else None, zarr_format=zarr_format)

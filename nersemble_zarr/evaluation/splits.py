@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import catalogue, storage
-from .. import store as store_module
 from ..errors import ConfigError
 from ..atomic import atomic_path
 from ..inputs.jsontext import kind_of, read_json_file
@@ -105,13 +104,13 @@ def write_split(split: ValidationSplit, target: str | os.PathLike, *, overwrite:
     target = Path(target)
     if (target / "zarr.json").is_file():
         with storage.writer_lock(target):
-            held = store_module.read_root_attrs(target).get(SPLIT_ATTR)
+            held = storage.read_root_attrs(target).get(SPLIT_ATTR)
             if held is not None and held != split.to_dict() and not overwrite:
                 raise ConfigError(f"The store {target} already holds another validation split; pass --overwrite to "
                                   "replace it.")
-            root = store_module.prepare_store(target)
+            root = storage.prepare_store(target)
             root.attrs[SPLIT_ATTR] = split.to_dict()
-            store_module.consolidate(target)
+            storage.consolidate(target)
         return target
     claim_output_file(target, overwrite=overwrite, what="split file")
     with atomic_path(target) as temporary:
@@ -125,7 +124,7 @@ def read_split(source) -> ValidationSplit:
         return source
     path = Path(source)
     if (path / "zarr.json").is_file():
-        attrs = store_module.read_root_attrs(path)
+        attrs = storage.read_root_attrs(path)
         if SPLIT_ATTR not in attrs:
             raise ConfigError(f"The store {path} holds no validation split; write one with `nersemble-zarr split`.")
         return ValidationSplit.from_dict(attrs[SPLIT_ATTR], str(path))

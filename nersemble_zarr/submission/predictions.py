@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -62,7 +63,7 @@ def collect_predictions(predictions: Any, spec: SubmissionSpec, *, partial: bool
 
 def find_videos(predictions: Any, spec: SubmissionSpec) -> dict[VideoKey, FrameSource]:
     """Every video of ``spec`` found in ``predictions``, unchecked (``check_source`` checks one)."""
-    if _is_data_tree(predictions):  # before Mapping: a DataTree is one too
+    if _is_xarray(predictions, "DataTree"):  # before Mapping: a DataTree is one too
         return _from_tree(predictions, spec)
     if isinstance(predictions, Mapping):
         return _from_mapping(predictions, spec)
@@ -84,12 +85,11 @@ def find_videos(predictions: Any, spec: SubmissionSpec) -> dict[VideoKey, FrameS
     )
 
 
-def _is_data_tree(value: Any) -> bool:
-    """Whether ``value`` is an xarray DataTree (without importing xarray when the caller never did)."""
-    import sys
-
+def _is_xarray(value: Any, kind: str) -> bool:
+    """Whether ``value`` is an xarray ``kind`` (DataTree, Dataset, DataArray), without importing xarray: when
+    the caller never imported it, the value cannot be one."""
     xarray = sys.modules.get("xarray")
-    return xarray is not None and isinstance(value, xarray.DataTree)
+    return xarray is not None and isinstance(value, getattr(xarray, kind))
 
 
 def _open_store(path: Path):
@@ -256,14 +256,12 @@ def _normalise_key(key: Any) -> VideoKey:
 
 def _array_video(value: Any, video: ExpectedVideo) -> ArrayVideo:
     """Wrap an array-like holding one camera's frames as (timestep, y, x, channel)."""
-    import xarray as xr
-
-    if isinstance(value, xr.Dataset):
+    if _is_xarray(value, "Dataset"):
         if schema.IMAGES not in value:
             raise SubmissionError(f"The Dataset given for {video.entry} has no {schema.IMAGES!r} variable.")
         value = value[schema.IMAGES]
     time_chunks = None
-    if isinstance(value, xr.DataArray):
+    if _is_xarray(value, "DataArray"):
         value = _camera_of(value, video)
         frame_dims = (schema.TIMESTEP, schema.Y, schema.X, schema.CHANNEL)
         if set(value.dims) == set(frame_dims):
