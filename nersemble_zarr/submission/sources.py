@@ -1,7 +1,7 @@
 """Sources of predicted frames: one video read block by block, so memory stays bounded at any length.
 
-A source is small and picklable (it holds a lazy array, a store path or a list of file names), so a dask.distributed
-worker can read the frames itself.
+A source is small and picklable (it holds a lazy array, a store path or a list of file names), so a
+dask.distributed worker can read the frames itself.
 """
 
 from __future__ import annotations
