@@ -12,6 +12,7 @@ which moves no pixel centre, so the intrinsics are the same with or without the 
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def block_mean(frames: np.ndarray, factor: int) -> np.ndarray:
     """Mean of each ``factor`` x ``factor`` box of uint8 frames (T, H, W[, C]), rounded to the nearest integer
     (halves up); rows and columns that do not fill a box are cropped at the bottom and right.
 
-    One pass of a compiled kernel (:func:`_block_mean_kernel`) over the frames as they are, without copying them
+    One pass of a compiled kernel (:func:`_compile_block_mean`) over the frames as they are, without copying them
     when each pixel's channels are adjacent (a decoder's padded rows included)."""
     four = frames if frames.ndim == 4 else frames[..., None]
     count, height, width, channels = four.shape
@@ -54,8 +55,17 @@ def block_mean(frames: np.ndarray, factor: int) -> np.ndarray:
     return averaged if frames.ndim == 4 else averaged[..., 0]
 
 
-@functools.cache
 def _block_mean_kernel():
+    """The compiled kernel (:func:`_compile_block_mean`), built once per process even when threads ask at once."""
+    with _KERNEL_LOCK:
+        return _compile_block_mean()
+
+
+_KERNEL_LOCK = threading.Lock()
+
+
+@functools.cache
+def _compile_block_mean():
     """The compiled kernel of :func:`block_mean`: ``(rows, factor, channels, out)`` with ``rows`` the frames as
     (T, H, W * C) uint8 and ``out`` (T, H // factor, (W // factor) * C). Per level row, the ``factor`` source rows
     are summed into one uint32 row (contiguous, vectorised), then each box's ``factor`` pixels of that sum are
