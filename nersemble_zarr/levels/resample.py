@@ -66,64 +66,67 @@ _KERNEL_LOCK = threading.Lock()
 
 @functools.cache
 def _compile_block_mean():
-    """The compiled kernel of :func:`block_mean`: ``(rows, factor, channels, out)`` with ``rows`` the frames as
-    (T, H, W * C) uint8 and ``out`` (T, H // factor, (W // factor) * C). Per level row, the ``factor`` source rows
-    are summed into one uint32 row (contiguous, vectorised), then each box's ``factor`` pixels of that sum are
-    added and rounded: ``(sum + count // 2) // count`` with ``count = factor ** 2`` (a shift when it is a power of
-    two). Compiled on first use for one signature (any row layout) and cached on disk; it releases the GIL, so
-    the threads of a threaded scheduler average frames at the same time."""
-    import numba
+    """:func:`_block_mean_rows` compiled (numba, releasing the GIL, so the threads of a threaded scheduler average
+    frames at the same time) for one signature, any row layout; cached on disk where numba finds a writable folder
+    (``NUMBA_CACHE_DIR``, the package's ``__pycache__``, numba's user cache), else compiled once per process."""
+    import numba  # here: importing numba takes 0.2 s
 
     rows = numba.types.Array(numba.uint8, 3, "A", readonly=True)
     signature = numba.void(rows, numba.intp, numba.intp, numba.uint8[:, :, ::1])
+    try:
+        return numba.njit(signature, nogil=True, cache=True)(_block_mean_rows)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available for file ..."
+        return numba.njit(signature, nogil=True)(_block_mean_rows)
 
-    @numba.njit(signature, nogil=True, cache=True)
-    def kernel(rows, factor, channels, out):
-        frames, height, out_width = out.shape
-        width = out_width * factor  # the cropped source row, in values
-        pixels = out_width // channels
-        count = factor * factor
-        half = count // 2
-        shift = -1  # log2(count) when count is a power of two
-        if count & (count - 1) == 0:
-            shift = 0
-            while (1 << shift) < count:
-                shift += 1
-        column = np.empty(width, dtype=np.uint32)
-        for t in range(frames):
-            for i in range(height):
-                first = rows[t, i * factor]
+
+def _block_mean_rows(rows, factor, channels, out):
+    """The kernel of :func:`block_mean` (numba compiles it: :func:`_compile_block_mean`): ``rows`` the frames as
+    (T, H, W * C) uint8, ``out`` (T, H // factor, (W // factor) * C). Per level row, the ``factor`` source rows are
+    summed into one uint32 row (contiguous, vectorised), then each box's ``factor`` pixels of that sum are added
+    and rounded: ``(sum + count // 2) // count`` with ``count = factor ** 2`` (a shift when it is a power of two)."""
+    frames, height, out_width = out.shape
+    width = out_width * factor  # the cropped source row, in values
+    pixels = out_width // channels
+    count = factor * factor
+    half = count // 2
+    shift = -1  # log2(count) when count is a power of two
+    if count & (count - 1) == 0:
+        shift = 0
+        while (1 << shift) < count:
+            shift += 1
+    column = np.empty(width, dtype=np.uint32)
+    for t in range(frames):
+        for i in range(height):
+            first = rows[t, i * factor]
+            for x in range(width):
+                column[x] = first[x]
+            for r in range(i * factor + 1, i * factor + factor):
+                row = rows[t, r]
                 for x in range(width):
-                    column[x] = first[x]
-                for r in range(i * factor + 1, i * factor + factor):
-                    row = rows[t, r]
-                    for x in range(width):
-                        column[x] += row[x]
-                line = out[t, i]
-                if channels == 3:
-                    for j in range(pixels):
-                        red, green, blue = half, half, half
-                        at = j * factor * 3
+                    column[x] += row[x]
+            line = out[t, i]
+            if channels == 3:
+                for j in range(pixels):
+                    red, green, blue = half, half, half
+                    at = j * factor * 3
+                    for _ in range(factor):
+                        red += column[at]
+                        green += column[at + 1]
+                        blue += column[at + 2]
+                        at += 3
+                    if shift >= 0:
+                        line[3 * j], line[3 * j + 1], line[3 * j + 2] = red >> shift, green >> shift, blue >> shift
+                    else:
+                        line[3 * j], line[3 * j + 1], line[3 * j + 2] = red // count, green // count, blue // count
+            else:
+                for j in range(pixels):
+                    for c in range(channels):
+                        total = half
+                        at = j * factor * channels + c
                         for _ in range(factor):
-                            red += column[at]
-                            green += column[at + 1]
-                            blue += column[at + 2]
-                            at += 3
-                        if shift >= 0:
-                            line[3 * j], line[3 * j + 1], line[3 * j + 2] = red >> shift, green >> shift, blue >> shift
-                        else:
-                            line[3 * j], line[3 * j + 1], line[3 * j + 2] = red // count, green // count, blue // count
-                else:
-                    for j in range(pixels):
-                        for c in range(channels):
-                            total = half
-                            at = j * factor * channels + c
-                            for _ in range(factor):
-                                total += column[at]
-                                at += channels
-                            line[j * channels + c] = total >> shift if shift >= 0 else total // count
-
-    return kernel
+                            total += column[at]
+                            at += channels
+                        line[j * channels + c] = total >> shift if shift >= 0 else total // count
 
 
 def downsample_frames(
