@@ -123,7 +123,8 @@ def phase_cluster(args) -> dict:
     sequences = tuple(args.sequences.split(","))
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
     with cluster, Client(cluster) as client:
-        client.run(lambda: [__import__(name) for name in ("torch", "numba")])  # before the clock, as in the local phase
+        # the libraries and the package imported before the clock, as in the local phase
+        client.run(lambda: [__import__(name) for name in ("torch", "numba", "nersemble_zarr.convert")])
         start = time.perf_counter()
         convert(args.root, args.store, benchmarks=("dataset",), participants=(PARTICIPANT,), sequences=sequences,
                 codec=args.codec, client=client,
