@@ -236,7 +236,7 @@ def _fetched_serials(dataset_root: Path, participant: int, sequence: str) -> lis
 def _probe_all(paths: list[Path]) -> tuple[int, tuple[int, int]]:
     """(frame count, (height, width)) shared by every video, else an InputDataError naming the odd one."""
     first = None
-    for path, info in zip(paths, probe_many(paths)):
+    for path, info in zip(paths, probe_many(paths, quick=True)):
         found = (info.n_frames, (info.height, info.width))
         if first is None:
             first = (path, found)

@@ -11,6 +11,9 @@ which moves no pixel centre, so the intrinsics are the same with or without the 
 
 from __future__ import annotations
 
+import functools
+import threading
+
 import numpy as np
 
 
@@ -30,34 +33,100 @@ def scale_intrinsics(intrinsics: np.ndarray, factor: float) -> np.ndarray:
     return pixel_scaling(factor) @ np.asarray(intrinsics, dtype=np.float64)
 
 
-def _box_sum(frames: np.ndarray, factor: int) -> np.ndarray:
-    """Sum of each factor x factor box of frames (T, H, W[, C]) after cropping H, W to multiples of factor:
-    the rows of each box first (whole rows, contiguous), then the columns of those row sums."""
-    height, width = level_size(frames.shape[1], frames.shape[2], factor)
-    dtype = np.uint16 if factor * factor * 255 <= np.iinfo(np.uint16).max else np.uint32
-    rows = frames[:, 0 : height * factor : factor, : width * factor].astype(dtype)
-    for row in range(1, factor):
-        rows += frames[:, row : height * factor : factor, : width * factor]
-    total = rows[:, :, 0::factor].copy()
-    for column in range(1, factor):
-        total += rows[:, :, column::factor]
-    return total
-
-
-def _rounded_mean(total: np.ndarray, count: int) -> np.ndarray:
-    """``total / count`` rounded to the nearest integer (halves up), as uint8; in place on ``total``."""
-    total += count // 2
-    if count & (count - 1) == 0:  # a power of two: a shift, far cheaper than an integer division
-        total >>= count.bit_length() - 1
-    else:
-        total //= count
-    return total.astype(np.uint8)
-
-
 def block_mean(frames: np.ndarray, factor: int) -> np.ndarray:
     """Mean of each ``factor`` x ``factor`` box of uint8 frames (T, H, W[, C]), rounded to the nearest integer
-    (halves up); rows and columns that do not fill a box are cropped at the bottom and right."""
-    return _rounded_mean(_box_sum(frames, factor), factor * factor)
+    (halves up); rows and columns that do not fill a box are cropped at the bottom and right.
+
+    One pass of a compiled kernel (:func:`_compile_block_mean`) over the frames as they are, without copying them
+    when each pixel's channels are adjacent (a decoder's padded rows included)."""
+    four = frames if frames.ndim == 4 else frames[..., None]
+    count, height, width, channels = four.shape
+    if four.dtype != np.uint8:
+        raise TypeError(f"block_mean takes uint8 frames, not {four.dtype}.")
+    if four.strides[2] != channels or (channels > 1 and four.strides[3] != 1):
+        four = np.ascontiguousarray(four)
+    rows = np.lib.stride_tricks.as_strided(four, (count, height, width * channels), (*four.strides[:2], 1),
+                                           writeable=False)
+    level_height, level_width = level_size(height, width, factor)
+    averaged = np.empty((count, level_height, level_width * channels), dtype=np.uint8)
+    if averaged.size:
+        _block_mean_kernel()(rows, factor, channels, averaged)
+    averaged = averaged.reshape(count, level_height, level_width, channels)
+    return averaged if frames.ndim == 4 else averaged[..., 0]
+
+
+def _block_mean_kernel():
+    """The compiled kernel (:func:`_compile_block_mean`), built once per process even when threads ask at once."""
+    with _KERNEL_LOCK:
+        return _compile_block_mean()
+
+
+_KERNEL_LOCK = threading.Lock()
+
+
+@functools.cache
+def _compile_block_mean():
+    """:func:`_block_mean_rows` compiled (numba, releasing the GIL, so the threads of a threaded scheduler average
+    frames at the same time) for one signature, any row layout; cached on disk where numba finds a writable folder
+    (``NUMBA_CACHE_DIR``, the package's ``__pycache__``, numba's user cache), else compiled once per process."""
+    import numba  # here: importing numba takes 0.2 s
+
+    rows = numba.types.Array(numba.uint8, 3, "A", readonly=True)
+    signature = numba.void(rows, numba.intp, numba.intp, numba.uint8[:, :, ::1])
+    try:
+        return numba.njit(signature, nogil=True, cache=True)(_block_mean_rows)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available for file ..."
+        return numba.njit(signature, nogil=True)(_block_mean_rows)
+
+
+def _block_mean_rows(rows, factor, channels, out):
+    """The kernel of :func:`block_mean` (numba compiles it: :func:`_compile_block_mean`): ``rows`` the frames as
+    (T, H, W * C) uint8, ``out`` (T, H // factor, (W // factor) * C). Per level row, the ``factor`` source rows are
+    summed into one uint32 row (contiguous, vectorised), then each box's ``factor`` pixels of that sum are added
+    and rounded: ``(sum + count // 2) // count`` with ``count = factor ** 2`` (a shift when it is a power of two)."""
+    frames, height, out_width = out.shape
+    width = out_width * factor  # the cropped source row, in values
+    pixels = out_width // channels
+    count = factor * factor
+    half = count // 2
+    shift = -1  # log2(count) when count is a power of two
+    if count & (count - 1) == 0:
+        shift = 0
+        while (1 << shift) < count:
+            shift += 1
+    column = np.empty(width, dtype=np.uint32)
+    for t in range(frames):
+        for i in range(height):
+            first = rows[t, i * factor]
+            for x in range(width):
+                column[x] = first[x]
+            for r in range(i * factor + 1, i * factor + factor):
+                row = rows[t, r]
+                for x in range(width):
+                    column[x] += row[x]
+            line = out[t, i]
+            if channels == 3:
+                for j in range(pixels):
+                    red, green, blue = half, half, half
+                    at = j * factor * 3
+                    for _ in range(factor):
+                        red += column[at]
+                        green += column[at + 1]
+                        blue += column[at + 2]
+                        at += 3
+                    if shift >= 0:
+                        line[3 * j], line[3 * j + 1], line[3 * j + 2] = red >> shift, green >> shift, blue >> shift
+                    else:
+                        line[3 * j], line[3 * j + 1], line[3 * j + 2] = red // count, green // count, blue // count
+            else:
+                for j in range(pixels):
+                    for c in range(channels):
+                        total = half
+                        at = j * factor * channels + c
+                        for _ in range(factor):
+                            total += column[at]
+                            at += channels
+                        line[j * channels + c] = total >> shift if shift >= 0 else total // count
 
 
 def downsample_frames(
