@@ -82,6 +82,16 @@ def test_a_corrupt_chunk_of_a_predictions_store_is_one_sentence(converted, nvs_p
     assert result.output.count("\n") == 1, result.output
 
 
+def test_a_corrupt_chunk_read_through_xarray_is_one_sentence(converted, nvs_predictions, tmp_path):
+    path = write_prediction_store(tmp_path / "pred.zarr", nvs_predictions)  # a camera per chunk: xarray reads it
+    array = zarr.open_array(path, path=f"{schema.sequence_group('nvs', *NVS)}/{schema.IMAGES}", mode="r")
+    chunk = path / array.path / array.metadata.encode_chunk_key((0, 0, 0, 0, 0))
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    result = run_cli("evaluate", path, "--store", converted, "-b", "nvs", *NO_EXTRAS, exit_code=1)
+    assert "could not be read (" in result.output and NVS_CAMERAS[0] in result.output, result.output
+    assert result.output.count("\n") == 1, result.output
+
+
 @pytest.mark.parametrize("group, name, value", [("", schema.FORMAT_ATTR, [1]), ("nvs/388/GLASSES", schema.HEIGHT_ATTR, "160")])
 def test_a_damaged_attribute_of_the_store_is_the_sentence_nz_open_gives(converted, nvs_predictions, tmp_path,
                                                                         group, name, value):

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import SubmissionError
+from ..errors import NersembleError, SubmissionError
 
 # Frames read at once are capped at this many bytes of source data (3 full-size NVS uint8 frames). Blocks
 # under glibc's 32 MiB mmap limit are reused from the heap; larger ones are mapped and page-faulted afresh
@@ -74,11 +74,21 @@ class ArrayVideo:
         frame_bytes = int(np.prod(self.data.shape[1:])) * np.dtype(self.data.dtype).itemsize
         max_frames = max(1, BLOCK_BYTES // max(frame_bytes, 1))
         for start, stop in plan_blocks(self.time_chunks or (1,) * self.n_frames, max_frames):
+            yield self._read(start, stop)
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop``; a chunk that does not decode (truncated, overwritten) is one sentence."""
+        try:
             block = self.data[start:stop]
             if _is_dask_collection(block):
                 # Synchronous: this already runs inside one task per video (threads or a distributed worker).
                 block = block.compute(scheduler="synchronous")
-            yield np.asarray(block)
+            return np.asarray(block)
+        except NersembleError:  # our codecs' and readers' own sentences
+            raise
+        except Exception as error:  # each codec fails its own way on damaged bytes (ValueError, RuntimeError, ...)
+            raise SubmissionError(f"Frames {start} to {stop - 1} of {self.video} could not be read "
+                                  f"({type(error).__name__}: {error}).") from None
 
 
 def _is_dask_collection(value: Any) -> bool:
