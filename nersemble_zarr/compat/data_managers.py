@@ -129,7 +129,7 @@ class BaseDataManager:
         serials = self.list_serials(sequence_name)
         if not serials:
             raise InputDataError(f"No video of sequence {shown(sequence_name)} under {self._location}; fetch it first.")
-        return probe(self.get_images_path(sequence_name, serials[0])).n_frames
+        return probe(self.get_images_path(sequence_name, serials[0]), quick=True).n_frames
 
     def load_alpha_map(self, sequence_name: str, serial: str, timestep: int) -> np.ndarray:
         """The alpha map (H, W, 1) uint8 of one frame."""

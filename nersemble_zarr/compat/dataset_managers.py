@@ -96,7 +96,7 @@ class NeRSembleParticipantDataManager:
         if not serials:
             folder = Path(self.get_images_path(sequence_name, "serial")).parent
             raise InputDataError(f"The folder {folder} holds no camera video (cam_SERIAL.mp4).")
-        return probe(self.get_images_path(sequence_name, serials[0])).n_frames
+        return probe(self.get_images_path(sequence_name, serials[0]), quick=True).n_frames
 
     def load_image(
         self,
@@ -116,7 +116,7 @@ class NeRSembleParticipantDataManager:
         check_timestep(timestep)
         image = next(iter_frames(path, start=int(timestep), stop=int(timestep) + 1), None)
         if image is None:
-            raise InputDataError(f"Timestep {timestep} is out of range: {path} has {probe(path).n_frames} frames.")
+            raise InputDataError(f"Timestep {timestep} is out of range: {path} has {probe(path, quick=True).n_frames} frames.")
         if downscale_factor is not None:
             image = _downscale(image, downscale_factor)
         matrix = None
