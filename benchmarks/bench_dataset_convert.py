@@ -19,8 +19,8 @@ colour matrices. Then, each in a fresh process (so its peak resident memory is i
 (d) bytes on disk per frame of the stored images for each frame codec at levels 1, 2 and 4 (uncorrected), against
     the mp4's bytes per frame.
 
-Every phase imports its libraries before its clock starts (convert: torch, which the colour correction uses; VHAP:
-colour-science); convert's clock includes checking the inputs, probing the videos and writing the store's metadata.
+Every phase imports its libraries before its clock starts (convert: numba, which the area average and the colour
+correction use; VHAP: colour-science); convert's clock includes checking the inputs, probing the videos and writing the store's metadata.
 """
 
 from __future__ import annotations
@@ -99,7 +99,6 @@ def phase_convert(args) -> dict:
     # imported before the clock as the VHAP phase imports colour-science: once per process (numba's first kernel
     # call, which loads it from the disk cache and sets numba up, 0.3 s of CPU, stays inside the clock)
     import numba  # noqa: F401
-    import torch  # noqa: F401
 
     from nersemble_zarr.convert import DatasetOptions, convert
 
@@ -124,7 +123,7 @@ def phase_cluster(args) -> dict:
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
     with cluster, Client(cluster) as client:
         # the libraries and the package imported before the clock, as in the local phase
-        client.run(lambda: [__import__(name) for name in ("torch", "numba", "nersemble_zarr.convert")])
+        client.run(lambda: [__import__(name) for name in ("numba", "nersemble_zarr.convert")])
         start = time.perf_counter()
         convert(args.root, args.store, benchmarks=("dataset",), participants=(PARTICIPANT,), sequences=sequences,
                 codec=args.codec, client=client,
