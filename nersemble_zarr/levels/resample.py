@@ -50,7 +50,10 @@ def block_mean(frames: np.ndarray, factor: int) -> np.ndarray:
     level_height, level_width = level_size(height, width, factor)
     averaged = np.empty((count, level_height, level_width * channels), dtype=np.uint8)
     if averaged.size:
-        _block_mean_kernel()(rows, factor, channels, averaged)
+        # a box column's sum of ``factor`` values: uint16 while it cannot overflow (twice the lanes of uint32)
+        column = np.empty(level_width * channels * factor,
+                          dtype=np.uint16 if factor * 255 <= np.iinfo(np.uint16).max else np.uint32)
+        _block_mean_kernel()(rows, factor, channels, averaged, column)
     averaged = averaged.reshape(count, level_height, level_width, channels)
     return averaged if frames.ndim == 4 else averaged[..., 0]
 
@@ -67,23 +70,27 @@ _KERNEL_LOCK = threading.Lock()
 @functools.cache
 def _compile_block_mean():
     """:func:`_block_mean_rows` compiled (numba, releasing the GIL, so the threads of a threaded scheduler average
-    frames at the same time) for one signature, any row layout; cached on disk where numba finds a writable folder
-    (``NUMBA_CACHE_DIR``, the package's ``__pycache__``, numba's user cache), else compiled once per process."""
+    frames at the same time) for both column sums (uint16, uint32), any row layout; cached on disk where numba
+    finds a writable folder (``NUMBA_CACHE_DIR``, the package's ``__pycache__``, numba's user cache), else
+    compiled once per process (both signatures: about 1 s of CPU)."""
     import numba  # here: importing numba takes 0.2 s
 
     rows = numba.types.Array(numba.uint8, 3, "A", readonly=True)
-    signature = numba.void(rows, numba.intp, numba.intp, numba.uint8[:, :, ::1])
+    signatures = [numba.void(rows, numba.intp, numba.intp, numba.uint8[:, :, ::1], column[::1])
+                  for column in (numba.uint16, numba.uint32)]
     try:
-        return numba.njit(signature, nogil=True, cache=True)(_block_mean_rows)
+        return numba.njit(signatures, nogil=True, cache=True)(_block_mean_rows)
     except RuntimeError:  # numba: "cannot cache function ...: no locator available for file ..."
-        return numba.njit(signature, nogil=True)(_block_mean_rows)
+        return numba.njit(signatures, nogil=True)(_block_mean_rows)
 
 
-def _block_mean_rows(rows, factor, channels, out):
+def _block_mean_rows(rows, factor, channels, out, column):
     """The kernel of :func:`block_mean` (numba compiles it: :func:`_compile_block_mean`): ``rows`` the frames as
-    (T, H, W * C) uint8, ``out`` (T, H // factor, (W // factor) * C). Per level row, the ``factor`` source rows are
-    summed into one uint32 row (contiguous, vectorised), then each box's ``factor`` pixels of that sum are added
-    and rounded: ``(sum + count // 2) // count`` with ``count = factor ** 2`` (a shift when it is a power of two)."""
+    (T, H, W * C) uint8, ``out`` (T, H // factor, (W // factor) * C), ``column`` a scratch row of
+    (W // factor) * C * factor sums (uint16 when ``factor * 255`` fits, else uint32). Per level row, the ``factor``
+    source rows are summed into ``column`` (contiguous, vectorised), then each box's ``factor`` pixels of that sum
+    are added and rounded: ``(sum + count // 2) // count`` with ``count = factor ** 2`` (a shift when it is a power
+    of two)."""
     frames, height, out_width = out.shape
     width = out_width * factor  # the cropped source row, in values
     pixels = out_width // channels
@@ -94,7 +101,6 @@ def _block_mean_rows(rows, factor, channels, out):
         shift = 0
         while (1 << shift) < count:
             shift += 1
-    column = np.empty(width, dtype=np.uint32)
     for t in range(frames):
         for i in range(height):
             first = rows[t, i * factor]
