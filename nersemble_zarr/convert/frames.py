@@ -16,7 +16,6 @@ from .. import schema, storage
 from ..colour import correct_colour_at_level
 from ..errors import InputDataError
 from ..levels.resample import block_mean
-from ..memory import release_free_memory
 from ..shard_writer import frame_sink
 from ..video import iter_frames
 
@@ -46,8 +45,6 @@ def run_video_task(task: VideoTask) -> BaseException | None:
         write_video(task)
     except Exception as error:  # returned to the orchestrator, which re-raises the first one
         return error
-    finally:  # the next task starts from a trimmed heap: the peak stays flat in the number of videos
-        release_free_memory()
     return None
 
 
