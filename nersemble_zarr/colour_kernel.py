@@ -6,8 +6,7 @@ The kernels are compiled without numba's own threading (``parallel=True``): its 
 GNU OpenMP, aborts any forked child of a process that used it (a torch DataLoader's workers), and its fallback
 layer aborts when two threads launch at once (dask tasks). Instead they release the GIL (``nogil``) and a
 thread pool runs blocks of rows in parallel, pulled by whichever thread is free. Compiled code is cached on disk
-(``cache=True``): in ``NUMBA_CACHE_DIR`` when set, else the package's ``__pycache__``, else numba's user cache
-folder (``$XDG_CACHE_HOME/numba``, by default ``~/.cache/numba``), else nowhere (compiled once per process).
+where numba finds a writable folder, else compiled once per process (:mod:`nersemble_zarr.jit`).
 """
 
 from __future__ import annotations
@@ -17,24 +16,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-import numba
 import numpy as np
+
+from .jit import compile_kernel
 
 BLOCKS_PER_THREAD = 4  # more blocks than threads: a thread slowed by other work takes fewer of them
 MIN_BLOCK_PIXELS = 1 << 15  # below this a block costs less than handing it to another thread
 
 
-def _jit(function: Callable) -> Callable:
-    """``numba.njit(nogil=True)`` of ``function``, cached on disk where numba finds a writable folder."""
-    try:
-        return numba.njit(cache=True, nogil=True)(function)
-    except RuntimeError as error:  # numba: "cannot cache function ...: no locator available for file ..."
-        if "no locator available" not in str(error):
-            raise
-        return numba.njit(nogil=True)(function)
-
-
-@_jit
+@compile_kernel
 def linear_row(pixels, decode, factors, matrix, offset, monomials, linear):
     """Linear light (3, W) float32 into ``linear`` of one row of uint8 ``pixels`` (W, 3): ``offset`` plus
     ``matrix`` (3, M) times the row's M monomials, built in ``monomials`` (M, W): rows 0..2 are R, G, B decoded
@@ -62,7 +52,7 @@ def linear_row(pixels, decode, factors, matrix, offset, monomials, linear):
             linear[2, x] += w2 * value
 
 
-@_jit
+@compile_kernel
 def encode_levels(bits, encode, shift, out):
     """The official uint8 levels (W, 3) into ``out`` of linear light given as float32 bit patterns ``bits``
     (3, W) int32, by the ``encode`` table over bit patterns >> ``shift`` (``colour.srgb_encoding_table``):
@@ -75,7 +65,7 @@ def encode_levels(bits, encode, shift, out):
             out[x, c] = (encode[index] + pattern) >> 16
 
 
-@_jit
+@compile_kernel
 def encode_values(linear, out):
     """sRGB values (W, 3) float64 into ``out`` of linear light (3, W), as ``colour.cctf_encoding`` (IEC
     61966-2-1), unclipped: the linear segment below 0.0031308, negative values included."""
@@ -85,7 +75,7 @@ def encode_values(linear, out):
             out[x, c] = value * 12.92 if value <= 0.0031308 else 1.055 * value ** (1 / 2.4) - 0.055
 
 
-@_jit
+@compile_kernel
 def correct_levels(pixels, start, stop, decode, encode, shift, factors, matrix, offset, out):
     """Rows ``start:stop`` of uint8 ``pixels`` (rows, W, 3) corrected into uint8 levels in ``out``."""
     monomials = np.empty((factors.shape[0], pixels.shape[1]), np.float32)
@@ -96,7 +86,7 @@ def correct_levels(pixels, start, stop, decode, encode, shift, factors, matrix, 
         encode_levels(bits, encode, shift, out[y])
 
 
-@_jit
+@compile_kernel
 def correct_values(pixels, start, stop, decode, factors, matrix, offset, out):
     """Rows ``start:stop`` of uint8 ``pixels`` (rows, W, 3) corrected into float64 sRGB values in ``out``."""
     monomials = np.empty((factors.shape[0], pixels.shape[1]), np.float32)

@@ -116,7 +116,8 @@ class NeRSembleParticipantDataManager:
         check_timestep(timestep)
         image = next(iter_frames(path, start=int(timestep), stop=int(timestep) + 1), None)
         if image is None:
-            raise InputDataError(f"Timestep {timestep} is out of range: {path} has {probe(path, quick=True).n_frames} frames.")
+            frames = probe(path, quick=True).n_frames
+            raise InputDataError(f"Timestep {timestep} is out of range: {path} has {frames} frames.")
         if downscale_factor is not None:
             image = _downscale(image, downscale_factor)
         matrix = None

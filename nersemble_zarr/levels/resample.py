@@ -16,6 +16,8 @@ import threading
 
 import numpy as np
 
+from ..jit import compile_kernel
+
 
 def level_size(height: int, width: int, factor: int) -> tuple[int, int]:
     """(height, width) of a frame downsampled by ``factor``: the remainder rows / columns are cropped."""
@@ -71,17 +73,14 @@ _KERNEL_LOCK = threading.Lock()
 def _compile_block_mean():
     """:func:`_block_mean_rows` compiled (numba, releasing the GIL, so the threads of a threaded scheduler average
     frames at the same time) for both column sums (uint16, uint32), any row layout; cached on disk where numba
-    finds a writable folder (``NUMBA_CACHE_DIR``, the package's ``__pycache__``, numba's user cache), else
-    compiled once per process (both signatures: about 1 s of CPU)."""
+    finds a writable folder, else compiled once per process (:mod:`nersemble_zarr.jit`; both signatures: about
+    1 s of CPU)."""
     import numba  # here: importing numba takes 0.2 s
 
     rows = numba.types.Array(numba.uint8, 3, "A", readonly=True)
     signatures = [numba.void(rows, numba.intp, numba.intp, numba.uint8[:, :, ::1], column[::1])
                   for column in (numba.uint16, numba.uint32)]
-    try:
-        return numba.njit(signatures, nogil=True, cache=True)(_block_mean_rows)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available for file ..."
-        return numba.njit(signatures, nogil=True)(_block_mean_rows)
+    return compile_kernel(_block_mean_rows, signatures)
 
 
 def _block_mean_rows(rows, factor, channels, out, column):
