@@ -6,6 +6,7 @@ import functools
 import logging
 import re
 import sys
+import warnings
 from typing import Callable
 
 import click
@@ -146,18 +147,24 @@ def handle_errors(command: Callable) -> Callable:
             if debug:
                 raise
             click.echo(f"Error: {error}", err=True)
-            # zarr abandons the other tasks of a read that failed (a tampered array among a group's members, a
-            # second corrupt chunk); asyncio would report each at exit with a traceback after this one line.
-            logging.getLogger("asyncio").disabled = True
+            _quiet_abandoned_zarr_work()
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
             if debug:
                 raise
             click.echo("Interrupted; rerun the same command to resume.", err=True)
-            logging.getLogger("asyncio").disabled = True  # zarr's abandoned writes, reported at exit (see above)
+            _quiet_abandoned_zarr_work()
             sys.exit(130)
 
     return wrapper
+
+
+def _quiet_abandoned_zarr_work() -> None:
+    """Keep the one line just printed the last one: zarr abandons the other tasks of a read or write that failed or
+    was interrupted, and at exit asyncio would log each with a traceback, and Python would warn of a coroutine an
+    interrupt caught before it was scheduled ("was never awaited")."""
+    logging.getLogger("asyncio").disabled = True
+    warnings.filterwarnings("ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning)
 
 
 def configure_logging(verbose: int) -> None:
