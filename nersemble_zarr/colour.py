@@ -126,7 +126,7 @@ def correct_colour(frames: np.ndarray, matrix: np.ndarray, device: "str | torch.
     _check_frames(frames)
     _check_threads(threads)
     corrected = np.empty(frames.shape, dtype=np.float64 if as_float else np.uint8)
-    if device is None or str(device).split(":")[0] == "cpu":
+    if _on_cpu(device):
         _correct_on_cpu(frames, plan, corrected, as_float, threads)
     else:
         import torch
@@ -140,23 +140,30 @@ def correct_colour(frames: np.ndarray, matrix: np.ndarray, device: "str | torch.
 
 
 def correct_colour_at_level(frames: np.ndarray, matrix: np.ndarray, level: int,
-                            device: "str | torch.device | None" = None, *, threads: int | None = None) -> np.ndarray:
+                            device: "str | torch.device | None" = None, *, threads: int | None = None,
+                            out: np.ndarray | None = None) -> np.ndarray:
     """The corrected frame(s) at resolution ``level``: uint8 ``frames`` (H, W, 3) or (N, H, W, 3) area-averaged
     over ``level`` x ``level`` boxes exactly as the store's levels are (``levels.resample.block_mean``, in sRGB),
     then colour-corrected (``device`` and ``threads`` as :func:`correct_colour`), the order of the official
-    ``load_image(..., downscale_factor=level)``."""
+    ``load_image(..., downscale_factor=level)``. ``out`` (level > 1): the C-contiguous uint8 array of the
+    result's shape to average into and, on the CPU, correct in (a frame loop's one buffer)."""
     if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or level < 1:
         raise InputDataError(f"The resolution level {level!r} is invalid; expected an integer of at least 1.")
     ccm = check_matrix(matrix)
     _check_frames(frames)
     _check_threads(threads)
-    if level > 1:
-        from .levels.resample import block_mean  # here: the levels package imports xarray, zarr and dask
+    if level == 1:
+        return correct_colour(frames, ccm, device, threads=threads)
+    from .levels.resample import block_mean  # here: the levels package imports xarray, zarr and dask
 
-        batch = frames if frames.ndim == 4 else frames[None]
-        averaged = block_mean(batch, int(level))
-        frames = averaged if frames.ndim == 4 else averaged[0]
-    return correct_colour(frames, ccm, device, threads=threads)
+    one = frames.ndim == 3
+    averaged = block_mean(frames[None] if one else frames, int(level), out[None] if one and out is not None else out)
+    averaged = averaged[0] if one else averaged
+    if not _on_cpu(device):
+        return correct_colour(averaged, ccm, device, threads=threads)
+    # corrected in place: the kernel reads each row whole before writing it, and a frame needs no second buffer
+    _correct_on_cpu(averaged, _monomial_plan(ccm), averaged, False, threads)
+    return averaged if out is None else out
 
 
 def stored_colour_correction(dataset: "xr.Dataset", group: str) -> np.ndarray:
@@ -242,6 +249,10 @@ def _monomial_plan(ccm: np.ndarray) -> MonomialPlan:
     for k, column in weights.items():
         matrix[:, k] = column
     return MonomialPlan(np.array(factors, dtype=np.int64), matrix, offset.astype(np.float32))
+
+
+def _on_cpu(device: "str | torch.device | None") -> bool:
+    return device is None or str(device).split(":")[0] == "cpu"
 
 
 def _correct_on_cpu(frames: np.ndarray, plan: MonomialPlan, out: np.ndarray, as_float: bool,

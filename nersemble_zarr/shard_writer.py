@@ -2,38 +2,92 @@
 
 zarr-python writes a shard by building a fill-value array for each inner chunk, copying the frame into it and
 only then compressing it: two extra passes over every 5 MiB frame. For a frame array (``frame_layout``)
-:class:`ShardWriter` compresses each frame once, with the array's own codec settings, and writes the shard
-(chunks, then the crc32c-checked index) atomically under its final name. Other arrays get
-:class:`ZarrFrameWriter`, which buffers a shard and assigns it through zarr.
+:class:`ShardWriter` compresses each frame once, with the array's own codec settings, and appends it to the shard's
+temporary file at once (a shard's frames are never all held in memory: 32 frames of 13 MiB at full resolution);
+the crc32c-checked index and the rename to the final name come last, so a shard appears whole or not at all.
+Other arrays get :class:`ZarrFrameWriter`, which buffers a shard and assigns it through zarr.
+
+Use a sink as a context manager: leaving it on an error or an interrupt removes the shard it was writing.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import zarr
 
-from .atomic import atomic_path
+from .atomic import temporary_path
 from .frame_layout import EMPTY, FrameLayout
+from .outputs import check_output_file
 
 
 class FrameSink(Protocol):
-    """Takes the frames of one camera in order; ``close`` writes what is left and returns the frame count."""
+    """Takes the frames of one camera in order; ``close`` writes what is left and returns the frame count;
+    ``discard`` drops what is not written yet (the context manager's exit on an error)."""
 
     def add(self, frame: np.ndarray) -> None: ...
 
     def close(self) -> int: ...
 
+    def discard(self) -> None: ...
 
-class ShardWriter:
+    def __enter__(self) -> FrameSink: ...
+
+    def __exit__(self, kind, error, traceback) -> None: ...
+
+
+class _SinkContext:
+    """``with sink:`` discards the unwritten rest (the subclass's ``discard``) when the block ends in an exception."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is not None:
+            self.discard()
+
+
+class _ShardFile:
+    """One shard being written: its compressed chunks go to a temporary file beside it as they come."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = check_output_file(path)
+        for leftover in path.parent.glob(f".{path.name}.*.part*"):  # what a killed writer of this shard left
+            leftover.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._temporary = temporary_path(path)
+        self._handle = open(self._temporary, "xb")
+        self.lengths: list[int] = []
+
+    def append(self, chunk: bytes) -> None:
+        self._handle.write(chunk)
+        self.lengths.append(len(chunk))
+
+    def finish(self, index: bytes) -> None:
+        """Write the index and put the shard under its final name."""
+        try:
+            self._handle.write(index)
+            self._handle.close()
+            os.replace(self._temporary, self.path)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        self._handle.close()
+        self._temporary.unlink(missing_ok=True)
+
+
+class ShardWriter(_SinkContext):
     """Frames along the last leading axis (time) at a fixed ``prefix`` (the camera), written shard by shard."""
 
     def __init__(self, layout: FrameLayout, prefix: tuple[int, ...]) -> None:
         self._layout = layout
         self._prefix = prefix
         self._per_shard = layout.shard_frames[-1]
-        self._chunks: list[bytes] = []
+        self._shard: _ShardFile | None = None
         self._written = 0
 
     @classmethod
@@ -45,34 +99,38 @@ class ShardWriter:
         return cls(layout, prefix)
 
     def add(self, frame: np.ndarray) -> None:
-        if self._written + len(self._chunks) >= self._layout.array.shape[self._layout.lead - 1]:
+        pending = len(self._shard.lengths) if self._shard else 0
+        if self._written + pending >= self._layout.array.shape[self._layout.lead - 1]:
             raise IndexError("More frames than the array holds along time.")
-        self._chunks.append(self._layout.codec.encode(np.ascontiguousarray(frame)))
-        if len(self._chunks) == self._per_shard:
-            self._flush()
+        chunk = self._layout.codec.encode(np.ascontiguousarray(frame))
+        if self._shard is None:
+            self._shard = _ShardFile(self._layout.file_of(self._prefix + (self._written,)))
+        self._shard.append(chunk)
+        if len(self._shard.lengths) == self._per_shard:
+            self._finish_shard()
 
     def close(self) -> int:
-        if self._chunks:
-            self._flush()
+        if self._shard is not None:
+            self._finish_shard()
         return self._written
 
-    def _flush(self) -> None:
-        layout = self._layout
+    def discard(self) -> None:
+        if self._shard is not None:
+            self._shard.discard()
+            self._shard = None
+
+    def _finish_shard(self) -> None:
+        layout, shard = self._layout, self._shard
         index = np.full((layout.chunks_per_shard, 2), EMPTY, dtype=np.uint64)
-        lengths = np.array([len(chunk) for chunk in self._chunks], dtype=np.uint64)
+        lengths = np.array(shard.lengths, dtype=np.uint64)
         index[: len(lengths), 0] = np.cumsum(lengths) - lengths
         index[: len(lengths), 1] = lengths
-        path = layout.file_of(self._prefix + (self._written,))
-        for leftover in path.parent.glob(f".{path.name}.*.part*"):  # what a killed writer of this shard left
-            leftover.unlink(missing_ok=True)
-        with atomic_path(path) as temporary, open(temporary, "xb") as handle:
-            handle.writelines(self._chunks)
-            handle.write(layout.encode_index(index))
-        self._written += len(self._chunks)
-        self._chunks = []
+        self._shard = None
+        shard.finish(layout.encode_index(index))
+        self._written += len(lengths)
 
 
-class ZarrFrameWriter:
+class ZarrFrameWriter(_SinkContext):
     """The same through zarr: a shard's frames are buffered and assigned as one slice."""
 
     def __init__(self, array: zarr.Array, prefix: tuple[int, ...]) -> None:
@@ -93,6 +151,9 @@ class ZarrFrameWriter:
         if self._filled:
             self._flush()
         return self._written
+
+    def discard(self) -> None:
+        self._filled = 0
 
     def _flush(self) -> None:
         start = self._written

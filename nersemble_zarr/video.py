@@ -191,6 +191,7 @@ def iter_frames(
         packets = container.demux(stream)
         presented: list[int] = []  # presentation times of the packets demuxed so far
         decoded: set[int] = set()
+        to_rgb: RgbConverter | None = None
         for packet in packets:
             if packet.pts is not None:
                 presented.append(packet.pts)
@@ -205,7 +206,8 @@ def iter_frames(
                     raise CorruptVideo(path, f"at frame {delivered} ({why})")
                 decoded.add(frame.pts)
                 if delivered >= start and (stop is None or delivered < stop):
-                    rgb = frame.to_ndarray(format="rgb24")
+                    to_rgb = to_rgb or RgbConverter(frame)
+                    rgb = to_rgb(frame)
                     # The first channel of the RGB picture, as the benchmark reads alpha maps.
                     yield rgb[..., 0] if gray else rgb
                 delivered += 1
@@ -215,6 +217,33 @@ def iter_frames(
         raise CorruptVideo(path, f"at frame {delivered} ({error})") from error
     finally:
         container.close()
+
+
+class RgbConverter:
+    """Turn a video's decoded frames into (H, W, 3) uint8 RGB arrays: the pixels of
+    ``VideoFrame.to_ndarray(format="rgb24")`` (FFmpeg's swscale, bilinear flags), converted in a filter graph.
+
+    The graph takes its output pictures from a pool, so a video's frames reuse the same few buffers. Allocated anew
+    for every frame, as ``to_ndarray`` does, each full-size picture freed went back to glibc, which keeps it in the
+    decoding thread's heap arena: a convert's peak memory then grew with the number of videos it decoded.
+    An array returned holds its buffer until it is dropped.
+    """
+
+    def __init__(self, first: av.VideoFrame) -> None:
+        self._graph = av.filter.Graph()
+        source = self._graph.add_buffer(width=first.width, height=first.height, format=first.format.name,
+                                        time_base=first.time_base or Fraction(1, 1))
+        scale = self._graph.add("scale", "flags=bilinear")
+        rgb = self._graph.add("format", "rgb24")
+        sink = self._graph.add("buffersink")
+        source.link_to(scale)
+        scale.link_to(rgb)
+        rgb.link_to(sink)
+        self._graph.configure()
+
+    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+        self._graph.push(frame)
+        return self._graph.pull().to_ndarray()
 
 
 def _first_undecoded(packets, presented: list[int], decoded: set[int]) -> int:

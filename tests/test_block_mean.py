@@ -27,6 +27,19 @@ def test_block_mean_equals_the_numpy_box_mean(shape, factor):
     np.testing.assert_array_equal(block_mean(frames, factor), expected)
 
 
+@pytest.mark.parametrize("shape", [(2, 37, 51, 3), (1, 45, 29)])
+def test_block_mean_writes_into_a_buffer_of_its_result_and_refuses_another(shape):
+    frames = np.random.default_rng(7).integers(0, 256, shape, dtype=np.uint8)
+    expected = numpy_box_mean(frames, 4)
+    buffer = np.zeros_like(expected)
+    assert block_mean(frames, 4, out=buffer) is buffer
+    np.testing.assert_array_equal(buffer, expected)
+    for wrong in (np.zeros(expected.shape[:-1] + (expected.shape[-1] + 1,), np.uint8), buffer.astype(np.uint16),
+                  np.zeros(expected.shape[::-1], np.uint8).T):
+        with pytest.raises(ValueError, match="block_mean writes a C-contiguous uint8 array"):
+            block_mean(frames, 4, out=wrong)
+
+
 def test_block_mean_rounds_halves_up():
     """Means 0.5 and 2.5 (halves) become 1 and 3, not 0 and 2 (truncation, or rounding halves to even); 0.25 and
     0.75 become 0 and 1."""

@@ -208,3 +208,24 @@ def test_a_shard_writer_refuses_more_frames_than_the_array_holds(tmp_path):
         sink.add(frame)
     with pytest.raises(IndexError, match="More frames"):
         sink.add(frames(array.shape)[0, 0])
+
+
+def test_a_shard_streams_to_its_temporary_file_and_an_error_leaves_only_whole_shards(tmp_path):
+    shape = (2, 8) + FRAME
+    array = frame_array(tmp_path, "images", shape=shape, values=np.zeros(shape, np.uint8))
+    store, values = tmp_path / "store.zarr", frames(shape, seed=5)
+    shard_files = lambda: sorted(str(p.relative_to(store / "images")) for p in (store / "images").rglob("*")
+                                 if p.is_file() and p.name != "zarr.json")
+    assert shard_files() == []  # zarr wrote no shard of zeros
+    with pytest.raises(RuntimeError, match="stop"):
+        with frame_sink(array, (1,)) as sink:
+            for frame in values[1, :6]:  # one whole shard of 4, then 2 frames of the next
+                sink.add(frame)
+            partial = list(store.rglob(".*.part*"))
+            assert len(partial) == 1, "the open shard's chunks go to its temporary file"
+            raise RuntimeError("stop")
+    assert not list(store.rglob(".*.part*")), "the open shard's temporary file is removed"
+    assert shard_files() == ["c/1/0/0/0/0"], "only the whole shard"
+    reopened = zarr.open_array(store, path="images", mode="r")
+    np.testing.assert_array_equal(reopened[1, :4], values[1, :4])  # the whole shard written before the error
+    np.testing.assert_array_equal(reopened[1, 4:], 0)  # the shard left open is the old one, untouched

@@ -179,6 +179,10 @@ def test_at_a_level_the_frame_is_area_averaged_then_corrected_as_the_official_or
     for frame, corrected in zip(averaged, ours):
         assert np.abs(corrected.astype(int) - correct_color(frame, matrix)).max() <= 1
     np.testing.assert_array_equal(correct_colour_at_level(frames[1], matrix, level), ours[1])
+    if level > 1:  # into a caller's buffer (convert's one per video): the same pixels, in that buffer
+        buffer = np.zeros_like(ours[1])
+        assert correct_colour_at_level(frames[1], matrix, level, out=buffer) is buffer
+        np.testing.assert_array_equal(buffer, ours[1])
 
 
 BAD_MATRICES = [

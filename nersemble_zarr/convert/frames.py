@@ -55,29 +55,33 @@ def write_video(task: VideoTask) -> None:
         return
     array = storage.open_array(task.store, f"{task.group}/{task.variable}", mode="r+")
     frame_shape = tuple(array.shape[2:])
-    sink = frame_sink(array, (task.serial_index,))
     gray = task.variable == schema.ALPHA
     decoded = 0
-    for frame in iter_frames(task.video, gray=gray, threads=task.decode_threads):
-        if decoded >= task.n_frames:
-            raise InputDataError(f"The video {task.video} has more frames than the {task.n_frames} expected.")
-        stored = prepared(frame, task)
-        if stored.shape != frame_shape:
-            expected = frame_shape if task.level == 1 else f"one that averages to {frame_shape} at level {task.level}"
-            raise InputDataError(f"The video {task.video} has a frame of shape {frame.shape}; expected {expected}.")
-        sink.add(stored)
-        decoded += 1
-    written = sink.close()
+    level_buffer = None  # at a level, every frame is averaged into the first one's array (the sink copies it)
+    with frame_sink(array, (task.serial_index,)) as sink:
+        for frame in iter_frames(task.video, gray=gray, threads=task.decode_threads):
+            if decoded >= task.n_frames:
+                raise InputDataError(f"The video {task.video} has more frames than the {task.n_frames} expected.")
+            stored = prepared(frame, task, level_buffer)
+            level_buffer = stored if task.level > 1 else None
+            if stored.shape != frame_shape:
+                expected = (frame_shape if task.level == 1
+                            else f"one that averages to {frame_shape} at level {task.level}")
+                raise InputDataError(f"The video {task.video} has a frame of shape {frame.shape}; expected {expected}.")
+            sink.add(stored)
+            decoded += 1
+        written = sink.close()
     if written != task.n_frames:
         raise InputDataError(f"The video {task.video} ended after {written} of {task.n_frames} frames.")
     storage.mark_camera_written(task.store, task.group, task.variable, task.serial_index)
 
 
-def prepared(frame: np.ndarray, task: VideoTask) -> np.ndarray:
-    """A decoded frame as it is stored: at the task's level, colour-corrected when it has a matrix."""
+def prepared(frame: np.ndarray, task: VideoTask, out: np.ndarray | None = None) -> np.ndarray:
+    """A decoded frame as it is stored: at the task's level (written into ``out`` when given: a video's frames
+    share one buffer, so each frame allocates nothing), colour-corrected when it has a matrix."""
     if task.colour_matrix is not None:
-        return correct_colour_at_level(frame, task.colour_matrix, task.level)
-    return block_mean(frame[None], task.level)[0] if task.level > 1 else frame
+        return correct_colour_at_level(frame, task.colour_matrix, task.level, out=out)
+    return block_mean(frame[None], task.level, None if out is None else out[None])[0] if task.level > 1 else frame
 
 
 def write_picture(task: VideoTask) -> None:

@@ -35,12 +35,13 @@ def scale_intrinsics(intrinsics: np.ndarray, factor: float) -> np.ndarray:
     return pixel_scaling(factor) @ np.asarray(intrinsics, dtype=np.float64)
 
 
-def block_mean(frames: np.ndarray, factor: int) -> np.ndarray:
+def block_mean(frames: np.ndarray, factor: int, out: np.ndarray | None = None) -> np.ndarray:
     """Mean of each ``factor`` x ``factor`` box of uint8 frames (T, H, W[, C]), rounded to the nearest integer
     (halves up); rows and columns that do not fill a box are cropped at the bottom and right.
 
     One pass of a compiled kernel (:func:`_compile_block_mean`) over the frames as they are, without copying them
-    when each pixel's channels are adjacent (a decoder's padded rows included)."""
+    when each pixel's channels are adjacent (a decoder's padded rows included). ``out``: a C-contiguous uint8 array
+    of the result's shape to write into (a frame loop's one buffer) instead of a new one."""
     four = frames if frames.ndim == 4 else frames[..., None]
     count, height, width, channels = four.shape
     if four.dtype != np.uint8:
@@ -50,14 +51,18 @@ def block_mean(frames: np.ndarray, factor: int) -> np.ndarray:
     rows = np.lib.stride_tricks.as_strided(four, (count, height, width * channels), (*four.strides[:2], 1),
                                            writeable=False)
     level_height, level_width = level_size(height, width, factor)
-    averaged = np.empty((count, level_height, level_width * channels), dtype=np.uint8)
+    shape = (count, level_height, level_width) + ((channels,) if frames.ndim == 4 else ())
+    if out is None:
+        out = np.empty(shape, dtype=np.uint8)
+    elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError(f"block_mean writes a C-contiguous uint8 array of shape {shape}, not {out.dtype} {out.shape}.")
+    averaged = out.reshape(count, level_height, level_width * channels)
     if averaged.size:
         # a box column's sum of ``factor`` values: uint16 while it cannot overflow (twice the lanes of uint32)
         column = np.empty(level_width * channels * factor,
                           dtype=np.uint16 if factor * 255 <= np.iinfo(np.uint16).max else np.uint32)
         _block_mean_kernel()(rows, factor, channels, averaged, column)
-    averaged = averaged.reshape(count, level_height, level_width, channels)
-    return averaged if frames.ndim == 4 else averaged[..., 0]
+    return out
 
 
 def _block_mean_kernel():
