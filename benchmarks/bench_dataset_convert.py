@@ -12,8 +12,9 @@ colour matrices. Then, each in a fresh process (so its peak resident memory is i
     -> the official ``correct_color`` (colour-science, as VHAP's loader) -> JPEG file (OpenCV, quality 95);
     and against decode only (PyAV, the same videos);
 (b) peak memory of a convert of one sequence against one of all four (same level, correction and workers): flat
-    when the work is one camera's stream at a time; and the same on a dask.distributed LocalCluster of
-    ``--workers`` processes (``convert --scheduler``): each worker process's own peak;
+    when the work is one camera's stream at a time; the four converted ``--passes`` times over in one process
+    (bounded: the peak stops rising); and one and four on a dask.distributed LocalCluster of ``--workers``
+    processes (``convert --scheduler``): each worker process's own peak;
 (c) ``--reads`` random level-4 colour-corrected frames of the converted sequence: the drop-in data manager over the
     store against the official kit over the folder, the same ``load_image`` call, each in a fresh process;
 (d) bytes on disk per frame of the stored images for each frame codec at levels 1, 2 and 4 (uncorrected), against
@@ -100,15 +101,31 @@ def phase_convert(args) -> dict:
     # call, which loads it from the disk cache and sets numba up, 0.3 s of CPU, stays inside the clock)
     import numba  # noqa: F401
 
-    from nersemble_zarr.convert import DatasetOptions, convert
-
-    sequences = tuple(args.sequences.split(","))
     start, cpu = time.perf_counter(), time.process_time()
-    summary = convert(args.root, args.store, benchmarks=("dataset",), participants=(PARTICIPANT,),
-                      sequences=sequences, codec=args.codec, workers=args.workers,
-                      dataset=DatasetOptions(level=args.level, colour_correct=args.colour_correct))
+    summary = _convert(args)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "videos": summary.videos_written}
+
+
+def phase_passes(args) -> dict:
+    """The convert of ``phase_convert`` run ``--passes`` times in one process, each into a new store: the peak
+    resident memory after each pass, which a converter that kept anything per sequence would raise every time."""
+    from benchmarks.phases import peak_rss_mib
+
+    peaks = []
+    for _ in range(args.passes):
+        _convert(args)
+        shutil.rmtree(args.store)
+        peaks.append(peak_rss_mib())
+    return {"peaks_mib": peaks}
+
+
+def _convert(args):
+    from nersemble_zarr.convert import DatasetOptions, convert
+
+    return convert(args.root, args.store, benchmarks=("dataset",), participants=(PARTICIPANT,),
+                   sequences=tuple(args.sequences.split(",")), codec=args.codec, workers=args.workers,
+                   dataset=DatasetOptions(level=args.level, colour_correct=args.colour_correct))
 
 
 def phase_cluster(args) -> dict:
@@ -199,7 +216,7 @@ def measure(phase: str, args, store: Path, sequences: tuple[str, ...], level: in
             codec: str = "zstd") -> dict:
     shutil.rmtree(store, ignore_errors=True)
     arguments = ["--root", str(args.root), "--store", str(store), "--sequences", ",".join(sequences),
-                 "--level", str(level), "--codec", codec, "--workers", str(args.workers)]
+                 "--level", str(level), "--codec", codec, "--workers", str(args.workers), "--passes", str(args.passes)]
     return run_phase(MODULE, phase, arguments + (["--colour-correct"] if colour else []))
 
 
@@ -221,6 +238,7 @@ def main() -> None:
     for name in ("phase", "root", "store", "sequences", "codec"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     parser.add_argument("--level", type=int, default=4, help=argparse.SUPPRESS)
+    parser.add_argument("--passes", type=int, default=4, help=argparse.SUPPRESS)
     parser.add_argument("--colour-correct", action="store_true", help=argparse.SUPPRESS)
     args = parse_benchmark_args(parser, {"frames": 16, "codecs": ["zstd", "jpegxl"]})
     if args.phase:
@@ -242,6 +260,7 @@ def main() -> None:
         vhap = measure("vhap", args, Path(folder) / "vhap", one)
         decode = measure("decode", args, store, one)
         every = measure("convert", args, store, SEQUENCES)
+        passes = measure("passes", args, store, SEQUENCES)["peaks_mib"]
         cluster_one = measure("cluster", args, store, one)
         cluster_every = measure("cluster", args, store, SEQUENCES)
         rows = [
@@ -262,6 +281,12 @@ def main() -> None:
                 f"({len(SEQUENCES) * n} frames)", f"{ours['peak_rss_mib']:.0f} MiB (1 sequence)",
                 f"{every['peak_rss_mib']:.0f} MiB ({len(SEQUENCES)} sequences)",
                 ours["peak_rss_mib"] / every["peak_rss_mib"], "flat: ratio near 1", peak_pair(ours, every)),
+            Row("dataset convert", f"peak memory: the {len(SEQUENCES)} sequences converted {len(passes)} times over "
+                f"in one process", f"{passes[-1]:.0f} MiB after {len(passes) * len(SEQUENCES)} sequences (after each "
+                f"pass: {', '.join(f'{p:.0f}' for p in passes)})",
+                f"{every['peak_rss_mib']:.0f} MiB ({len(SEQUENCES)} sequences)",
+                every["peak_rss_mib"] / passes[-1], "bounded: ratio near 1", f"{passes[-1]:.0f} / "
+                f"{every['peak_rss_mib']:.0f} MiB"),
             Row("dataset convert", f"--scheduler on a LocalCluster of {args.workers} worker processes: peak of a "
                 f"worker, 1 against {len(SEQUENCES)} sequences", f"{cluster_one['worker_peak_mib']:.0f} MiB, "
                 f"{n / cluster_one['seconds']:.1f} frames/s (1 sequence)",
