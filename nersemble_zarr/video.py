@@ -206,7 +206,7 @@ def iter_frames(
                     raise CorruptVideo(path, f"at frame {delivered} ({why})")
                 decoded.add(frame.pts)
                 if delivered >= start and (stop is None or delivered < stop):
-                    to_rgb = to_rgb or RgbConverter(frame)
+                    to_rgb = to_rgb or RgbConverter(frame, threads)
                     rgb = to_rgb(frame)
                     # The first channel of the RGB picture, as the benchmark reads alpha maps.
                     yield rgb[..., 0] if gray else rgb
@@ -223,14 +223,15 @@ class RgbConverter:
     """Turn a video's decoded frames into (H, W, 3) uint8 RGB arrays: the pixels of
     ``VideoFrame.to_ndarray(format="rgb24")`` (FFmpeg's swscale, bilinear flags), converted in a filter graph.
 
-    The graph takes its output pictures from a pool, so a video's frames reuse the same few buffers. Allocated anew
-    for every frame, as ``to_ndarray`` does, each full-size picture freed went back to glibc, which keeps it in the
-    decoding thread's heap arena: a convert's peak memory then grew with the number of videos it decoded.
-    An array returned holds its buffer until it is dropped.
+    The graph takes its output pictures from a pool, so a video's frames reuse the same few buffers, where
+    ``to_ndarray`` allocates a new picture (21 MB at full size) for every frame and frees it to glibc, whose heap
+    arenas keep what the decoding threads free. An array returned holds its buffer until it is dropped.
+    ``threads``: the conversion's threads, as the decoder's (0: FFmpeg chooses).
     """
 
-    def __init__(self, first: av.VideoFrame) -> None:
+    def __init__(self, first: av.VideoFrame, threads: int = 0) -> None:
         self._graph = av.filter.Graph()
+        self._graph.threads = threads
         source = self._graph.add_buffer(width=first.width, height=first.height, format=first.format.name,
                                         time_base=first.time_base or Fraction(1, 1))
         scale = self._graph.add("scale", "flags=bilinear")

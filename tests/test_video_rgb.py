@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import av
 import numpy as np
+import pytest
 
 from nersemble_zarr.video import RgbConverter, VideoWriter, iter_frames
 
@@ -51,3 +52,22 @@ def test_a_frame_dropped_gives_its_buffer_to_the_next(tmp_path):
     third = convert(frames[2])
     assert third.__array_interface__["data"][0] != address, "a buffer still held was handed out again"
     assert not np.array_equal(second, expected)
+
+
+@pytest.mark.parametrize("colorspace, color_range", [("bt709", "tv"), ("bt709", "pc"), ("smpte170m", "tv")])
+def test_a_video_tagged_with_a_colour_space_converts_as_pyav_converts_it(tmp_path, colorspace, color_range):
+    path = tmp_path / "tagged.mp4"
+    picture = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.options = {"colorspace": colorspace, "color_range": color_range}
+        for _ in range(2):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(path)) as container:
+        decoded = next(container.decode(video=0))
+    assert decoded.colorspace != 2  # the tag arrived (2: unspecified)
+    np.testing.assert_array_equal(RgbConverter(decoded)(decoded), decoded.to_ndarray(format="rgb24"))

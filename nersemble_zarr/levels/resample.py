@@ -55,7 +55,8 @@ def block_mean(frames: np.ndarray, factor: int, out: np.ndarray | None = None) -
     if out is None:
         out = np.empty(shape, dtype=np.uint8)
     elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
-        raise ValueError(f"block_mean writes a C-contiguous uint8 array of shape {shape}, not {out.dtype} {out.shape}.")
+        raise ValueError(f"block_mean writes a C-contiguous uint8 array of shape {shape}, not {out.dtype} "
+                         f"{out.shape}.")
     averaged = out.reshape(count, level_height, level_width * channels)
     if averaged.size:
         # a box column's sum of ``factor`` values: uint16 while it cannot overflow (twice the lanes of uint32)
