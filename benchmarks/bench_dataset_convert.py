@@ -10,7 +10,7 @@ colour matrices. Then, each in a fresh process (so its peak resident memory is i
 (a) ``convert -b dataset --level 4 --colour-correct`` of one sequence (``--workers`` threads) against VHAP's way,
     one frame at a time: decode (PyAV) -> resize to W // 4 x H // 4 (OpenCV bicubic, as its ffmpeg scale)
     -> the official ``correct_color`` (colour-science, as VHAP's loader) -> JPEG file (OpenCV, quality 95);
-    and against decode only (PyAV, the same videos);
+    and against decode only (PyAV, the same videos); the three take turns ``--repeats`` times, best of each;
 (b) peak memory of a convert of one sequence against one of all four (same level, correction and workers): flat
     when the work is one camera's stream at a time; the four converted ``--passes`` times over in one process
     (bounded: the peak stops rising); and one and four on a dask.distributed LocalCluster of ``--workers``
@@ -100,6 +100,8 @@ def phase_convert(args) -> dict:
     # imported before the clock as the VHAP phase imports colour-science: once per process (numba's first kernel
     # call, which loads it from the disk cache and sets numba up, 0.3 s of CPU, stays inside the clock)
     import numba  # noqa: F401
+
+    import nersemble_zarr.convert  # noqa: F401
 
     start, cpu = time.perf_counter(), time.process_time()
     summary = _convert(args)
@@ -234,6 +236,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="convert's threads")
     parser.add_argument("--codecs", nargs="+", default=["zstd", "lz4", "jpegxl-lossless", "jpegxl"])
     parser.add_argument("--reads", type=int, default=10, help="random frames read by the drop-in and the kit")
+    parser.add_argument("--repeats", type=int, default=2, help="turns of the convert, VHAP and decode phases (best of)")
     parser.add_argument("--reader", choices=["ours", "official"], help=argparse.SUPPRESS)
     for name in ("phase", "root", "store", "sequences", "codec"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
@@ -252,13 +255,20 @@ def main() -> None:
         load = os.getloadavg()[0]
         print(f"{args.cameras} cameras x {args.frames} frames of {WIDTH}x{HEIGHT} per sequence; {os.cpu_count()} "
               f"CPUs, load average {load:.1f}")
-        ours = measure("convert", args, store, one)
+        os.sync()  # the folder's files on disk before any clock starts: writing them back is not the first phase's
+        # the three speeds, taking turns --repeats times (the machine's pace drifts between phases), best of each
+        runs = {"convert": [], "vhap": [], "decode": []}
+        for _ in range(args.repeats):
+            runs["convert"].append(measure("convert", args, store, one))
+            runs["vhap"].append(measure("vhap", args, Path(folder) / "vhap", one))
+            runs["decode"].append(measure("decode", args, Path(folder) / "unused", one))
+        ours, vhap, decode = (min(runs[name], key=lambda run: run["seconds"]) for name in ("convert", "vhap", "decode"))
+        turns = {name: ", ".join(f"{n / run['seconds']:.1f}" for run in results) for name, results in runs.items()}
+        print("  frames/s of each turn: " + "; ".join(f"{name} {speeds}" for name, speeds in turns.items()))
         reads = ["--root", str(args.root), "--store", str(store), "--reads", str(args.reads), "--frames",
                  str(args.frames)]
         drop_in = run_phase(MODULE, "read", [*reads, "--reader", "ours"])
         kit = run_phase(MODULE, "read", [*reads, "--reader", "official"])
-        vhap = measure("vhap", args, Path(folder) / "vhap", one)
-        decode = measure("decode", args, store, one)
         every = measure("convert", args, store, SEQUENCES)
         passes = measure("passes", args, store, SEQUENCES)["peaks_mib"]
         cluster_one = measure("cluster", args, store, one)
