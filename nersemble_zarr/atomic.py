@@ -24,20 +24,33 @@ def temporary_path(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.part{path.suffix}")
 
 
+class PendingFile:
+    """A file to be written under a temporary name beside ``path``: ``commit`` moves it into place, ``discard``
+    removes it (nothing when committed). An existing ``path`` that is not a regular file (FIFO, device, folder,
+    link) is refused before anything is written."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = check_output_file(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.temporary = temporary_path(self.path)
+
+    def commit(self) -> None:
+        os.replace(self.temporary, self.path)
+
+    def discard(self) -> None:
+        self.temporary.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it is removed.
-
-    An existing ``path`` that is not a regular file (FIFO, device, folder, link) is refused before anything is written.
-    """
-    path = check_output_file(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_path(path)
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it is removed
+    (:class:`PendingFile`)."""
+    pending = PendingFile(path)
     try:
-        yield temporary
-        os.replace(temporary, path)
+        yield pending.temporary
+        pending.commit()
     finally:
-        temporary.unlink(missing_ok=True)
+        pending.discard()
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:

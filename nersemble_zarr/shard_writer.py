@@ -12,16 +12,14 @@ Use a sink as a context manager: leaving it on an error or an interrupt removes 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import zarr
 
-from .atomic import temporary_path
+from .atomic import PendingFile
 from .frame_layout import EMPTY, FrameLayout
-from .outputs import check_output_file
 
 
 class FrameSink(Protocol):
@@ -54,12 +52,10 @@ class _ShardFile:
     """One shard being written: its compressed chunks go to a temporary file beside it as they come."""
 
     def __init__(self, path: Path) -> None:
-        self.path = check_output_file(path)
+        self._file = PendingFile(path)
         for leftover in path.parent.glob(f".{path.name}.*.part*"):  # what a killed writer of this shard left
             leftover.unlink(missing_ok=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._temporary = temporary_path(path)
-        self._handle = open(self._temporary, "xb")
+        self._handle = open(self._file.temporary, "xb")
         self.lengths: list[int] = []
 
     def append(self, chunk: bytes) -> None:
@@ -71,13 +67,13 @@ class _ShardFile:
         try:
             self._handle.write(index)
             self._handle.close()
-            os.replace(self._temporary, self.path)
+            self._file.commit()
         finally:
             self.discard()
 
     def discard(self) -> None:
         self._handle.close()
-        self._temporary.unlink(missing_ok=True)
+        self._file.discard()
 
 
 class ShardWriter(_SinkContext):
