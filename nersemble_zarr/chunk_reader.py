@@ -202,7 +202,7 @@ class StoredFrames:
 
 def stored_frames(store: str, group: str, variable: str) -> StoredFrames:
     """The (cached) :class:`StoredFrames` of ``group/variable``; a rewritten array is opened again."""
-    return _stored_frames(store, group, variable, _metadata_stamp(store, f"{group}/{variable}"))
+    return _stored_frames(store, group, variable, metadata_stamp(store, f"{group}/{variable}"))
 
 
 @functools.lru_cache(maxsize=32)
@@ -225,7 +225,7 @@ def _stored_frames(store: str, group: str, variable: str, stamp: int | None) -> 
     )
 
 
-def _metadata_stamp(store: str, path: str) -> int | None:
+def metadata_stamp(store: str, path: str) -> int | None:
     """The modification time of a local array's ``zarr.json`` (``None`` for object storage)."""
     try:
         return os.stat(os.path.join(store, path, "zarr.json")).st_mtime_ns

@@ -7,7 +7,6 @@ dask.distributed worker can read the frames itself.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +112,9 @@ class StoredVideo:
     dtype: np.dtype
 
     def blocks(self) -> Iterator[np.ndarray]:
-        read = _frame_reader(self.store, self.array_path, _stamp(self.store, self.array_path))
+        from ..chunk_reader import metadata_stamp
+
+        read = _frame_reader(self.store, self.array_path, metadata_stamp(self.store, self.array_path))
         for position in range(self.n_frames):
             yield read((self.serial_index, position))[None]
 
@@ -126,13 +127,6 @@ def _frame_reader(store: str, array_path: str, stamp: int | None) -> Callable[[t
     from ..chunk_reader import frame_reader
 
     return frame_reader(zarr.open_array(store, path=array_path, mode="r", zarr_format=3))
-
-
-def _stamp(store: str, array_path: str) -> int | None:
-    try:
-        return os.stat(os.path.join(store, array_path, "zarr.json")).st_mtime_ns
-    except OSError:
-        return None
 
 
 @dataclass(frozen=True)
