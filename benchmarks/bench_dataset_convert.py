@@ -104,7 +104,7 @@ def phase_convert(args) -> dict:
     import nersemble_zarr.convert  # noqa: F401
 
     start, cpu = time.perf_counter(), time.process_time()
-    summary = _convert(args)
+    summary = _convert(args, workers=args.workers)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "videos": summary.videos_written}
 
@@ -116,18 +116,19 @@ def phase_passes(args) -> dict:
 
     peaks = []
     for _ in range(args.passes):
-        _convert(args)
+        _convert(args, workers=args.workers)
         shutil.rmtree(args.store)
         peaks.append(peak_rss_mib())
     return {"peaks_mib": peaks}
 
 
-def _convert(args):
+def _convert(args, **scheduling):
+    """The phases' convert of ``--sequences`` into ``--store``; ``scheduling``: ``workers=`` or ``client=``."""
     from nersemble_zarr.convert import DatasetOptions, convert
 
     return convert(args.root, args.store, benchmarks=("dataset",), participants=(PARTICIPANT,),
-                   sequences=tuple(args.sequences.split(",")), codec=args.codec, workers=args.workers,
-                   dataset=DatasetOptions(level=args.level, colour_correct=args.colour_correct))
+                   sequences=tuple(args.sequences.split(",")), codec=args.codec,
+                   dataset=DatasetOptions(level=args.level, colour_correct=args.colour_correct), **scheduling)
 
 
 def phase_cluster(args) -> dict:
@@ -136,17 +137,13 @@ def phase_cluster(args) -> dict:
     from distributed import Client, LocalCluster
 
     from benchmarks.phases import peak_rss_mib
-    from nersemble_zarr.convert import DatasetOptions, convert
 
-    sequences = tuple(args.sequences.split(","))
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
     with cluster, Client(cluster) as client:
         # the libraries and the package imported before the clock, as in the local phase
         client.run(lambda: [__import__(name) for name in ("numba", "nersemble_zarr.convert")])
         start = time.perf_counter()
-        convert(args.root, args.store, benchmarks=("dataset",), participants=(PARTICIPANT,), sequences=sequences,
-                codec=args.codec, client=client,
-                dataset=DatasetOptions(level=args.level, colour_correct=args.colour_correct))
+        _convert(args, client=client)
         seconds = time.perf_counter() - start
         workers = client.run(peak_rss_mib)
     return {"seconds": seconds, "worker_peak_mib": max(workers.values())}
