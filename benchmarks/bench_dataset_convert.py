@@ -11,10 +11,11 @@ colour matrices. Then, each in a fresh process (so its peak resident memory is i
     one frame at a time: decode (PyAV) -> resize to W // 4 x H // 4 (OpenCV bicubic, as its ffmpeg scale)
     -> the official ``correct_color`` (colour-science, as VHAP's loader) -> JPEG file (OpenCV, quality 95);
     and against decode only (PyAV, the same videos); the three take turns ``--repeats`` times, best of each;
-(b) peak memory of a convert of one sequence against one of all four (same level, correction and workers): flat
-    when the work is one camera's stream at a time; the four converted ``--passes`` times over in one process
-    (bounded: the peak stops rising); and one and four on a dask.distributed LocalCluster of ``--workers``
-    processes (``convert --scheduler``): each worker process's own peak;
+(b) peak memory of a convert of one sequence against one of all four (same level, correction and workers; large
+    blocks mapped, as the CLI's local convert does: ``allocator.map_large_blocks``): flat when the work is one
+    camera's stream at a time; the four converted ``--passes`` times over in one process (the peak stays); and one
+    and four on a dask.distributed LocalCluster of ``--workers`` processes (``convert --scheduler``): each worker
+    process's own peak;
 (c) ``--reads`` random level-4 colour-corrected frames of the converted sequence: the drop-in data manager over the
     store against the official kit over the folder, the same ``load_image`` call, each in a fresh process;
 (d) bytes on disk per frame of the stored images for each frame codec at levels 1, 2 and 4 (uncorrected), against
@@ -123,9 +124,13 @@ def phase_passes(args) -> dict:
 
 
 def _convert(args, **scheduling):
-    """The phases' convert of ``--sequences`` into ``--store``; ``scheduling``: ``workers=`` or ``client=``."""
+    """The phases' convert of ``--sequences`` into ``--store``; ``scheduling``: ``workers=`` or ``client=``. A local
+    convert maps large blocks as the CLI's does, unless ``--allocator glibc`` keeps glibc's defaults."""
+    from nersemble_zarr.allocator import map_large_blocks
     from nersemble_zarr.convert import DatasetOptions, convert
 
+    if "client" not in scheduling and args.allocator == "mapped":
+        map_large_blocks()
     return convert(args.root, args.store, benchmarks=("dataset",), participants=(PARTICIPANT,),
                    sequences=tuple(args.sequences.split(",")), codec=args.codec,
                    dataset=DatasetOptions(level=args.level, colour_correct=args.colour_correct), **scheduling)
@@ -240,6 +245,7 @@ def main() -> None:
     parser.add_argument("--level", type=int, default=4, help=argparse.SUPPRESS)
     parser.add_argument("--passes", type=int, default=4, help=argparse.SUPPRESS)
     parser.add_argument("--colour-correct", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--allocator", choices=["mapped", "glibc"], default="mapped", help=argparse.SUPPRESS)
     args = parse_benchmark_args(parser, {"frames": 16, "codecs": ["zstd", "jpegxl"]})
     if args.phase:
         report_phase(PHASES, args.phase, args)

@@ -1,0 +1,75 @@
+"""The local convert's allocator setting, seen in glibc's own chunks: each check runs in a fresh interpreter, since the
+setting lasts for the rest of a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from nersemble_zarr.allocator import ALLOCATOR_ENVIRONMENT, LARGE_BLOCK_BYTES
+
+pytestmark = pytest.mark.skipif(not (getattr(os, "confstr", None) and (os.confstr("CS_GNU_LIBC_VERSION") or "")
+                                     .startswith("glibc")), reason="glibc's malloc only")
+
+# Frees an 8 MiB block (glibc's dynamic threshold rises to it), then asks which of a 2 MiB and a 1 MiB block glibc
+# mapped: bit 1 of a chunk's size field, the word before the pointer malloc returns, is glibc's IS_MMAPPED.
+PROBE = """
+import ctypes
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+
+def mapped(size):
+    block = libc.malloc(size)
+    answer = bool(ctypes.c_size_t.from_address(block - ctypes.sizeof(ctypes.c_size_t)).value & 2)
+    libc.free(block)
+    return answer
+
+libc.free(libc.malloc(8 << 20))
+print(json.dumps({"set": set_it, "2 MiB": mapped(2 << 20), "1 MiB": mapped(1 << 20)}))
+"""
+
+
+def _probe(setup: str, env: dict[str, str] | None = None) -> dict:
+    clean = {name: value for name, value in os.environ.items()
+             if name not in ALLOCATOR_ENVIRONMENT and name != "GLIBC_TUNABLES"}
+    script = "import json\n" + textwrap.dedent(setup) + PROBE
+    result = subprocess.run([sys.executable, "-c", script], env={**clean, **(env or {})}, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_glibcs_default_threshold_rises_so_a_2_mib_block_comes_from_the_heap():
+    assert _probe("set_it = None") == {"set": None, "2 MiB": False, "1 MiB": False}
+
+
+def test_large_blocks_are_mapped_once_set_and_small_ones_are_not():
+    assert 1 << 20 < LARGE_BLOCK_BYTES < 2 << 20
+    probed = _probe("from nersemble_zarr.allocator import map_large_blocks\nset_it = map_large_blocks()")
+    assert probed == {"set": True, "2 MiB": True, "1 MiB": False}
+
+
+def test_a_malloc_setting_of_the_environment_is_kept():
+    probed = _probe("from nersemble_zarr.allocator import map_large_blocks\nset_it = map_large_blocks()",
+                    env={"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4194304"})
+    assert probed == {"set": False, "2 MiB": False, "1 MiB": False}
+
+
+def test_the_cli_convert_maps_large_blocks(synthetic_dataset, tmp_path):
+    """`nersemble-zarr convert` (decoding in its own process) leaves the setting on; a dynamic threshold would
+    have risen with the decoder's freed pictures."""
+    setup = f"""
+    from click.testing import CliRunner
+    from nersemble_zarr.cli.main import main as cli
+    result = CliRunner().invoke(cli, ["convert", {str(synthetic_dataset.parent)!r}, {str(tmp_path / "s.zarr")!r},
+                                      "-b", "dataset", "-p", "17", "-s", "EXP-1-head", "--cameras", "222200037"])
+    assert result.exit_code == 0, result.output
+    set_it = "convert"
+    """
+    assert _probe(setup) == {"set": "convert", "2 MiB": True, "1 MiB": False}
