@@ -126,14 +126,12 @@ def phase_passes(args) -> dict:
 def _convert(args, **scheduling):
     """The phases' convert of ``--sequences`` into ``--store``; ``scheduling``: ``workers=`` or ``client=``. A local
     convert maps large blocks as the CLI's does, unless ``--allocator glibc`` keeps glibc's defaults."""
-    from nersemble_zarr.allocator import map_large_blocks
     from nersemble_zarr.convert import DatasetOptions, convert
 
-    if "client" not in scheduling and args.allocator == "mapped":
-        map_large_blocks()
     return convert(args.root, args.store, benchmarks=("dataset",), participants=(PARTICIPANT,),
                    sequences=tuple(args.sequences.split(",")), codec=args.codec,
-                   dataset=DatasetOptions(level=args.level, colour_correct=args.colour_correct), **scheduling)
+                   dataset=DatasetOptions(level=args.level, colour_correct=args.colour_correct),
+                   map_large_blocks=args.allocator == "mapped", **scheduling)
 
 
 def phase_cluster(args) -> dict:

@@ -39,14 +39,11 @@ from .options import (
 def convert(root, store, benchmarks, participants, sequences, cameras, level, colour_correct, codec,
             frames_per_chunk, frames_per_shard, scheduler, workers):
     """Convert the fetched benchmark or dataset under ROOT into the zarr v3 STORE (resumable)."""
-    from nersemble_zarr.allocator import map_large_blocks
     from nersemble_zarr.convert import Chunking, DatasetOptions, convert as run_convert
     from nersemble_zarr.parallel import connect
 
     from .progress import progress_bar
 
-    if not scheduler:  # the videos are decoded in this process: keep its peak memory flat over many of them
-        map_large_blocks()
     with connect(scheduler) as client, progress_bar("convert", "video") as progress:
         summary = run_convert(
             root, store,
@@ -59,6 +56,7 @@ def convert(root, store, benchmarks, participants, sequences, cameras, level, co
             client=client,
             progress=progress,
             dataset=DatasetOptions(tuple(cameras) or None, level, colour_correct),
+            map_large_blocks=True,  # this process is the CLI's own: its allocator may be set for the run
         )
     from nersemble_zarr.units import counted
 

@@ -9,14 +9,18 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
+import zarr
 
-from nersemble_zarr.allocator import ALLOCATOR_ENVIRONMENT, LARGE_BLOCK_BYTES
+from nersemble_zarr.allocator import ALLOCATOR_ENVIRONMENT, LARGE_BLOCK_BYTES, MMAP_THRESHOLD_MAX, large_block_threshold
+from nersemble_zarr.frame_codecs import frame_codec
+from nersemble_zarr.frame_layout import FrameLayout
 
 pytestmark = pytest.mark.skipif(not (getattr(os, "confstr", None) and (os.confstr("CS_GNU_LIBC_VERSION") or "")
                                      .startswith("glibc")), reason="glibc's malloc only")
 
-# Frees an 8 MiB block (glibc's dynamic threshold rises to it), then asks which of a 2 MiB and a 1 MiB block glibc
+# Frees an 8 MiB block (glibc's dynamic threshold rises to it), then asks which of a 4, a 2 and a 1 MiB block glibc
 # mapped: bit 1 of a chunk's size field, the word before the pointer malloc returns, is glibc's IS_MMAPPED.
 PROBE = """
 import ctypes
@@ -31,7 +35,7 @@ def mapped(size):
     return answer
 
 libc.free(libc.malloc(8 << 20))
-print(json.dumps({"set": set_it, "2 MiB": mapped(2 << 20), "1 MiB": mapped(1 << 20)}))
+print(json.dumps({"set": set_it, **{f"{size} MiB": mapped(size << 20) for size in (4, 2, 1)}}))
 """
 
 
@@ -46,19 +50,24 @@ def _probe(setup: str, env: dict[str, str] | None = None) -> dict:
 
 
 def test_glibcs_default_threshold_rises_so_a_2_mib_block_comes_from_the_heap():
-    assert _probe("set_it = None") == {"set": None, "2 MiB": False, "1 MiB": False}
+    assert _probe("set_it = None") == {"set": None, "4 MiB": False, "2 MiB": False, "1 MiB": False}
 
 
 def test_large_blocks_are_mapped_once_set_and_small_ones_are_not():
     assert 1 << 20 < LARGE_BLOCK_BYTES < 2 << 20
     probed = _probe("from nersemble_zarr.allocator import map_large_blocks\nset_it = map_large_blocks()")
-    assert probed == {"set": True, "2 MiB": True, "1 MiB": False}
+    assert probed == {"set": True, "4 MiB": True, "2 MiB": True, "1 MiB": False}
+
+
+def test_the_threshold_stays_above_the_largest_chunk():
+    probed = _probe("from nersemble_zarr.allocator import map_large_blocks\nset_it = map_large_blocks(3 << 20)")
+    assert probed == {"set": True, "4 MiB": True, "2 MiB": False, "1 MiB": False}
 
 
 def test_a_malloc_setting_of_the_environment_is_kept():
     probed = _probe("from nersemble_zarr.allocator import map_large_blocks\nset_it = map_large_blocks()",
-                    env={"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4194304"})
-    assert probed == {"set": False, "2 MiB": False, "1 MiB": False}
+                    env={"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=6291456"})
+    assert probed == {"set": False, "4 MiB": False, "2 MiB": False, "1 MiB": False}
 
 
 def test_the_cli_convert_maps_large_blocks(synthetic_dataset, tmp_path):
@@ -72,4 +81,24 @@ def test_the_cli_convert_maps_large_blocks(synthetic_dataset, tmp_path):
     assert result.exit_code == 0, result.output
     set_it = "convert"
     """
-    assert _probe(setup) == {"set": "convert", "2 MiB": True, "1 MiB": False}
+    assert _probe(setup) == {"set": "convert", "4 MiB": True, "2 MiB": True, "1 MiB": False}
+
+
+@pytest.mark.parametrize("height, width", [(802, 550), (1604, 1100), (3208, 2200)])
+@pytest.mark.parametrize("codec", ["zstd", "lz4"])
+def test_no_chunk_nor_its_compressed_bytes_reach_the_threshold(height, width, codec, tmp_path):
+    """Random bytes are what compresses worst: a frame array's own compressor (as the shard writer runs it) keeps
+    a chunk of them below the threshold."""
+    shape = (1, 1, height, width, 3)
+    array = zarr.create_array(tmp_path / "frames.zarr", shape=shape, chunks=shape, shards=shape, dtype="uint8",
+                              dimension_names=("serial", "timestep", "y", "x", "channel"),
+                              **frame_codec(codec).zarr_encoding())
+    chunk = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    compressed = FrameLayout.of(array).codec.encode(chunk)
+    threshold = large_block_threshold(chunk.nbytes)
+    assert threshold >= LARGE_BLOCK_BYTES and chunk.nbytes < threshold and len(compressed) < threshold
+    assert large_block_threshold(550 * 802 * 3) == LARGE_BLOCK_BYTES  # a level-4 frame keeps 1.5 MiB
+
+
+def test_chunks_beyond_glibcs_largest_threshold_leave_it_alone():
+    assert large_block_threshold(MMAP_THRESHOLD_MAX) is None

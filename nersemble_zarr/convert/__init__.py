@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import catalogue, schema, storage
+from .. import allocator, catalogue, schema, storage
 from ..frame_codecs import DEFAULT_FRAME_CODEC, FrameCodec, frame_codec
 from ..levels.layout import FULL_RESOLUTION_GROUP_ATTR
 from ..errors import ConfigError, ConversionError, CorruptVideo, InputDataError, StoreError, write_failure
@@ -77,6 +77,7 @@ def convert(
     client: Any = None,
     progress: Progress | None = None,
     dataset: DatasetOptions = DatasetOptions(),
+    map_large_blocks: bool = False,
 ) -> ConvertSummary:
     """Convert the fetched benchmark (and dataset) under ``root`` into the zarr v3 store ``store``.
 
@@ -92,6 +93,10 @@ def convert(
     told the number of videos to write (``set_total``) and called as each one is written. One run writes a
     local store at a time (``storage.writer_lock``): another run into it raises LockError. An interrupt
     (Ctrl-C) keeps what is written, flagged as far as it is complete, for the rerun to resume.
+
+    ``map_large_blocks`` (the CLI's choice when it decodes in its own process): without ``client``, fix glibc's
+    mmap threshold above the largest chunk written for the rest of the process (``allocator.map_large_blocks``),
+    so that each video's decoder pictures are returned whole and the peak memory stays flat over many sequences.
     """
     root = Path(root)
     if (root / "zarr.json").is_file():
@@ -114,6 +119,8 @@ def convert(
         wanted = ", ".join(f"{name} {', '.join(map(str, values))}" for name, values in
                            (("participant", participants), ("sequence", sequences)) if values)
         raise ConversionError(f"Nothing to convert under {root}: no fetched sequence matches {wanted or 'the request'}.")
+    if map_large_blocks and client is None and plans:
+        allocator.map_large_blocks(max(chunking.frames_per_chunk * s.height * s.width * 3 for s in plans))
     store_path = os.fspath(store)
     with storage.writer_lock(store_path):  # before looking at the store: it may be another run's
         new_store = "://" not in store_path and not os.path.lexists(store_path)
