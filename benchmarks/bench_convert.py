@@ -10,7 +10,8 @@
     (camera, frame) picks. ``--runs`` fresh processes per path; medians over all of them. Every store path
     must return the same frames (checked by digest);
 (b) streaming a whole camera through dask vs plain PyAV decode of the mp4;
-(c) convert throughput vs decode-only throughput of the same videos with the same ``--workers``;
+(c) convert throughput vs decode-only throughput of the same videos with the same ``--workers`` (convert as the
+    CLI runs it: ``--allocator mapped``, the default);
 (d) single-threaded, each phase pinned to one core, on the same frames (every video of the sequence; the
     point clouds left out, so that convert's work beyond the baseline is writing the store):
     PyAV decode only (1 decoder thread), decode + compress each frame with the store's own compressor,
@@ -37,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmarks.options import parse_benchmark_args
+from benchmarks.options import add_allocator_option, parse_benchmark_args
 from benchmarks.phases import phases_of, report_phase, run_phase
 from benchmarks.read_paths import GROUP, LIMIT_OF, PARTICIPANT, READ_PATHS, SEQUENCE
 from benchmarks.table import Row, append_rows, peak_pair
@@ -98,7 +99,8 @@ def phase_convert(args) -> dict:
 
     store = _store_path(args)
     start = time.perf_counter()
-    convert(args.root, store, benchmarks=("nvs",), codec=args.codec, workers=args.workers)
+    convert(args.root, store, benchmarks=("nvs",), codec=args.codec, workers=args.workers,
+            map_large_blocks=args.allocator == "mapped")
     seconds = time.perf_counter() - start
     import zarr
 
@@ -369,6 +371,7 @@ def main() -> None:
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help="a synthetic fetch of --cameras x --frames to reuse (default: generate one)")
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    add_allocator_option(parser)
     args = parse_benchmark_args(parser, QUICK)
     if args.phase:
         report_phase(PHASES, args.phase, args)
@@ -382,7 +385,7 @@ def main() -> None:
         n_videos = len(_videos(args.root))
         mp4_bytes = sum(p.stat().st_size for p in _videos(args.root)[: n_videos // 2])
         decode = _run(args, "decode")
-        converts = {codec: _run(args, "convert", codec=codec) for codec in CODECS}
+        converts = {codec: _run(args, "convert", codec=codec, allocator=args.allocator) for codec in CODECS}
         fetched, args.root = args.root, _without_pointclouds(args.root, args.work / "videos-only")
         decode_single = _run(args, "decode_single")
         single = {codec: (_run(args, "compress_single", codec=codec), _run(args, "convert_single", codec=codec))

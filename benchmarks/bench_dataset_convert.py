@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.options import parse_benchmark_args
+from benchmarks.options import add_allocator_option, parse_benchmark_args
 from benchmarks.phases import phases_of, report_phase, run_phase
 from benchmarks.table import Row, append_rows, peak_pair
 
@@ -218,7 +218,8 @@ def measure(phase: str, args, store: Path, sequences: tuple[str, ...], level: in
             codec: str = "zstd") -> dict:
     shutil.rmtree(store, ignore_errors=True)
     arguments = ["--root", str(args.root), "--store", str(store), "--sequences", ",".join(sequences),
-                 "--level", str(level), "--codec", codec, "--workers", str(args.workers), "--passes", str(args.passes)]
+                 "--level", str(level), "--codec", codec, "--workers", str(args.workers), "--passes", str(args.passes),
+                 "--allocator", args.allocator]
     return run_phase(MODULE, phase, arguments + (["--colour-correct"] if colour else []))
 
 
@@ -243,7 +244,7 @@ def main() -> None:
     parser.add_argument("--level", type=int, default=4, help=argparse.SUPPRESS)
     parser.add_argument("--passes", type=int, default=4, help=argparse.SUPPRESS)
     parser.add_argument("--colour-correct", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--allocator", choices=["mapped", "glibc"], default="mapped", help=argparse.SUPPRESS)
+    add_allocator_option(parser)
     args = parse_benchmark_args(parser, {"frames": 16, "codecs": ["zstd", "jpegxl"]})
     if args.phase:
         report_phase(PHASES, args.phase, args)

@@ -28,3 +28,10 @@ def parse_benchmark_args(
 
 def _shown(value: Any) -> str:
     return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def add_allocator_option(parser: argparse.ArgumentParser) -> None:
+    """``--allocator``: ``mapped`` (the default) converts as the CLI's local convert does
+    (``convert(map_large_blocks=True)``), ``glibc`` with glibc's malloc defaults."""
+    parser.add_argument("--allocator", choices=["mapped", "glibc"], default="mapped",
+                        help="convert's malloc setting: as the CLI (mapped) or glibc's defaults (glibc)")

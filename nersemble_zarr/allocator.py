@@ -30,10 +30,11 @@ def large_block_threshold(largest_chunk_bytes: int = 0) -> int | None:
 
 def map_large_blocks(largest_chunk_bytes: int = 0) -> bool:
     """Make glibc map every block above ``large_block_threshold(largest_chunk_bytes)`` afresh, for the rest of
-    the process, and keep up to four times that free at the top of a heap before returning it: a frame's round
-    trip frees its contiguous copy and its compressed bytes together, in each worker thread, and these are kept
-    for the next frame instead of being returned and faulted in again (glibc's rising threshold keeps twice the
-    largest block freed).
+    the process. Where the chunks are large blocks themselves (the threshold is above 1.5 MiB), also keep up to
+    four thresholds free at the top of a heap before returning memory to the system: a frame's round trip frees its
+    contiguous copy and its compressed bytes together, and these are kept for the next frame instead of being
+    returned and faulted in again (glibc's rising threshold keeps twice the largest block freed). Below that,
+    glibc's trimming stays, which keeps the peak lowest.
 
     Returns whether it did: not where the C library is not glibc, nor where the environment already sets glibc's
     malloc (a ``MALLOC_*_`` variable or a ``glibc.malloc`` tunable: the user's choice is kept), nor where chunks
@@ -44,7 +45,9 @@ def map_large_blocks(largest_chunk_bytes: int = 0) -> bool:
         return False
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return mallopt(M_MMAP_THRESHOLD, threshold) == 1 and mallopt(M_TRIM_THRESHOLD, 4 * threshold) == 1
+    if mallopt(M_MMAP_THRESHOLD, threshold) != 1:
+        return False
+    return threshold == LARGE_BLOCK_BYTES or mallopt(M_TRIM_THRESHOLD, 4 * threshold) == 1
 
 
 def _is_glibc() -> bool:
