@@ -16,6 +16,7 @@ import os
 
 LARGE_BLOCK_BYTES = 1_572_864  # 1.5 MiB: above a level-4 frame (550 x 802 x 3), below a full-size decoder picture
 MMAP_THRESHOLD_MAX = 32 << 20  # the most glibc accepts on 64-bit systems (HEAP_MAX_SIZE / 2)
+DEFAULT_TRIM_THRESHOLD = 128 << 10  # glibc's own, set again: what the process did so far may have raised it
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers in glibc's malloc.h
 ALLOCATOR_ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
 
@@ -34,7 +35,7 @@ def map_large_blocks(largest_chunk_bytes: int = 0) -> bool:
     four thresholds free at the top of a heap before returning memory to the system: a frame's round trip frees its
     contiguous copy and its compressed bytes together, and these are kept for the next frame instead of being
     returned and faulted in again (glibc's rising threshold keeps twice the largest block freed). Below that,
-    glibc's trimming stays, which keeps the peak lowest.
+    the heap keeps glibc's initial 128 KiB, which keeps the peak lowest (whatever the process freed before).
 
     Returns whether it did: not where the C library is not glibc, nor where the environment already sets glibc's
     malloc (a ``MALLOC_*_`` variable or a ``glibc.malloc`` tunable: the user's choice is kept), nor where chunks
@@ -45,9 +46,8 @@ def map_large_blocks(largest_chunk_bytes: int = 0) -> bool:
         return False
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    if mallopt(M_MMAP_THRESHOLD, threshold) != 1:
-        return False
-    return threshold == LARGE_BLOCK_BYTES or mallopt(M_TRIM_THRESHOLD, 4 * threshold) == 1
+    trim = DEFAULT_TRIM_THRESHOLD if threshold == LARGE_BLOCK_BYTES else 4 * threshold
+    return mallopt(M_MMAP_THRESHOLD, threshold) == 1 and mallopt(M_TRIM_THRESHOLD, trim) == 1
 
 
 def _is_glibc() -> bool:
